@@ -1,0 +1,222 @@
+//! Meridian's configuration: what an operator writes, checked before it is used.
+//!
+//! `load` turns a TOML file into a [`Config`] whose every value has already
+//! been checked: names are inside the domain, zones referenced by services
+//! exist, addresses parse, nothing is defined twice. Anything wrong is
+//! reported all at once with file, line and column (see [`ConfigError`]).
+//! A `Config` is immutable once built; a reload builds a new one and only a
+//! valid one ever replaces the running config.
+
+mod error;
+mod raw;
+mod validate;
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::{Name, RData};
+
+pub use error::{ConfigError, Problem};
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, for messages and reloads.
+    pub source: PathBuf,
+    pub server: ServerSettings,
+    pub domain: Domain,
+    /// Static records, every owner inside the domain.
+    pub records: Vec<StaticRecord>,
+    pub zones: Vec<Zone>,
+    pub services: Vec<Service>,
+}
+
+/// Where and how this node listens.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// DNS addresses; each is served over both UDP and TCP.
+    pub dns: Vec<SocketAddr>,
+    /// The admin HTTP endpoint, if any.
+    pub admin: Option<SocketAddr>,
+    /// The largest UDP reply we send to EDNS clients (RFC 6891; 1232 avoids
+    /// IP fragmentation on practically every path).
+    pub udp_payload_max: u16,
+    /// UDP sockets per DNS address (SO_REUSEPORT); 0 means one per core.
+    pub udp_sockets: usize,
+    /// How long an idle TCP connection is kept open.
+    pub tcp_idle_timeout: Duration,
+    /// Concurrent TCP connections accepted per DNS address.
+    pub tcp_max_connections: usize,
+}
+
+/// The DNS domain Meridian is authoritative for.
+#[derive(Debug, Clone)]
+pub struct Domain {
+    /// The apex, fully qualified, as the operator spelled it.
+    pub name: Name,
+    /// TTL of static records without their own.
+    pub ttl: u32,
+    /// TTL of service answers without their own; short so failover is quick.
+    pub service_ttl: u32,
+    pub soa: Soa,
+    /// The apex NS set, with glue for names inside the domain.
+    pub nameservers: Vec<Nameserver>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Soa {
+    pub mname: Name,
+    pub rname: Name,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    /// The negative-caching TTL (RFC 2308).
+    pub minimum: u32,
+    /// TTL of the SOA record itself.
+    pub ttl: u32,
+}
+
+impl Soa {
+    /// TTL for negative answers: the lesser of the SOA's TTL and its MINIMUM
+    /// (RFC 2308 section 5).
+    pub fn negative_ttl(&self) -> u32 {
+        self.ttl.min(self.minimum)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Nameserver {
+    pub name: Name,
+    /// Glue; required when the name is inside the domain.
+    pub addresses: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StaticRecord {
+    pub name: Name,
+    pub ttl: u32,
+    pub data: RData,
+}
+
+/// An availability zone or site: a place with a load balancer.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub name: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Two-letter continent code (AF, AN, AS, EU, NA, OC, SA).
+    pub continent: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: Option<String>,
+    /// Free-form region tag, e.g. an ISO 3166-2 subdivision.
+    pub region: Option<String>,
+}
+
+/// A load-balanced name and how it chooses among zones.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Fully qualified name inside the domain.
+    pub name: Name,
+    pub policy: Policy,
+    pub ttl: u32,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// How a service picks zones. Only `all` exists so far; the routing
+/// policies (nearest, geo maps, failover, weighted, latency) come with the
+/// routing module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Answer with every endpoint's addresses.
+    All,
+}
+
+impl Policy {
+    pub const NAMES: &'static [&'static str] = &["all"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::All => "all",
+        }
+    }
+}
+
+/// One service's load balancer in one zone.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Index into [`Config::zones`].
+    pub zone: usize,
+    pub addresses: Vec<IpAddr>,
+    pub check: Check,
+}
+
+/// How an endpoint's health is probed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub kind: CheckKind,
+    pub port: u16,
+    /// HTTP(S) path.
+    pub path: String,
+    /// HTTP Host header and TLS SNI; the address when unset.
+    pub host: Option<String>,
+    /// Status codes counted as healthy.
+    pub expect_status: RangeInclusive<u16>,
+    /// A substring the body must contain.
+    pub body_contains: Option<String>,
+    /// Accept self-signed or otherwise unverifiable certificates.
+    pub insecure: bool,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes before an endpoint is up.
+    pub rise: u32,
+    /// Consecutive failures before an endpoint is down.
+    pub fall: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    Http,
+    Https,
+    Tcp,
+    /// Always up: for demos and endpoints checked elsewhere.
+    None,
+}
+
+impl CheckKind {
+    pub const NAMES: &'static [&'static str] = &["http", "https", "tcp", "none"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::Http => "http",
+            CheckKind::Https => "https",
+            CheckKind::Tcp => "tcp",
+            CheckKind::None => "none",
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Checks config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        validate::parse(text, path).map_err(ConfigError::Invalid)
+    }
+
+    pub fn zone_index(&self, name: &str) -> Option<usize> {
+        self.zones.iter().position(|z| z.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! The configuration file exactly as written, before any meaning is checked.
+//!
+//! These types mirror the TOML layout one to one. Fields that later checks
+//! may complain about are `Spanned`, so an error can point at the line and
+//! column where the operator wrote the value. Unknown keys are not rejected
+//! here with `deny_unknown_fields`: serde would stop at the first one, and we
+//! want every mistake in one report, so `load` collects them with
+//! `serde_ignored` and reports them beside every other error.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    pub domain: Option<Spanned<RawDomain>>,
+    #[serde(default)]
+    pub records: Vec<RawRecord>,
+    #[serde(default)]
+    pub zones: Vec<RawZone>,
+    #[serde(default)]
+    pub services: Vec<RawService>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawServer {
+    pub dns: Option<Vec<Spanned<String>>>,
+    pub admin: Option<Spanned<String>>,
+    pub udp_payload_max: Option<Spanned<u16>>,
+    pub udp_sockets: Option<Spanned<usize>>,
+    pub tcp_idle_timeout: Option<Spanned<String>>,
+    pub tcp_max_connections: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDomain {
+    pub name: Spanned<String>,
+    pub ttl: Option<Spanned<u32>>,
+    pub service_ttl: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub soa: RawSoa,
+    #[serde(default)]
+    pub nameservers: Vec<RawNameserver>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSoa {
+    pub mname: Option<Spanned<String>>,
+    pub rname: Option<Spanned<String>>,
+    pub serial: Option<u32>,
+    pub refresh: Option<u32>,
+    pub retry: Option<u32>,
+    pub expire: Option<u32>,
+    pub minimum: Option<u32>,
+    pub ttl: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawNameserver {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub addresses: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRecord {
+    pub name: Spanned<String>,
+    #[serde(rename = "type")]
+    pub record_type: Spanned<String>,
+    pub ttl: Option<u32>,
+    /// One string or a list of strings; a `toml::Value` because an untagged
+    /// enum would lose the spans.
+    pub data: Spanned<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawZone {
+    pub name: Spanned<String>,
+    pub latitude: Spanned<f64>,
+    pub longitude: Spanned<f64>,
+    pub continent: Option<Spanned<String>>,
+    pub country: Option<Spanned<String>>,
+    pub region: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawService {
+    pub name: Spanned<String>,
+    pub policy: Option<Spanned<String>>,
+    pub ttl: Option<Spanned<u32>>,
+    pub check: Option<RawCheck>,
+    #[serde(default)]
+    pub endpoints: Vec<RawEndpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawEndpoint {
+    pub zone: Spanned<String>,
+    #[serde(default)]
+    pub addresses: Vec<Spanned<String>>,
+    pub check: Option<RawCheck>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawCheck {
+    pub kind: Option<Spanned<String>>,
+    pub port: Option<Spanned<u16>>,
+    pub path: Option<Spanned<String>>,
+    pub host: Option<String>,
+    pub expect_status: Option<Spanned<String>>,
+    pub body_contains: Option<String>,
+    pub insecure: Option<bool>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub rise: Option<Spanned<u32>>,
+    pub fall: Option<Spanned<u32>>,
+}

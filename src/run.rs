@@ -1,0 +1,2 @@
+//! x
+pub struct Listeners; pub fn run(){}
