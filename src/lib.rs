@@ -22,4 +22,4 @@ pub mod dns;
 pub mod snapshot;
 
 mod run;
-pub use run::{Listeners, run};
+pub use run::{Listeners, RunError, run};

@@ -1,1 +1,193 @@
-fn main() {}
+//! The `meridian` command: parses arguments, sets up logging and signals,
+//! and hands over to the library. Errors become messages and exit codes
+//! here and nowhere else.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use meridian::config::{CheckKind, Config};
+use meridian::{Listeners, run};
+
+#[derive(Parser)]
+#[command(version, about = "Meridian: a DNS load balancer that answers with the nearest healthy zone")]
+struct Cli {
+    /// Log format on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the domain described by a config file.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// DNS address (UDP and TCP); repeat for several. Replaces the
+        /// config's `server.dns`.
+        #[arg(long = "listen", value_name = "ADDR")]
+        listen: Vec<SocketAddr>,
+        /// Admin HTTP address. Replaces the config's `server.admin`.
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<SocketAddr>,
+    },
+    /// Check a config file and print a summary; exits non-zero on any error.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve {
+            config,
+            listen,
+            admin,
+        } => {
+            init_logging(cli.log_format);
+            match serve(&config, listen, admin) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!("{err:#}");
+                    eprintln!("meridian: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    // hickory logs every request at info; that is our job, and cheaper.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,hickory_proto=warn,hickory_server=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn serve(path: &Path, listen: Vec<SocketAddr>, admin: Option<SocketAddr>) -> anyhow::Result<()> {
+    let mut config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !listen.is_empty() {
+        config.server.dns = listen;
+    }
+    if admin.is_some() {
+        config.server.admin = admin;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("meridian")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listeners = Listeners::bind(&config)?;
+        run(config, listeners, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", summary(&config));
+    ExitCode::SUCCESS
+}
+
+fn summary(config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let d = &config.domain;
+    let _ = writeln!(out, "{}: ok", config.source.display());
+    let _ = writeln!(
+        out,
+        "domain {}  (SOA serial {}, negative TTL {}s, record TTL {}s, service TTL {}s)",
+        d.name,
+        d.soa.serial,
+        d.soa.negative_ttl(),
+        d.ttl,
+        d.service_ttl
+    );
+    for ns in &d.nameservers {
+        let glue: Vec<String> = ns.addresses.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(out, "  NS {}  {}", ns.name, glue.join(" "));
+    }
+    let _ = writeln!(out, "  {} static record(s)", config.records.len());
+    let dns: Vec<String> = config.server.dns.iter().map(|a| a.to_string()).collect();
+    let admin = config
+        .server
+        .admin
+        .map_or("off".to_string(), |a| a.to_string());
+    let _ = writeln!(out, "listen dns {}  admin {}", dns.join(" "), admin);
+    let _ = writeln!(out, "zones ({}):", config.zones.len());
+    for z in &config.zones {
+        let tags: Vec<&str> = [&z.continent, &z.country, &z.region]
+            .into_iter()
+            .filter_map(|t| t.as_deref())
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>8.3} {:>9.3}  {}",
+            z.name,
+            z.latitude,
+            z.longitude,
+            tags.join("/")
+        );
+    }
+    let _ = writeln!(out, "services ({}):", config.services.len());
+    for s in &config.services {
+        let _ = writeln!(
+            out,
+            "  {}  policy {}  ttl {}s",
+            s.name,
+            s.policy.name(),
+            s.ttl
+        );
+        for e in &s.endpoints {
+            let addrs: Vec<String> = e.addresses.iter().map(|a| a.to_string()).collect();
+            let check = match e.check.kind {
+                CheckKind::None => "check none".to_string(),
+                CheckKind::Tcp => format!("check tcp :{}", e.check.port),
+                kind => format!("check {} :{}{}", kind.name(), e.check.port, e.check.path),
+            };
+            let _ = writeln!(
+                out,
+                "    {:<16} {}  ({check})",
+                config.zones[e.zone].name,
+                addrs.join(" ")
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,275 @@
+//! Request bytes in, reply bytes out: the authoritative answer logic.
+//!
+//! This is the hot path's core and it is pure: it reads one [`Snapshot`],
+//! takes no lock, does no I/O and never panics on input. The UDP and TCP
+//! servers, tests and benchmarks all call the same [`answer`], so there is
+//! one definition of what Meridian says.
+//!
+//! Behaviour follows what resolvers and registries expect of an
+//! authoritative server (Knot DNS is the reference): AA on authoritative
+//! data, RA never, RD and CD copied; REFUSED outside the domain; SOA in the
+//! authority section of NXDOMAIN and NODATA; CNAME chains followed inside
+//! the domain; referrals with glue below delegations; EDNS(0) per RFC 6891
+//! (BADVERS for versions above 0, unknown options ignored); TC=1 with the
+//! OPT kept when a UDP reply does not fit; a minimal answer to ANY
+//! (RFC 8482); FORMERR or silence for malformed packets.
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::HINFO;
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+
+use super::table::{Lookup, Node};
+use crate::snapshot::Snapshot;
+
+/// How the request arrived; decides the size limit of the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The largest UDP reply to a client without EDNS (RFC 1035).
+const PLAIN_UDP_MAX: usize = 512;
+/// CNAME hops followed before giving up (loops, or just long chains).
+const MAX_CNAME_CHAIN: usize = 8;
+const DNS_HEADER_LEN: usize = 12;
+
+/// Answers one request. `None` means send nothing: the bytes were not a
+/// DNS query we can reply to (too short for a header, or a response).
+pub fn answer(request: &[u8], transport: Transport, snapshot: &Snapshot) -> Option<Vec<u8>> {
+    if request.len() < DNS_HEADER_LEN || request[2] & 0x80 != 0 {
+        // No header to answer, or a response: replying to responses is how
+        // reflection loops start.
+        return None;
+    }
+    let message = match Message::from_vec(request) {
+        Ok(message) => message,
+        Err(_) => return Some(format_error(request)),
+    };
+    let reply = respond(&message, snapshot);
+    encode(reply, &message, transport, snapshot)
+}
+
+/// FORMERR for a packet whose header we can read but whose body we cannot.
+fn format_error(request: &[u8]) -> Vec<u8> {
+    let mut reply = vec![0u8; DNS_HEADER_LEN];
+    reply[0..2].copy_from_slice(&request[0..2]);
+    // QR=1, opcode copied, RD copied; AA, TC clear.
+    reply[2] = 0x80 | (request[2] & 0x78) | (request[2] & 0x01);
+    reply[3] = u8::from(ResponseCode::FormErr.low());
+    reply
+}
+
+/// The reply as a message, before size limits are applied.
+fn respond(request: &Message, snapshot: &Snapshot) -> Message {
+    let mut reply = Message::new(request.id, MessageType::Response, request.op_code);
+    reply.metadata.recursion_desired = request.recursion_desired;
+    reply.metadata.checking_disabled = request.checking_disabled;
+    if let Some(edns) = &request.edns {
+        reply.set_edns(reply_edns(edns, snapshot));
+    }
+    reply.add_queries(request.queries.iter().cloned());
+
+    if request.op_code != OpCode::Query {
+        reply.metadata.response_code = ResponseCode::NotImp;
+        return reply;
+    }
+    if request.queries.len() != 1 {
+        reply.metadata.response_code = ResponseCode::FormErr;
+        return reply;
+    }
+    if let Some(edns) = &request.edns
+        && edns.version() > 0
+    {
+        // RFC 6891 section 6.1.3: answer with the version we speak.
+        reply.metadata.response_code = ResponseCode::BADVERS;
+        return reply;
+    }
+    let query = &request.queries[0];
+    match query.query_type() {
+        RecordType::OPT => {
+            reply.metadata.response_code = ResponseCode::FormErr;
+            return reply;
+        }
+        RecordType::AXFR | RecordType::IXFR => {
+            // Zone transfers are not offered: the answers are computed.
+            reply.metadata.response_code = ResponseCode::Refused;
+            return reply;
+        }
+        _ => {}
+    }
+    if query.query_class() != DNSClass::IN {
+        reply.metadata.response_code = ResponseCode::Refused;
+        return reply;
+    }
+    resolve(&mut reply, query, snapshot);
+    reply
+}
+
+fn reply_edns(request: &Edns, snapshot: &Snapshot) -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(snapshot.config.server.udp_payload_max);
+    edns.set_version(0);
+    // RFC 3225: DO is copied; we have no signatures to add.
+    edns.set_dnssec_ok(request.flags().dnssec_ok);
+    edns
+}
+
+/// Fills in the answer for a well-formed IN query.
+fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot) {
+    let table = &snapshot.table;
+    let qtype = query.query_type();
+    // The owner name of answers is the query's own spelling, so a resolver
+    // using 0x20 case randomisation sees its case come back.
+    let mut name: Name = query.name().clone();
+    for hop in 0..=MAX_CNAME_CHAIN {
+        let lower = LowerName::new(&name);
+        match table.lookup(&lower) {
+            Lookup::OutOfDomain => {
+                if hop == 0 {
+                    reply.metadata.response_code = ResponseCode::Refused;
+                }
+                // A CNAME leading out of the domain: the resolver follows it.
+                return;
+            }
+            Lookup::Delegated { cut } => {
+                if hop == 0 {
+                    referral(reply, cut, snapshot);
+                }
+                return;
+            }
+            Lookup::NxDomain => {
+                reply.metadata.authoritative = true;
+                reply.metadata.response_code = ResponseCode::NXDomain;
+                negative(reply, snapshot);
+                return;
+            }
+            Lookup::Found(node) => {
+                reply.metadata.authoritative = true;
+                if qtype == RecordType::ANY {
+                    if hop == 0 {
+                        minimal_any(reply, &name, node, snapshot);
+                    }
+                    return;
+                }
+                if qtype != RecordType::CNAME
+                    && let Some(target) = node.cname()
+                {
+                    let cname = node.rrset(RecordType::CNAME).expect("cname() found one");
+                    push_owned(&mut reply.answers, &cname.records, &name);
+                    if hop == MAX_CNAME_CHAIN || LowerName::new(target) == lower {
+                        return;
+                    }
+                    name = target.clone();
+                    continue;
+                }
+                match node.rrset(qtype) {
+                    Some(set) => {
+                        push_owned(&mut reply.answers, &set.records, &name);
+                        additional_for(reply, &set.records, snapshot);
+                    }
+                    None => negative(reply, snapshot),
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Copies records into a section under the owner name as the client spelled it.
+fn push_owned(section: &mut Vec<Record>, records: &[Record], owner: &Name) {
+    section.extend(records.iter().map(|r| {
+        let mut r = r.clone();
+        r.name = owner.clone();
+        r
+    }));
+}
+
+/// NXDOMAIN and NODATA: the SOA in the authority section with the
+/// negative TTL, so resolvers know how long to cache the absence.
+fn negative(reply: &mut Message, snapshot: &Snapshot) {
+    let mut soa = snapshot.table.soa().clone();
+    soa.ttl = snapshot.table.negative_ttl();
+    reply.authorities.push(soa);
+}
+
+/// Below a delegation: not authoritative, the child's NS set in authority
+/// and any glue we hold in additional.
+fn referral(reply: &mut Message, cut: &Node, snapshot: &Snapshot) {
+    reply.metadata.authoritative = false;
+    if let Some(ns) = cut.rrset(RecordType::NS) {
+        reply.authorities.extend(ns.records.iter().cloned());
+        for record in &ns.records {
+            if let RData::NS(target) = &record.data {
+                reply
+                    .additionals
+                    .extend(snapshot.table.addresses(&target.0).cloned());
+            }
+        }
+    }
+}
+
+/// RFC 8482: one small synthesized HINFO instead of every record set.
+fn minimal_any(reply: &mut Message, name: &Name, node: &Node, snapshot: &Snapshot) {
+    if node.is_empty() {
+        negative(reply, snapshot);
+        return;
+    }
+    reply.answers.push(Record::from_rdata(
+        name.clone(),
+        snapshot.config.domain.ttl,
+        RData::HINFO(HINFO::new("RFC8482".to_string(), String::new())),
+    ));
+}
+
+/// Addresses of in-domain NS, MX and SRV targets, so the resolver need not ask.
+fn additional_for(reply: &mut Message, records: &[Record], snapshot: &Snapshot) {
+    for record in records {
+        let target = match &record.data {
+            RData::NS(ns) => &ns.0,
+            RData::MX(mx) => &mx.exchange,
+            RData::SRV(srv) => &srv.target,
+            _ => continue,
+        };
+        for glue in snapshot.table.addresses(target) {
+            if !reply.additionals.contains(glue) {
+                reply.additionals.push(glue.clone());
+            }
+        }
+    }
+}
+
+/// Encodes the reply within the transport's size limit: over UDP a reply
+/// that does not fit is replaced by its header, question and OPT with TC=1,
+/// so the client retries over TCP and still learns our EDNS parameters.
+fn encode(
+    mut reply: Message,
+    request: &Message,
+    transport: Transport,
+    snapshot: &Snapshot,
+) -> Option<Vec<u8>> {
+    let limit = match transport {
+        Transport::Tcp => usize::from(u16::MAX),
+        Transport::Udp => match &request.edns {
+            Some(edns) => usize::from(edns.max_payload())
+                .clamp(PLAIN_UDP_MAX, usize::from(snapshot.config.server.udp_payload_max)),
+            None => PLAIN_UDP_MAX,
+        },
+    };
+    if let Ok(bytes) = reply.to_vec()
+        && bytes.len() <= limit
+    {
+        return Some(bytes);
+    }
+    reply.answers.clear();
+    reply.authorities.clear();
+    reply.additionals.clear();
+    reply.metadata.truncation = true;
+    match reply.to_vec() {
+        Ok(bytes) => Some(bytes),
+        Err(err) => {
+            tracing::warn!(%err, "cannot encode even a truncated reply; dropping it");
+            None
+        }
+    }
+}

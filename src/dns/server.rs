@@ -1,0 +1,297 @@
+//! The DNS sockets: binding them, and the loops that feed them to `answer`.
+//!
+//! UDP: several sockets per address share the port with SO_REUSEPORT, so
+//! the kernel spreads datagrams across them, and each socket has its own OS
+//! thread running a blocking receive, answer, send loop. No task is spawned
+//! per datagram and nothing on that loop awaits: the answer is computed
+//! synchronously from one snapshot load.
+//!
+//! TCP: tokio tasks, one per connection, with a cap on connections, an idle
+//! timeout between queries and a read timeout inside one, so a slow or
+//! silent client holds one slot for a bounded time and no more. Several
+//! queries may be sent on one connection.
+//!
+//! Shutdown: a cancellation token stops the UDP loops (they poll it between
+//! datagrams, waking at least every [`UDP_POLL`]) and the TCP accept loops;
+//! open TCP connections finish the query they are answering and close.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::answer::{Transport, answer};
+use crate::snapshot::SnapshotStore;
+
+/// How often an idle UDP loop checks for shutdown.
+const UDP_POLL: Duration = Duration::from_millis(200);
+/// Socket buffers large enough to ride out a burst while a thread is busy.
+const SOCKET_BUFFER: usize = 4 << 20;
+/// How long a client may take to send the rest of a query it started.
+const TCP_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest UDP datagram we read; anything longer is not a sane query.
+const UDP_RECV_MAX: usize = 4096;
+
+/// The DNS sockets of one node, bound before the server starts so the
+/// caller (the binary or a test) decides addresses and sees ports.
+#[derive(Debug)]
+pub struct DnsSockets {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
+impl DnsSockets {
+    /// Binds UDP and TCP on each address, `udp_per_addr` UDP sockets each
+    /// (0: one per core). Port 0 picks one free port shared by UDP and TCP.
+    pub fn bind(addrs: &[SocketAddr], udp_per_addr: usize) -> io::Result<DnsSockets> {
+        let per_addr = if udp_per_addr == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            udp_per_addr
+        };
+        let mut sockets = DnsSockets {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
+        for addr in addrs {
+            let (udp, tcp) = bind_pair(*addr, per_addr)?;
+            sockets.udp.extend(udp);
+            sockets.tcp.push(tcp);
+        }
+        Ok(sockets)
+    }
+
+    /// The addresses served, one per configured address.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+}
+
+fn bind_pair(addr: SocketAddr, per_addr: usize) -> io::Result<(Vec<UdpSocket>, TcpListener)> {
+    // With port 0 the UDP port the kernel picks may be taken for TCP; try
+    // a few times rather than fail.
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last_err = None;
+    for _ in 0..attempts {
+        let first = udp_socket(addr)?;
+        let port_addr = first.local_addr()?;
+        match tcp_listener(port_addr) {
+            Ok(tcp) => {
+                let mut udp = vec![first];
+                for _ in 1..per_addr {
+                    udp.push(udp_socket(port_addr)?);
+                }
+                return Ok((udp, tcp));
+            }
+            Err(err) => last_err = Some(err),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no port available")))
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_port(true)?;
+    // Best effort: the kernel caps these at net.core.*mem_max.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    socket.set_read_timeout(Some(UDP_POLL))?;
+    Ok(socket.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Limits that apply to TCP clients.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// The running DNS server; dropped or stopped, it stops serving.
+pub struct DnsServer {
+    udp_threads: Vec<JoinHandle<()>>,
+    tcp_tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl DnsServer {
+    /// Starts serving on `sockets`. Must be called inside a tokio runtime.
+    pub fn start(
+        sockets: DnsSockets,
+        store: Arc<SnapshotStore>,
+        limits: TcpLimits,
+    ) -> io::Result<DnsServer> {
+        let stop = CancellationToken::new();
+        let mut udp_threads = Vec::new();
+        for (i, socket) in sockets.udp.into_iter().enumerate() {
+            let store = store.clone();
+            let stop = stop.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("dns-udp-{i}"))
+                .spawn(move || serve_udp(socket, &store, &stop))?;
+            udp_threads.push(thread);
+        }
+        let tcp_tasks = TaskTracker::new();
+        for listener in sockets.tcp {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let store = store.clone();
+            let stop = stop.clone();
+            let tracker = tcp_tasks.clone();
+            tcp_tasks.spawn(accept_tcp(listener, store, limits, stop, tracker));
+        }
+        Ok(DnsServer {
+            udp_threads,
+            tcp_tasks,
+            stop,
+        })
+    }
+
+    /// Stops reading new queries, lets open TCP queries finish, and waits
+    /// for every loop to end.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tcp_tasks.close();
+        self.tcp_tasks.wait().await;
+        let threads = self.udp_threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn serve_udp(socket: UdpSocket, store: &SnapshotStore, stop: &CancellationToken) {
+    let mut buf = [0u8; UDP_RECV_MAX];
+    while !stop.is_cancelled() {
+        let (len, peer) = match socket.recv_from(&mut buf) {
+            Ok(received) => received,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "udp receive failed");
+                continue;
+            }
+        };
+        let snapshot = store.load();
+        if let Some(reply) = answer(&buf[..len], Transport::Udp, &snapshot)
+            && let Err(err) = socket.send_to(&reply, peer)
+        {
+            tracing::debug!(%err, %peer, "udp send failed");
+        }
+    }
+}
+
+async fn accept_tcp(
+    listener: tokio::net::TcpListener,
+    store: Arc<SnapshotStore>,
+    limits: TcpLimits,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(err) => {
+                    tracing::warn!(%err, "tcp accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let store = store.clone();
+        let stop = stop.clone();
+        tracker.spawn(async move {
+            if let Err(err) = serve_tcp(stream, &store, limits, &stop).await {
+                tracing::debug!(%err, %peer, "tcp connection ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_tcp(
+    mut stream: tokio::net::TcpStream,
+    store: &SnapshotStore,
+    limits: TcpLimits,
+    stop: &CancellationToken,
+) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut len_buf = [0u8; 2];
+    loop {
+        // Between queries: wait for the next one, the idle timeout or shutdown.
+        let first = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            read = tokio::time::timeout(limits.idle_timeout, stream.read(&mut len_buf[..1])) => match read {
+                Err(_) => return Ok(()),
+                Ok(Ok(0)) => return Ok(()),
+                Ok(Ok(n)) => n,
+                Ok(Err(err)) => return Err(err),
+            },
+        };
+        debug_assert_eq!(first, 1);
+        // Inside a query: the rest must arrive promptly, shutdown or not.
+        let query = tokio::time::timeout(TCP_READ_TIMEOUT, async {
+            stream.read_exact(&mut len_buf[1..]).await?;
+            let len = usize::from(u16::from_be_bytes(len_buf));
+            let mut query = vec![0u8; len];
+            stream.read_exact(&mut query).await?;
+            Ok::<_, io::Error>(query)
+        })
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query not completed in time"))??;
+        let reply = {
+            let snapshot = store.load();
+            answer(&query, Transport::Tcp, &snapshot)
+        };
+        let Some(reply) = reply else {
+            // Nothing sensible to say; a TCP client sending garbage is closed.
+            return Ok(());
+        };
+        let mut framed = Vec::with_capacity(reply.len() + 2);
+        framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&reply);
+        tokio::time::timeout(TCP_READ_TIMEOUT, stream.write_all(&framed))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "reply not taken in time"))??;
+    }
+}
