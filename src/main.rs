@@ -12,7 +12,10 @@ use meridian::config::{CheckKind, Config};
 use meridian::{Listeners, run};
 
 #[derive(Parser)]
-#[command(version, about = "Meridian: a DNS load balancer that answers with the nearest healthy zone")]
+#[command(
+    version,
+    about = "Meridian: a DNS load balancer that answers with the nearest healthy zone"
+)]
 struct Cli {
     /// Log format on stdout.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]

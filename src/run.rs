@@ -48,8 +48,12 @@ impl Listeners {
             tcp: Vec::new(),
         };
         for addr in &settings.dns {
-            let bound = DnsSockets::bind(&[*addr], settings.udp_sockets)
-                .map_err(|source| RunError::BindDns { addr: *addr, source })?;
+            let bound = DnsSockets::bind(&[*addr], settings.udp_sockets).map_err(|source| {
+                RunError::BindDns {
+                    addr: *addr,
+                    source,
+                }
+            })?;
             dns.udp.extend(bound.udp);
             dns.tcp.extend(bound.tcp);
         }

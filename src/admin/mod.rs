@@ -33,7 +33,10 @@ async fn healthz(State(store): State<Arc<SnapshotStore>>) -> Json<serde_json::Va
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such endpoint; see README.md for the admin API")
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see README.md for the admin API",
+    )
 }
 
 /// A JSON error body with its status.

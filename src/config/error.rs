@@ -109,7 +109,12 @@ impl<'a> Problems<'a> {
         });
     }
 
-    pub fn hint(&mut self, span: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn hint(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.add(span, message, Some(hint.into()));
     }
 
@@ -159,7 +164,10 @@ mod tests {
         problems.hint(0..1, "unknown key `k`", "remove it");
         let err = ConfigError::Invalid(problems.into_vec());
         let text = err.to_string();
-        assert!(text.contains("x.toml:1:1: error: unknown key `k`"), "{text}");
+        assert!(
+            text.contains("x.toml:1:1: error: unknown key `k`"),
+            "{text}"
+        );
         assert!(text.contains("hint: remove it"), "{text}");
         assert!(text.ends_with("1 error in config"), "{text}");
     }

@@ -39,11 +39,17 @@ fn minimal_config_gets_defaults() {
     assert_eq!(config.server.dns, vec!["127.0.0.1:5300".parse().unwrap()]);
     assert_eq!(config.server.udp_payload_max, 1232);
     assert_eq!(config.domain.soa.mname.to_string(), "ns1.gslb.example.");
-    assert_eq!(config.domain.soa.rname.to_string(), "hostmaster.gslb.example.");
+    assert_eq!(
+        config.domain.soa.rname.to_string(),
+        "hostmaster.gslb.example."
+    );
     assert_eq!(config.services[0].name.to_string(), "www.gslb.example.");
     assert_eq!(config.services[0].ttl, 30);
     let check = &config.services[0].endpoints[0].check;
-    assert_eq!((check.kind, check.port, check.path.as_str()), (CheckKind::Http, 80, "/"));
+    assert_eq!(
+        (check.kind, check.port, check.path.as_str()),
+        (CheckKind::Http, 80, "/")
+    );
     assert_eq!((check.rise, check.fall), (2, 2));
 }
 
@@ -58,15 +64,23 @@ fn shipped_example_is_valid() {
 
 #[test]
 fn unknown_keys_are_all_reported_with_their_position() {
-    let text = MINIMAL.replace("latitude = 38.9", "latitude = 38.9\nlattitude = 1")
+    let text = MINIMAL
+        .replace("latitude = 38.9", "latitude = 38.9\nlattitude = 1")
         .replace("[domain]\n", "[domain]\nttll = 5\n");
     let p = problems(&text);
     assert_eq!(p.len(), 2, "{p:#?}");
-    assert!(p[0].message.contains("unknown key `ttll` in [domain]"), "{p:#?}");
+    assert!(
+        p[0].message.contains("unknown key `ttll` in [domain]"),
+        "{p:#?}"
+    );
     assert_eq!((p[0].line, p[0].column), (3, 1));
     assert!(p[1].message.contains("`lattitude`"), "{p:#?}");
     assert!(p[1].message.contains("[zones[0]]"), "{p:#?}");
-    let line = text.lines().position(|l| l.starts_with("lattitude")).unwrap() + 1;
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("lattitude"))
+        .unwrap()
+        + 1;
     assert_eq!(p[1].line, line);
 }
 
@@ -74,20 +88,31 @@ fn unknown_keys_are_all_reported_with_their_position() {
 fn three_different_mistakes_are_reported_together() {
     let text = MINIMAL
         .replace("zone = \"us-east\"", "zone = \"us-esat\"")
-        .replace("addresses = [\"192.0.2.53\"]", "addresses = [\"192.0.2.300\"]")
+        .replace(
+            "addresses = [\"192.0.2.53\"]",
+            "addresses = [\"192.0.2.300\"]",
+        )
         .replace("bogus", "")
         + "\n[[records]]\nname = \"www.other.example.\"\ntype = \"A\"\ndata = \"192.0.2.1\"\n";
     let p = problems(&text);
     assert_eq!(p.len(), 3, "{p:#?}");
-    assert!(p.iter().any(|p| p.message.contains("`192.0.2.300` is not an IP address")));
-    assert!(p.iter().any(|p| p.message.contains("zone `us-esat`, which is not defined")
-        && p.hint.as_deref().unwrap().contains("us-east")));
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("`192.0.2.300` is not an IP address"))
+    );
+    assert!(p.iter().any(
+        |p| p.message.contains("zone `us-esat`, which is not defined")
+            && p.hint.as_deref().unwrap().contains("us-east")
+    ));
     assert!(p.iter().any(|p| p.message.contains("outside the domain")));
     // Sorted by position in the file, each with a real line.
     assert!(p.windows(2).all(|w| w[0].line <= w[1].line));
     for problem in &p {
         let line = text.lines().nth(problem.line - 1).unwrap();
-        assert!(!line.trim().is_empty(), "{problem:?} points at an empty line");
+        assert!(
+            !line.trim().is_empty(),
+            "{problem:?} points at an empty line"
+        );
     }
 }
 
@@ -103,7 +128,11 @@ fn syntax_error_has_a_position() {
 fn wrong_type_has_a_position() {
     let p = problems(&MINIMAL.replace("latitude = 38.9", "latitude = \"north\""));
     assert_eq!(p.len(), 1, "{p:?}");
-    let line = MINIMAL.lines().position(|l| l.starts_with("latitude")).unwrap() + 1;
+    let line = MINIMAL
+        .lines()
+        .position(|l| l.starts_with("latitude"))
+        .unwrap()
+        + 1;
     assert_eq!(p[0].line, line, "{p:?}");
 }
 
@@ -113,8 +142,16 @@ fn duplicates_are_rejected() {
         "{MINIMAL}\n[[zones]]\nname = \"us-east\"\nlatitude = 1.0\nlongitude = 1.0\n\n[[services]]\nname = \"WWW\"\n[[services.endpoints]]\nzone = \"us-east\"\naddresses = [\"192.0.2.11\"]\n"
     );
     let p = problems(&text);
-    assert!(p.iter().any(|p| p.message.contains("zone `us-east` is defined twice")), "{p:#?}");
-    assert!(p.iter().any(|p| p.message.contains("is defined twice") && p.message.contains("service")), "{p:#?}");
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("zone `us-east` is defined twice")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("is defined twice") && p.message.contains("service")),
+        "{p:#?}"
+    );
 }
 
 #[test]
@@ -123,12 +160,17 @@ fn cname_with_other_data_is_rejected() {
         "{MINIMAL}\n[[records]]\nname = \"x\"\ntype = \"CNAME\"\ndata = \"www\"\n[[records]]\nname = \"x\"\ntype = \"TXT\"\ndata = \"hi\"\n"
     );
     let p = problems(&text);
-    assert!(p.iter().any(|p| p.message.contains("has a CNAME and other records")), "{p:#?}");
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("has a CNAME and other records")),
+        "{p:#?}"
+    );
 }
 
 #[test]
 fn service_clashing_with_static_address_is_rejected() {
-    let text = format!("{MINIMAL}\n[[records]]\nname = \"www\"\ntype = \"A\"\ndata = \"192.0.2.1\"\n");
+    let text =
+        format!("{MINIMAL}\n[[records]]\nname = \"www\"\ntype = \"A\"\ndata = \"192.0.2.1\"\n");
     let p = problems(&text);
     assert!(p.iter().any(|p| p.message.contains("clashes")), "{p:#?}");
 }
@@ -156,7 +198,10 @@ fn bad_record_data_names_the_type_and_hints() {
     let p = problems(&text);
     assert_eq!(p.len(), 1, "{p:#?}");
     assert!(p[0].message.contains("not valid MX data"), "{p:#?}");
-    assert!(p[0].hint.as_deref().unwrap().contains("preference"), "{p:#?}");
+    assert!(
+        p[0].hint.as_deref().unwrap().contains("preference"),
+        "{p:#?}"
+    );
 }
 
 #[test]

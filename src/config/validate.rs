@@ -257,7 +257,10 @@ impl Checker<'_, '_> {
             Ok(name) if !name.is_fqdn() => {
                 self.err(
                     raw_domain.name.span(),
-                    format!("domain name `{}` is not fully qualified", raw_domain.name.get_ref()),
+                    format!(
+                        "domain name `{}` is not fully qualified",
+                        raw_domain.name.get_ref()
+                    ),
                     format!("end it with a dot: `{}.`", raw_domain.name.get_ref()),
                 );
                 return None;
@@ -273,7 +276,10 @@ impl Checker<'_, '_> {
             Err(e) => {
                 self.err(
                     raw_domain.name.span(),
-                    format!("domain name `{}` is not valid: {e}", raw_domain.name.get_ref()),
+                    format!(
+                        "domain name `{}` is not valid: {e}",
+                        raw_domain.name.get_ref()
+                    ),
                     "use dot-separated labels ending in a dot, e.g. `gslb.example.com.`",
                 );
                 return None;
@@ -363,7 +369,11 @@ impl Checker<'_, '_> {
             None => 1024,
             Some(v) if *v.get_ref() > 0 => *v.get_ref(),
             Some(v) => {
-                self.err(v.span(), "tcp_max_connections must be at least 1", "use e.g. 1024");
+                self.err(
+                    v.span(),
+                    "tcp_max_connections must be at least 1",
+                    "use e.g. 1024",
+                );
                 ok = false;
                 1
             }
@@ -538,10 +548,14 @@ impl Checker<'_, '_> {
                     continue;
                 }
                 _ => {
-                    let supported: Vec<String> = RECORD_TYPES.iter().map(|t| t.to_string()).collect();
+                    let supported: Vec<String> =
+                        RECORD_TYPES.iter().map(|t| t.to_string()).collect();
                     self.err(
                         rec.record_type.span(),
-                        format!("record type `{}` is not supported", rec.record_type.get_ref()),
+                        format!(
+                            "record type `{}` is not supported",
+                            rec.record_type.get_ref()
+                        ),
                         format!("use one of {}", supported.join(", ")),
                     );
                     continue;
@@ -559,8 +573,10 @@ impl Checker<'_, '_> {
             let texts: Vec<String> = match rec.data.into_inner() {
                 toml::Value::String(s) => vec![s],
                 toml::Value::Array(items) if !items.is_empty() => {
-                    let strings: Option<Vec<String>> =
-                        items.into_iter().map(|v| v.as_str().map(str::to_string)).collect();
+                    let strings: Option<Vec<String>> = items
+                        .into_iter()
+                        .map(|v| v.as_str().map(str::to_string))
+                        .collect();
                     match strings {
                         Some(s) => s,
                         None => {
@@ -656,7 +672,10 @@ impl Checker<'_, '_> {
                 );
                 ok = false;
             }
-            let continent = z.continent.as_ref().map(|c| c.get_ref().trim().to_ascii_uppercase());
+            let continent = z
+                .continent
+                .as_ref()
+                .map(|c| c.get_ref().trim().to_ascii_uppercase());
             if let (Some(c), Some(span)) = (&continent, z.continent.as_ref().map(|c| c.span()))
                 && !CONTINENTS.contains(&c.as_str())
             {
@@ -667,7 +686,10 @@ impl Checker<'_, '_> {
                 );
                 ok = false;
             }
-            let country = z.country.as_ref().map(|c| c.get_ref().trim().to_ascii_uppercase());
+            let country = z
+                .country
+                .as_ref()
+                .map(|c| c.get_ref().trim().to_ascii_uppercase());
             if let (Some(c), Some(span)) = (&country, z.country.as_ref().map(|c| c.span()))
                 && (c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic()))
             {
@@ -1059,7 +1081,8 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         "h" => value * 3600.0,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.0 && seconds < 1e9).then(|| Duration::from_secs_f64(seconds))
+    (seconds.is_finite() && seconds >= 0.0 && seconds < 1e9)
+        .then(|| Duration::from_secs_f64(seconds))
 }
 
 fn parse_status_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {

@@ -251,8 +251,10 @@ fn encode(
     let limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
         Transport::Udp => match &request.edns {
-            Some(edns) => usize::from(edns.max_payload())
-                .clamp(PLAIN_UDP_MAX, usize::from(snapshot.config.server.udp_payload_max)),
+            Some(edns) => usize::from(edns.max_payload()).clamp(
+                PLAIN_UDP_MAX,
+                usize::from(snapshot.config.server.udp_payload_max),
+            ),
             None => PLAIN_UDP_MAX,
         },
     };

@@ -70,7 +70,10 @@ impl DnsSockets {
 
     /// The addresses served, one per configured address.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.tcp.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.tcp
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 }
 
@@ -192,7 +195,9 @@ fn serve_udp(socket: UdpSocket, store: &SnapshotStore, stop: &CancellationToken)
             Err(err)
                 if matches!(
                     err.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue;

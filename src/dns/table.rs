@@ -58,7 +58,11 @@ impl Node {
 
     fn push(&mut self, record: Record) {
         let record_type = record.record_type();
-        match self.rrsets.iter_mut().find(|s| s.record_type == record_type) {
+        match self
+            .rrsets
+            .iter_mut()
+            .find(|s| s.record_type == record_type)
+        {
             Some(set) => {
                 if !set.records.iter().any(|r| r.data == record.data) {
                     set.records.push(record);

@@ -1,0 +1,169 @@
+//! Starts real Meridian nodes on ephemeral loopback ports and talks to them
+//! over real UDP and TCP sockets.
+//!
+//! Each [`Node`] runs the library's `run` on its own thread with its own
+//! runtime, exactly as the binary does, so tests can use plain blocking
+//! sockets and tools like `dig`. Dropping a node shuts it down.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use meridian::config::Config;
+use meridian::dns::DnsSockets;
+use meridian::{Listeners, run};
+
+/// The example shipped in `zones/`, so tests check what operators run.
+pub fn example_config_text() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.toml"))
+        .expect("zones/example.toml is readable")
+}
+
+pub struct Node {
+    pub dns: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts a node serving `config_text` on 127.0.0.1 with ephemeral
+    /// DNS (UDP+TCP) and admin ports.
+    pub fn start(config_text: &str) -> Node {
+        let config = Config::parse(config_text, Path::new("test.toml"))
+            .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        Node::start_config(config)
+    }
+
+    pub fn start_example() -> Node {
+        Node::start(&example_config_text())
+    }
+
+    pub fn start_config(mut config: Config) -> Node {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        config.server.dns = vec![any];
+        config.server.admin = Some(any);
+        let dns = DnsSockets::bind(&[any], 2).expect("bind DNS sockets");
+        let admin = std::net::TcpListener::bind(any).expect("bind admin");
+        admin.set_nonblocking(true).unwrap();
+        let dns_addr = dns.local_addrs()[0];
+        let admin_addr = admin.local_addr().unwrap();
+        let listeners = Listeners {
+            dns,
+            admin: Some(admin),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime
+                .block_on(run(config, listeners, async {
+                    let _ = stopped.await;
+                }))
+                .expect("node runs");
+        });
+        Node {
+            dns: dns_addr,
+            admin: admin_addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends raw bytes over UDP and returns the raw reply, or `None` if
+    /// nothing came back within `wait`.
+    pub fn udp_raw(&self, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(wait)).unwrap();
+        socket.send_to(bytes, self.dns).unwrap();
+        let mut buf = vec![0u8; 65535];
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+
+    /// Sends a query over UDP and parses the reply; panics on no reply.
+    pub fn udp(&self, query: &Message) -> Message {
+        let reply = self
+            .udp_raw(&query.to_vec().unwrap(), Duration::from_secs(5))
+            .expect("a UDP reply within 5 s");
+        let reply = Message::from_vec(&reply).expect("reply parses");
+        assert_eq!(reply.id, query.id, "reply ID matches the query's");
+        reply
+    }
+
+    /// Opens a TCP connection to the node's DNS port.
+    pub fn tcp_connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.dns).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+    }
+
+    /// One query over a new TCP connection.
+    pub fn tcp(&self, query: &Message) -> Message {
+        let mut stream = self.tcp_connect();
+        tcp_exchange(&mut stream, query)
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("node thread exits cleanly");
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Sends one framed query on an open TCP connection and reads the reply.
+pub fn tcp_exchange(stream: &mut TcpStream, query: &Message) -> Message {
+    let bytes = query.to_vec().unwrap();
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).expect("reply length");
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).expect("reply body");
+    let reply = Message::from_vec(&reply).expect("reply parses");
+    assert_eq!(reply.id, query.id);
+    reply
+}
+
+/// A query for `name`/`qtype` with RD set, like a stub would send, no EDNS.
+pub fn query(name: &str, qtype: RecordType) -> Message {
+    let mut message = Message::query();
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    message
+}
+
+/// The same with an EDNS OPT advertising `payload` bytes.
+pub fn query_edns(name: &str, qtype: RecordType, payload: u16) -> Message {
+    let mut message = query(name, qtype);
+    let mut edns = Edns::new();
+    edns.set_max_payload(payload);
+    message.set_edns(edns);
+    message
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests: real nodes on real sockets (see `harness`).
+
+mod harness;
+
+mod dns;
