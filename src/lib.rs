@@ -19,6 +19,8 @@
 pub mod admin;
 pub mod config;
 pub mod dns;
+pub mod health;
+pub mod metrics;
 pub mod snapshot;
 
 mod run;

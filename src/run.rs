@@ -9,9 +9,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::SystemTime;
+
+use crate::admin::AdminState;
 use crate::config::Config;
 use crate::dns::{DnsServer, DnsSockets, TcpLimits};
-use crate::snapshot::SnapshotStore;
+use crate::health::drains::DrainsError;
+use crate::metrics::Metrics;
+use crate::snapshot::{Publisher, Snapshot, SnapshotStore, load_drains};
 
 /// A node's bound sockets.
 #[derive(Debug)]
@@ -37,6 +42,8 @@ pub enum RunError {
     },
     #[error("cannot start serving: {0}")]
     Start(#[source] io::Error),
+    #[error(transparent)]
+    State(#[from] DrainsError),
 }
 
 impl Listeners {
@@ -79,13 +86,40 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    let config = Arc::new(config);
     let settings = config.server.clone();
     let domain = config.domain.name.to_string();
-    let store = Arc::new(SnapshotStore::new(Arc::new(config)));
+    // A state file we cannot read would silently undrain zones: refuse.
+    let drains = load_drains(&config)?;
+    if !drains.zones.is_empty() || !drains.endpoints.is_empty() {
+        tracing::info!(zones = ?drains.zones, endpoints = drains.endpoints.len(), "drains restored from state file");
+    }
+    let metrics = Arc::new(Metrics::default());
+    let store = Arc::new(SnapshotStore::new(Snapshot::initial(
+        config.clone(),
+        drains.clone(),
+        &metrics,
+    )));
+    metrics.snapshot_published(store.load().generation);
+    let board = Arc::new(crate::health::initial_board(&config, SystemTime::now()));
+    let (publisher, publisher_handle) =
+        Publisher::new(store.clone(), metrics.clone(), config.clone(), drains);
+    let publisher_task = tokio::spawn(publisher.run());
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let checkers = crate::health::scheduler::start(
+        &config,
+        board.clone(),
+        metrics.clone(),
+        publisher_handle.clone(),
+        stop.clone(),
+    );
+
     let dns_addrs = listeners.dns.local_addrs();
     let dns = DnsServer::start(
         listeners.dns,
         store.clone(),
+        metrics.clone(),
         TcpLimits {
             idle_timeout: settings.tcp_idle_timeout,
             max_connections: settings.tcp_max_connections,
@@ -93,34 +127,45 @@ pub async fn run(
     )
     .map_err(RunError::Start)?;
 
-    let admin_stop = tokio_util::sync::CancellationToken::new();
     let admin_task = match listeners.admin {
         None => None,
         Some(listener) => {
             let addr = listener.local_addr().ok();
             let listener = tokio::net::TcpListener::from_std(listener).map_err(RunError::Start)?;
-            let app = crate::admin::router(store.clone());
-            let stop = admin_stop.clone();
+            let app = crate::admin::router(AdminState {
+                store: store.clone(),
+                board: board.clone(),
+                metrics: metrics.clone(),
+                publisher: publisher_handle.clone(),
+            });
+            let stop = stop.clone();
             tracing::info!(admin = ?addr, "admin endpoint listening");
             Some(tokio::spawn(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
+                let served = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
                 if let Err(err) = served {
                     tracing::error!(%err, "admin endpoint failed");
                 }
             }))
         }
     };
+    drop(publisher_handle);
     tracing::info!(%domain, dns = ?dns_addrs, "serving");
 
     shutdown.await;
     tracing::info!("shutting down: no new queries; finishing those in flight");
+    stop.cancel();
     dns.shutdown().await;
-    admin_stop.cancel();
+    checkers.wait().await;
     if let Some(task) = admin_task {
         let _ = task.await;
     }
+    // Every handle is gone now, so the publisher drains its queue and ends.
+    let _ = publisher_task.await;
     tracing::info!("stopped");
     Ok(())
 }

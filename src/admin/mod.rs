@@ -1,35 +1,68 @@
-//! The operator's HTTP endpoint.
+//! The operator's HTTP endpoint: zone health, drains, metrics.
 //!
-//! It reads the same snapshot the DNS path reads and never holds it across
-//! an await. So far it answers `/healthz`; zone health, drains, explain and
-//! metrics arrive with the health and routing modules. Unknown paths get a
-//! JSON error, like every other failure here.
+//! Reads come from the current snapshot (what DNS answers from) and the
+//! health board (each address's latest probe); writes go to the publisher,
+//! which owns every change, and return once a snapshot carrying them is
+//! live. State-changing requests need the configured bearer token, or,
+//! without one, must come from loopback. Every error is JSON with the
+//! right 4xx status.
 
+mod time;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use hickory_proto::rr::{LowerName, Name};
+use serde_json::{Value, json};
 
-use crate::snapshot::SnapshotStore;
+use crate::config::{CheckKind, Config};
+use crate::health::{AddressKey, HealthBoard};
+use crate::metrics::Metrics;
+use crate::snapshot::{DrainTarget, PublisherHandle, Snapshot, SnapshotStore};
 
-pub fn router(store: Arc<SnapshotStore>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .fallback(not_found)
-        .with_state(store)
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    pub store: Arc<SnapshotStore>,
+    pub board: Arc<HealthBoard>,
+    pub metrics: Arc<Metrics>,
+    pub publisher: PublisherHandle,
 }
 
-async fn healthz(State(store): State<Arc<SnapshotStore>>) -> Json<serde_json::Value> {
-    let snapshot = store.load();
-    Json(json!({
-        "status": "ok",
-        "domain": snapshot.config.domain.name.to_string(),
-        "generation": snapshot.generation,
-    }))
+/// The admin API. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// so write requests can be checked for a loopback peer.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/zones", get(zones))
+        .route("/v1/zones/{zone}", get(zone))
+        .route("/v1/zones/{zone}/drain", post(drain_zone))
+        .route("/v1/zones/{zone}/undrain", post(undrain_zone))
+        .route("/v1/zones/{zone}/endpoints/{service}", get(endpoint))
+        .route(
+            "/v1/zones/{zone}/endpoints/{service}/drain",
+            post(drain_endpoint),
+        )
+        .route(
+            "/v1/zones/{zone}/endpoints/{service}/undrain",
+            post(undrain_endpoint),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+/// A JSON error body with its status.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 async fn not_found() -> Response {
@@ -39,7 +72,351 @@ async fn not_found() -> Response {
     )
 }
 
-/// A JSON error body with its status.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed here; reads are GET, drains are POST",
+    )
+}
+
+/// Writes need the token when one is configured, else a loopback peer.
+async fn authorize(
+    State(state): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::GET || request.method() == Method::HEAD {
+        return next.run(request).await;
+    }
+    let token = state.store.load().config.server.admin_token.clone();
+    match token {
+        Some(token) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            match given {
+                Some(given) if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) => {
+                    next.run(request).await
+                }
+                Some(_) => error(StatusCode::UNAUTHORIZED, "the bearer token is not valid"),
+                None => error(
+                    StatusCode::UNAUTHORIZED,
+                    "this request changes state and needs `Authorization: Bearer <admin_token>`",
+                ),
+            }
+        }
+        None if peer.ip().is_loopback() => next.run(request).await,
+        None => error(
+            StatusCode::FORBIDDEN,
+            "without an admin_token, state-changing requests are accepted from loopback only",
+        ),
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a
+/// guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+async fn healthz(State(state): State<AdminState>) -> Json<Value> {
+    let snapshot = state.store.load();
+    Json(json!({
+        "status": "ok",
+        "domain": snapshot.config.domain.name.to_string(),
+        "generation": snapshot.generation,
+        "snapshot_built": time::rfc3339(snapshot.built_at),
+    }))
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn zones(State(state): State<AdminState>) -> Json<Value> {
+    let snapshot = state.store.load_full();
+    let zones: Vec<Value> = (0..snapshot.config.zones.len())
+        .map(|z| zone_json(&snapshot, &state.board, z))
+        .collect();
+    Json(json!({ "generation": snapshot.generation, "zones": zones }))
+}
+
+async fn zone(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
+    let snapshot = state.store.load_full();
+    match find_zone(&snapshot.config, &name) {
+        Ok(z) => Json(zone_json(&snapshot, &state.board, z)).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+async fn endpoint(
+    State(state): State<AdminState>,
+    Path((zone, service)): Path<(String, String)>,
+) -> Response {
+    let snapshot = state.store.load_full();
+    let z = match find_zone(&snapshot.config, &zone) {
+        Ok(z) => z,
+        Err(resp) => return resp,
+    };
+    let s = match find_service(&snapshot.config, &service) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    match snapshot.config.services[s]
+        .endpoints
+        .iter()
+        .position(|e| e.zone == z)
+    {
+        Some(e) => Json(endpoint_json(&snapshot, &state.board, s, e)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("service `{service}` has no endpoint in zone `{zone}`"),
+        ),
+    }
+}
+
+async fn drain_zone(state: State<AdminState>, Path(zone): Path<String>) -> Response {
+    set_zone_drain(state, zone, true).await
+}
+
+async fn undrain_zone(state: State<AdminState>, Path(zone): Path<String>) -> Response {
+    set_zone_drain(state, zone, false).await
+}
+
+async fn drain_endpoint(
+    state: State<AdminState>,
+    Path((zone, service)): Path<(String, String)>,
+) -> Response {
+    set_endpoint_drain(state, zone, service, true).await
+}
+
+async fn undrain_endpoint(
+    state: State<AdminState>,
+    Path((zone, service)): Path<(String, String)>,
+) -> Response {
+    set_endpoint_drain(state, zone, service, false).await
+}
+
+async fn set_zone_drain(State(state): State<AdminState>, zone: String, drained: bool) -> Response {
+    let config = state.store.load_full().config.clone();
+    let z = match find_zone(&config, &zone) {
+        Ok(z) => z,
+        Err(resp) => return resp,
+    };
+    let name = config.zones[z].name.clone();
+    apply_drain(
+        &state,
+        DrainTarget::Zone(name.clone()),
+        drained,
+        json!({ "zone": name }),
+    )
+    .await
+}
+
+async fn set_endpoint_drain(
+    State(state): State<AdminState>,
+    zone: String,
+    service: String,
+    drained: bool,
+) -> Response {
+    let config = state.store.load_full().config.clone();
+    let z = match find_zone(&config, &zone) {
+        Ok(z) => z,
+        Err(resp) => return resp,
+    };
+    let s = match find_service(&config, &service) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    if !config.services[s].endpoints.iter().any(|e| e.zone == z) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("service `{service}` has no endpoint in zone `{zone}`"),
+        );
+    }
+    let target = DrainTarget::Endpoint {
+        service: s,
+        zone: config.zones[z].name.clone(),
+    };
+    let what = json!({
+        "zone": config.zones[z].name,
+        "service": config.services[s].name.to_string(),
+    });
+    apply_drain(&state, target, drained, what).await
+}
+
+async fn apply_drain(
+    state: &AdminState,
+    target: DrainTarget,
+    drained: bool,
+    what: Value,
+) -> Response {
+    match state.publisher.drain(target, drained).await {
+        Some(outcome) => {
+            let mut body = what;
+            body["drained"] = json!(drained);
+            body["changed"] = json!(outcome.changed);
+            body["persisted"] = json!(outcome.persisted);
+            body["generation"] = json!(outcome.generation);
+            Json(body).into_response()
+        }
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node is shutting down; try another node",
+        ),
+    }
+}
+
+fn find_zone(config: &Config, name: &str) -> Result<usize, Response> {
+    config.zone_index(name).ok_or_else(|| {
+        let known: Vec<&str> = config.zones.iter().map(|z| z.name.as_str()).collect();
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no zone `{name}`; zones are: {}", known.join(", ")),
+        )
+    })
+}
+
+/// A service by its name, relative to the domain or fully qualified.
+fn find_service(config: &Config, name: &str) -> Result<usize, Response> {
+    let wanted = Name::from_ascii(name).ok().map(|n| {
+        if n.is_fqdn() {
+            n
+        } else {
+            n.clone().append_domain(&config.domain.name).unwrap_or(n)
+        }
+    });
+    wanted
+        .and_then(|w| {
+            let w = LowerName::new(&w);
+            config
+                .services
+                .iter()
+                .position(|s| LowerName::new(&s.name) == w)
+        })
+        .ok_or_else(|| {
+            let known: Vec<String> = config.services.iter().map(|s| s.name.to_string()).collect();
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no service `{name}`; services are: {}", known.join(", ")),
+            )
+        })
+}
+
+fn zone_json(snapshot: &Snapshot, board: &HealthBoard, z: usize) -> Value {
+    let config = &snapshot.config;
+    let zone = &config.zones[z];
+    let services: Vec<Value> = config
+        .services
+        .iter()
+        .enumerate()
+        .filter_map(|(s, service)| {
+            let e = service.endpoints.iter().position(|e| e.zone == z)?;
+            Some(endpoint_json(snapshot, board, s, e))
+        })
+        .collect();
+    json!({
+        "name": zone.name,
+        "latitude": zone.latitude,
+        "longitude": zone.longitude,
+        "continent": zone.continent,
+        "country": zone.country,
+        "region": zone.region,
+        "drained": snapshot.drains.is_zone_drained(&zone.name),
+        "services": services,
+    })
+}
+
+fn endpoint_json(snapshot: &Snapshot, board: &HealthBoard, s: usize, e: usize) -> Value {
+    let config = &snapshot.config;
+    let service = &config.services[s];
+    let endpoint = &service.endpoints[e];
+    let zone = &config.zones[endpoint.zone].name;
+    let view = snapshot.health.endpoints.get(s).and_then(|v| v.get(e));
+    let check = &endpoint.check;
+    let check_text = match check.kind {
+        CheckKind::None => "none".to_string(),
+        CheckKind::Tcp => format!("tcp port {}", check.port),
+        kind => format!("{} port {} path {}", kind.name(), check.port, check.path),
+    };
+    let addresses: Vec<Value> = endpoint
+        .addresses
+        .iter()
+        .enumerate()
+        .map(|(a, addr)| {
+            let key = AddressKey {
+                service: s,
+                endpoint: e,
+                address: a,
+            };
+            match board.get(&key) {
+                Some(h) => json!({
+                    "address": addr.to_string(),
+                    "observed": h.observed,
+                    "since": time::rfc3339(h.since),
+                    "last_probe": h.last_probe.map(time::rfc3339),
+                    "last_result": match (&h.last_probe, &h.last_error) {
+                        (None, _) => Value::Null,
+                        (Some(_), None) => json!("ok"),
+                        (Some(_), Some(err)) => json!(err),
+                    },
+                    "rtt_ms": h.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                    "consecutive_ok": h.consecutive_ok,
+                    "consecutive_fail": h.consecutive_fail,
+                    "probes": h.probes,
+                }),
+                None => json!({ "address": addr.to_string(), "observed": "unknown" }),
+            }
+        })
+        .collect();
+    let forced = if snapshot.drains.is_zone_drained(zone) {
+        json!("drained (zone)")
+    } else if snapshot.drains.is_endpoint_drained(&service.name, zone) {
+        json!("drained")
+    } else {
+        Value::Null
+    };
+    json!({
+        "service": service.name.to_string(),
+        "zone": zone,
+        "observed": match view {
+            Some(v) if v.is_up => "up",
+            Some(_) => "down",
+            None => "unknown",
+        },
+        "forced": forced,
+        "serving": view.is_some_and(|v| v.is_serving()),
+        "min_healthy": endpoint.min_healthy,
+        "check": check_text,
+        "addresses": addresses,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret-token-123", b"secret-token-123"));
+        assert!(!constant_time_eq(b"secret-token-123", b"secret-token-124"));
+        assert!(!constant_time_eq(b"secret", b"secret-token-123"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
 }

@@ -49,6 +49,14 @@ pub struct ServerSettings {
     pub tcp_idle_timeout: Duration,
     /// Concurrent TCP connections accepted per DNS address.
     pub tcp_max_connections: usize,
+    /// Where operator drains are kept across restarts; relative paths are
+    /// relative to the config file. `None`: drains live in memory only.
+    pub state_file: Option<PathBuf>,
+    /// Bearer token required for state-changing admin requests. Without
+    /// one, those requests are accepted from loopback only.
+    pub admin_token: Option<String>,
+    /// Probes in flight at once, across all endpoints.
+    pub probe_concurrency: usize,
 }
 
 /// The DNS domain Meridian is authoritative for.
@@ -123,6 +131,19 @@ pub struct Service {
     pub policy: Policy,
     pub ttl: u32,
     pub endpoints: Vec<Endpoint>,
+    /// What to answer when no endpoint is up.
+    pub all_down: AllDown,
+}
+
+/// A service's answer when every endpoint is down or drained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllDown {
+    /// Answer with every endpoint anyway: a check that is wrong everywhere
+    /// at once is likelier than every zone being dead, and an answer that
+    /// might work beats one that surely will not.
+    FailOpen,
+    /// Answer with these addresses (a static "sorry" site, say).
+    Fallback(Vec<IpAddr>),
 }
 
 /// How a service picks zones. Only `all` exists so far; the routing
@@ -150,6 +171,8 @@ pub struct Endpoint {
     /// Index into [`Config::zones`].
     pub zone: usize,
     pub addresses: Vec<IpAddr>,
+    /// The endpoint is up while at least this many of its addresses are.
+    pub min_healthy: usize,
     pub check: Check,
 }
 

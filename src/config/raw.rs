@@ -31,6 +31,9 @@ pub struct RawServer {
     pub udp_sockets: Option<Spanned<usize>>,
     pub tcp_idle_timeout: Option<Spanned<String>>,
     pub tcp_max_connections: Option<Spanned<usize>>,
+    pub state_file: Option<Spanned<String>>,
+    pub admin_token: Option<Spanned<String>>,
+    pub probe_concurrency: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +93,8 @@ pub struct RawService {
     pub policy: Option<Spanned<String>>,
     pub ttl: Option<Spanned<u32>>,
     pub check: Option<RawCheck>,
+    pub all_down: Option<Spanned<String>>,
+    pub fallback: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub endpoints: Vec<RawEndpoint>,
 }
@@ -99,6 +104,7 @@ pub struct RawEndpoint {
     pub zone: Spanned<String>,
     #[serde(default)]
     pub addresses: Vec<Spanned<String>>,
+    pub min_healthy: Option<Spanned<usize>>,
     pub check: Option<RawCheck>,
 }
 

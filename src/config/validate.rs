@@ -85,6 +85,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
 
     let config = Checker {
         problems: &mut problems,
+        config_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     }
     .check(raw, path);
     if problems.is_empty() {
@@ -171,6 +172,8 @@ fn span_of_key(root: &DeTable<'_>, segs: &[PathSegment]) -> Option<Range<usize>>
 
 struct Checker<'p, 'a> {
     problems: &'p mut Problems<'a>,
+    /// Relative file names in the config are relative to this.
+    config_dir: std::path::PathBuf,
 }
 
 /// Names as written in the config, resolved against the apex.
@@ -378,7 +381,43 @@ impl Checker<'_, '_> {
                 1
             }
         };
+        let state_file = raw.state_file.map(|f| {
+            let file = Path::new(f.get_ref());
+            if file.is_absolute() {
+                file.to_path_buf()
+            } else {
+                self.config_dir.join(file)
+            }
+        });
+        let admin_token = match raw.admin_token {
+            Some(t) if t.get_ref().trim().len() < 16 => {
+                self.err(
+                    t.span(),
+                    "admin_token is too short",
+                    "use at least 16 random characters, e.g. from `openssl rand -hex 16`",
+                );
+                ok = false;
+                None
+            }
+            t => t.map(|t| t.into_inner().trim().to_string()),
+        };
+        let probe_concurrency = match raw.probe_concurrency {
+            None => 512,
+            Some(v) if *v.get_ref() > 0 => *v.get_ref(),
+            Some(v) => {
+                self.err(
+                    v.span(),
+                    "probe_concurrency must be at least 1",
+                    "use e.g. 512",
+                );
+                ok = false;
+                1
+            }
+        };
         ok.then_some(ServerSettings {
+            state_file,
+            admin_token,
+            probe_concurrency,
             dns,
             admin,
             udp_payload_max,
@@ -805,6 +844,23 @@ impl Checker<'_, '_> {
                     ok = false;
                     continue;
                 }
+                let min_healthy = match &ep.min_healthy {
+                    None => 1,
+                    Some(m) if (1..=addresses.len()).contains(m.get_ref()) => *m.get_ref(),
+                    Some(m) => {
+                        self.err(
+                            m.span(),
+                            format!(
+                                "min_healthy {} is not between 1 and the endpoint's {} address(es)",
+                                m.get_ref(),
+                                addresses.len()
+                            ),
+                            "lower it, or add addresses",
+                        );
+                        ok = false;
+                        continue;
+                    }
+                };
                 let check = self.endpoint_check(&default_check, ep.check.as_ref());
                 let Some(check) = check else {
                     ok = false;
@@ -813,6 +869,7 @@ impl Checker<'_, '_> {
                 endpoints.push(Endpoint {
                     zone,
                     addresses,
+                    min_healthy,
                     check,
                 });
             }
@@ -824,10 +881,49 @@ impl Checker<'_, '_> {
                 );
                 ok = false;
             }
+            let all_down = match s.all_down.as_ref().map(|a| a.get_ref().trim()) {
+                None | Some("fail-open") => {
+                    if let Some(f) = s.fallback.as_ref().and_then(|f| f.first()) {
+                        self.err(
+                            f.span(),
+                            "`fallback` is set but `all_down` is not \"fallback\"",
+                            "add `all_down = \"fallback\"` or remove `fallback`",
+                        );
+                        ok = false;
+                    }
+                    AllDown::FailOpen
+                }
+                Some("fallback") => match s.fallback.as_deref().map(|f| self.addresses(f)) {
+                    Some(Some(addrs)) if !addrs.is_empty() => AllDown::Fallback(addrs),
+                    Some(None) => {
+                        ok = false;
+                        AllDown::FailOpen
+                    }
+                    _ => {
+                        self.err(
+                            s.all_down.as_ref().map(|a| a.span()).unwrap_or(0..0),
+                            "`all_down = \"fallback\"` needs fallback addresses",
+                            "add `fallback = [\"192.0.2.99\"]`",
+                        );
+                        ok = false;
+                        AllDown::FailOpen
+                    }
+                },
+                Some(other) => {
+                    self.err(
+                        s.all_down.as_ref().map(|a| a.span()).unwrap_or(0..0),
+                        format!("all_down `{other}` is not known"),
+                        "use \"fail-open\" or \"fallback\"",
+                    );
+                    ok = false;
+                    AllDown::FailOpen
+                }
+            };
             if ok {
                 out.push((
                     Service {
                         name,
+                        all_down,
                         policy,
                         ttl: s.ttl.map(|t| t.into_inner()).unwrap_or(default_ttl),
                         endpoints,

@@ -19,6 +19,7 @@ use hickory_proto::rr::rdata::HINFO;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use super::table::{Lookup, Node};
+use crate::metrics::ReplyFacts;
 use crate::snapshot::Snapshot;
 
 /// How the request arrived; decides the size limit of the reply.
@@ -34,9 +35,18 @@ const PLAIN_UDP_MAX: usize = 512;
 const MAX_CNAME_CHAIN: usize = 8;
 const DNS_HEADER_LEN: usize = 12;
 
+/// A reply ready to send, with what the counters need to know about it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub wire: Vec<u8>,
+    pub facts: ReplyFacts,
+    /// The service whose addresses the reply carries, if any.
+    pub service: Option<usize>,
+}
+
 /// Answers one request. `None` means send nothing: the bytes were not a
 /// DNS query we can reply to (too short for a header, or a response).
-pub fn answer(request: &[u8], transport: Transport, snapshot: &Snapshot) -> Option<Vec<u8>> {
+pub fn answer(request: &[u8], transport: Transport, snapshot: &Snapshot) -> Option<Reply> {
     if request.len() < DNS_HEADER_LEN || request[2] & 0x80 != 0 {
         // No header to answer, or a response: replying to responses is how
         // reflection loops start.
@@ -44,10 +54,31 @@ pub fn answer(request: &[u8], transport: Transport, snapshot: &Snapshot) -> Opti
     }
     let message = match Message::from_vec(request) {
         Ok(message) => message,
-        Err(_) => return Some(format_error(request)),
+        Err(_) => {
+            return Some(Reply {
+                wire: format_error(request),
+                facts: ReplyFacts {
+                    qtype: None,
+                    rcode: ResponseCode::FormErr,
+                    truncated: false,
+                },
+                service: None,
+            });
+        }
     };
-    let reply = respond(&message, snapshot);
-    encode(reply, &message, transport, snapshot)
+    let mut service = None;
+    let reply = respond(&message, snapshot, &mut service);
+    let rcode = reply.metadata.response_code;
+    let (wire, truncated) = encode(reply, &message, transport, snapshot)?;
+    Some(Reply {
+        wire,
+        facts: ReplyFacts {
+            qtype: message.queries.first().map(|q| q.query_type()),
+            rcode,
+            truncated,
+        },
+        service: if truncated { None } else { service },
+    })
 }
 
 /// FORMERR for a packet whose header we can read but whose body we cannot.
@@ -61,7 +92,7 @@ fn format_error(request: &[u8]) -> Vec<u8> {
 }
 
 /// The reply as a message, before size limits are applied.
-fn respond(request: &Message, snapshot: &Snapshot) -> Message {
+fn respond(request: &Message, snapshot: &Snapshot, service: &mut Option<usize>) -> Message {
     let mut reply = Message::new(request.id, MessageType::Response, request.op_code);
     reply.metadata.recursion_desired = request.recursion_desired;
     reply.metadata.checking_disabled = request.checking_disabled;
@@ -102,7 +133,7 @@ fn respond(request: &Message, snapshot: &Snapshot) -> Message {
         reply.metadata.response_code = ResponseCode::Refused;
         return reply;
     }
-    resolve(&mut reply, query, snapshot);
+    resolve(&mut reply, query, snapshot, service);
     reply
 }
 
@@ -116,7 +147,7 @@ fn reply_edns(request: &Edns, snapshot: &Snapshot) -> Edns {
 }
 
 /// Fills in the answer for a well-formed IN query.
-fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot) {
+fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot, service: &mut Option<usize>) {
     let table = &snapshot.table;
     let qtype = query.query_type();
     // The owner name of answers is the query's own spelling, so a resolver
@@ -165,6 +196,9 @@ fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot) {
                 }
                 match node.rrset(qtype) {
                     Some(set) => {
+                        if matches!(qtype, RecordType::A | RecordType::AAAA) {
+                            *service = node.service();
+                        }
                         push_owned(&mut reply.answers, &set.records, &name);
                         additional_for(reply, &set.records, snapshot);
                     }
@@ -247,7 +281,7 @@ fn encode(
     request: &Message,
     transport: Transport,
     snapshot: &Snapshot,
-) -> Option<Vec<u8>> {
+) -> Option<(Vec<u8>, bool)> {
     let limit = match transport {
         Transport::Tcp => usize::from(u16::MAX),
         Transport::Udp => match &request.edns {
@@ -261,14 +295,14 @@ fn encode(
     if let Ok(bytes) = reply.to_vec()
         && bytes.len() <= limit
     {
-        return Some(bytes);
+        return Some((bytes, false));
     }
     reply.answers.clear();
     reply.authorities.clear();
     reply.additionals.clear();
     reply.metadata.truncation = true;
     match reply.to_vec() {
-        Ok(bytes) => Some(bytes),
+        Ok(bytes) => Some((bytes, true)),
         Err(err) => {
             tracing::warn!(%err, "cannot encode even a truncated reply; dropping it");
             None

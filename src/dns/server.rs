@@ -28,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::answer::{Transport, answer};
-use crate::snapshot::SnapshotStore;
+use crate::metrics::Metrics;
+use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// How often an idle UDP loop checks for shutdown.
 const UDP_POLL: Duration = Duration::from_millis(200);
@@ -144,25 +145,31 @@ impl DnsServer {
     pub fn start(
         sockets: DnsSockets,
         store: Arc<SnapshotStore>,
+        metrics: Arc<Metrics>,
         limits: TcpLimits,
     ) -> io::Result<DnsServer> {
         let stop = CancellationToken::new();
         let mut udp_threads = Vec::new();
         for (i, socket) in sockets.udp.into_iter().enumerate() {
             let store = store.clone();
+            let metrics = metrics.clone();
             let stop = stop.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || serve_udp(socket, &store, &stop))?;
+                .spawn(move || serve_udp(socket, &store, &metrics, &stop))?;
             udp_threads.push(thread);
         }
         let tcp_tasks = TaskTracker::new();
         for listener in sockets.tcp {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            let store = store.clone();
-            let stop = stop.clone();
-            let tracker = tcp_tasks.clone();
-            tcp_tasks.spawn(accept_tcp(listener, store, limits, stop, tracker));
+            let ctx = TcpContext {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                limits,
+                stop: stop.clone(),
+                tracker: tcp_tasks.clone(),
+            };
+            tcp_tasks.spawn(accept_tcp(listener, ctx));
         }
         Ok(DnsServer {
             udp_threads,
@@ -187,7 +194,33 @@ impl DnsServer {
     }
 }
 
-fn serve_udp(socket: UdpSocket, store: &SnapshotStore, stop: &CancellationToken) {
+/// Answers one request from the current snapshot and counts it.
+#[inline]
+fn answer_counted(
+    request: &[u8],
+    transport: Transport,
+    snapshot: &Snapshot,
+    metrics: &Metrics,
+) -> Option<Vec<u8>> {
+    let Some(reply) = answer(request, transport, snapshot) else {
+        metrics.dns.dropped();
+        return None;
+    };
+    metrics.dns.reply(transport, &reply.facts);
+    if let Some(counters) = reply.service.and_then(|s| snapshot.answer_counters.get(s)) {
+        for counter in counters {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    Some(reply.wire)
+}
+
+fn serve_udp(
+    socket: UdpSocket,
+    store: &SnapshotStore,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) {
     let mut buf = [0u8; UDP_RECV_MAX];
     while !stop.is_cancelled() {
         let (len, peer) = match socket.recv_from(&mut buf) {
@@ -208,7 +241,7 @@ fn serve_udp(socket: UdpSocket, store: &SnapshotStore, stop: &CancellationToken)
             }
         };
         let snapshot = store.load();
-        if let Some(reply) = answer(&buf[..len], Transport::Udp, &snapshot)
+        if let Some(reply) = answer_counted(&buf[..len], Transport::Udp, &snapshot, metrics)
             && let Err(err) = socket.send_to(&reply, peer)
         {
             tracing::debug!(%err, %peer, "udp send failed");
@@ -216,14 +249,19 @@ fn serve_udp(socket: UdpSocket, store: &SnapshotStore, stop: &CancellationToken)
     }
 }
 
-async fn accept_tcp(
-    listener: tokio::net::TcpListener,
+/// What every TCP connection task shares.
+#[derive(Clone)]
+struct TcpContext {
     store: Arc<SnapshotStore>,
+    metrics: Arc<Metrics>,
     limits: TcpLimits,
     stop: CancellationToken,
     tracker: TaskTracker,
-) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+}
+
+async fn accept_tcp(listener: tokio::net::TcpListener, ctx: TcpContext) {
+    let stop = ctx.stop.clone();
+    let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
     loop {
         let permit = tokio::select! {
             _ = stop.cancelled() => return,
@@ -243,10 +281,9 @@ async fn accept_tcp(
                 }
             },
         };
-        let store = store.clone();
-        let stop = stop.clone();
-        tracker.spawn(async move {
-            if let Err(err) = serve_tcp(stream, &store, limits, &stop).await {
+        let conn = ctx.clone();
+        ctx.tracker.spawn(async move {
+            if let Err(err) = serve_tcp(stream, &conn).await {
                 tracing::debug!(%err, %peer, "tcp connection ended");
             }
             drop(permit);
@@ -254,12 +291,8 @@ async fn accept_tcp(
     }
 }
 
-async fn serve_tcp(
-    mut stream: tokio::net::TcpStream,
-    store: &SnapshotStore,
-    limits: TcpLimits,
-    stop: &CancellationToken,
-) -> io::Result<()> {
+async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::Result<()> {
+    let (limits, stop) = (ctx.limits, &ctx.stop);
     let _ = stream.set_nodelay(true);
     let mut len_buf = [0u8; 2];
     loop {
@@ -285,8 +318,8 @@ async fn serve_tcp(
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query not completed in time"))??;
         let reply = {
-            let snapshot = store.load();
-            answer(&query, Transport::Tcp, &snapshot)
+            let snapshot = ctx.store.load();
+            answer_counted(&query, Transport::Tcp, &snapshot, &ctx.metrics)
         };
         let Some(reply) = reply else {
             // Nothing sensible to say; a TCP client sending garbage is closed.

@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use crate::config::Config;
+use crate::config::{AllDown, Config};
+use crate::health::HealthView;
 
 /// All records at one name.
 #[derive(Debug, Default, Clone)]
@@ -89,8 +90,19 @@ pub enum Lookup<'t> {
     NxDomain,
 }
 
+/// How a service answers in this snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceAnswer {
+    /// Zones whose endpoints the answer names, by index into the config.
+    pub zones: Vec<usize>,
+    /// No endpoint is serving, so the all-down rule decided the answer.
+    pub is_all_down: bool,
+}
+
 #[derive(Debug)]
 pub struct DomainTable {
+    /// Per service, in config order.
+    pub services: Vec<ServiceAnswer>,
     apex: LowerName,
     apex_labels: u8,
     soa: Record,
@@ -99,7 +111,7 @@ pub struct DomainTable {
 }
 
 impl DomainTable {
-    pub fn build(config: &Config) -> DomainTable {
+    pub fn build(config: &Config, health: &HealthView) -> DomainTable {
         let domain = &config.domain;
         let apex_name = domain.name.clone();
         let apex = LowerName::new(&apex_name);
@@ -118,6 +130,7 @@ impl DomainTable {
             )),
         );
         let mut table = DomainTable {
+            services: Vec::with_capacity(config.services.len()),
             apex_labels: apex_name.num_labels(),
             apex,
             soa: soa_record.clone(),
@@ -150,12 +163,55 @@ impl DomainTable {
         }
         for (index, service) in config.services.iter().enumerate() {
             table.node_mut(&service.name).service = Some(index);
-            // Until routing exists a service answers with every endpoint.
-            for endpoint in &service.endpoints {
-                for addr in &endpoint.addresses {
-                    table.insert(address_record(service.name.clone(), service.ttl, *addr));
+            let views = health
+                .endpoints
+                .get(index)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let serving: Vec<usize> = (0..service.endpoints.len())
+                .filter(|e| views.get(*e).is_none_or(|v| v.is_serving()))
+                .collect();
+            let (addresses, zones): (Vec<IpAddr>, Vec<usize>) = if !serving.is_empty() {
+                // Until routing exists a service answers with every serving
+                // endpoint, and of each only the addresses probes have not
+                // found down.
+                let mut addrs = Vec::new();
+                for &e in &serving {
+                    let endpoint = &service.endpoints[e];
+                    for (a, addr) in endpoint.addresses.iter().enumerate() {
+                        let usable = views
+                            .get(e)
+                            .and_then(|v| v.addresses.get(a))
+                            .is_none_or(|o| o.is_usable());
+                        if usable {
+                            addrs.push(*addr);
+                        }
+                    }
                 }
+                (
+                    addrs,
+                    serving.iter().map(|e| service.endpoints[*e].zone).collect(),
+                )
+            } else {
+                match &service.all_down {
+                    AllDown::FailOpen => (
+                        service
+                            .endpoints
+                            .iter()
+                            .flat_map(|e| e.addresses.iter().copied())
+                            .collect(),
+                        service.endpoints.iter().map(|e| e.zone).collect(),
+                    ),
+                    AllDown::Fallback(addrs) => (addrs.clone(), Vec::new()),
+                }
+            };
+            for addr in addresses {
+                table.insert(address_record(service.name.clone(), service.ttl, addr));
             }
+            table.services.push(ServiceAnswer {
+                zones,
+                is_all_down: serving.is_empty(),
+            });
         }
         table
     }

@@ -1,0 +1,146 @@
+//! The checker pool: when each address is probed, and what happens after.
+//!
+//! One tokio task per probed address. Each task owns its address's
+//! [`AddressHealth`] (so the state machine needs no lock), writes the record
+//! to the [`HealthBoard`] after every probe for the admin API, and tells
+//! the publisher only about transitions. Starts are spread over the first
+//! interval so a thousand endpoints do not fire in the same millisecond; a
+//! semaphore bounds the probes in flight; a probe that hangs costs its own
+//! task one timeout and nobody else anything.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::probe::{ProbeTarget, TlsConfigs, probe};
+use super::state::AddressHealth;
+use super::{AddressKey, HealthBoard, address_keys};
+use crate::config::{CheckKind, Config};
+use crate::metrics::{AddressLabels, Metrics};
+use crate::snapshot::{Change, PublisherHandle};
+
+/// The quick re-probe interval while a flip is being confirmed: a fifth of
+/// the interval, but no faster than this.
+const CONFIRM_FLOOR: Duration = Duration::from_millis(100);
+
+/// Starts a task for every address whose check is not `none`.
+pub fn start(
+    config: &Arc<Config>,
+    board: Arc<HealthBoard>,
+    metrics: Arc<Metrics>,
+    publisher: PublisherHandle,
+    stop: CancellationToken,
+) -> TaskTracker {
+    let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(config.server.probe_concurrency));
+    let tls = Arc::new(TlsConfigs::new());
+    let mut probed = 0usize;
+    for key in address_keys(config) {
+        let service = &config.services[key.service];
+        let endpoint = &service.endpoints[key.endpoint];
+        if endpoint.check.kind == CheckKind::None {
+            continue;
+        }
+        probed += 1;
+        let target = ProbeTarget {
+            addr: endpoint.addresses[key.address],
+            check: endpoint.check.clone(),
+        };
+        let stats = metrics.probe_stats(AddressLabels {
+            service: service.name.to_string(),
+            zone: config.zones[endpoint.zone].name.clone(),
+            address: target.addr.to_string(),
+        });
+        let task = AddressTask {
+            key,
+            target,
+            board: board.clone(),
+            stats,
+            publisher: publisher.clone(),
+            slots: slots.clone(),
+            tls: tls.clone(),
+        };
+        tracker.spawn(task.run(stop.clone()));
+    }
+    tracker.close();
+    tracing::info!(
+        addresses = probed,
+        concurrency = config.server.probe_concurrency,
+        "checker pool started"
+    );
+    tracker
+}
+
+struct AddressTask {
+    key: AddressKey,
+    target: ProbeTarget,
+    board: Arc<HealthBoard>,
+    stats: Arc<crate::metrics::ProbeStats>,
+    publisher: PublisherHandle,
+    slots: Arc<Semaphore>,
+    tls: Arc<TlsConfigs>,
+}
+
+impl AddressTask {
+    async fn run(self, stop: CancellationToken) {
+        let check = &self.target.check;
+        let mut health = AddressHealth::new(SystemTime::now());
+        let mut next = Instant::now() + jitter(&self.key, check.interval);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(next.into()) => {}
+            }
+            let started = Instant::now();
+            let result = {
+                let Ok(_slot) = self.slots.acquire().await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    result = probe(&self.target, &self.tls) => result,
+                }
+            };
+            let ok = result.is_success();
+            let rtt = if ok { result.rtt() } else { None };
+            self.stats.record(ok, rtt);
+            let outcome = result.outcome.clone().map_err(|e| e.to_string());
+            let transition = health.record(outcome, rtt, check.rise, check.fall, SystemTime::now());
+            self.board.insert(self.key, health.clone());
+            if let Some(transition) = transition {
+                let reason = health
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| format!("{} consecutive successes", health.consecutive_ok));
+                self.publisher
+                    .send(Change::Health {
+                        key: self.key,
+                        transition,
+                        reason,
+                    })
+                    .await;
+            }
+            let wait = if health.is_confirming() {
+                (check.interval / 5).max(CONFIRM_FLOOR).min(check.interval)
+            } else {
+                check.interval
+            };
+            // Keep the cadence from the probe's start, not its end, so a slow
+            // probe does not stretch the interval; never go back in time.
+            next = (started + wait).max(Instant::now());
+        }
+    }
+}
+
+/// A start offset in `[0, interval)`, spread by the address's identity and
+/// the process's random hasher keys, so restarts do not align either.
+fn jitter(key: &AddressKey, interval: Duration) -> Duration {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    key.hash(&mut hasher);
+    let fraction = (hasher.finish() % 10_000) as f64 / 10_000.0;
+    interval.mul_f64(fraction)
+}

@@ -1,0 +1,434 @@
+//! Counters and histograms, rendered in the Prometheus text format.
+//!
+//! The DNS path only ever does relaxed atomic adds on counters it reaches
+//! without a lookup: fixed arrays for query types and rcodes, and per
+//! service/zone counters whose handles the publisher puts in the snapshot.
+//! Everything keyed by name (probes, transitions) is updated off the hot
+//! path, in `DashMap`s so probe tasks do not contend on one lock.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::dns::Transport;
+
+const QTYPES: &[(RecordType, &str)] = &[
+    (RecordType::A, "A"),
+    (RecordType::AAAA, "AAAA"),
+    (RecordType::CNAME, "CNAME"),
+    (RecordType::MX, "MX"),
+    (RecordType::TXT, "TXT"),
+    (RecordType::SRV, "SRV"),
+    (RecordType::NS, "NS"),
+    (RecordType::SOA, "SOA"),
+    (RecordType::CAA, "CAA"),
+    (RecordType::PTR, "PTR"),
+    (RecordType::HTTPS, "HTTPS"),
+    (RecordType::ANY, "ANY"),
+];
+const QTYPE_OTHER: usize = QTYPES.len();
+const QTYPE_NONE: usize = QTYPES.len() + 1;
+
+const RCODES: &[(ResponseCode, &str)] = &[
+    (ResponseCode::NoError, "NOERROR"),
+    (ResponseCode::FormErr, "FORMERR"),
+    (ResponseCode::ServFail, "SERVFAIL"),
+    (ResponseCode::NXDomain, "NXDOMAIN"),
+    (ResponseCode::NotImp, "NOTIMP"),
+    (ResponseCode::Refused, "REFUSED"),
+    (ResponseCode::BADVERS, "BADVERS"),
+];
+const RCODE_OTHER: usize = RCODES.len();
+
+/// Upper bounds of the probe RTT histogram, in seconds.
+const RTT_BUCKETS: &[f64] = &[
+    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// What the answer path reports about one reply.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyFacts {
+    pub qtype: Option<RecordType>,
+    pub rcode: ResponseCode,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct DnsCounters {
+    /// `[transport][qtype bucket]`
+    queries: [[AtomicU64; QTYPES.len() + 2]; 2],
+    responses: [AtomicU64; RCODES.len() + 1],
+    truncated: AtomicU64,
+    /// Packets we did not answer (too short, or responses).
+    dropped: AtomicU64,
+}
+
+impl DnsCounters {
+    #[inline]
+    pub fn reply(&self, transport: Transport, facts: &ReplyFacts) {
+        let t = transport as usize;
+        let q = match facts.qtype {
+            None => QTYPE_NONE,
+            Some(qt) => QTYPES
+                .iter()
+                .position(|(t, _)| *t == qt)
+                .unwrap_or(QTYPE_OTHER),
+        };
+        self.queries[t][q].fetch_add(1, Relaxed);
+        let r = RCODES
+            .iter()
+            .position(|(c, _)| *c == facts.rcode)
+            .unwrap_or(RCODE_OTHER);
+        self.responses[r].fetch_add(1, Relaxed);
+        if facts.truncated {
+            self.truncated.fetch_add(1, Relaxed);
+        }
+    }
+
+    #[inline]
+    pub fn dropped(&self) {
+        self.dropped.fetch_add(1, Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ProbeStats {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    /// Cumulative counts per RTT bucket, plus +Inf.
+    rtt_buckets: [AtomicU64; RTT_BUCKETS.len() + 1],
+    rtt_sum_micros: AtomicU64,
+}
+
+impl ProbeStats {
+    pub fn record(&self, ok: bool, rtt: Option<Duration>) {
+        if ok {
+            self.ok.fetch_add(1, Relaxed);
+        } else {
+            self.failed.fetch_add(1, Relaxed);
+        }
+        if let Some(rtt) = rtt {
+            let secs = rtt.as_secs_f64();
+            let i = RTT_BUCKETS
+                .iter()
+                .position(|b| secs <= *b)
+                .unwrap_or(RTT_BUCKETS.len());
+            self.rtt_buckets[i].fetch_add(1, Relaxed);
+            self.rtt_sum_micros
+                .fetch_add(rtt.as_micros() as u64, Relaxed);
+        }
+    }
+}
+
+/// Labels naming one probed address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddressLabels {
+    pub service: String,
+    pub zone: String,
+    pub address: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub dns: DnsCounters,
+    answers: DashMap<(String, String), Arc<AtomicU64>>,
+    probes: DashMap<AddressLabels, Arc<ProbeStats>>,
+    transitions: DashMap<(String, String, &'static str), AtomicU64>,
+    fail_open: DashMap<String, AtomicU64>,
+    snapshots: AtomicU64,
+    generation: AtomicU64,
+}
+
+impl Metrics {
+    /// The counter of answers naming `zone` for `service`, created on first use.
+    pub fn answer_counter(&self, service: &str, zone: &str) -> Arc<AtomicU64> {
+        self.answers
+            .entry((service.to_string(), zone.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    pub fn probe_stats(&self, labels: AddressLabels) -> Arc<ProbeStats> {
+        self.probes.entry(labels).or_default().clone()
+    }
+
+    pub fn transition(&self, service: &str, zone: &str, to: &'static str) {
+        self.transitions
+            .entry((service.to_string(), zone.to_string(), to))
+            .or_default()
+            .fetch_add(1, Relaxed);
+    }
+
+    pub fn fail_open(&self, service: &str) {
+        self.fail_open
+            .entry(service.to_string())
+            .or_default()
+            .fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot_published(&self, generation: u64) {
+        self.snapshots.fetch_add(1, Relaxed);
+        self.generation.store(generation, Relaxed);
+    }
+
+    /// Everything, in the Prometheus text exposition format (0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        header(
+            &mut out,
+            "meridian_dns_queries_total",
+            "counter",
+            "DNS queries answered, by transport and query type.",
+        );
+        for (t, name) in [(Transport::Udp, "udp"), (Transport::Tcp, "tcp")] {
+            for (i, c) in self.dns.queries[t as usize].iter().enumerate() {
+                let qtype = match i {
+                    QTYPE_OTHER => "other",
+                    QTYPE_NONE => "none",
+                    _ => QTYPES[i].1,
+                };
+                let _ = writeln!(
+                    out,
+                    "meridian_dns_queries_total{{transport=\"{name}\",qtype=\"{qtype}\"}} {}",
+                    c.load(Relaxed)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "meridian_dns_responses_total",
+            "counter",
+            "DNS responses sent, by rcode.",
+        );
+        for (i, c) in self.dns.responses.iter().enumerate() {
+            let rcode = RCODES.get(i).map_or("other", |r| r.1);
+            let _ = writeln!(
+                out,
+                "meridian_dns_responses_total{{rcode=\"{rcode}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "meridian_dns_truncated_total",
+            "counter",
+            "UDP responses sent with TC=1.",
+        );
+        let _ = writeln!(
+            out,
+            "meridian_dns_truncated_total {}",
+            self.dns.truncated.load(Relaxed)
+        );
+        header(
+            &mut out,
+            "meridian_dns_dropped_total",
+            "counter",
+            "Packets not answered (no readable header, or a response).",
+        );
+        let _ = writeln!(
+            out,
+            "meridian_dns_dropped_total {}",
+            self.dns.dropped.load(Relaxed)
+        );
+
+        header(
+            &mut out,
+            "meridian_service_answers_total",
+            "counter",
+            "Service answers, by service and the zone they named.",
+        );
+        let mut answers: Vec<_> = self
+            .answers
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Relaxed)))
+            .collect();
+        answers.sort();
+        for ((service, zone), n) in answers {
+            let _ = writeln!(
+                out,
+                "meridian_service_answers_total{{service=\"{}\",zone=\"{}\"}} {n}",
+                escape(&service),
+                escape(&zone)
+            );
+        }
+
+        let mut probes: Vec<_> = self
+            .probes
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        probes.sort_by(|a, b| a.0.cmp(&b.0));
+        header(
+            &mut out,
+            "meridian_probes_total",
+            "counter",
+            "Health probes, by endpoint address and result.",
+        );
+        for (l, s) in &probes {
+            for (result, c) in [("ok", &s.ok), ("fail", &s.failed)] {
+                let _ = writeln!(
+                    out,
+                    "meridian_probes_total{{{},result=\"{result}\"}} {}",
+                    labels(l),
+                    c.load(Relaxed)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "meridian_probe_rtt_seconds",
+            "histogram",
+            "Successful probe round-trip time (first byte, or connect for TCP).",
+        );
+        for (l, s) in &probes {
+            let mut cumulative = 0;
+            for (i, bound) in RTT_BUCKETS.iter().enumerate() {
+                cumulative += s.rtt_buckets[i].load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "meridian_probe_rtt_seconds_bucket{{{},le=\"{bound}\"}} {cumulative}",
+                    labels(l)
+                );
+            }
+            cumulative += s.rtt_buckets[RTT_BUCKETS.len()].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "meridian_probe_rtt_seconds_bucket{{{},le=\"+Inf\"}} {cumulative}",
+                labels(l)
+            );
+            let sum = s.rtt_sum_micros.load(Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "meridian_probe_rtt_seconds_sum{{{}}} {sum}", labels(l));
+            let _ = writeln!(
+                out,
+                "meridian_probe_rtt_seconds_count{{{}}} {cumulative}",
+                labels(l)
+            );
+        }
+
+        header(
+            &mut out,
+            "meridian_health_transitions_total",
+            "counter",
+            "Observed health transitions of endpoint addresses, by the state entered.",
+        );
+        let mut transitions: Vec<_> = self
+            .transitions
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Relaxed)))
+            .collect();
+        transitions.sort();
+        for ((service, zone, to), n) in transitions {
+            let _ = writeln!(
+                out,
+                "meridian_health_transitions_total{{service=\"{}\",zone=\"{}\",to=\"{to}\"}} {n}",
+                escape(&service),
+                escape(&zone)
+            );
+        }
+        header(
+            &mut out,
+            "meridian_fail_open_total",
+            "counter",
+            "Times a service had no serving endpoint and fell back to its all-down answer.",
+        );
+        let mut fail_open: Vec<_> = self
+            .fail_open
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Relaxed)))
+            .collect();
+        fail_open.sort();
+        for (service, n) in fail_open {
+            let _ = writeln!(
+                out,
+                "meridian_fail_open_total{{service=\"{}\"}} {n}",
+                escape(&service)
+            );
+        }
+        header(
+            &mut out,
+            "meridian_snapshots_published_total",
+            "counter",
+            "Snapshots built and swapped in.",
+        );
+        let _ = writeln!(
+            out,
+            "meridian_snapshots_published_total {}",
+            self.snapshots.load(Relaxed)
+        );
+        header(
+            &mut out,
+            "meridian_snapshot_generation",
+            "gauge",
+            "Generation of the snapshot being served.",
+        );
+        let _ = writeln!(
+            out,
+            "meridian_snapshot_generation {}",
+            self.generation.load(Relaxed)
+        );
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn labels(l: &AddressLabels) -> String {
+    format!(
+        "service=\"{}\",zone=\"{}\",address=\"{}\"",
+        escape(&l.service),
+        escape(&l.zone),
+        escape(&l.address)
+    )
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_up_in_the_text() {
+        let m = Metrics::default();
+        m.dns.reply(
+            Transport::Udp,
+            &ReplyFacts {
+                qtype: Some(RecordType::A),
+                rcode: ResponseCode::NXDomain,
+                truncated: false,
+            },
+        );
+        m.answer_counter("www.gslb.example.", "us-east")
+            .fetch_add(3, Relaxed);
+        m.probe_stats(AddressLabels {
+            service: "www".into(),
+            zone: "us-east".into(),
+            address: "127.0.0.1".into(),
+        })
+        .record(true, Some(Duration::from_millis(3)));
+        let text = m.render();
+        assert!(
+            text.contains("meridian_dns_queries_total{transport=\"udp\",qtype=\"A\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("meridian_dns_responses_total{rcode=\"NXDOMAIN\"} 1"));
+        assert!(text.contains(
+            "meridian_service_answers_total{service=\"www.gslb.example.\",zone=\"us-east\"} 3"
+        ));
+        assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.005\"} 1"));
+        assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.002\"} 0"));
+    }
+}
