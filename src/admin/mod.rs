@@ -62,7 +62,18 @@ pub fn router(state: AdminState) -> Router {
 
 /// A JSON error body with its status.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    ApiError(status, message.into()).into_response()
+}
+
+/// An error on its way to becoming a JSON response; small, so handlers can
+/// pass it around in `Result`s.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
 async fn not_found() -> Response {
@@ -161,7 +172,7 @@ async fn zone(State(state): State<AdminState>, Path(name): Path<String>) -> Resp
     let snapshot = state.store.load_full();
     match find_zone(&snapshot.config, &name) {
         Ok(z) => Json(zone_json(&snapshot, &state.board, z)).into_response(),
-        Err(resp) => resp,
+        Err(err) => err.into_response(),
     }
 }
 
@@ -172,11 +183,11 @@ async fn endpoint(
     let snapshot = state.store.load_full();
     let z = match find_zone(&snapshot.config, &zone) {
         Ok(z) => z,
-        Err(resp) => return resp,
+        Err(err) => return err.into_response(),
     };
     let s = match find_service(&snapshot.config, &service) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(err) => return err.into_response(),
     };
     match snapshot.config.services[s]
         .endpoints
@@ -217,7 +228,7 @@ async fn set_zone_drain(State(state): State<AdminState>, zone: String, drained: 
     let config = state.store.load_full().config.clone();
     let z = match find_zone(&config, &zone) {
         Ok(z) => z,
-        Err(resp) => return resp,
+        Err(err) => return err.into_response(),
     };
     let name = config.zones[z].name.clone();
     apply_drain(
@@ -238,11 +249,11 @@ async fn set_endpoint_drain(
     let config = state.store.load_full().config.clone();
     let z = match find_zone(&config, &zone) {
         Ok(z) => z,
-        Err(resp) => return resp,
+        Err(err) => return err.into_response(),
     };
     let s = match find_service(&config, &service) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(err) => return err.into_response(),
     };
     if !config.services[s].endpoints.iter().any(|e| e.zone == z) {
         return error(
@@ -283,10 +294,10 @@ async fn apply_drain(
     }
 }
 
-fn find_zone(config: &Config, name: &str) -> Result<usize, Response> {
+fn find_zone(config: &Config, name: &str) -> Result<usize, ApiError> {
     config.zone_index(name).ok_or_else(|| {
         let known: Vec<&str> = config.zones.iter().map(|z| z.name.as_str()).collect();
-        error(
+        ApiError(
             StatusCode::NOT_FOUND,
             format!("no zone `{name}`; zones are: {}", known.join(", ")),
         )
@@ -294,7 +305,7 @@ fn find_zone(config: &Config, name: &str) -> Result<usize, Response> {
 }
 
 /// A service by its name, relative to the domain or fully qualified.
-fn find_service(config: &Config, name: &str) -> Result<usize, Response> {
+fn find_service(config: &Config, name: &str) -> Result<usize, ApiError> {
     let wanted = Name::from_ascii(name).ok().map(|n| {
         if n.is_fqdn() {
             n
@@ -312,7 +323,7 @@ fn find_service(config: &Config, name: &str) -> Result<usize, Response> {
         })
         .ok_or_else(|| {
             let known: Vec<String> = config.services.iter().map(|s| s.name.to_string()).collect();
-            error(
+            ApiError(
                 StatusCode::NOT_FOUND,
                 format!("no service `{name}`; services are: {}", known.join(", ")),
             )

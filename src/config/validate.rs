@@ -1177,8 +1177,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         "h" => value * 3600.0,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.0 && seconds < 1e9)
-        .then(|| Duration::from_secs_f64(seconds))
+    (seconds.is_finite() && (0.0..1e9).contains(&seconds)).then(|| Duration::from_secs_f64(seconds))
 }
 
 fn parse_status_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {

@@ -87,7 +87,7 @@ fn format_error(request: &[u8]) -> Vec<u8> {
     reply[0..2].copy_from_slice(&request[0..2]);
     // QR=1, opcode copied, RD copied; AA, TC clear.
     reply[2] = 0x80 | (request[2] & 0x78) | (request[2] & 0x01);
-    reply[3] = u8::from(ResponseCode::FormErr.low());
+    reply[3] = ResponseCode::FormErr.low();
     reply
 }
 

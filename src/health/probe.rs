@@ -400,7 +400,8 @@ fn tls_message(e: io::Error) -> String {
 }
 
 /// The request bytes: `GET path HTTP/1.1` with `Host` (check.host, else the
-/// address; IPv6 in brackets; no port, as the brief for probes asks),
+/// address, IPv6 in brackets; never a port, so it is exactly what the
+/// operator configured),
 /// `User-Agent` and `Connection: close`.
 fn request(target: &ProbeTarget) -> Result<Vec<u8>, ProbeError> {
     let check = &target.check;

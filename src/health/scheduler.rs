@@ -8,7 +8,7 @@
 //! semaphore bounds the probes in flight; a probe that hangs costs its own
 //! task one timeout and nobody else anything.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -139,8 +139,7 @@ impl AddressTask {
 /// A start offset in `[0, interval)`, spread by the address's identity and
 /// the process's random hasher keys, so restarts do not align either.
 fn jitter(key: &AddressKey, interval: Duration) -> Duration {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    key.hash(&mut hasher);
-    let fraction = (hasher.finish() % 10_000) as f64 / 10_000.0;
+    let hash = std::collections::hash_map::RandomState::new().hash_one(key);
+    let fraction = (hash % 10_000) as f64 / 10_000.0;
     interval.mul_f64(fraction)
 }

@@ -33,9 +33,11 @@ pub struct Node {
 
 impl Node {
     /// Starts a node serving `config_text` on 127.0.0.1 with ephemeral
-    /// DNS (UDP+TCP) and admin ports.
+    /// DNS (UDP+TCP) and admin ports. The config is read as if it lived in
+    /// a fresh temporary directory, so relative files it names (the state
+    /// file) are private to this node and never land in the source tree.
     pub fn start(config_text: &str) -> Node {
-        let config = Config::parse(config_text, Path::new("test.toml"))
+        let config = Config::parse(config_text, &private_dir().join("test.toml"))
             .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
         Node::start_config(config)
     }
@@ -136,6 +138,16 @@ impl Drop for Node {
     }
 }
 
+/// A new, empty directory for one node's files.
+pub fn private_dir() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("meridian-e2e-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a private test directory");
+    dir
+}
+
 /// Sends one framed query on an open TCP connection and reads the reply.
 pub fn tcp_exchange(stream: &mut TcpStream, query: &Message) -> Message {
     let bytes = query.to_vec().unwrap();
@@ -166,4 +178,45 @@ pub fn query_edns(name: &str, qtype: RecordType, payload: u16) -> Message {
     edns.set_max_payload(payload);
     message.set_edns(edns);
     message
+}
+
+/// The shipped example with `extra` TOML appended, for tests that need a
+/// few more records (delegations, CNAME chains, large sets) than it has.
+pub fn example_with(extra: &str) -> String {
+    format!("{}\n{extra}\n", example_config_text())
+}
+
+/// Writes one length-framed message on an open TCP connection.
+pub fn tcp_send(stream: &mut TcpStream, bytes: &[u8]) {
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    stream.write_all(&framed).unwrap();
+}
+
+/// Reads one length-framed reply from an open TCP connection and parses it.
+pub fn tcp_recv(stream: &mut TcpStream) -> Message {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).expect("reply length");
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).expect("reply body");
+    Message::from_vec(&reply).expect("reply parses")
+}
+
+/// The example plus two TXT sets for truncation tests. `big`: 20 TXT
+/// records of ~100 bytes (~2.3 kB of answer, more than the
+/// 1232-byte EDNS limit); `medium`: 6 of them (~700 bytes, more than 512 but
+/// within 1232).
+pub fn large_txt_config() -> String {
+    let strings = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("\"record {i:02} {}\"", "x".repeat(90)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    example_with(&format!(
+        "[[records]]\nname = \"big\"\ntype = \"TXT\"\ndata = [{}]\n\n\
+         [[records]]\nname = \"medium\"\ntype = \"TXT\"\ndata = [{}]\n",
+        strings(20),
+        strings(6)
+    ))
 }

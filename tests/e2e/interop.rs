@@ -1,0 +1,393 @@
+//! Interoperability with real DNS clients: BIND's `dig` and Knot's `kdig`
+//! (Debian `bind9-dnsutils` and `knot-dnsutils`) against a running node.
+//!
+//! These tools parse replies independently of hickory-proto, so they catch
+//! wire-format mistakes that a test using the same library on both ends
+//! would not. When a tool is missing the test fails under CI (env `CI`
+//! set) and is skipped with a message otherwise.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::harness::*;
+
+/// Finds `tool` on PATH. Missing: a failure under CI, a skip elsewhere.
+fn require(tool: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("`{tool}` is not on PATH and CI is set: install {package}");
+        }
+        eprintln!("skipping: `{tool}` is not on PATH (install {package})");
+    }
+    found
+}
+
+/// Runs a tool and returns its standard output; it must exit with 0.
+fn run(tool: &PathBuf, args: &[String]) -> String {
+    let output = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{} {args:?} exited with {}:\n{stdout}\n{}",
+        tool.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// `dig` pointed at `node`, not recursing, one try, short timeout.
+fn dig(dig: &PathBuf, node: &Node, extra: &[&str]) -> Dig {
+    let mut args: Vec<String> = [
+        "+norec",
+        "+tries=1",
+        "+time=2",
+        "-p",
+        &node.dns.port().to_string(),
+        "@127.0.0.1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Dig::parse(&run(dig, &args))
+}
+
+/// The parts of dig's output the tests look at.
+#[derive(Debug, Default)]
+struct Dig {
+    text: String,
+    status: String,
+    flags: Vec<String>,
+    answer_count: usize,
+    authority_count: usize,
+    /// The `; EDNS:` line, if the reply had an OPT.
+    edns: Option<String>,
+    /// "UDP" or "TCP", from the `;; SERVER:` line.
+    transport: String,
+    /// Records per section, each split into whitespace-separated fields.
+    answer: Vec<Vec<String>>,
+    authority: Vec<Vec<String>>,
+    additional: Vec<Vec<String>>,
+}
+
+impl Dig {
+    fn parse(text: &str) -> Dig {
+        let mut dig = Dig {
+            text: text.to_string(),
+            ..Dig::default()
+        };
+        let mut section: Option<&str> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.split_once("status: ").map(|(_, r)| r) {
+                dig.status = rest.split(',').next().unwrap().trim().to_string();
+            } else if let Some(rest) = line.strip_prefix(";; flags:") {
+                let (flags, counts) = rest.split_once(';').expect("flags; counts");
+                dig.flags = flags.split_whitespace().map(str::to_string).collect();
+                let count = |label: &str| -> usize {
+                    counts
+                        .split(',')
+                        .find_map(|c| c.trim().strip_prefix(label))
+                        .and_then(|n| n.trim().parse().ok())
+                        .unwrap_or_else(|| panic!("no {label} count in {counts:?}"))
+                };
+                dig.answer_count = count("ANSWER:");
+                dig.authority_count = count("AUTHORITY:");
+            } else if line.starts_with("; EDNS:") {
+                dig.edns = Some(line.to_string());
+            } else if let Some(rest) = line.strip_prefix(";; SERVER:") {
+                dig.transport = rest
+                    .rsplit('(')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(')')
+                    .to_string();
+            } else if line == ";; ANSWER SECTION:" {
+                section = Some("answer");
+            } else if line == ";; AUTHORITY SECTION:" {
+                section = Some("authority");
+            } else if line == ";; ADDITIONAL SECTION:" {
+                section = Some("additional");
+            } else if line.trim().is_empty() {
+                section = None;
+            } else if !line.starts_with(';')
+                && let Some(name) = section
+            {
+                let fields = line.split_whitespace().map(str::to_string).collect();
+                match name {
+                    "answer" => dig.answer.push(fields),
+                    "authority" => dig.authority.push(fields),
+                    _ => dig.additional.push(fields),
+                }
+            }
+        }
+        dig
+    }
+
+    fn flags(&self) -> Vec<&str> {
+        self.flags.iter().map(String::as_str).collect()
+    }
+}
+
+fn fields(record: &[String]) -> Vec<&str> {
+    record.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn dig_a_query_gets_an_authoritative_answer() {
+    let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
+        return;
+    };
+    let node = Node::start_example();
+    let reply = dig(&dig_bin, &node, &["www.gslb.example.", "A"]);
+    assert_eq!(reply.status, "NOERROR", "{}", reply.text);
+    assert_eq!(reply.flags(), ["qr", "aa"], "AA set, no RD, no RA");
+    assert_eq!(reply.transport, "UDP");
+    assert_eq!(reply.answer_count, 3);
+    assert_eq!(reply.authority_count, 0);
+    let mut answer: Vec<Vec<&str>> = reply.answer.iter().map(|r| fields(r)).collect();
+    answer.sort();
+    assert_eq!(
+        answer,
+        [
+            ["www.gslb.example.", "30", "IN", "A", "192.0.2.10"],
+            ["www.gslb.example.", "30", "IN", "A", "198.51.100.10"],
+            ["www.gslb.example.", "30", "IN", "A", "203.0.113.10"],
+        ]
+    );
+    // dig sends EDNS (with a cookie option) by default: the OPT comes back
+    // with our payload size and no options.
+    assert_eq!(
+        reply.edns.as_deref(),
+        Some("; EDNS: version: 0, flags:; udp: 1232")
+    );
+    assert!(!reply.text.contains("COOKIE"), "unknown options not echoed");
+}
+
+#[test]
+fn dig_with_recursion_desired_gets_rd_back_and_no_ra() {
+    let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
+        return;
+    };
+    let node = Node::start_example();
+    // `+rec` after the default `+norec` turns RD back on.
+    let reply = dig(&dig_bin, &node, &["+rec", "mail.gslb.example.", "A"]);
+    assert_eq!(reply.status, "NOERROR", "{}", reply.text);
+    assert_eq!(reply.flags(), ["qr", "aa", "rd"], "RD copied, RA not set");
+    assert!(
+        reply
+            .text
+            .contains("WARNING: recursion requested but not available"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(
+        fields(&reply.answer[0]),
+        ["mail.gslb.example.", "300", "IN", "A", "192.0.2.25"]
+    );
+}
+
+#[test]
+fn dig_nxdomain_carries_the_soa() {
+    let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
+        return;
+    };
+    let node = Node::start_example();
+    let reply = dig(&dig_bin, &node, &["nope.gslb.example.", "A"]);
+    assert_eq!(reply.status, "NXDOMAIN", "{}", reply.text);
+    assert_eq!(reply.flags(), ["qr", "aa"]);
+    assert_eq!(reply.answer_count, 0);
+    assert_eq!(reply.authority_count, 1);
+    assert_eq!(
+        fields(&reply.authority[0]),
+        [
+            "gslb.example.",
+            "60",
+            "IN",
+            "SOA",
+            "ns-us-east.gslb.example.",
+            "hostmaster.gslb.example.",
+            "2026112301",
+            "3600",
+            "600",
+            "604800",
+            "60",
+        ]
+    );
+
+    // NODATA: NOERROR, the same SOA, nothing in the answer.
+    let reply = dig(&dig_bin, &node, &["www.gslb.example.", "MX"]);
+    assert_eq!(reply.status, "NOERROR", "{}", reply.text);
+    assert_eq!(reply.flags(), ["qr", "aa"]);
+    assert_eq!(reply.answer_count, 0);
+    assert_eq!(reply.authority.len(), 1);
+    assert_eq!(reply.authority[0][1], "60");
+    assert_eq!(reply.authority[0][3], "SOA");
+
+    // Outside the domain: REFUSED, not authoritative.
+    let reply = dig(&dig_bin, &node, &["example.com.", "A"]);
+    assert_eq!(reply.status, "REFUSED", "{}", reply.text);
+    assert_eq!(reply.flags(), ["qr"]);
+}
+
+#[test]
+fn dig_over_tcp_gets_the_same_answer() {
+    let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
+        return;
+    };
+    let node = Node::start_example();
+    let reply = dig(&dig_bin, &node, &["+tcp", "gslb.example.", "MX"]);
+    assert_eq!(reply.transport, "TCP", "{}", reply.text);
+    assert_eq!(reply.status, "NOERROR");
+    assert_eq!(reply.flags(), ["qr", "aa"]);
+    assert_eq!(
+        reply.answer.iter().map(|r| fields(r)).collect::<Vec<_>>(),
+        [[
+            "gslb.example.",
+            "300",
+            "IN",
+            "MX",
+            "10",
+            "mail.gslb.example."
+        ]]
+    );
+    assert_eq!(
+        reply
+            .additional
+            .iter()
+            .map(|r| fields(r))
+            .collect::<Vec<_>>(),
+        [["mail.gslb.example.", "300", "IN", "A", "192.0.2.25"]]
+    );
+
+    let reply = dig(&dig_bin, &node, &["+tcp", "www.gslb.example.", "A"]);
+    assert_eq!(reply.transport, "TCP");
+    assert_eq!(reply.flags(), ["qr", "aa"]);
+    assert_eq!(reply.answer.len(), 3);
+}
+
+#[test]
+fn dig_sees_truncation_and_falls_back_to_tcp() {
+    let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
+        return;
+    };
+    let node = Node::start(&large_txt_config());
+
+    // A 512-byte EDNS buffer, truncation not retried: TC, no answer, OPT kept.
+    let reply = dig(
+        &dig_bin,
+        &node,
+        &["+bufsize=512", "+ignore", "big.gslb.example.", "TXT"],
+    );
+    assert_eq!(reply.status, "NOERROR", "{}", reply.text);
+    assert_eq!(reply.flags(), ["qr", "aa", "tc"]);
+    assert_eq!(reply.transport, "UDP");
+    assert_eq!(reply.answer_count, 0);
+    assert!(reply.edns.is_some(), "OPT kept in the truncated reply");
+
+    // Without EDNS the same.
+    let reply = dig(
+        &dig_bin,
+        &node,
+        &["+noedns", "+ignore", "medium.gslb.example.", "TXT"],
+    );
+    assert_eq!(reply.flags(), ["qr", "aa", "tc"], "{}", reply.text);
+    assert_eq!(reply.answer_count, 0);
+    assert!(reply.edns.is_none(), "no OPT: the query had none");
+
+    // dig's default: retry over TCP on TC and get everything.
+    let reply = dig(
+        &dig_bin,
+        &node,
+        &["+bufsize=512", "big.gslb.example.", "TXT"],
+    );
+    assert!(
+        reply.text.contains("Truncated, retrying in TCP mode"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.transport, "TCP");
+    assert_eq!(reply.flags(), ["qr", "aa"]);
+    assert_eq!(reply.answer_count, 20);
+    assert_eq!(reply.answer.len(), 20);
+    assert!(reply.answer.iter().all(|r| r[1] == "300" && r[3] == "TXT"));
+
+    // Within our 1232-byte limit, the medium set needs no retry.
+    let reply = dig(
+        &dig_bin,
+        &node,
+        &["+bufsize=1232", "+ignore", "medium.gslb.example.", "TXT"],
+    );
+    assert_eq!(reply.flags(), ["qr", "aa"], "{}", reply.text);
+    assert_eq!(reply.transport, "UDP");
+    assert_eq!(reply.answer_count, 6);
+}
+
+#[test]
+fn kdig_edns_payload_badvers_and_options() {
+    let Some(kdig) = require("kdig", "knot-dnsutils") else {
+        return;
+    };
+    let node = Node::start_example();
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "+norec",
+            "+retry=0",
+            "+time=2",
+            "-p",
+            &node.dns.port().to_string(),
+            "@127.0.0.1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    // The client offers 4096; we say 1232.
+    let out = run(&kdig, &base(&["+bufsize=4096", "www.gslb.example.", "A"]));
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("Flags: qr aa;"), "{out}");
+    assert!(
+        out.contains(";; Version: 0; flags: ; UDP size: 1232 B; ext-rcode: NOERROR"),
+        "{out}"
+    );
+
+    // EDNS version 1: BADVERS, answered with version 0.
+    let out = run(&kdig, &base(&["+edns=1", "www.gslb.example.", "A"]));
+    assert!(out.contains("status: BADVERS"), "{out}");
+    assert!(out.contains("ANSWER: 0;"), "{out}");
+    assert!(
+        out.contains(";; Version: 0; flags: ; UDP size: 1232 B; ext-rcode: BADVERS"),
+        "{out}"
+    );
+
+    // DO copied; an unknown option (and NSID, which we do not offer) ignored.
+    let out = run(
+        &kdig,
+        &base(&[
+            "+dnssec",
+            "+nsid",
+            "+ednsopt=65001:deadbeef",
+            "www.gslb.example.",
+            "A",
+        ]),
+    );
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(
+        out.contains(";; Version: 0; flags: do; UDP size: 1232 B; ext-rcode: NOERROR"),
+        "{out}"
+    );
+    assert!(!out.contains("65001"), "unknown option not echoed: {out}");
+    assert!(!out.contains("NSID"), "NSID not offered: {out}");
+    assert!(out.contains("ANSWER: 3;"), "{out}");
+}
