@@ -21,6 +21,7 @@ pub mod config;
 pub mod dns;
 pub mod health;
 pub mod metrics;
+pub mod routing;
 pub mod snapshot;
 
 mod run;

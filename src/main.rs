@@ -49,12 +49,42 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Say which zone a client would get and why, offline (no probes run:
+    /// every endpoint counts as healthy unless drained in the state file).
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The service, relative to the domain or fully qualified.
+        #[arg(long)]
+        name: String,
+        /// A client address, or a subnet as ECS would give it.
+        #[arg(long)]
+        client: String,
+        /// Print JSON, as the admin API's /v1/explain does.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Explain {
+            config,
+            name,
+            client,
+            json,
+        } => match explain(&config, &name, &client, json) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("meridian: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve {
             config,
             listen,
@@ -114,6 +144,79 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
         _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutdown requested"),
     }
+}
+
+fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    use std::sync::Arc;
+    let config = Arc::new(Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let drains = meridian::snapshot::load_drains(&config)?;
+    let geo = match &config.geoip {
+        Some(g) => Some(Arc::new(meridian::routing::geo::GeoDb::open(&g.files)?)),
+        None => None,
+    };
+    let metrics = meridian::metrics::Metrics::default();
+    let snapshot = meridian::snapshot::Snapshot::initial(config.clone(), drains, geo, &metrics);
+    let wanted = name.trim_end_matches('.');
+    let service = config
+        .services
+        .iter()
+        .position(|s| {
+            let full = s.name.to_string().to_ascii_lowercase();
+            let rel = full
+                .strip_suffix(&format!(
+                    ".{}",
+                    config.domain.name.to_string().to_ascii_lowercase()
+                ))
+                .unwrap_or(&full)
+                .to_string();
+            full.trim_end_matches('.') == wanted.to_ascii_lowercase()
+                || rel == wanted.to_ascii_lowercase()
+        })
+        .ok_or_else(|| anyhow::anyhow!("no service `{name}` in {}", path.display()))?;
+    let client = meridian::admin::parse_client(client).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let e =
+        meridian::routing::explain(&config, &snapshot.health, &snapshot.router, service, client);
+    if json {
+        return Ok(serde_json::to_string_pretty(&e)? + "\n");
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} for {}/{}: policy {}",
+        e.service, e.client, e.source_prefix, e.policy
+    );
+    let _ = writeln!(out, "basis: {}", serde_json::to_string(&e.basis)?);
+    let _ = writeln!(out, "candidates (preferred first):");
+    for c in &e.candidates {
+        let _ = writeln!(
+            out,
+            "  {} {:<14} {:>9} {:>9} {:<7}{}{}",
+            if c.chosen { "*" } else { " " },
+            c.zone,
+            c.distance_km.map_or("-".into(), |d| format!("{d:.0} km")),
+            c.rtt_ms.map_or("-".into(), |r| format!("{r:.1} ms")),
+            c.observed,
+            if c.drained { " drained" } else { "" },
+            if c.serving { "" } else { " (not serving)" },
+        );
+    }
+    let _ = writeln!(
+        out,
+        "answer: {}  ttl {}s  ECS scope /{}{}",
+        e.answer.join(" "),
+        e.ttl,
+        e.ecs_scope,
+        if e.all_down {
+            format!("  (all down: {})", e.all_down_rule)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(geo) = &e.geoip {
+        let _ = writeln!(out, "geoip: {geo}");
+    }
+    Ok(out)
 }
 
 fn check(path: &Path) -> ExitCode {

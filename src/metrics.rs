@@ -142,6 +142,8 @@ pub struct Metrics {
     fail_open: DashMap<String, AtomicU64>,
     snapshots: AtomicU64,
     generation: AtomicU64,
+    geoip_reloads: AtomicU64,
+    geoip_rejected: AtomicU64,
 }
 
 impl Metrics {
@@ -169,6 +171,14 @@ impl Metrics {
             .entry(service.to_string())
             .or_default()
             .fetch_add(1, Relaxed);
+    }
+
+    pub fn geoip_reload(&self, accepted: bool) {
+        if accepted {
+            self.geoip_reloads.fetch_add(1, Relaxed);
+        } else {
+            self.geoip_rejected.fetch_add(1, Relaxed);
+        }
     }
 
     pub fn snapshot_published(&self, generation: u64) {

@@ -44,6 +44,8 @@ pub enum RunError {
     Start(#[source] io::Error),
     #[error(transparent)]
     State(#[from] DrainsError),
+    #[error(transparent)]
+    Geo(#[from] crate::routing::geo::GeoError),
 }
 
 impl Listeners {
@@ -94,16 +96,30 @@ pub async fn run(
     if !drains.zones.is_empty() || !drains.endpoints.is_empty() {
         tracing::info!(zones = ?drains.zones, endpoints = drains.endpoints.len(), "drains restored from state file");
     }
+    let geo = match &config.geoip {
+        None => None,
+        Some(settings) => {
+            let db = crate::routing::geo::GeoDb::open(&settings.files)?;
+            tracing::info!(geoip = %db.description(), "GeoIP database loaded");
+            Some(Arc::new(db))
+        }
+    };
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(SnapshotStore::new(Snapshot::initial(
         config.clone(),
         drains.clone(),
+        geo,
         &metrics,
     )));
     metrics.snapshot_published(store.load().generation);
     let board = Arc::new(crate::health::initial_board(&config, SystemTime::now()));
-    let (publisher, publisher_handle) =
-        Publisher::new(store.clone(), metrics.clone(), config.clone(), drains);
+    let (publisher, publisher_handle) = Publisher::new(
+        store.clone(),
+        metrics.clone(),
+        config.clone(),
+        drains,
+        board.clone(),
+    );
     let publisher_task = tokio::spawn(publisher.run());
 
     let stop = tokio_util::sync::CancellationToken::new();

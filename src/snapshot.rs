@@ -23,8 +23,12 @@ use crate::config::Config;
 use crate::dns::table::DomainTable;
 use crate::health::drains::{Drains, DrainsError};
 use crate::health::state::{Observed, Transition};
-use crate::health::{AddressKey, HealthView};
+use crate::health::{AddressKey, HealthBoard, HealthView};
 use crate::metrics::Metrics;
+use crate::routing::Router;
+use crate::routing::geo::GeoDb;
+use crate::routing::latency::{LatencyTable, Ranking};
+use crate::routing::prefix::PrefixMap;
 
 /// Everything one answer needs.
 #[derive(Debug)]
@@ -37,7 +41,9 @@ pub struct Snapshot {
     pub drains: Drains,
     /// The domain's names and record sets, service answers included.
     pub table: DomainTable,
-    /// Per service, the counters of the zones its answer names, so the
+    /// GeoIP, CIDR rules and latency rankings.
+    pub router: Router,
+    /// Per service and endpoint, the counter of answers naming it, so the
     /// answer path counts without looking anything up.
     pub answer_counters: Vec<Vec<Arc<AtomicU64>>>,
     /// Increases with every swap; shown by the admin API and in logs.
@@ -50,6 +56,7 @@ impl Snapshot {
         config: Arc<Config>,
         health: HealthView,
         drains: Drains,
+        router: Router,
         metrics: &Metrics,
         generation: u64,
     ) -> Snapshot {
@@ -57,13 +64,12 @@ impl Snapshot {
         let answer_counters = config
             .services
             .iter()
-            .zip(&table.services)
-            .map(|(service, answer)| {
+            .map(|service| {
                 let name = service.name.to_string();
-                answer
-                    .zones
+                service
+                    .endpoints
                     .iter()
-                    .map(|z| metrics.answer_counter(&name, &config.zones[*z].name))
+                    .map(|e| metrics.answer_counter(&name, &config.zones[e.zone].name))
                     .collect()
             })
             .collect();
@@ -72,6 +78,7 @@ impl Snapshot {
             health,
             drains,
             table,
+            router,
             answer_counters,
             generation,
             built_at: SystemTime::now(),
@@ -79,13 +86,24 @@ impl Snapshot {
     }
 
     /// A snapshot of a node that has just started: no probe has answered.
-    pub fn initial(config: Arc<Config>, drains: Drains, metrics: &Metrics) -> Snapshot {
+    pub fn initial(
+        config: Arc<Config>,
+        drains: Drains,
+        geo: Option<Arc<GeoDb>>,
+        metrics: &Metrics,
+    ) -> Snapshot {
         let observed = crate::health::initial_board(&config, SystemTime::now())
             .into_iter()
             .map(|(k, h)| (k, h.observed))
             .collect();
         let health = HealthView::build(&config, &observed, &drains);
-        Snapshot::build(config, health, drains, metrics, 1)
+        let router = Router {
+            geo,
+            cidr: cidr_map(&config),
+            latency: Arc::new(PrefixMap::new()),
+            local_latency: None,
+        };
+        Snapshot::build(config, health, drains, router, metrics, 1)
     }
 }
 
@@ -120,6 +138,17 @@ impl SnapshotStore {
     fn store(&self, snapshot: Snapshot) {
         self.current.store(Arc::new(snapshot));
     }
+}
+
+/// CIDR rules by network, for longest-prefix match.
+pub fn cidr_map(config: &Config) -> PrefixMap<usize> {
+    let mut map = PrefixMap::new();
+    for (i, rule) in config.cidr_rules.iter().enumerate() {
+        for net in &rule.networks {
+            map.insert(*net, i);
+        }
+    }
+    map
 }
 
 /// What an operator can drain.
@@ -159,6 +188,20 @@ pub enum Change {
         drained: bool,
         reply: oneshot::Sender<DrainOutcome>,
     },
+    /// Latency measurements pushed through the admin API.
+    Latency {
+        samples: Vec<LatencySample>,
+        /// Answered with the generation of the snapshot carrying them.
+        reply: oneshot::Sender<u64>,
+    },
+}
+
+/// One measured RTT from a client prefix to a zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencySample {
+    pub prefix: ipnet::IpNet,
+    pub zone: usize,
+    pub rtt_ms: f64,
 }
 
 /// The sending side, cloned into probe tasks and the admin API.
@@ -184,6 +227,13 @@ impl PublisherHandle {
         .await;
         outcome.await.ok()
     }
+
+    /// Adds latency measurements; returns once a snapshot carries them.
+    pub async fn latency(&self, samples: Vec<LatencySample>) -> Option<u64> {
+        let (reply, generation) = oneshot::channel();
+        self.send(Change::Latency { samples, reply }).await;
+        generation.await.ok()
+    }
 }
 
 /// The single owner of every change to the served state.
@@ -199,6 +249,56 @@ pub struct Publisher {
     /// Services answering by their all-down rule in the current snapshot,
     /// so entering and leaving that state is logged once.
     all_down: Vec<bool>,
+    board: Arc<HealthBoard>,
+    geo: Option<Arc<GeoDb>>,
+    /// Size and modification time of each GeoIP file, to notice a replace.
+    geo_stamps: Vec<Option<(u64, SystemTime)>>,
+    latency: LatencyTable,
+    /// The frozen rankings, rebuilt only when measurements change.
+    latency_view: Arc<PrefixMap<Ranking>>,
+    latency_dirty: bool,
+    local_latency: Option<Ranking>,
+}
+
+/// How often the publisher looks at time-driven state: latency ageing and
+/// this node's probe RTTs.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A reply owed to whoever sent a change, once its snapshot is live.
+enum Reply {
+    Drain(oneshot::Sender<DrainOutcome>, DrainOutcome),
+    Latency(oneshot::Sender<u64>),
+}
+
+impl Reply {
+    fn send(self, generation: u64) {
+        match self {
+            Reply::Drain(tx, mut outcome) => {
+                outcome.generation = generation;
+                let _ = tx.send(outcome);
+            }
+            Reply::Latency(tx) => {
+                let _ = tx.send(generation);
+            }
+        }
+    }
+}
+
+fn geo_stamps(config: &Config) -> Vec<Option<(u64, SystemTime)>> {
+    config
+        .geoip
+        .as_ref()
+        .map(|g| {
+            g.files
+                .iter()
+                .map(|f| {
+                    std::fs::metadata(f)
+                        .ok()
+                        .and_then(|m| Some((m.len(), m.modified().ok()?)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Loads the persisted drains named by the config (none without a file).
@@ -217,6 +317,7 @@ impl Publisher {
         metrics: Arc<Metrics>,
         config: Arc<Config>,
         drains: Drains,
+        board: Arc<HealthBoard>,
     ) -> (Publisher, PublisherHandle) {
         let (tx, rx) = mpsc::channel(4096);
         let current = store.load_full();
@@ -234,6 +335,13 @@ impl Publisher {
                 .map(|s| s.is_all_down)
                 .collect(),
             generation: current.generation,
+            geo: current.router.geo.clone(),
+            geo_stamps: geo_stamps(&config),
+            board,
+            latency: LatencyTable::default(),
+            latency_view: current.router.latency.clone(),
+            latency_dirty: false,
+            local_latency: None,
             store,
             metrics,
             config,
@@ -246,9 +354,26 @@ impl Publisher {
     /// Runs until every handle is dropped.
     pub async fn run(mut self) {
         self.log_all_down_at_start();
-        while let Some(first) = self.rx.recv().await {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let geo_every = self
+            .config
+            .geoip
+            .as_ref()
+            .map(|g| g.watch_interval)
+            .unwrap_or(std::time::Duration::from_secs(3600));
+        let mut geo_tick = tokio::time::interval(geo_every);
+        geo_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
             let mut replies = Vec::new();
-            let mut dirty = self.apply(first, &mut replies);
+            let mut dirty = tokio::select! {
+                change = self.rx.recv() => match change {
+                    Some(change) => self.apply(change, &mut replies),
+                    None => return,
+                },
+                _ = tick.tick() => self.on_tick(),
+                _ = geo_tick.tick() => self.check_geoip().await,
+            };
             // Coalesce: fold in everything already queued, then build once.
             while let Ok(next) = self.rx.try_recv() {
                 dirty |= self.apply(next, &mut replies);
@@ -256,18 +381,93 @@ impl Publisher {
             if dirty {
                 self.publish();
             }
-            for (reply, mut outcome) in replies {
-                outcome.generation = self.generation;
-                let _ = reply.send(outcome);
+            for reply in replies {
+                reply.send(self.generation);
             }
         }
     }
 
-    fn apply(
-        &mut self,
-        change: Change,
-        replies: &mut Vec<(oneshot::Sender<DrainOutcome>, DrainOutcome)>,
-    ) -> bool {
+    /// Ages out latency measurements and re-ranks this node's probe RTTs.
+    fn on_tick(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let mut dirty = false;
+        if self
+            .latency
+            .expire(now, self.config.routing.latency_max_age)
+        {
+            self.latency_dirty = true;
+            dirty = true;
+        }
+        if let Some(here) = self.config.routing.this_zone {
+            let rtts = self.zone_rtts();
+            let routing = &self.config.routing;
+            let ranking =
+                self.latency
+                    .local_view(rtts, routing.latency_margin, routing.latency_margin_ms);
+            let order = |r: &Option<Ranking>| {
+                r.as_ref()
+                    .map(|r| r.zones.iter().map(|z| z.0).collect::<Vec<_>>())
+            };
+            if order(&ranking) != order(&self.local_latency) {
+                tracing::info!(zone = %self.config.zones[here].name, ranking = ?order(&ranking), "local latency ranking changed");
+                dirty = true;
+            }
+            self.local_latency = ranking;
+        }
+        dirty
+    }
+
+    /// The best smoothed probe RTT to each zone, over every probed address.
+    fn zone_rtts(&self) -> Vec<(usize, f64)> {
+        let mut best: std::collections::BTreeMap<usize, f64> = std::collections::BTreeMap::new();
+        for entry in self.board.iter() {
+            let (key, health) = (entry.key(), entry.value());
+            let Some(rtt) = health.rtt else { continue };
+            if !health.observed.is_usable() {
+                continue;
+            }
+            let zone = self.config.services[key.service].endpoints[key.endpoint].zone;
+            let ms = rtt.as_secs_f64() * 1000.0;
+            best.entry(zone)
+                .and_modify(|b| *b = b.min(ms))
+                .or_insert(ms);
+        }
+        best.into_iter().collect()
+    }
+
+    /// Reloads the GeoIP files when they were replaced on disk. A file
+    /// that does not load is rejected and the old database stays.
+    async fn check_geoip(&mut self) -> bool {
+        let Some(settings) = self.config.geoip.clone() else {
+            return false;
+        };
+        let stamps = geo_stamps(&self.config);
+        if stamps == self.geo_stamps {
+            return false;
+        }
+        let files = settings.files.clone();
+        let loaded = tokio::task::spawn_blocking(move || GeoDb::open(&files)).await;
+        self.geo_stamps = stamps;
+        match loaded {
+            Ok(Ok(db)) => {
+                tracing::info!(geoip = %db.description(), "GeoIP database reloaded");
+                self.metrics.geoip_reload(true);
+                self.geo = Some(Arc::new(db));
+                true
+            }
+            Ok(Err(err)) => {
+                tracing::error!(%err, "GeoIP database replacement rejected; keeping the previous one");
+                self.metrics.geoip_reload(false);
+                false
+            }
+            Err(err) => {
+                tracing::error!(%err, "GeoIP reload task failed; keeping the previous database");
+                false
+            }
+        }
+    }
+
+    fn apply(&mut self, change: Change, replies: &mut Vec<Reply>) -> bool {
         match change {
             Change::Health {
                 key,
@@ -326,7 +526,7 @@ impl Publisher {
                     "operator {}",
                     if drained { "drain" } else { "undrain" }
                 );
-                replies.push((
+                replies.push(Reply::Drain(
                     reply,
                     DrainOutcome {
                         changed,
@@ -336,16 +536,43 @@ impl Publisher {
                 ));
                 changed
             }
+            Change::Latency { samples, reply } => {
+                let now = std::time::Instant::now();
+                let n = samples.len();
+                for sample in samples {
+                    self.latency
+                        .push(sample.prefix, sample.zone, sample.rtt_ms, now);
+                }
+                tracing::debug!(samples = n, "latency measurements added");
+                self.latency_dirty = true;
+                replies.push(Reply::Latency(reply));
+                true
+            }
         }
     }
 
     fn publish(&mut self) {
         self.generation += 1;
         let health = HealthView::build(&self.config, &self.observed, &self.drains);
+        if self.latency_dirty {
+            let routing = &self.config.routing;
+            self.latency_view = Arc::new(
+                self.latency
+                    .view(routing.latency_margin, routing.latency_margin_ms),
+            );
+            self.latency_dirty = false;
+        }
+        let router = Router {
+            geo: self.geo.clone(),
+            cidr: cidr_map(&self.config),
+            latency: self.latency_view.clone(),
+            local_latency: self.local_latency.clone(),
+        };
         let snapshot = Snapshot::build(
             self.config.clone(),
             health,
             self.drains.clone(),
+            router,
             &self.metrics,
             self.generation,
         );

@@ -26,6 +26,11 @@ use crate::health::{AddressKey, HealthBoard};
 use crate::metrics::Metrics;
 use crate::snapshot::{DrainTarget, PublisherHandle, Snapshot, SnapshotStore};
 
+/// Largest request body accepted (a batch of latency measurements).
+const MAX_BODY: usize = 1 << 20;
+/// Most latency measurements in one request.
+const MAX_SAMPLES: usize = 10_000;
+
 /// What every handler shares; cheap to clone.
 #[derive(Clone)]
 pub struct AdminState {
@@ -54,6 +59,9 @@ pub fn router(state: AdminState) -> Router {
             "/v1/zones/{zone}/endpoints/{service}/undrain",
             post(undrain_endpoint),
         )
+        .route("/v1/explain", get(explain))
+        .route("/v1/latency", post(push_latency))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -69,6 +77,12 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// pass it around in `Result`s.
 #[derive(Debug)]
 pub struct ApiError(StatusCode, String);
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -286,6 +300,167 @@ async fn apply_drain(
             body["persisted"] = json!(outcome.persisted);
             body["generation"] = json!(outcome.generation);
             Json(body).into_response()
+        }
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node is shutting down; try another node",
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    name: Option<String>,
+    client: Option<String>,
+}
+
+async fn explain(
+    State(state): State<AdminState>,
+    q: Result<axum::extract::Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(q)) = q else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad query string; use ?name=www&client=203.0.113.7",
+        );
+    };
+    let snapshot = state.store.load_full();
+    let (Some(name), Some(client)) = (q.name, q.client) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give `name` (a service) and `client` (an address, or a subnet like 203.0.113.0/24)",
+        );
+    };
+    let s = match find_service(&snapshot.config, name.trim_end_matches('.')) {
+        Ok(s) => s,
+        Err(err) => return err.into_response(),
+    };
+    let client = match parse_client(&client) {
+        Ok(c) => c,
+        Err(err) => return err.into_response(),
+    };
+    let explanation = crate::routing::explain(
+        &snapshot.config,
+        &snapshot.health,
+        &snapshot.router,
+        s,
+        client,
+    );
+    let mut body = serde_json::to_value(explanation).expect("explanation serializes");
+    body["generation"] = json!(snapshot.generation);
+    Json(body).into_response()
+}
+
+/// `203.0.113.7` (a client address) or `203.0.113.0/24` (a client subnet,
+/// as ECS would give it).
+pub fn parse_client(text: &str) -> Result<crate::routing::Client, ApiError> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<std::net::IpAddr>() {
+        return Ok(crate::routing::Client::from_source(addr));
+    }
+    match text.parse::<ipnet::IpNet>() {
+        Ok(net) => Ok(crate::routing::Client {
+            addr: net.trunc().addr(),
+            source_prefix: net.prefix_len(),
+        }),
+        Err(_) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`{text}` is not an address or a subnet; write `203.0.113.7` or `203.0.113.0/24`"
+            ),
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatencyInput {
+    prefix: String,
+    zone: String,
+    rtt_ms: f64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum LatencyBody {
+    One(LatencyInput),
+    Many(Vec<LatencyInput>),
+}
+
+async fn push_latency(
+    State(state): State<AdminState>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            return error(
+                rejection.status(),
+                format!(
+                    "cannot read the body: {}; send at most {MAX_BODY} bytes",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    let parsed: LatencyBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(err) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "body is not a latency measurement ({err}); send {{\"prefix\": \"203.0.113.0/24\", \"zone\": \"eu-west\", \"rtt_ms\": 42.5}} or a list of them"
+                ),
+            );
+        }
+    };
+    let inputs = match parsed {
+        LatencyBody::One(one) => vec![one],
+        LatencyBody::Many(many) => many,
+    };
+    if inputs.is_empty() || inputs.len() > MAX_SAMPLES {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("send between 1 and {MAX_SAMPLES} measurements per request"),
+        );
+    }
+    let config = state.store.load_full().config.clone();
+    let mut samples = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let prefix = match input.prefix.trim().parse::<ipnet::IpNet>() {
+            Ok(p) => p.trunc(),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`{}` is not a prefix; write `203.0.113.0/24`", input.prefix),
+                );
+            }
+        };
+        let zone = match find_zone(&config, &input.zone) {
+            Ok(z) => z,
+            Err(err) => {
+                return ApiError(StatusCode::UNPROCESSABLE_ENTITY, err.1).into_response();
+            }
+        };
+        if !(input.rtt_ms.is_finite() && (0.0..=60_000.0).contains(&input.rtt_ms)) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "rtt_ms {} is out of range; give milliseconds from 0 to 60000",
+                    input.rtt_ms
+                ),
+            );
+        }
+        samples.push(crate::snapshot::LatencySample {
+            prefix,
+            zone,
+            rtt_ms: input.rtt_ms,
+        });
+    }
+    let n = samples.len();
+    match state.publisher.latency(samples).await {
+        Some(generation) => {
+            Json(json!({ "accepted": n, "generation": generation })).into_response()
         }
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -31,6 +31,53 @@ pub struct Config {
     pub records: Vec<StaticRecord>,
     pub zones: Vec<Zone>,
     pub services: Vec<Service>,
+    /// Where client locations come from; `None`: no GeoIP, and policies
+    /// that need a location fall back to the zones' configured order.
+    pub geoip: Option<GeoipSettings>,
+    pub routing: RoutingSettings,
+    /// Client networks whose zone order is fixed, overriding GeoIP.
+    pub cidr_rules: Vec<CidrRule>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeoipSettings {
+    /// One `.mmdb` with both families, or one per family; relative paths
+    /// are relative to the config file.
+    pub files: Vec<PathBuf>,
+    /// How often the files are checked for replacement.
+    pub watch_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingSettings {
+    /// The zone this node sits in: its probes' RTTs stand for the latency
+    /// from clients GeoIP places in that zone's country.
+    pub this_zone: Option<usize>,
+    /// Hysteresis of the latency policy: a prefix moves to another zone only
+    /// when that zone is faster by this fraction of the current one's RTT...
+    pub latency_margin: f64,
+    /// ...and by at least this many milliseconds.
+    pub latency_margin_ms: f64,
+    /// Pushed latency measurements older than this are forgotten.
+    pub latency_max_age: Duration,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        RoutingSettings {
+            this_zone: None,
+            latency_margin: 0.2,
+            latency_margin_ms: 5.0,
+            latency_max_age: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CidrRule {
+    pub networks: Vec<ipnet::IpNet>,
+    /// Zone indices, most preferred first.
+    pub zones: Vec<usize>,
 }
 
 /// Where and how this node listens.
@@ -131,6 +178,8 @@ pub struct Service {
     pub policy: Policy,
     pub ttl: u32,
     pub endpoints: Vec<Endpoint>,
+    /// How many zones an answer names (multi-value answers when above 1).
+    pub answers: usize,
     /// What to answer when no endpoint is up.
     pub all_down: AllDown,
 }
@@ -146,23 +195,51 @@ pub enum AllDown {
     Fallback(Vec<IpAddr>),
 }
 
-/// How a service picks zones. Only `all` exists so far; the routing
-/// policies (nearest, geo maps, failover, weighted, latency) come with the
-/// routing module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a service orders its zones for a client. Every policy then skips
+/// zones that are down or drained; see `routing`.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Policy {
-    /// Answer with every endpoint's addresses.
+    /// Every serving endpoint, whoever asks.
     All,
+    /// Serving zones by great-circle distance from the client.
+    Nearest,
+    /// Zone lists by the client's region, country or continent (most
+    /// specific wins), else the default list; then the rest by distance.
+    Geo(GeoMap),
+    /// A fixed order (active-passive).
+    Failover(Vec<usize>),
+    /// Split by endpoint weights, stable for a client prefix.
+    Weighted,
+    /// Lowest measured RTT for the client's network, else nearest.
+    Latency,
 }
 
 impl Policy {
-    pub const NAMES: &'static [&'static str] = &["all"];
+    pub const NAMES: &'static [&'static str] =
+        &["all", "nearest", "geo", "failover", "weighted", "latency"];
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Policy::All => "all",
+            Policy::Nearest => "nearest",
+            Policy::Geo(_) => "geo",
+            Policy::Failover(_) => "failover",
+            Policy::Weighted => "weighted",
+            Policy::Latency => "latency",
         }
     }
+}
+
+/// Ordered zone lists (zone indices) by where the client is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GeoMap {
+    pub default: Vec<usize>,
+    /// Keys are continent codes (`EU`).
+    pub continents: std::collections::HashMap<String, Vec<usize>>,
+    /// Keys are ISO 3166-1 alpha-2 codes (`DE`).
+    pub countries: std::collections::HashMap<String, Vec<usize>>,
+    /// Keys are ISO 3166-2 codes (`US-CA`).
+    pub regions: std::collections::HashMap<String, Vec<usize>>,
 }
 
 /// One service's load balancer in one zone.
@@ -173,6 +250,8 @@ pub struct Endpoint {
     pub addresses: Vec<IpAddr>,
     /// The endpoint is up while at least this many of its addresses are.
     pub min_healthy: usize,
+    /// Share of traffic under the weighted policy, relative to the others.
+    pub weight: u32,
     pub check: Check,
 }
 

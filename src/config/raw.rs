@@ -21,6 +21,41 @@ pub struct RawConfig {
     pub zones: Vec<RawZone>,
     #[serde(default)]
     pub services: Vec<RawService>,
+    pub geoip: Option<RawGeoip>,
+    pub routing: Option<RawRouting>,
+    #[serde(default)]
+    pub cidr_rules: Vec<RawCidrRule>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawGeoip {
+    pub files: Spanned<Vec<Spanned<String>>>,
+    pub watch_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRouting {
+    pub this_zone: Option<Spanned<String>>,
+    pub latency_margin: Option<Spanned<f64>>,
+    pub latency_margin_ms: Option<Spanned<f64>>,
+    pub latency_max_age: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawCidrRule {
+    pub networks: Spanned<Vec<Spanned<String>>>,
+    pub zones: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGeoMap {
+    pub default: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub continents: std::collections::BTreeMap<String, Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub countries: std::collections::BTreeMap<String, Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub regions: std::collections::BTreeMap<String, Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +130,9 @@ pub struct RawService {
     pub check: Option<RawCheck>,
     pub all_down: Option<Spanned<String>>,
     pub fallback: Option<Vec<Spanned<String>>>,
+    pub answers: Option<Spanned<usize>>,
+    pub order: Option<Vec<Spanned<String>>>,
+    pub geo: Option<RawGeoMap>,
     #[serde(default)]
     pub endpoints: Vec<RawEndpoint>,
 }
@@ -105,6 +143,7 @@ pub struct RawEndpoint {
     #[serde(default)]
     pub addresses: Vec<Spanned<String>>,
     pub min_healthy: Option<Spanned<usize>>,
+    pub weight: Option<Spanned<u32>>,
     pub check: Option<RawCheck>,
 }
 

@@ -293,6 +293,9 @@ impl Checker<'_, '_> {
         let records = self.records(raw.records, &names, domain.as_ref());
         let zones = self.zones(raw.zones);
         let services = self.services(raw.services, &names, &zones, domain.as_ref());
+        let geoip = self.geoip(raw.geoip);
+        let routing = self.routing(raw.routing, &zones);
+        let cidr_rules = self.cidr_rules(raw.cidr_rules, &zones);
         self.conflicts(&records, &services, domain.as_ref());
         Some(Config {
             source: path.to_path_buf(),
@@ -301,6 +304,9 @@ impl Checker<'_, '_> {
             records: records.into_iter().map(|(r, _)| r).collect(),
             zones: zones.into_iter().map(|(z, _)| z).collect(),
             services: services.into_iter().map(|(s, _)| s).collect(),
+            geoip: geoip?,
+            routing: routing?,
+            cidr_rules: cidr_rules?,
         })
     }
 
@@ -765,7 +771,7 @@ impl Checker<'_, '_> {
     ) -> Vec<(Service, Range<usize>)> {
         let default_ttl = domain.map(|d| d.service_ttl).unwrap_or(DEFAULT_SERVICE_TTL);
         let mut out: Vec<(Service, Range<usize>)> = Vec::new();
-        for s in raw {
+        for mut s in raw {
             let name = match names.owner(s.name.get_ref()) {
                 Ok(n) => n,
                 Err((m, h)) => {
@@ -785,25 +791,10 @@ impl Checker<'_, '_> {
                 continue;
             }
             let mut ok = true;
-            let policy = match s.policy.as_ref().map(|p| p.get_ref().trim()) {
-                None | Some("all") => Policy::All,
-                Some(other) => {
-                    self.err(
-                        s.policy.as_ref().map(|p| p.span()).unwrap_or(0..0),
-                        format!("policy `{other}` is not available"),
-                        format!(
-                            "use one of: {} (routing policies are not built yet)",
-                            Policy::NAMES.join(", ")
-                        ),
-                    );
-                    ok = false;
-                    Policy::All
-                }
-            };
             let default_check = s.check.clone().unwrap_or_default();
             let mut endpoints = Vec::new();
             let mut seen_zones = HashMap::new();
-            for ep in s.endpoints {
+            for ep in std::mem::take(&mut s.endpoints) {
                 let zone_name = ep.zone.get_ref().trim();
                 let Some(zone) = zones.iter().position(|(z, _)| z.name == zone_name) else {
                     let defined: Vec<&str> = zones.iter().map(|(z, _)| z.name.as_str()).collect();
@@ -866,8 +857,22 @@ impl Checker<'_, '_> {
                     ok = false;
                     continue;
                 };
+                let weight = match &ep.weight {
+                    None => 1,
+                    Some(w) if *w.get_ref() <= 1_000_000 => *w.get_ref(),
+                    Some(w) => {
+                        self.err(
+                            w.span(),
+                            format!("weight {} is too large", w.get_ref()),
+                            "weights are relative; use values up to 1000000",
+                        );
+                        ok = false;
+                        continue;
+                    }
+                };
                 endpoints.push(Endpoint {
                     zone,
+                    weight,
                     addresses,
                     min_healthy,
                     check,
@@ -881,6 +886,22 @@ impl Checker<'_, '_> {
                 );
                 ok = false;
             }
+            let service_zones: Vec<usize> = endpoints.iter().map(|e| e.zone).collect();
+            let policy = self.policy(&s, &name, zones, &service_zones, &endpoints);
+            ok &= policy.is_some();
+            let answers = match &s.answers {
+                None => 1,
+                Some(a) if *a.get_ref() >= 1 => *a.get_ref(),
+                Some(a) => {
+                    self.err(
+                        a.span(),
+                        "answers must be at least 1",
+                        "use 1 for one zone per answer",
+                    );
+                    ok = false;
+                    1
+                }
+            };
             let all_down = match s.all_down.as_ref().map(|a| a.get_ref().trim()) {
                 None | Some("fail-open") => {
                     if let Some(f) = s.fallback.as_ref().and_then(|f| f.first()) {
@@ -924,7 +945,8 @@ impl Checker<'_, '_> {
                     Service {
                         name,
                         all_down,
-                        policy,
+                        answers,
+                        policy: policy.unwrap_or(Policy::All),
                         ttl: s.ttl.map(|t| t.into_inner()).unwrap_or(default_ttl),
                         endpoints,
                     },
@@ -933,6 +955,330 @@ impl Checker<'_, '_> {
             }
         }
         out
+    }
+
+    /// A service's policy and its parameters.
+    fn policy(
+        &mut self,
+        s: &RawService,
+        name: &Name,
+        zones: &[(Zone, Range<usize>)],
+        service_zones: &[usize],
+        endpoints: &[Endpoint],
+    ) -> Option<Policy> {
+        let span = s.policy.as_ref().map(|p| p.span()).unwrap_or(s.name.span());
+        let kind = s
+            .policy
+            .as_ref()
+            .map(|p| p.get_ref().trim())
+            .unwrap_or("nearest");
+        if s.order.is_some() && kind != "failover" {
+            self.err(
+                span.clone(),
+                format!("service `{name}` sets `order` but its policy is `{kind}`"),
+                "use `policy = \"failover\"` or remove `order`",
+            );
+            return None;
+        }
+        if s.geo.is_some() && kind != "geo" {
+            self.err(
+                span.clone(),
+                format!("service `{name}` has a [services.geo] map but its policy is `{kind}`"),
+                "use `policy = \"geo\"` or remove the map",
+            );
+            return None;
+        }
+        match kind {
+            "all" => Some(Policy::All),
+            "nearest" => Some(Policy::Nearest),
+            "latency" => Some(Policy::Latency),
+            "weighted" => {
+                if endpoints.iter().all(|e| e.weight == 0) {
+                    self.err(
+                        span,
+                        format!("every endpoint of service `{name}` has weight 0"),
+                        "give at least one endpoint a positive weight",
+                    );
+                    return None;
+                }
+                Some(Policy::Weighted)
+            }
+            "failover" => {
+                let Some(order) = &s.order else {
+                    self.err(
+                        span,
+                        format!("service `{name}` uses failover but has no `order`"),
+                        "add `order = [\"primary-zone\", \"standby-zone\"]`",
+                    );
+                    return None;
+                };
+                let order = self.zone_list(order, zones, service_zones, name)?;
+                if order.is_empty() {
+                    self.err(
+                        span,
+                        "`order` is empty",
+                        "name the zones, most preferred first",
+                    );
+                    return None;
+                }
+                Some(Policy::Failover(order))
+            }
+            "geo" => {
+                let Some(raw) = &s.geo else {
+                    self.err(
+                        span,
+                        format!("service `{name}` uses the geo policy but has no [services.geo] map"),
+                        "add [services.geo] with `default = [...]` and `continents`, `countries` or `regions` tables",
+                    );
+                    return None;
+                };
+                let mut map = GeoMap::default();
+                let mut ok = true;
+                match &raw.default {
+                    Some(list) => match self.zone_list(list, zones, service_zones, name) {
+                        Some(l) => map.default = l,
+                        None => ok = false,
+                    },
+                    None => map.default = Vec::new(),
+                }
+                let groups = [
+                    (&raw.continents, &mut map.continents, "continent"),
+                    (&raw.countries, &mut map.countries, "country"),
+                    (&raw.regions, &mut map.regions, "region"),
+                ];
+                for (raw_group, group, what) in groups {
+                    for (key, list) in raw_group {
+                        let key = key.trim().to_ascii_uppercase();
+                        let valid = match what {
+                            "continent" => CONTINENTS.contains(&key.as_str()),
+                            "country" => {
+                                key.len() == 2 && key.chars().all(|c| c.is_ascii_alphabetic())
+                            }
+                            _ => key.len() >= 4 && key.as_bytes()[2] == b'-',
+                        };
+                        if !valid {
+                            let at = list.first().map(|l| l.span()).unwrap_or(span.clone());
+                            self.err(
+                                at,
+                                format!("`{key}` is not a {what} code"),
+                                match what {
+                                    "continent" => format!("use one of {}", CONTINENTS.join(", ")),
+                                    "country" => {
+                                        "use an ISO 3166-1 alpha-2 code like `DE`".to_string()
+                                    }
+                                    _ => "use an ISO 3166-2 code like `US-CA`".to_string(),
+                                },
+                            );
+                            ok = false;
+                            continue;
+                        }
+                        match self.zone_list(list, zones, service_zones, name) {
+                            Some(l) => {
+                                group.insert(key, l);
+                            }
+                            None => ok = false,
+                        }
+                    }
+                }
+                ok.then_some(Policy::Geo(map))
+            }
+            other => {
+                self.err(
+                    span,
+                    format!("policy `{other}` is not known"),
+                    format!("use one of: {}", Policy::NAMES.join(", ")),
+                );
+                None
+            }
+        }
+    }
+
+    /// Zone names to indices; each must be a zone where the service has an
+    /// endpoint (when `service_zones` is given), and appear once.
+    fn zone_list(
+        &mut self,
+        list: &[Spanned<String>],
+        zones: &[(Zone, Range<usize>)],
+        service_zones: &[usize],
+        service: &Name,
+    ) -> Option<Vec<usize>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for item in list {
+            let wanted = item.get_ref().trim();
+            match zones.iter().position(|(z, _)| z.name == wanted) {
+                None => {
+                    let known: Vec<&str> = zones.iter().map(|(z, _)| z.name.as_str()).collect();
+                    self.err(
+                        item.span(),
+                        format!("zone `{wanted}` is not defined"),
+                        format!("use one of: {}", known.join(", ")),
+                    );
+                    ok = false;
+                }
+                Some(z) if !service_zones.is_empty() && !service_zones.contains(&z) => {
+                    self.err(
+                        item.span(),
+                        format!("service `{service}` has no endpoint in zone `{wanted}`"),
+                        "add a [[services.endpoints]] entry for that zone, or remove it from the list",
+                    );
+                    ok = false;
+                }
+                Some(z) if out.contains(&z) => {
+                    self.err(
+                        item.span(),
+                        format!("zone `{wanted}` is listed twice"),
+                        "remove the duplicate",
+                    );
+                    ok = false;
+                }
+                Some(z) => out.push(z),
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn geoip(&mut self, raw: Option<RawGeoip>) -> Option<Option<GeoipSettings>> {
+        let Some(raw) = raw else {
+            return Some(None);
+        };
+        let mut ok = true;
+        let files_span = raw.files.span();
+        let files: Vec<std::path::PathBuf> = raw
+            .files
+            .into_inner()
+            .into_iter()
+            .map(|f| self.config_dir.join(f.get_ref()))
+            .collect();
+        if files.is_empty() || files.len() > 2 {
+            self.err(
+                files_span,
+                "geoip.files must name one or two .mmdb files",
+                "one file holding IPv4 and IPv6, or one per family",
+            );
+            ok = false;
+        }
+        let watch_interval = self.duration(raw.watch_interval.as_ref(), Duration::from_secs(5));
+        ok &= watch_interval.is_some();
+        ok.then(|| {
+            Some(GeoipSettings {
+                files,
+                watch_interval: watch_interval.unwrap_or_default(),
+            })
+        })
+    }
+
+    fn routing(
+        &mut self,
+        raw: Option<RawRouting>,
+        zones: &[(Zone, Range<usize>)],
+    ) -> Option<RoutingSettings> {
+        let raw = raw.unwrap_or_default();
+        let mut settings = RoutingSettings::default();
+        let mut ok = true;
+        if let Some(z) = &raw.this_zone {
+            match zones
+                .iter()
+                .position(|(zone, _)| zone.name == z.get_ref().trim())
+            {
+                Some(i) => settings.this_zone = Some(i),
+                None => {
+                    let known: Vec<&str> = zones.iter().map(|(z, _)| z.name.as_str()).collect();
+                    self.err(
+                        z.span(),
+                        format!("zone `{}` is not defined", z.get_ref()),
+                        format!("use one of: {}", known.join(", ")),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(m) = &raw.latency_margin {
+            if (0.0..1.0).contains(m.get_ref()) {
+                settings.latency_margin = *m.get_ref();
+            } else {
+                self.err(
+                    m.span(),
+                    "latency_margin must be a fraction from 0 to below 1",
+                    "use e.g. 0.2 for 20%",
+                );
+                ok = false;
+            }
+        }
+        if let Some(m) = &raw.latency_margin_ms {
+            if *m.get_ref() >= 0.0 && m.get_ref().is_finite() {
+                settings.latency_margin_ms = *m.get_ref();
+            } else {
+                self.err(
+                    m.span(),
+                    "latency_margin_ms must not be negative",
+                    "use e.g. 5",
+                );
+                ok = false;
+            }
+        }
+        match self.duration(raw.latency_max_age.as_ref(), settings.latency_max_age) {
+            Some(d) => settings.latency_max_age = d,
+            None => ok = false,
+        }
+        ok.then_some(settings)
+    }
+
+    fn cidr_rules(
+        &mut self,
+        raw: Vec<RawCidrRule>,
+        zones: &[(Zone, Range<usize>)],
+    ) -> Option<Vec<CidrRule>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        let mut seen = HashSet::new();
+        for rule in raw {
+            let mut networks = Vec::new();
+            for net in rule.networks.get_ref() {
+                match net.get_ref().trim().parse::<ipnet::IpNet>() {
+                    Ok(n) if n.trunc() != n => {
+                        self.err(
+                            net.span(),
+                            format!("`{n}` has host bits set"),
+                            format!("write the network address: `{}`", n.trunc()),
+                        );
+                        ok = false;
+                    }
+                    Ok(n) if !seen.insert(n) => {
+                        self.err(
+                            net.span(),
+                            format!("network `{n}` is in two rules"),
+                            "keep it in one rule",
+                        );
+                        ok = false;
+                    }
+                    Ok(n) => networks.push(n),
+                    Err(_) => {
+                        self.err(
+                            net.span(),
+                            format!("`{}` is not a network", net.get_ref()),
+                            "write it as `10.0.0.0/8` or `2001:db8::/32`",
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            let zones_span = rule.zones.span();
+            let list = self.zone_list(rule.zones.get_ref(), zones, &[], &Name::root());
+            match list {
+                Some(l) if l.is_empty() => {
+                    self.err(
+                        zones_span,
+                        "a CIDR rule needs at least one zone",
+                        "name the zones, most preferred first",
+                    );
+                    ok = false;
+                }
+                Some(l) => out.push(CidrRule { networks, zones: l }),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     /// An endpoint's check: its own keys over the service's defaults.

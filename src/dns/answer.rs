@@ -14,12 +14,17 @@
 //! OPT kept when a UDP reply does not fit; a minimal answer to ANY
 //! (RFC 8482); FORMERR or silence for malformed packets.
 
+use std::collections::HashSet;
+use std::net::IpAddr;
+
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::HINFO;
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use super::table::{Lookup, Node};
 use crate::metrics::ReplyFacts;
+use crate::routing::{Client, route};
 use crate::snapshot::Snapshot;
 
 /// How the request arrived; decides the size limit of the reply.
@@ -41,12 +46,37 @@ pub struct Reply {
     pub wire: Vec<u8>,
     pub facts: ReplyFacts,
     /// The service whose addresses the reply carries, if any.
-    pub service: Option<usize>,
+    pub service: Option<ServiceHit>,
+}
+
+/// A service answer: which endpoints it named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceHit {
+    pub service: usize,
+    pub endpoints: Vec<usize>,
+}
+
+/// What the answer depends on besides the question: who asked, and the
+/// ECS option to echo.
+struct Asker {
+    client: Client,
+    /// The query's ECS option, echoed with our scope.
+    ecs: Option<ClientSubnet>,
+    /// The scope the answer actually used; 0 unless a service decided.
+    scope: u8,
+    hit: Option<ServiceHit>,
 }
 
 /// Answers one request. `None` means send nothing: the bytes were not a
 /// DNS query we can reply to (too short for a header, or a response).
-pub fn answer(request: &[u8], transport: Transport, snapshot: &Snapshot) -> Option<Reply> {
+/// `source` is the packet's source address, used when the query carries
+/// no client subnet.
+pub fn answer(
+    request: &[u8],
+    transport: Transport,
+    source: IpAddr,
+    snapshot: &Snapshot,
+) -> Option<Reply> {
     if request.len() < DNS_HEADER_LEN || request[2] & 0x80 != 0 {
         // No header to answer, or a response: replying to responses is how
         // reflection loops start.
@@ -66,8 +96,13 @@ pub fn answer(request: &[u8], transport: Transport, snapshot: &Snapshot) -> Opti
             });
         }
     };
-    let mut service = None;
-    let reply = respond(&message, snapshot, &mut service);
+    let mut asker = Asker {
+        client: Client::from_source(source),
+        ecs: None,
+        scope: 0,
+        hit: None,
+    };
+    let reply = respond(&message, snapshot, &mut asker);
     let rcode = reply.metadata.response_code;
     let (wire, truncated) = encode(reply, &message, transport, snapshot)?;
     Some(Reply {
@@ -77,7 +112,7 @@ pub fn answer(request: &[u8], transport: Transport, snapshot: &Snapshot) -> Opti
             rcode,
             truncated,
         },
-        service: if truncated { None } else { service },
+        service: if truncated { None } else { asker.hit },
     })
 }
 
@@ -92,7 +127,7 @@ fn format_error(request: &[u8]) -> Vec<u8> {
 }
 
 /// The reply as a message, before size limits are applied.
-fn respond(request: &Message, snapshot: &Snapshot, service: &mut Option<usize>) -> Message {
+fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message {
     let mut reply = Message::new(request.id, MessageType::Response, request.op_code);
     reply.metadata.recursion_desired = request.recursion_desired;
     reply.metadata.checking_disabled = request.checking_disabled;
@@ -133,8 +168,65 @@ fn respond(request: &Message, snapshot: &Snapshot, service: &mut Option<usize>) 
         reply.metadata.response_code = ResponseCode::Refused;
         return reply;
     }
-    resolve(&mut reply, query, snapshot, service);
+    if let Some(edns) = &request.edns {
+        match client_subnet(edns) {
+            Ok(None) => {}
+            Ok(Some(ecs)) => {
+                if ecs.source_prefix() > 0 {
+                    asker.client = Client {
+                        addr: ecs.addr(),
+                        source_prefix: ecs.source_prefix(),
+                    };
+                }
+                asker.ecs = Some(ecs);
+            }
+            Err(()) => {
+                reply.metadata.response_code = ResponseCode::FormErr;
+                return reply;
+            }
+        }
+    }
+    resolve(&mut reply, query, snapshot, asker);
+    if let (Some(ecs), Some(edns)) = (&asker.ecs, reply.edns.as_mut()) {
+        // RFC 7871 7.2.1: echo family, source prefix and address; the scope
+        // says how widely the answer applies.
+        let scope = asker.scope.min(ecs.source_prefix());
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(
+                ecs.addr(),
+                ecs.source_prefix(),
+                scope,
+            )));
+    }
     reply
+}
+
+/// The query's client subnet, checked per RFC 7871 section 7.1.1: a
+/// scope in a query, or address bits beyond the source prefix, are errors.
+fn client_subnet(edns: &Edns) -> Result<Option<ClientSubnet>, ()> {
+    let Some(option) = edns.option(EdnsCode::Subnet) else {
+        return Ok(None);
+    };
+    let EdnsOption::Subnet(ecs) = option else {
+        return Err(());
+    };
+    let (bits, max): (u128, u8) = match ecs.addr() {
+        IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    };
+    let source = ecs.source_prefix();
+    if ecs.scope_prefix() != 0 || source > max {
+        return Err(());
+    }
+    let host_bits = if source == 0 {
+        bits
+    } else {
+        bits & (u128::MAX >> source)
+    };
+    if host_bits != 0 {
+        return Err(());
+    }
+    Ok(Some(*ecs))
 }
 
 fn reply_edns(request: &Edns, snapshot: &Snapshot) -> Edns {
@@ -147,12 +239,13 @@ fn reply_edns(request: &Edns, snapshot: &Snapshot) -> Edns {
 }
 
 /// Fills in the answer for a well-formed IN query.
-fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot, service: &mut Option<usize>) {
+fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot, asker: &mut Asker) {
     let table = &snapshot.table;
     let qtype = query.query_type();
     // The owner name of answers is the query's own spelling, so a resolver
     // using 0x20 case randomisation sees its case come back.
     let mut name: Name = query.name().clone();
+    let mut visited: HashSet<LowerName> = HashSet::new();
     for hop in 0..=MAX_CNAME_CHAIN {
         let lower = LowerName::new(&name);
         match table.lookup(&lower) {
@@ -164,7 +257,12 @@ fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot, service: &mu
                 return;
             }
             Lookup::Delegated { cut } => {
-                if hop == 0 {
+                if hop == 0 && qtype == RecordType::DS && cut_name_is(&lower, cut) {
+                    // DS lives on the parent side of the cut (RFC 4035
+                    // 3.1.4.1): we are authoritative, and have none.
+                    reply.metadata.authoritative = true;
+                    negative(reply, snapshot);
+                } else if hop == 0 {
                     referral(reply, cut, snapshot);
                 }
                 return;
@@ -188,17 +286,19 @@ fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot, service: &mu
                 {
                     let cname = node.rrset(RecordType::CNAME).expect("cname() found one");
                     push_owned(&mut reply.answers, &cname.records, &name);
-                    if hop == MAX_CNAME_CHAIN || LowerName::new(target) == lower {
+                    visited.insert(lower);
+                    if hop == MAX_CNAME_CHAIN || visited.contains(&LowerName::new(target)) {
                         return;
                     }
                     name = target.clone();
                     continue;
                 }
+                if let (Some(service), RecordType::A | RecordType::AAAA) = (node.service(), qtype) {
+                    service_answer(reply, &name, qtype, service, snapshot, asker);
+                    return;
+                }
                 match node.rrset(qtype) {
                     Some(set) => {
-                        if matches!(qtype, RecordType::A | RecordType::AAAA) {
-                            *service = node.service();
-                        }
                         push_owned(&mut reply.answers, &set.records, &name);
                         additional_for(reply, &set.records, snapshot);
                     }
@@ -208,6 +308,51 @@ fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot, service: &mu
             }
         }
     }
+}
+
+/// A load-balanced name: route, then answer with the chosen endpoints'
+/// addresses of the asked type.
+fn service_answer(
+    reply: &mut Message,
+    name: &Name,
+    qtype: RecordType,
+    service: usize,
+    snapshot: &Snapshot,
+    asker: &mut Asker,
+) {
+    let decision = route(
+        &snapshot.config,
+        &snapshot.health,
+        &snapshot.router,
+        service,
+        asker.client,
+    );
+    asker.scope = decision.scope;
+    let records = &snapshot.table.services[service];
+    if decision.is_all_down && decision.endpoints.is_empty() {
+        push_owned(&mut reply.answers, records.fallback(qtype), name);
+    } else {
+        for &e in &decision.endpoints {
+            push_owned(
+                &mut reply.answers,
+                records.records(qtype, e, !decision.is_all_down),
+                name,
+            );
+        }
+    }
+    if reply.answers.iter().all(|r| r.record_type() != qtype) {
+        negative(reply, snapshot);
+    }
+    asker.hit = Some(ServiceHit {
+        service,
+        endpoints: decision.endpoints,
+    });
+}
+
+fn cut_name_is(name: &LowerName, cut: &Node) -> bool {
+    cut.rrset(RecordType::NS)
+        .and_then(|s| s.records.first())
+        .is_some_and(|r| LowerName::new(&r.name) == *name)
 }
 
 /// Copies records into a section under the owner name as the client spelled it.

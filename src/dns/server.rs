@@ -199,17 +199,22 @@ impl DnsServer {
 fn answer_counted(
     request: &[u8],
     transport: Transport,
+    source: std::net::IpAddr,
     snapshot: &Snapshot,
     metrics: &Metrics,
 ) -> Option<Vec<u8>> {
-    let Some(reply) = answer(request, transport, snapshot) else {
+    let Some(reply) = answer(request, transport, source, snapshot) else {
         metrics.dns.dropped();
         return None;
     };
     metrics.dns.reply(transport, &reply.facts);
-    if let Some(counters) = reply.service.and_then(|s| snapshot.answer_counters.get(s)) {
-        for counter in counters {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(hit) = &reply.service
+        && let Some(counters) = snapshot.answer_counters.get(hit.service)
+    {
+        for e in &hit.endpoints {
+            if let Some(counter) = counters.get(*e) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
     Some(reply.wire)
@@ -241,7 +246,8 @@ fn serve_udp(
             }
         };
         let snapshot = store.load();
-        if let Some(reply) = answer_counted(&buf[..len], Transport::Udp, &snapshot, metrics)
+        if let Some(reply) =
+            answer_counted(&buf[..len], Transport::Udp, peer.ip(), &snapshot, metrics)
             && let Err(err) = socket.send_to(&reply, peer)
         {
             tracing::debug!(%err, %peer, "udp send failed");
@@ -292,6 +298,7 @@ async fn accept_tcp(listener: tokio::net::TcpListener, ctx: TcpContext) {
 }
 
 async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::Result<()> {
+    let peer = stream.peer_addr()?.ip();
     let (limits, stop) = (ctx.limits, &ctx.stop);
     let _ = stream.set_nodelay(true);
     let mut len_buf = [0u8; 2];
@@ -319,7 +326,7 @@ async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::R
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query not completed in time"))??;
         let reply = {
             let snapshot = ctx.store.load();
-            answer_counted(&query, Transport::Tcp, &snapshot, &ctx.metrics)
+            answer_counted(&query, Transport::Tcp, peer, &snapshot, &ctx.metrics)
         };
         let Some(reply) = reply else {
             // Nothing sensible to say; a TCP client sending garbage is closed.

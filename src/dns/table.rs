@@ -37,8 +37,9 @@ impl Node {
         self.rrsets.iter().find(|s| s.record_type == record_type)
     }
 
+    /// No data here at all: an empty non-terminal.
     pub fn is_empty(&self) -> bool {
-        self.rrsets.is_empty()
+        self.rrsets.is_empty() && self.service.is_none()
     }
 
     pub fn is_delegation(&self) -> bool {
@@ -90,19 +91,48 @@ pub enum Lookup<'t> {
     NxDomain,
 }
 
-/// How a service answers in this snapshot.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceAnswer {
-    /// Zones whose endpoints the answer names, by index into the config.
-    pub zones: Vec<usize>,
-    /// No endpoint is serving, so the all-down rule decided the answer.
+/// A service's address records, ready for any routing decision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceRecords {
+    /// Per endpoint, the A records of its usable addresses.
+    pub a: Vec<Vec<Record>>,
+    /// Per endpoint, the AAAA records of its usable addresses.
+    pub aaaa: Vec<Vec<Record>>,
+    /// Per endpoint, every address regardless of health (for fail-open).
+    pub all_a: Vec<Vec<Record>>,
+    pub all_aaaa: Vec<Vec<Record>>,
+    /// The all-down fallback addresses, when configured.
+    pub fallback_a: Vec<Record>,
+    pub fallback_aaaa: Vec<Record>,
+    /// No endpoint is serving at all in this snapshot.
     pub is_all_down: bool,
+}
+
+impl ServiceRecords {
+    /// The records for `endpoints` of one address type; `healthy` selects
+    /// the usable addresses, else every address (fail-open).
+    pub fn records(&self, record_type: RecordType, endpoint: usize, healthy: bool) -> &[Record] {
+        let sets = match (record_type, healthy) {
+            (RecordType::A, true) => &self.a,
+            (RecordType::A, false) => &self.all_a,
+            (RecordType::AAAA, true) => &self.aaaa,
+            (_, _) => &self.all_aaaa,
+        };
+        sets.get(endpoint).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn fallback(&self, record_type: RecordType) -> &[Record] {
+        match record_type {
+            RecordType::A => &self.fallback_a,
+            _ => &self.fallback_aaaa,
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct DomainTable {
     /// Per service, in config order.
-    pub services: Vec<ServiceAnswer>,
+    pub services: Vec<ServiceRecords>,
     apex: LowerName,
     apex_labels: u8,
     soa: Record,
@@ -168,50 +198,43 @@ impl DomainTable {
                 .get(index)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            let serving: Vec<usize> = (0..service.endpoints.len())
-                .filter(|e| views.get(*e).is_none_or(|v| v.is_serving()))
-                .collect();
-            let (addresses, zones): (Vec<IpAddr>, Vec<usize>) = if !serving.is_empty() {
-                // Until routing exists a service answers with every serving
-                // endpoint, and of each only the addresses probes have not
-                // found down.
-                let mut addrs = Vec::new();
-                for &e in &serving {
-                    let endpoint = &service.endpoints[e];
-                    for (a, addr) in endpoint.addresses.iter().enumerate() {
-                        let usable = views
-                            .get(e)
-                            .and_then(|v| v.addresses.get(a))
-                            .is_none_or(|o| o.is_usable());
-                        if usable {
-                            addrs.push(*addr);
-                        }
+            let mut records = ServiceRecords::default();
+            for (e, endpoint) in service.endpoints.iter().enumerate() {
+                let (mut a, mut aaaa, mut all_a, mut all_aaaa) = (vec![], vec![], vec![], vec![]);
+                for (i, addr) in endpoint.addresses.iter().enumerate() {
+                    let record = address_record(service.name.clone(), service.ttl, *addr);
+                    let usable = views
+                        .get(e)
+                        .and_then(|v| v.addresses.get(i))
+                        .is_none_or(|o| o.is_usable());
+                    let (healthy, all) = if addr.is_ipv4() {
+                        (&mut a, &mut all_a)
+                    } else {
+                        (&mut aaaa, &mut all_aaaa)
+                    };
+                    if usable {
+                        healthy.push(record.clone());
+                    }
+                    all.push(record);
+                }
+                records.a.push(a);
+                records.aaaa.push(aaaa);
+                records.all_a.push(all_a);
+                records.all_aaaa.push(all_aaaa);
+            }
+            if let AllDown::Fallback(addrs) = &service.all_down {
+                for addr in addrs {
+                    let record = address_record(service.name.clone(), service.ttl, *addr);
+                    if addr.is_ipv4() {
+                        records.fallback_a.push(record);
+                    } else {
+                        records.fallback_aaaa.push(record);
                     }
                 }
-                (
-                    addrs,
-                    serving.iter().map(|e| service.endpoints[*e].zone).collect(),
-                )
-            } else {
-                match &service.all_down {
-                    AllDown::FailOpen => (
-                        service
-                            .endpoints
-                            .iter()
-                            .flat_map(|e| e.addresses.iter().copied())
-                            .collect(),
-                        service.endpoints.iter().map(|e| e.zone).collect(),
-                    ),
-                    AllDown::Fallback(addrs) => (addrs.clone(), Vec::new()),
-                }
-            };
-            for addr in addresses {
-                table.insert(address_record(service.name.clone(), service.ttl, addr));
             }
-            table.services.push(ServiceAnswer {
-                zones,
-                is_all_down: serving.is_empty(),
-            });
+            records.is_all_down =
+                (0..service.endpoints.len()).all(|e| views.get(e).is_some_and(|v| !v.is_serving()));
+            table.services.push(records);
         }
         table
     }

@@ -467,6 +467,28 @@ fn cname_loop_terminates() {
 }
 
 #[test]
+fn cname_loop_lists_each_cname_once() {
+    let node = Node::start(&example_with(CNAME_EXTRAS));
+    let reply = node.udp(&query("loop-a.gslb.example.", RecordType::A));
+    assert_eq!(reply.response_code, ResponseCode::NoError);
+    let links: Vec<(String, String)> = reply
+        .answers
+        .iter()
+        .map(|r| (r.name.to_ascii(), cname_target(r)))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            ("loop-a.gslb.example.".into(), "loop-b.gslb.example.".into()),
+            ("loop-b.gslb.example.".into(), "loop-a.gslb.example.".into()),
+        ],
+        "each CNAME of the loop once, in chain order"
+    );
+    let reply = node.udp(&query("self.gslb.example.", RecordType::A));
+    assert_eq!(reply.answers.len(), 1, "{:?}", reply.answers);
+}
+
+#[test]
 fn cname_out_of_the_domain_returns_only_the_cname() {
     let node = Node::start(&example_with(CNAME_EXTRAS));
     let request = query("away.gslb.example.", RecordType::A);
@@ -555,6 +577,22 @@ fn delegation_gets_a_referral_with_glue() {
     }
     // The parent still answers its own names.
     assert_still_answers(&node);
+}
+
+#[test]
+fn ds_at_a_delegation_is_answered_by_the_parent() {
+    let node = Node::start(&example_with(DELEGATION));
+    let request = query("sub.gslb.example.", RecordType::DS);
+    let reply = node.udp(&request);
+    assert_response_header(&reply, &request);
+    assert_eq!(reply.response_code, ResponseCode::NoError);
+    assert!(reply.authoritative, "the parent is authoritative for DS");
+    assert!(reply.answers.is_empty(), "no DS: the child is unsigned");
+    assert_negative_soa(&reply);
+    // Below the cut, DS belongs to the child: still a referral.
+    let reply = node.udp(&query("www.sub.gslb.example.", RecordType::DS));
+    assert!(!reply.authoritative);
+    assert_eq!(reply.authorities[0].record_type(), RecordType::NS);
 }
 
 // ---------------------------------------------------------------------------

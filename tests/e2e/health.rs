@@ -39,7 +39,13 @@ addresses = ["192.0.2.53"]
             i * 10
         );
     }
-    text += &format!("\n[[services]]\nname = \"www\"\n{service_extra}\n");
+    // Health tests look at every endpoint at once: answer with all of them.
+    let policy = if service_extra.contains("policy") {
+        ""
+    } else {
+        "policy = \"all\""
+    };
+    text += &format!("\n[[services]]\nname = \"www\"\n{policy}\n{service_extra}\n");
     for (i, b) in backends.iter().enumerate() {
         text += &format!(
             "\n[[services.endpoints]]\nzone = \"{}\"\naddresses = [\"{}\"]\ncheck = {{ port = {}, interval = \"200ms\", timeout = \"200ms\", rise = 2, fall = 2, {check} }}\n",

@@ -1,0 +1,553 @@
+//! Which zone a client should use: the decision at the heart of Meridian.
+//!
+//! Routing reads; it never probes. Everything it needs is frozen into the
+//! snapshot: the GeoIP database, CIDR rules, the latency rankings and the
+//! health view. [`route`] is pure and allocation-light, so the answer path
+//! calls it per query, and [`explain`] calls the very same function and
+//! then describes every candidate, so what the explain endpoint says is
+//! what DNS does.
+//!
+//! The order of evidence, most specific first: a CIDR rule for the client's
+//! network; for the latency policy, measured RTTs for the client's prefix
+//! (or this node's own probe RTTs for clients in its country); the client's
+//! GeoIP location. Every policy then skips zones that are down or drained
+//! and takes the next; with none left, the service's all-down rule answers.
+//!
+//! ECS scope: the reply says how wide a network the decision holds for,
+//! so resolvers can cache one answer for the whole network. It is the
+//! prefix of the evidence used (GeoIP network, CIDR rule, latency prefix,
+//! hashed prefix), narrowed so no more specific rule hides inside it, and
+//! never wider than the query's source prefix; 0 when the answer does not
+//! depend on the client.
+
+pub mod geo;
+pub mod latency;
+pub mod prefix;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::config::{AllDown, Config, Policy};
+use crate::health::HealthView;
+use geo::{GeoDb, Location};
+use latency::Ranking;
+use prefix::PrefixMap;
+
+/// Who is asking: the ECS subnet when the query carries one, else the
+/// packet's source address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    pub addr: IpAddr,
+    /// Bits of `addr` that are meaningful (32/128 for a packet source).
+    pub source_prefix: u8,
+}
+
+impl Client {
+    pub fn from_source(addr: IpAddr) -> Client {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        Client {
+            addr,
+            source_prefix: full_len(addr),
+        }
+    }
+}
+
+fn full_len(addr: IpAddr) -> u8 {
+    match addr {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// The routing data of one snapshot.
+#[derive(Debug, Default)]
+pub struct Router {
+    pub geo: Option<Arc<GeoDb>>,
+    /// CIDR rule index by network.
+    pub cidr: PrefixMap<usize>,
+    /// Latency rankings by client prefix.
+    /// Shared between snapshots until measurements change.
+    pub latency: Arc<PrefixMap<Ranking>>,
+    /// This node's probe RTTs ranked, for clients in its own country.
+    pub local_latency: Option<Ranking>,
+}
+
+/// What the evidence was.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Basis {
+    /// The policy does not depend on the client.
+    Fixed,
+    /// A CIDR rule matched.
+    CidrRule { network: String, rule: usize },
+    /// Pushed latency measurements for the client's prefix.
+    Latency { network: String },
+    /// This node's probe RTTs, the client being in this node's country.
+    LocalLatency { country: String },
+    /// GeoIP located the client.
+    Geo { network: String, location: Location },
+    /// GeoIP had no location (or there is no database).
+    Unlocated { network: Option<String> },
+    /// Weighted split keyed by the client's prefix.
+    Hash { network: String },
+}
+
+/// A routing decision for one service and one client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Endpoint indices to answer with, preferred first.
+    pub endpoints: Vec<usize>,
+    /// Every endpoint in preference order, serving or not (for explain).
+    pub ranked: Vec<usize>,
+    /// No endpoint was serving: the all-down rule applies.
+    pub is_all_down: bool,
+    /// ECS scope prefix length for the reply.
+    pub scope: u8,
+    pub basis: Basis,
+}
+
+/// Decides which of `service`'s endpoints to answer `client` with.
+pub fn route(
+    config: &Config,
+    health: &HealthView,
+    router: &Router,
+    service: usize,
+    client: Client,
+) -> Decision {
+    let svc = &config.services[service];
+    let views = &health.endpoints[service];
+    let serving = |e: usize| views.get(e).is_none_or(|v| v.is_serving());
+    let (ranked, scope, basis) = rank(config, router, service, client);
+    let limit = if svc.policy == Policy::All {
+        usize::MAX
+    } else {
+        svc.answers
+    };
+    let endpoints: Vec<usize> = ranked
+        .iter()
+        .copied()
+        .filter(|e| serving(*e))
+        .take(limit)
+        .collect();
+    let is_all_down = endpoints.is_empty();
+    let endpoints = match (&svc.all_down, is_all_down) {
+        (_, false) => endpoints,
+        (AllDown::FailOpen, true) => (0..svc.endpoints.len()).collect(),
+        (AllDown::Fallback(_), true) => Vec::new(),
+    };
+    Decision {
+        endpoints,
+        ranked,
+        is_all_down,
+        scope: scope.min(client.source_prefix),
+        basis,
+    }
+}
+
+/// Orders every endpoint of a service for a client, with the scope over
+/// which that order holds.
+fn rank(
+    config: &Config,
+    router: &Router,
+    service: usize,
+    client: Client,
+) -> (Vec<usize>, u8, Basis) {
+    let svc = &config.services[service];
+    let by_zone = |zones: &[usize]| -> Vec<usize> {
+        zones
+            .iter()
+            .filter_map(|z| svc.endpoints.iter().position(|e| e.zone == *z))
+            .collect()
+    };
+    match &svc.policy {
+        Policy::All => ((0..svc.endpoints.len()).collect(), 0, Basis::Fixed),
+        Policy::Failover(order) => (
+            complete(by_zone(order), svc.endpoints.len()),
+            0,
+            Basis::Fixed,
+        ),
+        Policy::Weighted => {
+            let len = client.source_prefix.min(match client.addr {
+                IpAddr::V4(_) => 24,
+                IpAddr::V6(_) => 56,
+            });
+            let network = IpNet::new(client.addr, len).expect("length fits").trunc();
+            (
+                weighted_order(config, service, network),
+                len,
+                Basis::Hash {
+                    network: network.to_string(),
+                },
+            )
+        }
+        Policy::Nearest | Policy::Geo(_) | Policy::Latency => {
+            // A CIDR rule outranks everything else.
+            if let Some((network, rule)) = router.cidr.lookup(client.addr, client.source_prefix) {
+                let order = complete(
+                    by_zone(&config.cidr_rules[*rule].zones),
+                    svc.endpoints.len(),
+                );
+                let scope = narrow(network.prefix_len(), client.addr, &router.cidr);
+                return (
+                    order,
+                    scope,
+                    Basis::CidrRule {
+                        network: network.to_string(),
+                        rule: *rule,
+                    },
+                );
+            }
+            let located = router.geo.as_ref().map(|g| g.lookup(client.addr));
+            let location = located.as_ref().and_then(|m| m.location.clone());
+            if svc.policy == Policy::Latency {
+                if let Some((network, ranking)) =
+                    router.latency.lookup(client.addr, client.source_prefix)
+                {
+                    let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
+                    let order =
+                        complete_by_distance(config, service, by_zone(&zones), location.as_ref());
+                    let scope = narrow(network.prefix_len(), client.addr, &router.latency);
+                    return (
+                        order,
+                        scope,
+                        Basis::Latency {
+                            network: network.to_string(),
+                        },
+                    );
+                }
+                if let (Some(ranking), Some(loc), Some(here)) =
+                    (&router.local_latency, &location, config.routing.this_zone)
+                    && loc.country.is_some()
+                    && loc.country == config.zones[here].country
+                {
+                    let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
+                    let order =
+                        complete_by_distance(config, service, by_zone(&zones), location.as_ref());
+                    let scope = geo_scope(located.as_ref(), client, router);
+                    return (
+                        order,
+                        scope,
+                        Basis::LocalLatency {
+                            country: loc.country.clone().unwrap_or_default(),
+                        },
+                    );
+                }
+            }
+            let scope = geo_scope(located.as_ref(), client, router);
+            let Some(loc) = location else {
+                let network = located.map(|m| m.network.to_string());
+                // Nothing known of the client: the configured order.
+                let order = match &svc.policy {
+                    Policy::Geo(map) => complete(by_zone(&map.default), svc.endpoints.len()),
+                    _ => (0..svc.endpoints.len()).collect(),
+                };
+                return (order, scope, Basis::Unlocated { network });
+            };
+            let preferred = match &svc.policy {
+                Policy::Geo(map) => {
+                    let list = loc
+                        .region
+                        .as_ref()
+                        .and_then(|r| map.regions.get(r))
+                        .or_else(|| loc.country.as_ref().and_then(|c| map.countries.get(c)))
+                        .or_else(|| loc.continent.as_ref().and_then(|c| map.continents.get(c)))
+                        .unwrap_or(&map.default);
+                    by_zone(list)
+                }
+                _ => Vec::new(),
+            };
+            let order = complete_by_distance(config, service, preferred, Some(&loc));
+            let network = located.map(|m| m.network.to_string()).unwrap_or_default();
+            (
+                order,
+                scope,
+                Basis::Geo {
+                    network,
+                    location: loc,
+                },
+            )
+        }
+    }
+}
+
+/// The scope of a GeoIP-based decision: the database network, narrowed
+/// around any CIDR rule or latency prefix inside it.
+fn geo_scope(located: Option<&geo::GeoMatch>, client: Client, router: &Router) -> u8 {
+    let Some(m) = located else {
+        // No database: the decision does not depend on the client, unless
+        // rules or measurements exist that could.
+        return narrow(0, client.addr, &router.cidr).max(narrow(0, client.addr, &router.latency));
+    };
+    let base = m.network.prefix_len();
+    narrow(base, client.addr, &router.cidr).max(narrow(base, client.addr, &router.latency))
+}
+
+/// Lengthens `len` until `addr/len` contains no more specific prefix of
+/// `map` than `len`: addresses sharing the scope must share the decision.
+fn narrow<T>(len: u8, addr: IpAddr, map: &PrefixMap<T>) -> u8 {
+    let Some(max) = map.max_len(addr) else {
+        return len;
+    };
+    if max <= len {
+        return len;
+    }
+    if map.len() > 64 {
+        // Many prefixes (a latency table): do not scan on the hot path;
+        // the longest length present is a safe scope.
+        return max;
+    }
+    let mut scope = len;
+    let here = IpNet::new(addr, len).expect("length fits").trunc();
+    for (net, _) in map.iter() {
+        if net.prefix_len() > len && here.contains(&net.network()) && same_family(addr, net.addr())
+        {
+            // The widest prefix of addr that excludes `net`.
+            let common = common_prefix(addr, net.network());
+            scope = scope.max((common + 1).min(net.prefix_len()));
+        }
+    }
+    scope
+}
+
+fn same_family(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}
+
+fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
+        _ => 0,
+    }
+}
+
+/// Appends the endpoints not yet listed, in config order.
+fn complete(mut order: Vec<usize>, n: usize) -> Vec<usize> {
+    for e in 0..n {
+        if !order.contains(&e) {
+            order.push(e);
+        }
+    }
+    order
+}
+
+/// Appends the endpoints not yet listed, nearest first when the client's
+/// location is known.
+fn complete_by_distance(
+    config: &Config,
+    service: usize,
+    mut order: Vec<usize>,
+    location: Option<&Location>,
+) -> Vec<usize> {
+    let svc = &config.services[service];
+    let mut rest: Vec<usize> = (0..svc.endpoints.len())
+        .filter(|e| !order.contains(e))
+        .collect();
+    if let Some(loc) = location {
+        rest.sort_by(|a, b| {
+            let da = distance_km(loc, &config.zones[svc.endpoints[*a].zone]);
+            let db = distance_km(loc, &config.zones[svc.endpoints[*b].zone]);
+            da.total_cmp(&db).then(a.cmp(b))
+        });
+    }
+    order.extend(rest);
+    order
+}
+
+/// Great-circle distance (haversine, mean Earth radius).
+pub fn distance_km(loc: &Location, zone: &crate::config::Zone) -> f64 {
+    const EARTH_RADIUS_KM: f64 = 6371.0;
+    let (lat1, lon1) = (loc.latitude.to_radians(), loc.longitude.to_radians());
+    let (lat2, lon2) = (zone.latitude.to_radians(), zone.longitude.to_radians());
+    let a = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
+}
+
+/// Weighted rendezvous hashing: each endpoint scores
+/// `-ln(u) / weight` with `u` a hash of (prefix, service, zone), lowest
+/// first. A prefix keeps its zone when other zones come and go, and over
+/// many prefixes the first choices split by weight.
+fn weighted_order(config: &Config, service: usize, network: IpNet) -> Vec<usize> {
+    let svc = &config.services[service];
+    let mut scored: Vec<(f64, usize)> = svc
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(e, ep)| {
+            let h = stable_hash(network, &svc.name.to_string(), &config.zones[ep.zone].name);
+            // Map to (0, 1]; never 0 so ln is finite.
+            let u = ((h >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+            let score = if ep.weight == 0 {
+                f64::INFINITY
+            } else {
+                -u.ln() / f64::from(ep.weight)
+            };
+            (score, e)
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    scored.into_iter().map(|(_, e)| e).collect()
+}
+
+/// FNV-1a then a 64-bit finalizer: stable across processes and versions,
+/// so every node of the domain sends a prefix to the same zone.
+fn stable_hash(network: IpNet, service: &str, zone: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    match network.network() {
+        IpAddr::V4(a) => feed(&a.octets()),
+        IpAddr::V6(a) => feed(&a.octets()),
+    }
+    feed(&[network.prefix_len(), 0]);
+    feed(service.as_bytes());
+    feed(&[0]);
+    feed(zone.as_bytes());
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// One candidate zone as explain shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub zone: String,
+    pub rank: usize,
+    pub addresses: Vec<String>,
+    pub distance_km: Option<f64>,
+    pub rtt_ms: Option<f64>,
+    pub weight: u32,
+    pub observed: &'static str,
+    pub drained: bool,
+    pub serving: bool,
+    pub chosen: bool,
+}
+
+/// Why a client gets the answer it gets.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub service: String,
+    pub policy: &'static str,
+    pub client: String,
+    pub source_prefix: u8,
+    pub basis: Basis,
+    pub candidates: Vec<Candidate>,
+    pub chosen: Vec<String>,
+    pub answer: Vec<String>,
+    pub all_down: bool,
+    pub all_down_rule: &'static str,
+    pub ecs_scope: u8,
+    pub ttl: u32,
+    pub geoip: Option<String>,
+}
+
+/// Runs [`route`] and describes the decision.
+pub fn explain(
+    config: &Config,
+    health: &HealthView,
+    router: &Router,
+    service: usize,
+    client: Client,
+) -> Explanation {
+    let decision = route(config, health, router, service, client);
+    let svc = &config.services[service];
+    let location = match &decision.basis {
+        Basis::Geo { location, .. } => Some(location.clone()),
+        _ => router
+            .geo
+            .as_ref()
+            .and_then(|g| g.lookup(client.addr).location),
+    };
+    let latency = router
+        .latency
+        .lookup(client.addr, client.source_prefix)
+        .map(|(_, r)| r.clone())
+        .or_else(|| router.local_latency.clone());
+    let candidates = decision
+        .ranked
+        .iter()
+        .enumerate()
+        .map(|(rank, &e)| {
+            let ep = &svc.endpoints[e];
+            let zone = &config.zones[ep.zone];
+            let view = health.endpoints[service].get(e);
+            Candidate {
+                zone: zone.name.clone(),
+                rank,
+                addresses: ep.addresses.iter().map(|a| a.to_string()).collect(),
+                distance_km: location
+                    .as_ref()
+                    .map(|l| (distance_km(l, zone) * 10.0).round() / 10.0),
+                rtt_ms: latency
+                    .as_ref()
+                    .and_then(|r| r.zones.iter().find(|z| z.0 == ep.zone).map(|z| z.1)),
+                weight: ep.weight,
+                observed: match view {
+                    Some(v) if v.is_up => "up",
+                    Some(_) => "down",
+                    None => "unknown",
+                },
+                drained: view.is_some_and(|v| v.is_drained),
+                serving: view.is_none_or(|v| v.is_serving()),
+                chosen: !decision.is_all_down && decision.endpoints.contains(&e),
+            }
+        })
+        .collect();
+    let answer: Vec<String> = match (&svc.all_down, decision.is_all_down) {
+        (AllDown::Fallback(addrs), true) => addrs.iter().map(|a| a.to_string()).collect(),
+        _ => decision
+            .endpoints
+            .iter()
+            .flat_map(|e| {
+                let view = health.endpoints[service].get(*e);
+                svc.endpoints[*e]
+                    .addresses
+                    .iter()
+                    .enumerate()
+                    .filter(move |(a, _)| {
+                        decision.is_all_down
+                            || view
+                                .and_then(|v| v.addresses.get(*a))
+                                .is_none_or(|o| o.is_usable())
+                    })
+                    .map(|(_, addr)| addr.to_string())
+            })
+            .collect(),
+    };
+    Explanation {
+        service: svc.name.to_string(),
+        policy: svc.policy.name(),
+        client: client.addr.to_string(),
+        source_prefix: client.source_prefix,
+        basis: decision.basis.clone(),
+        candidates,
+        chosen: decision
+            .endpoints
+            .iter()
+            .filter(|_| !decision.is_all_down)
+            .map(|e| config.zones[svc.endpoints[*e].zone].name.clone())
+            .collect(),
+        answer,
+        all_down: decision.is_all_down,
+        all_down_rule: match svc.all_down {
+            AllDown::FailOpen => "fail-open",
+            AllDown::Fallback(_) => "fallback",
+        },
+        ecs_scope: decision.scope,
+        ttl: svc.ttl,
+        geoip: router.geo.as_ref().map(|g| g.description()),
+    }
+}
