@@ -551,3 +551,223 @@ pub fn explain(
         geoip: router.geo.as_ref().map(|g| g.description()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::drains::Drains;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    const BASE: &str = r#"
+[domain]
+name = "gslb.test."
+[[domain.nameservers]]
+name = "ns1"
+addresses = ["192.0.2.53"]
+[[zones]]
+name = "a"
+latitude = 40.0
+longitude = -75.0
+[[zones]]
+name = "b"
+latitude = 50.0
+longitude = 5.0
+[[zones]]
+name = "c"
+latitude = 1.3
+longitude = 103.8
+"#;
+
+    fn service(policy: &str, extra: &str, weights: [u32; 3]) -> String {
+        format!(
+            "{BASE}\n{extra}\n[[services]]\nname = \"www\"\npolicy = \"{policy}\"\n\
+             [services.check]\nkind = \"none\"\n\
+             [[services.endpoints]]\nzone = \"a\"\naddresses = [\"192.0.2.1\"]\nweight = {}\n\
+             [[services.endpoints]]\nzone = \"b\"\naddresses = [\"192.0.2.2\"]\nweight = {}\n\
+             [[services.endpoints]]\nzone = \"c\"\naddresses = [\"192.0.2.3\"]\nweight = {}\n",
+            weights[0], weights[1], weights[2]
+        )
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn router(config: &Config) -> Router {
+        Router {
+            geo: None,
+            cidr: crate::snapshot::cidr_map(config),
+            latency: Arc::new(PrefixMap::new()),
+            local_latency: None,
+        }
+    }
+
+    fn health(config: &Config, drained: &[&str]) -> HealthView {
+        let mut drains = Drains::default();
+        for z in drained {
+            drains.set_zone(z, true);
+        }
+        HealthView::build(config, &HashMap::new(), &drains)
+    }
+
+    fn client(s: &str) -> Client {
+        parse_client(s)
+    }
+
+    fn parse_client(s: &str) -> Client {
+        match s.parse::<IpNet>() {
+            Ok(n) => Client {
+                addr: n.addr(),
+                source_prefix: n.prefix_len(),
+            },
+            Err(_) => Client::from_source(s.parse().unwrap()),
+        }
+    }
+
+    fn zones(config: &Config, d: &Decision) -> Vec<String> {
+        d.endpoints
+            .iter()
+            .map(|e| config.zones[config.services[0].endpoints[*e].zone].name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn failover_takes_the_first_serving_zone_in_order() {
+        let c = config(&service("failover", "", [1, 1, 1]).replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\norder = [\"b\", \"a\", \"c\"]",
+        ));
+        let r = router(&c);
+        let d = route(&c, &health(&c, &[]), &r, 0, client("198.51.100.7"));
+        assert_eq!(zones(&c, &d), ["b"]);
+        assert_eq!(d.scope, 0, "failover does not depend on the client");
+        let d = route(&c, &health(&c, &["b"]), &r, 0, client("198.51.100.7"));
+        assert_eq!(zones(&c, &d), ["a"]);
+    }
+
+    #[test]
+    fn every_zone_drained_means_all_down() {
+        let c = config(&service("nearest", "", [1, 1, 1]));
+        let d = route(&c, &health(&c, &["a", "b", "c"]), &router(&c), 0, client("198.51.100.7"));
+        assert!(d.is_all_down);
+        assert_eq!(d.endpoints, [0, 1, 2], "fail-open answers with every endpoint");
+    }
+
+    #[test]
+    fn cidr_rules_override_and_scope_to_their_network() {
+        let rules = "[[cidr_rules]]\nnetworks = [\"10.0.0.0/8\"]\nzones = [\"c\"]\n\
+                     [[cidr_rules]]\nnetworks = [\"10.1.0.0/16\"]\nzones = [\"b\"]\n";
+        let c = config(&service("nearest", rules, [1, 1, 1]));
+        let r = router(&c);
+        let h = health(&c, &[]);
+        let d = route(&c, &h, &r, 0, client("10.2.3.0/24"));
+        assert_eq!(zones(&c, &d), ["c"]);
+        // 10.0.0.0/8 holds the more specific 10.1.0.0/16: the widest prefix
+        // around 10.2.3.0 that excludes it is 10.2.0.0/15.
+        assert_eq!(d.scope, 15);
+        let d = route(&c, &h, &r, 0, client("10.1.3.0/24"));
+        assert_eq!(zones(&c, &d), ["b"]);
+        assert_eq!(d.scope, 16);
+        // A client known only to a /12 cannot claim the /16 rule.
+        let d = route(&c, &h, &r, 0, client("10.0.0.0/12"));
+        assert_eq!(zones(&c, &d), ["c"]);
+        assert_eq!(d.scope, 12, "never wider than the source prefix");
+        // Drained rule zone: next in the rule's list, then the rest.
+        let d = route(&c, &health(&c, &["b"]), &r, 0, client("10.1.3.0/24"));
+        assert_eq!(zones(&c, &d), ["a"]);
+    }
+
+    #[test]
+    fn weighted_splits_by_weight_and_is_stable_per_prefix() {
+        let c = config(&service("weighted", "", [70, 20, 10]));
+        let r = router(&c);
+        let h = health(&c, &[]);
+        let mut counts = [0usize; 3];
+        let n = 20_000;
+        for i in 0..n {
+            let addr = std::net::Ipv4Addr::from(0x0A00_0000u32 + (i << 8));
+            let d = route(&c, &h, &r, 0, Client::from_source(IpAddr::V4(addr)));
+            assert_eq!(d.scope, 24);
+            counts[d.endpoints[0]] += 1;
+            // Same /24, same answer.
+            let again = route(&c, &h, &r, 0, Client::from_source(IpAddr::V4(std::net::Ipv4Addr::from(u32::from(addr) + 77))));
+            assert_eq!(again.endpoints, d.endpoints);
+        }
+        let shares: Vec<f64> = counts.iter().map(|c| *c as f64 / n as f64).collect();
+        for (share, want) in shares.iter().zip([0.7, 0.2, 0.1]) {
+            // 20k samples: the standard error is under 0.004; allow 5 of them.
+            assert!((share - want).abs() < 0.02, "{shares:?}");
+        }
+        // Draining the heavy zone moves only its prefixes.
+        let drained = health(&c, &["a"]);
+        for i in 0..2000u32 {
+            let cl = Client::from_source(IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000u32 + (i << 8))));
+            let before = route(&c, &h, &r, 0, cl).endpoints[0];
+            let after = route(&c, &drained, &r, 0, cl).endpoints[0];
+            if before != 0 {
+                assert_eq!(before, after, "a prefix not on the drained zone kept its zone");
+            }
+        }
+    }
+
+    #[test]
+    fn latency_policy_follows_measurements_and_falls_back() {
+        let c = config(&service("latency", "", [1, 1, 1]));
+        let mut table = latency::LatencyTable::default();
+        let now = std::time::Instant::now();
+        let p: IpNet = "203.0.113.0/24".parse().unwrap();
+        table.push(p, 2, 15.0, now);
+        table.push(p, 0, 90.0, now);
+        let mut r = router(&c);
+        r.latency = Arc::new(table.view(0.2, 5.0));
+        let h = health(&c, &[]);
+        let d = route(&c, &h, &r, 0, client("203.0.113.9"));
+        assert_eq!(zones(&c, &d), ["c"]);
+        assert_eq!(d.scope, 24);
+        assert!(matches!(d.basis, Basis::Latency { .. }));
+        let d = route(&c, &h, &r, 0, client("198.51.100.1"));
+        assert!(matches!(d.basis, Basis::Unlocated { .. }), "{:?}", d.basis);
+        // The answer holds for 192.0.0.0/5, which excludes the measured
+        // 203.0.113.0/24 (198 = 11000110, 203 = 11001011).
+        assert_eq!(d.scope, 5);
+        // The measured zone drained: the next measured one.
+        let d = route(&c, &health(&c, &["c"]), &r, 0, client("203.0.113.9"));
+        assert_eq!(zones(&c, &d), ["a"]);
+    }
+
+    #[test]
+    fn answers_limits_the_zone_count_and_all_ignores_it() {
+        let c = config(&service("failover", "", [1, 1, 1]).replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\nanswers = 2\norder = [\"c\", \"b\", \"a\"]",
+        ));
+        let d = route(&c, &health(&c, &[]), &router(&c), 0, client("198.51.100.7"));
+        assert_eq!(zones(&c, &d), ["c", "b"]);
+        let c = config(&service("all", "", [1, 1, 1]));
+        let d = route(&c, &health(&c, &["b"]), &router(&c), 0, client("198.51.100.7"));
+        assert_eq!(zones(&c, &d), ["a", "c"]);
+    }
+
+    #[test]
+    fn distance_is_great_circle() {
+        let loc = Location {
+            latitude: 51.5,
+            longitude: -0.1,
+            country: None,
+            continent: None,
+            region: None,
+            city: None,
+        };
+        let nyc = crate::config::Zone {
+            name: "nyc".into(),
+            latitude: 40.7,
+            longitude: -74.0,
+            continent: None,
+            country: None,
+            region: None,
+        };
+        let d = distance_km(&loc, &nyc);
+        assert!((5550.0..5600.0).contains(&d), "London-New York is about 5570 km, got {d}");
+    }
+}
