@@ -29,6 +29,8 @@ pub struct Node {
     pub admin: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The node's private directory, removed when it stops.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Node {
@@ -37,9 +39,12 @@ impl Node {
     /// a fresh temporary directory, so relative files it names (the state
     /// file) are private to this node and never land in the source tree.
     pub fn start(config_text: &str) -> Node {
-        let config = Config::parse(config_text, &private_dir().join("test.toml"))
+        let dir = private_dir();
+        let config = Config::parse(config_text, &dir.join("test.toml"))
             .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
-        Node::start_config(config)
+        let mut node = Node::start_config(config);
+        node.dir = Some(dir);
+        node
     }
 
     pub fn start_example() -> Node {
@@ -77,6 +82,7 @@ impl Node {
             admin: admin_addr,
             stop: Some(stop),
             thread: Some(thread),
+            dir: None,
         }
     }
 
@@ -128,6 +134,9 @@ impl Node {
         }
         if let Some(thread) = self.thread.take() {
             thread.join().expect("node thread exits cleanly");
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
