@@ -361,6 +361,22 @@ impl Metrics {
         }
         header(
             &mut out,
+            "meridian_geoip_reloads_total",
+            "counter",
+            "GeoIP database replacements noticed on disk, by outcome.",
+        );
+        for (result, n) in [
+            ("accepted", &self.geoip_reloads),
+            ("rejected", &self.geoip_rejected),
+        ] {
+            let _ = writeln!(
+                out,
+                "meridian_geoip_reloads_total{{result=\"{result}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
+        header(
+            &mut out,
             "meridian_snapshots_published_total",
             "counter",
             "Snapshots built and swapped in.",

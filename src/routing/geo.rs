@@ -2,7 +2,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Location {
     pub latitude: f64,
     pub longitude: f64,

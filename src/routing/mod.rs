@@ -91,11 +91,35 @@ pub enum Basis {
     /// This node's probe RTTs, the client being in this node's country.
     LocalLatency { country: String },
     /// GeoIP located the client.
-    Geo { network: String, location: Location },
+    Geo { network: String, location: Place },
     /// GeoIP had no location (or there is no database).
     Unlocated { network: Option<String> },
     /// Weighted split keyed by the client's prefix.
     Hash { network: String },
+}
+
+/// Where GeoIP put a client, as explain shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Place {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub country: Option<String>,
+    pub continent: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+}
+
+impl From<&Location> for Place {
+    fn from(l: &Location) -> Place {
+        Place {
+            latitude: l.latitude,
+            longitude: l.longitude,
+            country: l.country.clone(),
+            continent: l.continent.clone(),
+            region: l.region.clone(),
+            city: l.city.clone(),
+        }
+    }
 }
 
 /// A routing decision for one service and one client.
@@ -269,7 +293,7 @@ fn rank(
                 scope,
                 Basis::Geo {
                     network,
-                    location: loc,
+                    location: Place::from(&loc),
                 },
             )
         }
@@ -464,13 +488,10 @@ pub fn explain(
 ) -> Explanation {
     let decision = route(config, health, router, service, client);
     let svc = &config.services[service];
-    let location = match &decision.basis {
-        Basis::Geo { location, .. } => Some(location.clone()),
-        _ => router
-            .geo
-            .as_ref()
-            .and_then(|g| g.lookup(client.addr).location),
-    };
+    let location = router
+        .geo
+        .as_ref()
+        .and_then(|g| g.lookup(client.addr).location);
     let latency = router
         .latency
         .lookup(client.addr, client.source_prefix)
@@ -628,7 +649,11 @@ longitude = 103.8
     fn zones(config: &Config, d: &Decision) -> Vec<String> {
         d.endpoints
             .iter()
-            .map(|e| config.zones[config.services[0].endpoints[*e].zone].name.clone())
+            .map(|e| {
+                config.zones[config.services[0].endpoints[*e].zone]
+                    .name
+                    .clone()
+            })
             .collect()
     }
 
@@ -649,9 +674,19 @@ longitude = 103.8
     #[test]
     fn every_zone_drained_means_all_down() {
         let c = config(&service("nearest", "", [1, 1, 1]));
-        let d = route(&c, &health(&c, &["a", "b", "c"]), &router(&c), 0, client("198.51.100.7"));
+        let d = route(
+            &c,
+            &health(&c, &["a", "b", "c"]),
+            &router(&c),
+            0,
+            client("198.51.100.7"),
+        );
         assert!(d.is_all_down);
-        assert_eq!(d.endpoints, [0, 1, 2], "fail-open answers with every endpoint");
+        assert_eq!(
+            d.endpoints,
+            [0, 1, 2],
+            "fail-open answers with every endpoint"
+        );
     }
 
     #[test]
@@ -691,7 +726,13 @@ longitude = 103.8
             assert_eq!(d.scope, 24);
             counts[d.endpoints[0]] += 1;
             // Same /24, same answer.
-            let again = route(&c, &h, &r, 0, Client::from_source(IpAddr::V4(std::net::Ipv4Addr::from(u32::from(addr) + 77))));
+            let again = route(
+                &c,
+                &h,
+                &r,
+                0,
+                Client::from_source(IpAddr::V4(std::net::Ipv4Addr::from(u32::from(addr) + 77))),
+            );
             assert_eq!(again.endpoints, d.endpoints);
         }
         let shares: Vec<f64> = counts.iter().map(|c| *c as f64 / n as f64).collect();
@@ -702,11 +743,16 @@ longitude = 103.8
         // Draining the heavy zone moves only its prefixes.
         let drained = health(&c, &["a"]);
         for i in 0..2000u32 {
-            let cl = Client::from_source(IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000u32 + (i << 8))));
+            let cl = Client::from_source(IpAddr::V4(std::net::Ipv4Addr::from(
+                0x0A00_0000u32 + (i << 8),
+            )));
             let before = route(&c, &h, &r, 0, cl).endpoints[0];
             let after = route(&c, &drained, &r, 0, cl).endpoints[0];
             if before != 0 {
-                assert_eq!(before, after, "a prefix not on the drained zone kept its zone");
+                assert_eq!(
+                    before, after,
+                    "a prefix not on the drained zone kept its zone"
+                );
             }
         }
     }
@@ -745,7 +791,13 @@ longitude = 103.8
         let d = route(&c, &health(&c, &[]), &router(&c), 0, client("198.51.100.7"));
         assert_eq!(zones(&c, &d), ["c", "b"]);
         let c = config(&service("all", "", [1, 1, 1]));
-        let d = route(&c, &health(&c, &["b"]), &router(&c), 0, client("198.51.100.7"));
+        let d = route(
+            &c,
+            &health(&c, &["b"]),
+            &router(&c),
+            0,
+            client("198.51.100.7"),
+        );
         assert_eq!(zones(&c, &d), ["a", "c"]);
     }
 
@@ -768,6 +820,9 @@ longitude = 103.8
             region: None,
         };
         let d = distance_km(&loc, &nyc);
-        assert!((5550.0..5600.0).contains(&d), "London-New York is about 5570 km, got {d}");
+        assert!(
+            (5550.0..5600.0).contains(&d),
+            "London-New York is about 5570 km, got {d}"
+        );
     }
 }
