@@ -122,7 +122,7 @@ fn parse(reply: Option<Vec<u8>>) -> Message {
 
 #[test]
 fn service_answers_with_every_endpoint_over_udp_and_tcp() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for reply in [
         node.udp(&query("www.gslb.example.", RecordType::A)),
         node.tcp(&query("www.gslb.example.", RecordType::A)),
@@ -151,7 +151,7 @@ fn service_answers_with_every_endpoint_over_udp_and_tcp() {
 
 #[test]
 fn header_sets_aa_never_ra_copies_rd_and_echoes_id() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for (id, rd) in [(0x0000, false), (0xbeef, true), (0xffff, false), (1, true)] {
         let request = query_with(id, "www.gslb.example.", RecordType::A, rd);
         let mut stream = node.tcp_connect();
@@ -179,7 +179,7 @@ fn header_sets_aa_never_ra_copies_rd_and_echoes_id() {
 
 #[test]
 fn header_copies_cd() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let mut request = query("www.gslb.example.", RecordType::A);
     request.metadata.checking_disabled = true;
     let reply = node.udp(&request);
@@ -194,7 +194,7 @@ fn header_copies_cd() {
 
 #[test]
 fn unknown_opcodes_get_notimp() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     // 1 IQUERY (obsolete), 2 STATUS, 3 unassigned, 4 NOTIFY, 5 UPDATE,
     // 6 DSO, 15 unassigned.
     for opcode in [1u8, 2, 3, 4, 5, 6, 15] {
@@ -232,7 +232,7 @@ fn unknown_opcodes_get_notimp() {
 
 #[test]
 fn nxdomain_carries_soa_with_negative_ttl() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for qname in [
         "nope.gslb.example.",
         "a.b.nope.gslb.example.",
@@ -259,7 +259,7 @@ fn nxdomain_carries_soa_with_negative_ttl() {
 
 #[test]
 fn nodata_carries_soa_with_noerror() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for (qname, qtype) in [
         // A name with data, but not of this type.
         ("www.gslb.example.", RecordType::MX),
@@ -292,7 +292,7 @@ fn nodata_carries_soa_with_noerror() {
 
 #[test]
 fn names_outside_the_domain_are_refused() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for (qname, qtype) in [
         ("example.com.", RecordType::A),
         ("www.example.com.", RecordType::A),
@@ -365,7 +365,7 @@ fn cname_target(record: &Record) -> String {
 
 #[test]
 fn cname_inside_the_domain_is_followed() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let request = query("docs.gslb.example.", RecordType::A);
     for reply in [node.udp(&request), node.tcp(&request)] {
         assert_response_header(&reply, &request);
@@ -410,7 +410,7 @@ fn cname_chain_is_followed_in_order() {
 
 #[test]
 fn cname_query_type_returns_only_the_cname() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let request = query("docs.gslb.example.", RecordType::CNAME);
     let reply = node.udp(&request);
     assert_response_header(&reply, &request);
@@ -601,7 +601,7 @@ fn ds_at_a_delegation_is_answered_by_the_parent() {
 
 #[test]
 fn matching_ignores_case_and_keeps_the_query_spelling() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let request = query("WwW.GsLb.ExAmPlE.", RecordType::A);
     for reply in [node.udp(&request), node.tcp(&request)] {
         assert_response_header(&reply, &request);
@@ -635,7 +635,7 @@ fn matching_ignores_case_and_keeps_the_query_spelling() {
 
 #[test]
 fn edns_reply_advertises_our_payload_not_the_clients() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for payload in [512u16, 1232, 4096, 65535] {
         let request = query_edns("www.gslb.example.", RecordType::A, payload);
         for reply in [node.udp(&request), node.tcp(&request)] {
@@ -655,7 +655,7 @@ fn edns_reply_advertises_our_payload_not_the_clients() {
 
 #[test]
 fn edns_version_1_gets_badvers() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for version in [1u8, 2, 255] {
         let mut request = query_edns("www.gslb.example.", RecordType::A, 1232);
         request.edns.as_mut().unwrap().set_version(version);
@@ -685,7 +685,7 @@ fn edns_version_1_gets_badvers() {
 
 #[test]
 fn edns_unknown_option_is_ignored_and_not_echoed() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let mut request = query_edns("www.gslb.example.", RecordType::A, 1232);
     request
         .edns
@@ -719,7 +719,7 @@ fn edns_unknown_option_is_ignored_and_not_echoed() {
 
 #[test]
 fn no_opt_in_the_query_means_no_opt_in_the_reply() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for (qname, qtype) in [
         ("www.gslb.example.", RecordType::A),
         ("nope.gslb.example.", RecordType::A),
@@ -741,7 +741,7 @@ fn no_opt_in_the_query_means_no_opt_in_the_reply() {
 
 #[test]
 fn edns_do_bit_is_copied() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for dnssec_ok in [true, false] {
         let mut request = query_edns("www.gslb.example.", RecordType::A, 1232);
         request.edns.as_mut().unwrap().set_dnssec_ok(dnssec_ok);
@@ -869,7 +869,7 @@ fn truncated_query_gets_the_full_answer_over_tcp() {
 
 #[test]
 fn tcp_answers_several_queries_on_one_connection_in_order() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let requests = [
         query_with(101, "www.gslb.example.", RecordType::A, true),
         query_with(102, "nope.gslb.example.", RecordType::A, false),
@@ -912,7 +912,7 @@ fn tcp_answers_several_queries_on_one_connection_in_order() {
 
 #[test]
 fn any_gets_one_synthesized_hinfo() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for qname in ["gslb.example.", "www.gslb.example.", "GsLb.example."] {
         let request = query(qname, RecordType::ANY);
         for reply in [node.udp(&request), node.tcp(&request)] {
@@ -950,7 +950,7 @@ fn any_gets_one_synthesized_hinfo() {
 
 #[test]
 fn packet_shorter_than_a_header_is_dropped() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for bytes in [
         &[0x12u8, 0x34, 0x01, 0x00, 0x00][..],
         &[0u8; 11][..],
@@ -968,7 +968,7 @@ fn packet_shorter_than_a_header_is_dropped() {
 
 #[test]
 fn header_claiming_a_missing_question_gets_formerr() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     // ID 0xabcd, RD, QDCOUNT=1, and nothing after the header.
     let bytes = [0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
     let raw = node
@@ -987,7 +987,7 @@ fn header_claiming_a_missing_question_gets_formerr() {
 
 #[test]
 fn packet_with_qr_set_is_dropped() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let mut bytes = query("www.gslb.example.", RecordType::A).to_vec().unwrap();
     bytes[2] |= 0x80;
     assert_eq!(
@@ -1005,7 +1005,7 @@ fn packet_with_qr_set_is_dropped() {
 
 #[test]
 fn compression_pointer_loop_in_the_question_is_rejected() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let header = [0x0b, 0xad, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
     let tail = [0x00, 0x01, 0x00, 0x01]; // A IN
     let names: [&[u8]; 3] = [
@@ -1036,7 +1036,7 @@ fn compression_pointer_loop_in_the_question_is_rejected() {
 
 #[test]
 fn two_opt_records_get_formerr() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let request = query_edns("www.gslb.example.", RecordType::A, 1232);
     let mut bytes = request.to_vec().unwrap();
     // The OPT without options is the last 11 bytes; add a second copy.
@@ -1055,7 +1055,7 @@ fn two_opt_records_get_formerr() {
 
 #[test]
 fn two_questions_get_formerr() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let mut request = query("www.gslb.example.", RecordType::A);
     request.add_query(Query::query(name("mail.gslb.example."), RecordType::A));
     for reply in [node.udp(&request), node.tcp(&request)] {
@@ -1077,7 +1077,7 @@ fn two_questions_get_formerr() {
 
 #[test]
 fn node_survives_a_barrage_of_malformed_packets() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let valid = query("www.gslb.example.", RecordType::A).to_vec().unwrap();
     let mut garbage: Vec<Vec<u8>> = vec![
         vec![],
@@ -1110,7 +1110,7 @@ fn node_survives_a_barrage_of_malformed_packets() {
 
 #[test]
 fn class_ch_and_any_are_refused() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for (qname, qtype, class) in [
         ("www.gslb.example.", RecordType::A, DNSClass::CH),
         ("version.bind.", RecordType::TXT, DNSClass::CH),
@@ -1137,7 +1137,7 @@ fn class_ch_and_any_are_refused() {
 
 #[test]
 fn zone_transfers_are_refused() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     for qtype in [RecordType::AXFR, RecordType::IXFR] {
         let request = query("gslb.example.", qtype);
         for reply in [node.tcp(&request), node.udp(&request)] {
@@ -1156,7 +1156,7 @@ fn zone_transfers_are_refused() {
 
 #[test]
 fn mx_answer_carries_the_exchange_address() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let request = query("gslb.example.", RecordType::MX);
     for reply in [node.udp(&request), node.tcp(&request)] {
         assert_response_header(&reply, &request);
@@ -1181,7 +1181,7 @@ fn mx_answer_carries_the_exchange_address() {
 
 #[test]
 fn srv_answer_carries_the_target_address() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let reply = node.udp(&query("_sip._udp.gslb.example.", RecordType::SRV));
     assert_eq!(reply.response_code, ResponseCode::NoError);
     assert!(reply.authoritative);
@@ -1198,7 +1198,7 @@ fn srv_answer_carries_the_target_address() {
 
 #[test]
 fn ns_answer_at_the_apex_carries_glue() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let request = query("gslb.example.", RecordType::NS);
     for reply in [node.udp(&request), node.tcp(&request)] {
         assert_response_header(&reply, &request);
@@ -1245,7 +1245,7 @@ fn ns_answer_at_the_apex_carries_glue() {
 
 #[test]
 fn soa_query_at_the_apex_is_answered() {
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let request = query("gslb.example.", RecordType::SOA);
     let reply = node.udp(&request);
     assert_response_header(&reply, &request);

@@ -18,10 +18,25 @@ use meridian::config::Config;
 use meridian::dns::DnsSockets;
 use meridian::{Listeners, run};
 
+/// The shipped example with `www` answering every endpoint (policy
+/// `all`): DNS behaviour tests look at whole record sets, not routing.
+pub fn all_policy_example() -> String {
+    let text = example_config_text();
+    assert!(
+        text.contains("policy = \"nearest\""),
+        "the example's policy changed"
+    );
+    text.replace("policy = \"nearest\"", "policy = \"all\"")
+}
+
 /// The example shipped in `zones/`, so tests check what operators run.
+/// Its relative GeoIP path is made absolute, so the text can be started
+/// from any directory.
 pub fn example_config_text() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.toml"))
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(root.join("zones/example.toml"))
         .expect("zones/example.toml is readable")
+        .replace("\"../geo/", &format!("\"{}/geo/", root.display()))
 }
 
 pub struct Node {
@@ -47,8 +62,17 @@ impl Node {
         node
     }
 
+    /// The shipped example as operators run it: read from `zones/` so its
+    /// relative paths (the GeoIP database in `geo/`) resolve, with the
+    /// state file moved to a private directory.
     pub fn start_example() -> Node {
-        Node::start(&example_config_text())
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.toml");
+        let mut config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let dir = private_dir();
+        config.server.state_file = Some(dir.join("state.json"));
+        let mut node = Node::start_config(config);
+        node.dir = Some(dir);
+        node
     }
 
     pub fn start_config(mut config: Config) -> Node {
@@ -192,7 +216,7 @@ pub fn query_edns(name: &str, qtype: RecordType, payload: u16) -> Message {
 /// The shipped example with `extra` TOML appended, for tests that need a
 /// few more records (delegations, CNAME chains, large sets) than it has.
 pub fn example_with(extra: &str) -> String {
-    format!("{}\n{extra}\n", example_config_text())
+    format!("{}\n{extra}\n", all_policy_example())
 }
 
 /// Writes one length-framed message on an open TCP connection.

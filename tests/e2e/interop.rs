@@ -146,7 +146,7 @@ fn dig_a_query_gets_an_authoritative_answer() {
     let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
         return;
     };
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let reply = dig(&dig_bin, &node, &["www.gslb.example.", "A"]);
     assert_eq!(reply.status, "NOERROR", "{}", reply.text);
     assert_eq!(reply.flags(), ["qr", "aa"], "AA set, no RD, no RA");
@@ -177,7 +177,7 @@ fn dig_with_recursion_desired_gets_rd_back_and_no_ra() {
     let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
         return;
     };
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     // `+rec` after the default `+norec` turns RD back on.
     let reply = dig(&dig_bin, &node, &["+rec", "mail.gslb.example.", "A"]);
     assert_eq!(reply.status, "NOERROR", "{}", reply.text);
@@ -200,7 +200,7 @@ fn dig_nxdomain_carries_the_soa() {
     let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
         return;
     };
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let reply = dig(&dig_bin, &node, &["nope.gslb.example.", "A"]);
     assert_eq!(reply.status, "NXDOMAIN", "{}", reply.text);
     assert_eq!(reply.flags(), ["qr", "aa"]);
@@ -243,7 +243,7 @@ fn dig_over_tcp_gets_the_same_answer() {
     let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
         return;
     };
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let reply = dig(&dig_bin, &node, &["+tcp", "gslb.example.", "MX"]);
     assert_eq!(reply.transport, "TCP", "{}", reply.text);
     assert_eq!(reply.status, "NOERROR");
@@ -336,7 +336,7 @@ fn kdig_edns_payload_badvers_and_options() {
     let Some(kdig) = require("kdig", "knot-dnsutils") else {
         return;
     };
-    let node = Node::start_example();
+    let node = Node::start(&all_policy_example());
     let base = |extra: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = [
             "+norec",

@@ -1,9 +1,11 @@
 //! End-to-end tests: real nodes on real sockets (see `harness`).
 
 mod backend;
+mod geodata;
 mod harness;
 
 mod dns;
 
 mod health;
 mod interop;
+mod routing;
