@@ -103,7 +103,7 @@ impl Layout {
 }
 
 /// Where an address is, as far as the database knows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Location {
     /// Degrees north, within -90..=90.
     pub latitude: f64,

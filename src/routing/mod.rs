@@ -91,35 +91,11 @@ pub enum Basis {
     /// This node's probe RTTs, the client being in this node's country.
     LocalLatency { country: String },
     /// GeoIP located the client.
-    Geo { network: String, location: Place },
+    Geo { network: String, location: Location },
     /// GeoIP had no location (or there is no database).
     Unlocated { network: Option<String> },
     /// Weighted split keyed by the client's prefix.
     Hash { network: String },
-}
-
-/// Where GeoIP put a client, as explain shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Place {
-    pub latitude: f64,
-    pub longitude: f64,
-    pub country: Option<String>,
-    pub continent: Option<String>,
-    pub region: Option<String>,
-    pub city: Option<String>,
-}
-
-impl From<&Location> for Place {
-    fn from(l: &Location) -> Place {
-        Place {
-            latitude: l.latitude,
-            longitude: l.longitude,
-            country: l.country.clone(),
-            continent: l.continent.clone(),
-            region: l.region.clone(),
-            city: l.city.clone(),
-        }
-    }
 }
 
 /// A routing decision for one service and one client.
@@ -293,7 +269,7 @@ fn rank(
                 scope,
                 Basis::Geo {
                     network,
-                    location: Place::from(&loc),
+                    location: loc,
                 },
             )
         }
@@ -384,14 +360,9 @@ fn complete_by_distance(
     order
 }
 
-/// Great-circle distance (haversine, mean Earth radius).
+/// Great-circle distance from a client's location to a zone.
 pub fn distance_km(loc: &Location, zone: &crate::config::Zone) -> f64 {
-    const EARTH_RADIUS_KM: f64 = 6371.0;
-    let (lat1, lon1) = (loc.latitude.to_radians(), loc.longitude.to_radians());
-    let (lat2, lon2) = (zone.latitude.to_radians(), zone.longitude.to_radians());
-    let a = ((lat2 - lat1) / 2.0).sin().powi(2)
-        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
+    loc.distance_km(zone.latitude, zone.longitude)
 }
 
 /// Weighted rendezvous hashing: each endpoint scores

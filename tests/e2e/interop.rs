@@ -391,3 +391,39 @@ fn kdig_edns_payload_badvers_and_options() {
     assert!(!out.contains("NSID"), "NSID not offered: {out}");
     assert!(out.contains("ANSWER: 3;"), "{out}");
 }
+
+/// The README's promise, with the real dig: the shipped example sends a US,
+/// a European and an Asian client subnet to three different zones, and
+/// says in the ECS option how widely each answer applies.
+#[test]
+fn dig_subnets_from_three_regions_get_three_zones() {
+    let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
+        return;
+    };
+    let node = Node::start_example();
+    let mut seen = Vec::new();
+    for (subnet, want) in [
+        ("8.8.8.0/24", "192.0.2.10"),
+        ("193.0.0.0/24", "198.51.100.10"),
+        ("202.12.27.0/24", "203.0.113.10"),
+    ] {
+        let option = format!("+subnet={subnet}");
+        let reply = dig(&dig_bin, &node, &[&option, "www.gslb.example.", "A"]);
+        assert_eq!(reply.status, "NOERROR", "{}", reply.text);
+        let answer: Vec<Vec<&str>> = reply.answer.iter().map(|r| fields(r)).collect();
+        assert_eq!(
+            answer,
+            [["www.gslb.example.", "30", "IN", "A", want]],
+            "{subnet}"
+        );
+        let ecs = reply
+            .text
+            .lines()
+            .find(|l| l.starts_with("; CLIENT-SUBNET:"))
+            .unwrap_or_else(|| panic!("no ECS echoed for {subnet}:\n{}", reply.text));
+        assert!(ecs.contains(subnet), "{ecs}");
+        seen.push(want);
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 3);
+}
