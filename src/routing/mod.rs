@@ -22,6 +22,7 @@
 
 pub mod geo;
 pub mod latency;
+pub mod locate;
 pub mod prefix;
 
 use std::net::IpAddr;
@@ -85,17 +86,20 @@ pub enum Basis {
     /// The policy does not depend on the client.
     Fixed,
     /// A CIDR rule matched.
-    CidrRule { network: String, rule: usize },
+    CidrRule { network: IpNet, rule: usize },
     /// Pushed latency measurements for the client's prefix.
-    Latency { network: String },
+    Latency { network: IpNet },
     /// This node's probe RTTs, the client being in this node's country.
-    LocalLatency { country: String },
+    LocalLatency,
     /// GeoIP located the client.
-    Geo { network: String, location: Location },
+    Geo {
+        network: IpNet,
+        location: Arc<Location>,
+    },
     /// GeoIP had no location (or there is no database).
-    Unlocated { network: Option<String> },
+    Unlocated { network: Option<IpNet> },
     /// Weighted split keyed by the client's prefix.
-    Hash { network: String },
+    Hash { network: IpNet },
 }
 
 /// A routing decision for one service and one client.
@@ -181,9 +185,7 @@ fn rank(
             (
                 weighted_order(config, service, network),
                 len,
-                Basis::Hash {
-                    network: network.to_string(),
-                },
+                Basis::Hash { network },
             )
         }
         Policy::Nearest | Policy::Geo(_) | Policy::Latency => {
@@ -198,12 +200,12 @@ fn rank(
                     order,
                     scope,
                     Basis::CidrRule {
-                        network: network.to_string(),
+                        network,
                         rule: *rule,
                     },
                 );
             }
-            let located = router.geo.as_ref().map(|g| g.lookup(client.addr));
+            let located = router.geo.as_ref().map(|g| locate::locate(g, client.addr));
             let location = located.as_ref().and_then(|m| m.location.clone());
             if svc.policy == Policy::Latency {
                 if let Some((network, ranking)) =
@@ -211,15 +213,9 @@ fn rank(
                 {
                     let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
                     let order =
-                        complete_by_distance(config, service, by_zone(&zones), location.as_ref());
+                        complete_by_distance(config, service, by_zone(&zones), location.as_deref());
                     let scope = narrow(network.prefix_len(), client.addr, &router.latency);
-                    return (
-                        order,
-                        scope,
-                        Basis::Latency {
-                            network: network.to_string(),
-                        },
-                    );
+                    return (order, scope, Basis::Latency { network });
                 }
                 if let (Some(ranking), Some(loc), Some(here)) =
                     (&router.local_latency, &location, config.routing.this_zone)
@@ -228,20 +224,14 @@ fn rank(
                 {
                     let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
                     let order =
-                        complete_by_distance(config, service, by_zone(&zones), location.as_ref());
+                        complete_by_distance(config, service, by_zone(&zones), location.as_deref());
                     let scope = geo_scope(located.as_ref(), client, router);
-                    return (
-                        order,
-                        scope,
-                        Basis::LocalLatency {
-                            country: loc.country.clone().unwrap_or_default(),
-                        },
-                    );
+                    return (order, scope, Basis::LocalLatency);
                 }
             }
             let scope = geo_scope(located.as_ref(), client, router);
             let Some(loc) = location else {
-                let network = located.map(|m| m.network.to_string());
+                let network = located.map(|m| m.network);
                 // Nothing known of the client: the configured order.
                 let order = match &svc.policy {
                     Policy::Geo(map) => complete(by_zone(&map.default), svc.endpoints.len()),
@@ -263,7 +253,7 @@ fn rank(
                 _ => Vec::new(),
             };
             let order = complete_by_distance(config, service, preferred, Some(&loc));
-            let network = located.map(|m| m.network.to_string()).unwrap_or_default();
+            let network = located.map_or(IpNet::default(), |m| m.network);
             (
                 order,
                 scope,
@@ -278,7 +268,7 @@ fn rank(
 
 /// The scope of a GeoIP-based decision: the database network, narrowed
 /// around any CIDR rule or latency prefix inside it.
-fn geo_scope(located: Option<&geo::GeoMatch>, client: Client, router: &Router) -> u8 {
+fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router) -> u8 {
     let Some(m) = located else {
         // No database: the decision does not depend on the client, unless
         // rules or measurements exist that could.
