@@ -69,18 +69,31 @@ mod tests {
     fn cached_lookups_agree_with_direct_ones_and_follow_a_new_database() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("geo/default.mmdb");
         let db = Arc::new(GeoDb::open(&[path.clone()]).expect("shipped database opens"));
-        for addr in ["8.8.8.8", "193.0.0.1", "202.12.27.33", "8.8.4.4", "10.0.0.1"] {
+        for addr in [
+            "8.8.8.8",
+            "193.0.0.1",
+            "202.12.27.33",
+            "8.8.4.4",
+            "10.0.0.1",
+        ] {
             let addr: IpAddr = addr.parse().unwrap();
             let direct = db.lookup(addr);
             for _ in 0..2 {
                 let cached = locate(&db, addr);
-                assert_eq!(cached.location.as_deref(), direct.location.as_ref(), "{addr}");
+                assert_eq!(
+                    cached.location.as_deref(),
+                    direct.location.as_ref(),
+                    "{addr}"
+                );
                 assert_eq!(cached.network, direct.network, "{addr}");
             }
         }
         let other = Arc::new(GeoDb::open(&[path]).unwrap());
         let addr: IpAddr = "8.8.8.8".parse().unwrap();
-        assert_eq!(locate(&other, addr).location.as_deref(), db.lookup(addr).location.as_ref());
+        assert_eq!(
+            locate(&other, addr).location.as_deref(),
+            db.lookup(addr).location.as_ref()
+        );
         CACHE.with(|c| assert_eq!(c.borrow().db, Arc::as_ptr(&other) as usize));
     }
 }

@@ -4,6 +4,7 @@ mod backend;
 mod geodata;
 mod harness;
 
+mod cli;
 mod dns;
 
 mod health;

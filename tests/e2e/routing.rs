@@ -585,3 +585,51 @@ fn the_shipped_example_routes_three_regions_to_three_zones() {
         "Asia -> ap-south"
     );
 }
+
+#[test]
+fn latency_policy_uses_this_nodes_probe_rtts_for_clients_in_its_country() {
+    let us = Backend::start("127.0.0.1");
+    let eu = Backend::start("127.0.0.2");
+    let ap = Backend::start("127.0.0.3");
+    // The nearest zone for US clients answers its probes slowly.
+    us.set_mode(crate::backend::Mode::Slow);
+    let setup = Setup::new(TestLayout::City);
+    let check = format!(
+        "kind = \"http\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\nport = {}",
+        us.addr.port()
+    );
+    let mut text = setup.config(
+        "policy = \"latency\"",
+        "[routing]\nthis_zone = \"us-east\"",
+        ["127.0.0.1", "127.0.0.2", "127.0.0.3"],
+        &check,
+    );
+    for (addr, b) in [("127.0.0.2", &eu), ("127.0.0.3", &ap)] {
+        text = text.replace(
+            &format!("addresses = [\"{addr}\"]\n"),
+            &format!(
+                "addresses = [\"{addr}\"]\ncheck = {{ port = {} }}\n",
+                b.addr.port()
+            ),
+        );
+    }
+    let node = Node::start(&text);
+    wait_for("US clients ranked by this node's probe RTTs", || {
+        let (_, e) = admin(
+            &node,
+            "GET",
+            "/v1/explain?name=www&client=10.1.2.0/24",
+            None,
+        );
+        e["basis"]["kind"] == "local_latency"
+    });
+    let (zones, ecs) = ask(&node, "10.1.2.0/24");
+    assert_ne!(
+        zones,
+        ["us-east"],
+        "the slow zone is not chosen for nearby clients"
+    );
+    assert_eq!(ecs, Some((24, 16)));
+    // Clients elsewhere are not ranked by this node's view: nearest.
+    assert_eq!(ask(&node, "10.2.0.0/24").0, ["eu-west"]);
+}

@@ -1,0 +1,235 @@
+//! The `meridian` binary itself: `check`, `explain`, and `serve` with its
+//! signals, run as an operator would run them.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+
+use crate::harness::*;
+
+fn meridian() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_meridian"))
+}
+
+fn example_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.toml")
+}
+
+#[test]
+fn check_accepts_the_example_and_summarises_it() {
+    let out = meridian()
+        .args(["check", "--config"])
+        .arg(example_path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "domain gslb.example.",
+        "us-east",
+        "eu-west",
+        "ap-south",
+        "www.gslb.example.  policy nearest",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn check_reports_three_mistakes_at_once_with_their_lines() {
+    let dir = private_dir();
+    let path = dir.join("broken.toml");
+    let text = all_policy_example()
+        .replace("latitude = 53.3", "lattitude = 53.3\nlatitude = 53.3")
+        .replace("zone = \"ap-south\"", "zone = \"ap-sout\"")
+        .replace(
+            "addresses = [\"198.51.100.53\"]",
+            "addresses = [\"198.51.100.530\"]",
+        );
+    std::fs::write(&path, &text).unwrap();
+    let out = meridian()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for (needle, what) in [
+        ("lattitude", "unknown key `lattitude`"),
+        ("ap-sout\"", "zone `ap-sout`, which is not defined"),
+        ("198.51.100.530", "`198.51.100.530` is not an IP address"),
+    ] {
+        let location = format!("{}:{}:", path.display(), line_of(needle));
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&location) && l.contains(what)),
+            "no {what:?} at {location} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("3 errors in config"), "{stderr}");
+    assert!(
+        stderr.matches("hint:").count() >= 3,
+        "every error has a hint:\n{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn explain_offline_names_the_zone_and_the_reason() {
+    let out = meridian()
+        .args(["explain", "--config"])
+        .arg(example_path())
+        .args(["--name", "www", "--client", "193.0.0.0/24"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chosen: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('*'))
+        .collect();
+    assert_eq!(chosen.len(), 1, "{stdout}");
+    assert!(chosen[0].contains("eu-west"), "{stdout}");
+    assert!(stdout.contains("\"country\":\"NL\""), "{stdout}");
+    assert!(stdout.contains("ECS scope /"), "{stdout}");
+    assert!(
+        stdout.contains("IP Geolocation by DB-IP"),
+        "attribution shown:\n{stdout}"
+    );
+
+    let out = meridian()
+        .args(["explain", "--config"])
+        .arg(example_path())
+        .args(["--name", "nope", "--client", "193.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no service `nope`"));
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1, found by binding both.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn serve_answers_then_exits_cleanly_on_sigterm_and_sigint() {
+    for signal in ["TERM", "INT"] {
+        let port = free_port();
+        let admin = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let dir = private_dir();
+        // The example, with its state file kept out of the source tree.
+        let config = dir.join("example.toml");
+        std::fs::write(
+            &config,
+            example_config_text().replace(
+                "state_file = \"example.state.json\"",
+                &format!("state_file = \"{}\"", dir.join("state.json").display()),
+            ),
+        )
+        .unwrap();
+        let mut child = meridian()
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(&config)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin",
+                &admin.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let dns: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let q = query("www.gslb.example.", RecordType::A);
+        let start = Instant::now();
+        let reply = loop {
+            socket.send_to(&q.to_vec().unwrap(), dns).unwrap();
+            let mut buf = [0u8; 1500];
+            if let Ok((n, _)) = socket.recv_from(&mut buf) {
+                break Message::from_vec(&buf[..n]).unwrap();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no answer from the binary"
+            );
+        };
+        assert_eq!(reply.answers.len(), 1);
+
+        // An open TCP connection must not hold the shutdown up.
+        let _idle = std::net::TcpStream::connect(dns).unwrap();
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "SIG{signal}: still running after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "SIG{signal}: exit {status}");
+        let out = child.wait_with_output().unwrap();
+        let logs = String::from_utf8_lossy(&out.stdout);
+        for line in logs.lines() {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        }
+        assert!(logs.contains("\"stopped\""), "{logs}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn serve_refuses_a_bad_config_with_its_errors() {
+    let dir = private_dir();
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        all_policy_example().replace("[domain]\n", "[domain]\nttll = 1\n"),
+    )
+    .unwrap();
+    let out = meridian()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown key `ttll`"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
