@@ -68,7 +68,8 @@ mod tests {
     #[test]
     fn cached_lookups_agree_with_direct_ones_and_follow_a_new_database() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("geo/default.mmdb");
-        let db = Arc::new(GeoDb::open(&[path.clone()]).expect("shipped database opens"));
+        let db =
+            Arc::new(GeoDb::open(std::slice::from_ref(&path)).expect("shipped database opens"));
         for addr in [
             "8.8.8.8",
             "193.0.0.1",
