@@ -172,7 +172,7 @@ for _ in $(seq 100); do
 done
 [[ $status == *" 200 "* ]] || { echo "nginx does not answer on $last_addr:$port" >&2; exit 1; }
 # Its worker's CPU is reported beside Meridian's, for scale.
-workers=$(cat "/proc/$nginx_pid/task/$nginx_pid/children" 2>/dev/null || true)
+workers=$(xargs 2>/dev/null <"/proc/$nginx_pid/task/$nginx_pid/children" || true)
 nginx_pids=$(echo "$nginx_pid $workers" | xargs | tr ' ' ,)
 echo "target:   nginx pid $nginx_pid (worker ${workers:-?}) on 0.0.0.0:$port, loopback clients only"
 echo

@@ -144,6 +144,8 @@ pub struct Metrics {
     generation: AtomicU64,
     geoip_reloads: AtomicU64,
     geoip_rejected: AtomicU64,
+    config_reloads: AtomicU64,
+    config_rejected: AtomicU64,
 }
 
 impl Metrics {
@@ -171,6 +173,14 @@ impl Metrics {
             .entry(service.to_string())
             .or_default()
             .fetch_add(1, Relaxed);
+    }
+
+    pub fn config_reload(&self, accepted: bool) {
+        if accepted {
+            self.config_reloads.fetch_add(1, Relaxed);
+        } else {
+            self.config_rejected.fetch_add(1, Relaxed);
+        }
     }
 
     pub fn geoip_reload(&self, accepted: bool) {
@@ -357,6 +367,22 @@ impl Metrics {
                 out,
                 "meridian_fail_open_total{{service=\"{}\"}} {n}",
                 escape(&service)
+            );
+        }
+        header(
+            &mut out,
+            "meridian_config_reloads_total",
+            "counter",
+            "Config reloads (SIGHUP or the admin API), by outcome.",
+        );
+        for (result, n) in [
+            ("accepted", &self.config_reloads),
+            ("rejected", &self.config_rejected),
+        ] {
+            let _ = writeln!(
+                out,
+                "meridian_config_reloads_total{{result=\"{result}\"}} {}",
+                n.load(Relaxed)
             );
         }
         header(

@@ -120,16 +120,9 @@ pub async fn run(
         drains,
         board.clone(),
     );
-    let publisher_task = tokio::spawn(publisher.run());
-
     let stop = tokio_util::sync::CancellationToken::new();
-    let checkers = crate::health::scheduler::start(
-        &config,
-        board.clone(),
-        metrics.clone(),
-        publisher_handle.clone(),
-        stop.clone(),
-    );
+    let publisher_task = tokio::spawn(publisher.run(publisher_handle.clone(), stop.clone()));
+    let reload_task = tokio::spawn(reload_on_sighup(publisher_handle.clone(), stop.clone()));
 
     let dns_addrs = listeners.dns.local_addrs();
     let dns = DnsServer::start(
@@ -169,19 +162,40 @@ pub async fn run(
             }))
         }
     };
-    drop(publisher_handle);
     tracing::info!(%domain, dns = ?dns_addrs, "serving");
 
     shutdown.await;
     tracing::info!("shutting down: no new queries; finishing those in flight");
     stop.cancel();
     dns.shutdown().await;
-    checkers.wait().await;
     if let Some(task) = admin_task {
         let _ = task.await;
     }
-    // Every handle is gone now, so the publisher drains its queue and ends.
+    let _ = reload_task.await;
+    // The publisher stops its probes before it returns.
     let _ = publisher_task.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP re-reads the config, like `POST /v1/reload`.
+async fn reload_on_sighup(
+    publisher: crate::snapshot::PublisherHandle,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload through the admin API");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = hangup.recv() => {
+                tracing::info!(signal = "SIGHUP", "config reload requested");
+                // The publisher logs the outcome.
+                let _ = publisher.reload().await;
+            }
+        }
+    }
 }

@@ -18,6 +18,8 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::dns::table::DomainTable;
@@ -177,6 +179,9 @@ pub struct DrainOutcome {
 pub enum Change {
     /// An address's observed state flipped.
     Health {
+        /// The config generation of the probe task; late reports from
+        /// before a reload are ignored.
+        epoch: u64,
         key: AddressKey,
         transition: Transition,
         /// The probe error behind a flip to down, or the success behind up.
@@ -194,6 +199,19 @@ pub enum Change {
         /// Answered with the generation of the snapshot carrying them.
         reply: oneshot::Sender<u64>,
     },
+    /// Re-read the config file (SIGHUP, `POST /v1/reload`).
+    Reload {
+        reply: oneshot::Sender<Result<u64, ReloadError>>,
+    },
+}
+
+/// Why a reload was rejected; the previous config keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Geo(#[from] crate::routing::geo::GeoError),
 }
 
 /// One measured RTT from a client prefix to a zone.
@@ -228,6 +246,14 @@ impl PublisherHandle {
         outcome.await.ok()
     }
 
+    /// Re-reads the config file; returns once the new snapshot is live, or
+    /// why the file was rejected (the old config keeps serving).
+    pub async fn reload(&self) -> Option<Result<u64, ReloadError>> {
+        let (reply, result) = oneshot::channel();
+        self.send(Change::Reload { reply }).await;
+        result.await.ok()
+    }
+
     /// Adds latency measurements; returns once a snapshot carries them.
     pub async fn latency(&self, samples: Vec<LatencySample>) -> Option<u64> {
         let (reply, generation) = oneshot::channel();
@@ -258,6 +284,11 @@ pub struct Publisher {
     latency_view: Arc<PrefixMap<Ranking>>,
     latency_dirty: bool,
     local_latency: Option<Ranking>,
+    /// Bumped by every reload; probe tasks carry it in their reports.
+    epoch: u64,
+    /// Stops the current generation of probe tasks (a child of the node's
+    /// stop token), and tracks them.
+    probes: Option<(CancellationToken, TaskTracker)>,
 }
 
 /// How often the publisher looks at time-driven state: latency ageing and
@@ -268,6 +299,18 @@ const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 enum Reply {
     Drain(oneshot::Sender<DrainOutcome>, DrainOutcome),
     Latency(oneshot::Sender<u64>),
+    Reload(oneshot::Sender<Result<u64, ReloadError>>),
+}
+
+/// What makes an address the same one across configs.
+fn address_identity(config: &Config, key: &AddressKey) -> (String, String, std::net::IpAddr) {
+    let service = &config.services[key.service];
+    let endpoint = &service.endpoints[key.endpoint];
+    (
+        crate::health::drains::service_key(&service.name),
+        config.zones[endpoint.zone].name.clone(),
+        endpoint.addresses[key.address],
+    )
 }
 
 impl Reply {
@@ -279,6 +322,9 @@ impl Reply {
             }
             Reply::Latency(tx) => {
                 let _ = tx.send(generation);
+            }
+            Reply::Reload(tx) => {
+                let _ = tx.send(Ok(generation));
             }
         }
     }
@@ -342,6 +388,8 @@ impl Publisher {
             latency_view: current.router.latency.clone(),
             latency_dirty: false,
             local_latency: None,
+            epoch: 0,
+            probes: None,
             store,
             metrics,
             config,
@@ -351,8 +399,35 @@ impl Publisher {
         (publisher, PublisherHandle { tx })
     }
 
-    /// Runs until every handle is dropped.
-    pub async fn run(mut self) {
+    /// Starts the checker pool, then folds in changes until `stop`; then
+    /// stops the probes and returns. `handle` is given to the probe tasks.
+    pub async fn run(mut self, handle: PublisherHandle, stop: CancellationToken) {
+        self.start_probes(&handle, &stop);
+        self.serve(&handle, &stop).await;
+        self.stop_probes().await;
+    }
+
+    fn start_probes(&mut self, handle: &PublisherHandle, stop: &CancellationToken) {
+        let token = stop.child_token();
+        let tracker = crate::health::scheduler::start(
+            &self.config,
+            self.board.clone(),
+            self.metrics.clone(),
+            handle.clone(),
+            token.clone(),
+            self.epoch,
+        );
+        self.probes = Some((token, tracker));
+    }
+
+    async fn stop_probes(&mut self) {
+        if let Some((token, tracker)) = self.probes.take() {
+            token.cancel();
+            tracker.wait().await;
+        }
+    }
+
+    async fn serve(&mut self, handle: &PublisherHandle, stop: &CancellationToken) {
         self.log_all_down_at_start();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -367,8 +442,9 @@ impl Publisher {
         loop {
             let mut replies = Vec::new();
             let mut dirty = tokio::select! {
+                _ = stop.cancelled() => return,
                 change = self.rx.recv() => match change {
-                    Some(change) => self.apply(change, &mut replies),
+                    Some(change) => self.apply(change, &mut replies, handle, stop).await,
                     None => return,
                 },
                 _ = tick.tick() => self.on_tick(),
@@ -376,7 +452,7 @@ impl Publisher {
             };
             // Coalesce: fold in everything already queued, then build once.
             while let Ok(next) = self.rx.try_recv() {
-                dirty |= self.apply(next, &mut replies);
+                dirty |= self.apply(next, &mut replies, handle, stop).await;
             }
             if dirty {
                 self.publish();
@@ -467,9 +543,17 @@ impl Publisher {
         }
     }
 
-    fn apply(&mut self, change: Change, replies: &mut Vec<Reply>) -> bool {
+    async fn apply(
+        &mut self,
+        change: Change,
+        replies: &mut Vec<Reply>,
+        handle: &PublisherHandle,
+        stop: &CancellationToken,
+    ) -> bool {
         match change {
+            Change::Health { epoch, .. } if epoch != self.epoch => false,
             Change::Health {
+                epoch: _,
                 key,
                 transition,
                 reason,
@@ -548,7 +632,112 @@ impl Publisher {
                 replies.push(Reply::Latency(reply));
                 true
             }
+            Change::Reload { reply } => match self.reload(handle, stop).await {
+                Ok(()) => {
+                    self.metrics.config_reload(true);
+                    replies.push(Reply::Reload(reply));
+                    true
+                }
+                Err(err) => {
+                    tracing::error!(
+                        file = %self.config.source.display(),
+                        "config reload rejected; still serving the previous config:\n{err}"
+                    );
+                    self.metrics.config_reload(false);
+                    let _ = reply.send(Err(err));
+                    false
+                }
+            },
         }
+    }
+
+    /// Reads the config file again and, if it is valid, makes it current:
+    /// health of addresses that stay (same service, zone and address)
+    /// carries over, drains stay, probes restart for the new set.
+    async fn reload(
+        &mut self,
+        handle: &PublisherHandle,
+        stop: &CancellationToken,
+    ) -> Result<(), ReloadError> {
+        let path = self.config.source.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .expect("config loading does not panic");
+        let mut next = loaded?;
+        // Sockets are bound once; the addresses serving now stay (they may
+        // have come from flags). Changing them needs a restart.
+        if next.server.dns != self.config.server.dns
+            || next.server.admin != self.config.server.admin
+        {
+            tracing::warn!(
+                "listen addresses in the config changed; they apply at the next restart"
+            );
+        }
+        next.server.dns = self.config.server.dns.clone();
+        next.server.admin = self.config.server.admin;
+        let geo = if next.geoip == self.config.geoip {
+            self.geo.clone()
+        } else {
+            match next.geoip.clone() {
+                None => None,
+                Some(settings) => {
+                    let db = tokio::task::spawn_blocking(move || GeoDb::open(&settings.files))
+                        .await
+                        .expect("GeoIP loading does not panic")?;
+                    Some(Arc::new(db))
+                }
+            }
+        };
+        let next = Arc::new(next);
+
+        self.stop_probes().await;
+        let now = SystemTime::now();
+        let old_board: HashMap<_, _> = self
+            .board
+            .iter()
+            .map(|e| (address_identity(&self.config, e.key()), e.value().clone()))
+            .collect();
+        let fresh = crate::health::initial_board(&next, now);
+        self.board.clear();
+        self.observed.clear();
+        for (key, initial) in fresh {
+            let endpoint = &next.services[key.service].endpoints[key.endpoint];
+            let kept = if endpoint.check.kind == crate::config::CheckKind::None {
+                initial
+            } else {
+                old_board
+                    .get(&address_identity(&next, &key))
+                    .filter(|h| h.probes > 0)
+                    .cloned()
+                    .unwrap_or(initial)
+            };
+            self.observed.insert(key, kept.observed);
+            self.board.insert(key, kept);
+        }
+        let zone_names = |c: &Config| c.zones.iter().map(|z| z.name.clone()).collect::<Vec<_>>();
+        if zone_names(&next) != zone_names(&self.config) {
+            // Measurements are kept by zone position; a new zone list would
+            // misattribute them.
+            self.latency = LatencyTable::default();
+            self.latency_dirty = true;
+            self.local_latency = None;
+        }
+        if next.geoip != self.config.geoip {
+            self.geo_stamps = geo_stamps(&next);
+        }
+        self.geo = geo;
+        self.state_file = next.server.state_file.clone();
+        self.all_down = vec![false; next.services.len()];
+        self.config = next;
+        self.epoch += 1;
+        self.start_probes(handle, stop);
+        tracing::info!(
+            file = %self.config.source.display(),
+            zones = self.config.zones.len(),
+            services = self.config.services.len(),
+            "config reloaded"
+        );
+        Ok(())
     }
 
     fn publish(&mut self) {

@@ -61,6 +61,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/v1/explain", get(explain))
         .route("/v1/latency", post(push_latency))
+        .route("/v1/reload", post(reload))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -305,6 +306,48 @@ async fn apply_drain(
             StatusCode::SERVICE_UNAVAILABLE,
             "the node is shutting down; try another node",
         ),
+    }
+}
+
+/// Re-reads the config file. A rejected file leaves the old config
+/// serving; the reply lists every problem with its position.
+async fn reload(State(state): State<AdminState>) -> Response {
+    use crate::snapshot::ReloadError;
+    match state.publisher.reload().await {
+        Some(Ok(generation)) => {
+            let file = state.store.load().config.source.display().to_string();
+            Json(json!({ "reloaded": file, "generation": generation })).into_response()
+        }
+        Some(Err(err)) => {
+            let problems: Vec<Value> = match &err {
+                ReloadError::Config(c) => c
+                    .problems()
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "file": p.file.display().to_string(),
+                            "line": p.line,
+                            "column": p.column,
+                            "message": p.message,
+                            "hint": p.hint,
+                        })
+                    })
+                    .collect(),
+                ReloadError::Geo(_) => Vec::new(),
+            };
+            let message = match &err {
+                ReloadError::Config(c) if c.is_invalid() => {
+                    "the config has errors; still serving the previous config".to_string()
+                }
+                other => format!("{other}; still serving the previous config"),
+            };
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "error": message, "problems": problems })),
+            )
+                .into_response()
+        }
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
     }
 }
 

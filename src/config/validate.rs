@@ -700,14 +700,12 @@ impl Checker<'_, '_> {
                 );
                 continue;
             }
-            let mut ok = true;
             if !(-90.0..=90.0).contains(z.latitude.get_ref()) {
                 self.err(
                     z.latitude.span(),
                     format!("latitude {} is out of range", z.latitude.get_ref()),
                     "use degrees between -90 and 90 (north is positive)",
                 );
-                ok = false;
             }
             if !(-180.0..=180.0).contains(z.longitude.get_ref()) {
                 self.err(
@@ -715,7 +713,6 @@ impl Checker<'_, '_> {
                     format!("longitude {} is out of range", z.longitude.get_ref()),
                     "use degrees between -180 and 180 (east is positive)",
                 );
-                ok = false;
             }
             let continent = z
                 .continent
@@ -729,7 +726,6 @@ impl Checker<'_, '_> {
                     format!("continent `{c}` is not a continent code"),
                     format!("use one of {}", CONTINENTS.join(", ")),
                 );
-                ok = false;
             }
             let country = z
                 .country
@@ -743,21 +739,20 @@ impl Checker<'_, '_> {
                     format!("country `{c}` is not a two-letter country code"),
                     "use the ISO 3166-1 alpha-2 code, e.g. `US`, `IE`, `SG`",
                 );
-                ok = false;
             }
-            if ok {
-                out.push((
-                    Zone {
-                        name,
-                        latitude: z.latitude.into_inner(),
-                        longitude: z.longitude.into_inner(),
-                        continent,
-                        country,
-                        region: z.region.map(|r| r.into_inner()),
-                    },
-                    z.name.span(),
-                ));
-            }
+            // Kept even when a value is wrong (that error is reported), so
+            // services naming it do not add a second, misleading error.
+            out.push((
+                Zone {
+                    name,
+                    latitude: z.latitude.into_inner(),
+                    longitude: z.longitude.into_inner(),
+                    continent,
+                    country,
+                    region: z.region.map(|r| r.into_inner()),
+                },
+                z.name.span(),
+            ));
         }
         out
     }

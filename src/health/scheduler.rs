@@ -27,13 +27,17 @@ use crate::snapshot::{Change, PublisherHandle};
 /// the interval, but no faster than this.
 const CONFIRM_FLOOR: Duration = Duration::from_millis(100);
 
-/// Starts a task for every address whose check is not `none`.
+/// Starts a task for every address whose check is not `none`. Each task
+/// resumes from the address's record on the board, so a reload does not
+/// forget what probes have seen; `epoch` tags its reports so the publisher
+/// can ignore late ones from a previous config.
 pub fn start(
     config: &Arc<Config>,
     board: Arc<HealthBoard>,
     metrics: Arc<Metrics>,
     publisher: PublisherHandle,
     stop: CancellationToken,
+    epoch: u64,
 ) -> TaskTracker {
     let tracker = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(config.server.probe_concurrency));
@@ -56,6 +60,7 @@ pub fn start(
             address: target.addr.to_string(),
         });
         let task = AddressTask {
+            epoch,
             key,
             target,
             board: board.clone(),
@@ -76,6 +81,7 @@ pub fn start(
 }
 
 struct AddressTask {
+    epoch: u64,
     key: AddressKey,
     target: ProbeTarget,
     board: Arc<HealthBoard>,
@@ -88,7 +94,11 @@ struct AddressTask {
 impl AddressTask {
     async fn run(self, stop: CancellationToken) {
         let check = &self.target.check;
-        let mut health = AddressHealth::new(SystemTime::now());
+        let mut health = self
+            .board
+            .get(&self.key)
+            .map(|h| h.clone())
+            .unwrap_or_else(|| AddressHealth::new(SystemTime::now()));
         let mut next = Instant::now() + jitter(&self.key, check.interval);
         loop {
             tokio::select! {
@@ -118,6 +128,7 @@ impl AddressTask {
                     .unwrap_or_else(|| format!("{} consecutive successes", health.consecutive_ok));
                 self.publisher
                     .send(Change::Health {
+                        epoch: self.epoch,
                         key: self.key,
                         transition,
                         reason,

@@ -233,3 +233,71 @@ fn serve_refuses_a_bad_config_with_its_errors() {
     assert!(stderr.contains("unknown key `ttll`"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn sighup_reloads_the_config_file() {
+    let port = free_port();
+    let dir = private_dir();
+    let config = dir.join("example.toml");
+    let text = example_config_text().replace(
+        "state_file = \"example.state.json\"",
+        &format!("state_file = \"{}\"", dir.join("state.json").display()),
+    );
+    std::fs::write(&config, &text).unwrap();
+    let mut child = meridian()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dns: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let ask = |name: &str| -> Option<Message> {
+        let q = query(name, RecordType::TXT);
+        socket.send_to(&q.to_vec().unwrap(), dns).unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, _) = socket.recv_from(&mut buf).ok()?;
+        Message::from_vec(&buf[..n]).ok()
+    };
+    let start = Instant::now();
+    while ask("gslb.example.").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the binary did not start"
+        );
+    }
+    assert!(ask("reloaded.gslb.example.").unwrap().answers.is_empty());
+    std::fs::write(
+        &config,
+        format!("{text}\n[[records]]\nname = \"reloaded\"\ntype = \"TXT\"\ndata = \"yes\"\n"),
+    )
+    .unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let start = Instant::now();
+    loop {
+        if ask("reloaded.gslb.example.").is_some_and(|m| m.answers.len() == 1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not reload"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running after SIGHUP"
+    );
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(dir).unwrap();
+}

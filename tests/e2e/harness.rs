@@ -75,6 +75,12 @@ impl Node {
         node
     }
 
+    /// Starts a node from a config file, so it can be reloaded from it.
+    pub fn start_file(path: &Path) -> Node {
+        let config = Config::load(path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        Node::start_config(config)
+    }
+
     pub fn start_config(mut config: Config) -> Node {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         config.server.dns = vec![any];

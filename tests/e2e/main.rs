@@ -9,4 +9,5 @@ mod dns;
 
 mod health;
 mod interop;
+mod reload;
 mod routing;
