@@ -573,6 +573,7 @@ impl Checker<'_, '_> {
     ) -> Vec<(StaticRecord, Range<usize>)> {
         let default_ttl = domain.map(|d| d.ttl).unwrap_or(DEFAULT_TTL);
         let mut out: Vec<(StaticRecord, Range<usize>)> = Vec::new();
+        let mut seen_records: HashSet<(LowerName, String)> = HashSet::new();
         for rec in raw {
             let name = match names.owner(rec.name.get_ref()) {
                 Ok(n) => n,
@@ -660,9 +661,8 @@ impl Checker<'_, '_> {
                     ttl: rec.ttl.unwrap_or(default_ttl),
                     data,
                 };
-                if out.iter().any(|(r, _)| {
-                    LowerName::new(&r.name) == LowerName::new(&record.name) && r.data == record.data
-                }) {
+                let identity = (LowerName::new(&record.name), record.data.to_string());
+                if !seen_records.insert(identity) {
                     self.err(
                         data_span.clone(),
                         format!("{record_type} record `{name} {text}` is defined twice"),
@@ -766,6 +766,7 @@ impl Checker<'_, '_> {
     ) -> Vec<(Service, Range<usize>)> {
         let default_ttl = domain.map(|d| d.service_ttl).unwrap_or(DEFAULT_SERVICE_TTL);
         let mut out: Vec<(Service, Range<usize>)> = Vec::new();
+        let mut seen_names: HashSet<LowerName> = HashSet::new();
         for mut s in raw {
             let name = match names.owner(s.name.get_ref()) {
                 Ok(n) => n,
@@ -774,10 +775,7 @@ impl Checker<'_, '_> {
                     continue;
                 }
             };
-            if out
-                .iter()
-                .any(|(o, _)| LowerName::new(&o.name) == LowerName::new(&name))
-            {
+            if !seen_names.insert(LowerName::new(&name)) {
                 self.err(
                     s.name.span(),
                     format!("service `{name}` is defined twice"),
