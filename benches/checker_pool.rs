@@ -392,7 +392,18 @@ fn measure(opts: &Opts) -> Result<(), String> {
         .iter()
         .filter_map(|p| proc_sample(*p).ok())
         .collect();
-    std::thread::sleep(window);
+    // Open files stand for probes in flight (one socket each, beside a
+    // dozen fixed ones); sampled, because their peak is what meets the
+    // probe_concurrency limit and the file limit.
+    let mut fds_window = Vec::new();
+    let window_end = cpu0_at + window;
+    while Instant::now() < window_end {
+        fds_window.push(open_fds(pid));
+        std::thread::sleep(
+            Duration::from_millis(100).min(window_end.saturating_duration_since(Instant::now())),
+        );
+    }
+    fds_window.sort_unstable();
     let cpu1 = proc_sample(pid)?;
     let cpu1_at = Instant::now();
     let machine1 = machine_sample();
@@ -412,7 +423,7 @@ fn measure(opts: &Opts) -> Result<(), String> {
     let after_zones = proc_sample(pid)?;
     let (up, total, last_ok) = zones_verdict(&zones_body)?;
     let (rss_kb, hwm_kb, threads) = proc_status(pid)?;
-    let fds = open_fds(pid);
+    let fds_after = open_fds(pid);
 
     // Probes over the counter window.
     let probe_secs = (m1.at - m0.at).as_secs_f64();
@@ -496,9 +507,15 @@ fn measure(opts: &Opts) -> Result<(), String> {
     let _ = writeln!(out, "  CPU per probe          {us_per_probe:.1} us");
     let _ = writeln!(
         out,
-        "  Meridian RSS           {:.1} MiB (peak {:.1} MiB), {threads} threads, {fds} open fds",
+        "  Meridian RSS           {:.1} MiB (peak {:.1} MiB), {threads} threads",
         rss_kb as f64 / 1024.0,
         hwm_kb as f64 / 1024.0
+    );
+    let _ = writeln!(
+        out,
+        "  open files             median {} / max {} in the window, {fds_after} just after the admin reads",
+        fds_window.get(fds_window.len() / 2).copied().unwrap_or(0),
+        fds_window.last().copied().unwrap_or(0),
     );
     if !target_pids.is_empty() {
         let _ = writeln!(

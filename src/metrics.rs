@@ -66,6 +66,9 @@ pub struct DnsCounters {
     truncated: AtomicU64,
     /// Packets we did not answer (too short, or responses).
     dropped: AtomicU64,
+    /// Responses withheld by rate limiting, and those sent truncated.
+    rrl_dropped: AtomicU64,
+    rrl_slipped: AtomicU64,
 }
 
 impl DnsCounters {
@@ -93,6 +96,15 @@ impl DnsCounters {
     #[inline]
     pub fn dropped(&self) {
         self.dropped.fetch_add(1, Relaxed);
+    }
+
+    #[inline]
+    pub fn rate_limited(&self, slipped: bool) {
+        if slipped {
+            self.rrl_slipped.fetch_add(1, Relaxed);
+        } else {
+            self.rrl_dropped.fetch_add(1, Relaxed);
+        }
     }
 }
 
@@ -256,6 +268,22 @@ impl Metrics {
             self.dns.dropped.load(Relaxed)
         );
 
+        header(
+            &mut out,
+            "meridian_dns_rate_limited_total",
+            "counter",
+            "UDP responses over the rate limit, by what was sent instead.",
+        );
+        for (action, n) in [
+            ("dropped", &self.dns.rrl_dropped),
+            ("slipped", &self.dns.rrl_slipped),
+        ] {
+            let _ = writeln!(
+                out,
+                "meridian_dns_rate_limited_total{{action=\"{action}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
         header(
             &mut out,
             "meridian_service_answers_total",

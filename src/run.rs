@@ -131,7 +131,9 @@ pub async fn run(
         metrics.clone(),
         TcpLimits {
             idle_timeout: settings.tcp_idle_timeout,
+            read_timeout: settings.tcp_read_timeout,
             max_connections: settings.tcp_max_connections,
+            max_queries: settings.tcp_max_queries,
         },
     )
     .map_err(RunError::Start)?;

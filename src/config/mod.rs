@@ -104,6 +104,26 @@ pub struct ServerSettings {
     pub admin_token: Option<String>,
     /// Probes in flight at once, across all endpoints.
     pub probe_concurrency: usize,
+    /// DNS Cookie secret shared by the domain's nodes, so a cookie from one
+    /// is valid at all; `None`: a random secret per process.
+    pub cookie_secret: Option<[u8; 16]>,
+    /// Response rate limiting; `None`: off.
+    pub rrl: Option<RrlSettings>,
+    /// Queries answered on one TCP connection before it is closed.
+    pub tcp_max_queries: usize,
+    /// How long a client may take to send the rest of a query it started.
+    pub tcp_read_timeout: Duration,
+}
+
+/// Response rate limiting (UDP only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RrlSettings {
+    /// Responses per second to one client network (IPv4 /24, IPv6 /56).
+    pub responses_per_second: u32,
+    /// Of the responses over the limit, every `slip`-th is sent truncated
+    /// (TC=1) so a real client retries over TCP; the rest are dropped.
+    /// 0: drop them all.
+    pub slip: u32,
 }
 
 /// The DNS domain Meridian is authoritative for.

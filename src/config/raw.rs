@@ -69,6 +69,11 @@ pub struct RawServer {
     pub state_file: Option<Spanned<String>>,
     pub admin_token: Option<Spanned<String>>,
     pub probe_concurrency: Option<Spanned<usize>>,
+    pub cookie_secret: Option<Spanned<String>>,
+    pub rrl_responses_per_second: Option<Spanned<u32>>,
+    pub rrl_slip: Option<Spanned<u32>>,
+    pub tcp_max_queries: Option<Spanned<usize>>,
+    pub tcp_read_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

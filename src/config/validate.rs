@@ -420,7 +420,71 @@ impl Checker<'_, '_> {
                 1
             }
         };
+        let cookie_secret = match raw.cookie_secret {
+            None => None,
+            Some(hex) => match parse_hex16(hex.get_ref().trim()) {
+                Some(secret) => Some(secret),
+                None => {
+                    self.err(
+                        hex.span(),
+                        "cookie_secret must be 32 hexadecimal characters (16 bytes)",
+                        "generate one with `openssl rand -hex 16`",
+                    );
+                    ok = false;
+                    None
+                }
+            },
+        };
+        let rrl = match raw.rrl_responses_per_second {
+            None => {
+                if let Some(slip) = &raw.rrl_slip {
+                    self.err(
+                        slip.span(),
+                        "rrl_slip is set but rate limiting is off",
+                        "set `rrl_responses_per_second` too, or remove `rrl_slip`",
+                    );
+                    ok = false;
+                }
+                None
+            }
+            Some(rate) if *rate.get_ref() == 0 => {
+                self.err(
+                    rate.span(),
+                    "rrl_responses_per_second must be at least 1",
+                    "remove the key to turn rate limiting off",
+                );
+                ok = false;
+                None
+            }
+            Some(rate) => Some(RrlSettings {
+                responses_per_second: rate.into_inner(),
+                slip: raw.rrl_slip.map(|s| s.into_inner()).unwrap_or(2),
+            }),
+        };
+        let tcp_max_queries = match raw.tcp_max_queries {
+            None => 1000,
+            Some(v) if *v.get_ref() > 0 => *v.get_ref(),
+            Some(v) => {
+                self.err(
+                    v.span(),
+                    "tcp_max_queries must be at least 1",
+                    "use e.g. 1000",
+                );
+                ok = false;
+                1
+            }
+        };
+        let tcp_read_timeout = self
+            .duration(raw.tcp_read_timeout.as_ref(), Duration::from_secs(5))
+            .unwrap_or_else(|| {
+                ok = false;
+                Duration::ZERO
+            });
         ok.then_some(ServerSettings {
+            cookie_secret,
+            rrl,
+            tcp_max_queries,
+            tcp_read_timeout,
             state_file,
             admin_token,
             probe_concurrency,
@@ -1499,6 +1563,17 @@ fn rdata_hint(record_type: RecordType) -> String {
         _ => "write it as in a zone file",
     }
     .to_string()
+}
+
+fn parse_hex16(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 /// `500ms`, `2s`, `1m`, `1h`; a bare number is seconds.

@@ -22,6 +22,7 @@ use hickory_proto::rr::rdata::HINFO;
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
+use super::cookie::{self, CookieCheck};
 use super::table::{Lookup, Node};
 use crate::metrics::ReplyFacts;
 use crate::routing::{Client, route};
@@ -47,6 +48,9 @@ pub struct Reply {
     pub facts: ReplyFacts,
     /// The service whose addresses the reply carries, if any.
     pub service: Option<ServiceHit>,
+    /// The query returned a valid server cookie: its source address is
+    /// real, so rate limiting does not apply.
+    pub has_valid_cookie: bool,
 }
 
 /// A service answer: which endpoints it named.
@@ -59,6 +63,9 @@ pub struct ServiceHit {
 /// What the answer depends on besides the question: who asked, and the
 /// ECS option to echo.
 struct Asker {
+    /// The packet's source: cookies are bound to it, not to the ECS subnet.
+    source: IpAddr,
+    cookie: CookieCheck,
     client: Client,
     /// The query's ECS option, echoed with our scope.
     ecs: Option<ClientSubnet>,
@@ -93,10 +100,13 @@ pub fn answer(
                     truncated: false,
                 },
                 service: None,
+                has_valid_cookie: false,
             });
         }
     };
     let mut asker = Asker {
+        source,
+        cookie: CookieCheck::Absent,
         client: Client::from_source(source),
         ecs: None,
         scope: 0,
@@ -113,6 +123,7 @@ pub fn answer(
             truncated,
         },
         service: if truncated { None } else { asker.hit },
+        has_valid_cookie: asker.cookie.is_valid(),
     })
 }
 
@@ -169,6 +180,17 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
         return reply;
     }
     if let Some(edns) = &request.edns {
+        asker.cookie = match edns.option(EdnsCode::Cookie) {
+            None => CookieCheck::Absent,
+            Some(EdnsOption::Unknown(_, data)) => {
+                cookie::check(data, asker.source, &cookie_secret(snapshot))
+            }
+            Some(_) => CookieCheck::Malformed,
+        };
+        if asker.cookie == CookieCheck::Malformed {
+            reply.metadata.response_code = ResponseCode::FormErr;
+            return reply;
+        }
         match client_subnet(edns) {
             Ok(None) => {}
             Ok(Some(ecs)) => {
@@ -187,6 +209,11 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
         }
     }
     resolve(&mut reply, query, snapshot, asker);
+    if let (Some(client), Some(edns)) = (asker.cookie.client_cookie(), reply.edns.as_mut()) {
+        let payload = cookie::reply(client, asker.source, &cookie_secret(snapshot));
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(u16::from(EdnsCode::Cookie), payload));
+    }
     if let (Some(ecs), Some(edns)) = (&asker.ecs, reply.edns.as_mut()) {
         // RFC 7871 7.2.1: echo family, source prefix and address; the scope
         // says how widely the answer applies.
@@ -199,6 +226,14 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
             )));
     }
     reply
+}
+
+fn cookie_secret(snapshot: &Snapshot) -> [u8; 16] {
+    snapshot
+        .config
+        .server
+        .cookie_secret
+        .unwrap_or_else(cookie::process_secret)
 }
 
 /// The query's client subnet, checked per RFC 7871 section 7.1.1: a

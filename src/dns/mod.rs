@@ -2,6 +2,8 @@
 //! function, and the sockets that carry queries to it.
 
 pub mod answer;
+pub mod cookie;
+pub mod rrl;
 pub mod server;
 pub mod table;
 

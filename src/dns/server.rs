@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::answer::{Transport, answer};
+use super::rrl::{self, RateLimiter, Verdict};
 use crate::metrics::Metrics;
 use crate::snapshot::{Snapshot, SnapshotStore};
 
@@ -35,8 +36,6 @@ use crate::snapshot::{Snapshot, SnapshotStore};
 const UDP_POLL: Duration = Duration::from_millis(200);
 /// Socket buffers large enough to ride out a burst while a thread is busy.
 const SOCKET_BUFFER: usize = 4 << 20;
-/// How long a client may take to send the rest of a query it started.
-const TCP_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest UDP datagram we read; anything longer is not a sane query.
 const UDP_RECV_MAX: usize = 4096;
 
@@ -130,7 +129,12 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 #[derive(Debug, Clone, Copy)]
 pub struct TcpLimits {
     pub idle_timeout: Duration,
+    /// How long a client may take to send the rest of a query, or to take
+    /// a reply: a slow client holds its slot this long at most.
+    pub read_timeout: Duration,
     pub max_connections: usize,
+    /// Queries answered on one connection before it is closed.
+    pub max_queries: usize,
 }
 
 /// The running DNS server; dropped or stopped, it stops serving.
@@ -196,17 +200,35 @@ impl DnsServer {
 
 /// Answers one request from the current snapshot and counts it.
 #[inline]
+/// Over UDP, rate limiting may turn the reply into a truncated one or
+/// nothing (`limiter` is the calling thread's own).
 fn answer_counted(
     request: &[u8],
     transport: Transport,
     source: std::net::IpAddr,
     snapshot: &Snapshot,
     metrics: &Metrics,
+    limiter: Option<&mut RateLimiter>,
 ) -> Option<Vec<u8>> {
     let Some(reply) = answer(request, transport, source, snapshot) else {
         metrics.dns.dropped();
         return None;
     };
+    if let (Some(limiter), Some(settings)) = (limiter, &snapshot.config.server.rrl)
+        && !reply.has_valid_cookie
+    {
+        match limiter.check(settings, source, std::time::Instant::now()) {
+            Verdict::Send => {}
+            Verdict::Slip => {
+                metrics.dns.rate_limited(true);
+                return rrl::truncated(request, &reply.wire);
+            }
+            Verdict::Drop => {
+                metrics.dns.rate_limited(false);
+                return None;
+            }
+        }
+    }
     metrics.dns.reply(transport, &reply.facts);
     if let Some(hit) = &reply.service
         && let Some(counters) = snapshot.answer_counters.get(hit.service)
@@ -227,6 +249,7 @@ fn serve_udp(
     stop: &CancellationToken,
 ) {
     let mut buf = [0u8; UDP_RECV_MAX];
+    let mut limiter = RateLimiter::new();
     while !stop.is_cancelled() {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
@@ -246,9 +269,14 @@ fn serve_udp(
             }
         };
         let snapshot = store.load();
-        if let Some(reply) =
-            answer_counted(&buf[..len], Transport::Udp, peer.ip(), &snapshot, metrics)
-            && let Err(err) = socket.send_to(&reply, peer)
+        if let Some(reply) = answer_counted(
+            &buf[..len],
+            Transport::Udp,
+            peer.ip(),
+            &snapshot,
+            metrics,
+            Some(&mut limiter),
+        ) && let Err(err) = socket.send_to(&reply, peer)
         {
             tracing::debug!(%err, %peer, "udp send failed");
         }
@@ -302,6 +330,7 @@ async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::R
     let (limits, stop) = (ctx.limits, &ctx.stop);
     let _ = stream.set_nodelay(true);
     let mut len_buf = [0u8; 2];
+    let mut answered = 0usize;
     loop {
         // Between queries: wait for the next one, the idle timeout or shutdown.
         let first = tokio::select! {
@@ -315,7 +344,7 @@ async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::R
         };
         debug_assert_eq!(first, 1);
         // Inside a query: the rest must arrive promptly, shutdown or not.
-        let query = tokio::time::timeout(TCP_READ_TIMEOUT, async {
+        let query = tokio::time::timeout(limits.read_timeout, async {
             stream.read_exact(&mut len_buf[1..]).await?;
             let len = usize::from(u16::from_be_bytes(len_buf));
             let mut query = vec![0u8; len];
@@ -326,7 +355,7 @@ async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::R
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query not completed in time"))??;
         let reply = {
             let snapshot = ctx.store.load();
-            answer_counted(&query, Transport::Tcp, peer, &snapshot, &ctx.metrics)
+            answer_counted(&query, Transport::Tcp, peer, &snapshot, &ctx.metrics, None)
         };
         let Some(reply) = reply else {
             // Nothing sensible to say; a TCP client sending garbage is closed.
@@ -335,8 +364,12 @@ async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::R
         let mut framed = Vec::with_capacity(reply.len() + 2);
         framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
         framed.extend_from_slice(&reply);
-        tokio::time::timeout(TCP_READ_TIMEOUT, stream.write_all(&framed))
+        tokio::time::timeout(limits.read_timeout, stream.write_all(&framed))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "reply not taken in time"))??;
+        answered += 1;
+        if answered >= limits.max_queries {
+            return Ok(());
+        }
     }
 }

@@ -163,13 +163,65 @@ fn dig_a_query_gets_an_authoritative_answer() {
             ["www.gslb.example.", "30", "IN", "A", "203.0.113.10"],
         ]
     );
-    // dig sends EDNS (with a cookie option) by default: the OPT comes back
-    // with our payload size and no options.
+    // dig sends EDNS with a client cookie by default: the OPT comes back
+    // with our payload size and the client cookie plus our server cookie.
     assert_eq!(
         reply.edns.as_deref(),
         Some("; EDNS: version: 0, flags:; udp: 1232")
     );
-    assert!(!reply.text.contains("COOKIE"), "unknown options not echoed");
+    let cookie = reply
+        .text
+        .lines()
+        .find(|l| l.starts_with("; COOKIE: "))
+        .unwrap_or_else(|| panic!("no cookie in the reply:\n{}", reply.text));
+    // 8 bytes of client cookie and 16 of server cookie, in hex.
+    let hex = cookie["; COOKIE: ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert_eq!(hex.len(), 48, "{cookie}");
+    assert!(
+        hex[16..].starts_with("01000000"),
+        "an RFC 9018 server cookie: {cookie}"
+    );
+}
+
+/// dig remembers nothing between runs, but it can send a server cookie it
+/// was given (+cookie=...): the second query's cookie must be recognised,
+/// and a forged one must not be.
+#[test]
+fn dig_returns_our_server_cookie_and_it_is_accepted() {
+    let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
+        return;
+    };
+    let node = Node::start(&all_policy_example());
+    let first = dig(
+        &dig_bin,
+        &node,
+        &["+cookie=0011223344556677", "mail.gslb.example.", "A"],
+    );
+    let line = first
+        .text
+        .lines()
+        .find(|l| l.starts_with("; COOKIE: "))
+        .unwrap()
+        .to_string();
+    let full = line["; COOKIE: ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(full.starts_with("0011223344556677"), "{line}");
+    let option = format!("+cookie={full}");
+    let second = dig(&dig_bin, &node, &[&option, "mail.gslb.example.", "A"]);
+    assert_eq!(second.status, "NOERROR", "{}", second.text);
+    assert_eq!(second.answer.len(), 1);
+    // dig says "(good)" when the server cookie it sent comes back renewed.
+    assert!(
+        second.text.contains("; COOKIE: 0011223344556677"),
+        "{}",
+        second.text
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! End-to-end tests: real nodes on real sockets (see `harness`).
 
+mod abuse;
 mod backend;
 mod geodata;
 mod harness;

@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# Load benchmark: Meridian against gdnsd, Knot and a null responder, on the
+# shipped example, measured with dnsperf on this machine's loopback.
+#
+#   bash benches/load.sh          # from the repository root, or anywhere
+#
+# What it does, in one run:
+#  1. installs what is missing from Debian (dnsperf, gdnsd, knot, dig, gcc,
+#     python3, valgrind), builds Meridian (cargo build --release) and the
+#     null responder (benches/load/null_responder.c);
+#  2. writes gdnsd and Knot configs that mirror zones/example.toml
+#     (benches/load/mirror.py): gdnsd's geoip plugin in city-auto mode with
+#     the example's three zone coordinates over the same GeoIP file and `up`
+#     monitors (the example's checks are `none`); Knot serves the same
+#     static records, and `www` as a static A (it does no geo routing);
+#  3. generates the queries (benches/load/queries.py): static answers,
+#     `www` A with ECS from 3,000 /24s spread over the US, Europe and Asia,
+#     and a mix with 20% NXDOMAIN, sent over UDP and over TCP;
+#  4. starts all four servers on 127.0.0.1 pinned to one core, dnsperf on
+#     the other, and checks each answers correctly (dig spot checks, then
+#     every query file against the expected answers); it stops loudly if not;
+#  5. for ROUNDS rounds, for each scenario, for each server: dnsperf unlimited
+#     (max qps), then dnsperf at RATE qps (-Q) with the server's CPU time
+#     (utime+stime from /proc/PID/stat) divided by the queries answered, and
+#     per-query latency (dnsperf -v) for p50/p99;
+#  6. optionally (CALLGRIND=1) counts user-space instructions per geo+ECS
+#     query for Meridian and gdnsd under callgrind, startup excluded;
+#  7. prints the table, medians of the rounds, with ratios against gdnsd.
+#
+# Why CPU per query at a fixed rate: on a 2-core machine dnsperf itself tops
+# out around 125-165k qps, and every fast server reaches that ceiling, so max
+# qps says little. The null responder (echoes each query with QR set, no DNS
+# work) is the floor: the kernel's loopback cost. "over null" is a server's
+# own work per query.
+#
+# Knobs (environment): ROUNDS=3 DURATION=3 (seconds per dnsperf run)
+# RATE=50000 SCENARIOS="static geo mix tcp" SERVERS="null knot gdnsd meridian"
+# CALLGRIND=1 CG_RUNS=3 (passes over the 3,000 geo queries under callgrind)
+# PORT_BASE=15350 (uses PORT_BASE..PORT_BASE+4) KEEP=1 (keep the work directory)
+# MERIDIAN=path/to/meridian (measure another build; skips cargo build)
+# LOAD_CPU=0 SERVER_CPU=1 (taskset cores).
+# Traffic goes to 127.0.0.1 only. Everything started here is stopped by PID.
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+here="$root/benches/load"
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-3}
+RATE=${RATE:-50000}
+SCENARIOS=${SCENARIOS:-static geo mix tcp}
+SERVERS=${SERVERS:-null knot gdnsd meridian}
+CALLGRIND=${CALLGRIND:-1}
+CG_RUNS=${CG_RUNS:-3}
+PORT_BASE=${PORT_BASE:-15350}
+CONFIG="$root/zones/example.toml"
+
+die() {
+    echo "load.sh: $*" >&2
+    exit 1
+}
+
+# --- what we start, and how it goes away --------------------------------------
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/meridian-load.XXXXXX")
+pids=() # everything we started, stopped by PID only: other work may run here
+
+forget_pid() {
+    local rest=() p
+    for p in "${pids[@]}"; do [ "$p" = "$1" ] || rest+=("$p"); done
+    pids=(${rest[@]+"${rest[@]}"})
+}
+
+stop_pid() {
+    kill -TERM "$1" 2>/dev/null || true
+    local i
+    for i in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    forget_pid "$1"
+}
+
+cleanup() {
+    local status=$? pid
+    for pid in ${pids[@]+"${pids[@]}"}; do stop_pid "$pid"; done
+    if [ "${KEEP:-0}" = 1 ] || [ "$status" -ne 0 ]; then
+        echo "work directory kept: $work" >&2
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- tools ----------------------------------------------------------------------
+
+missing=()
+command -v dnsperf >/dev/null || missing+=(dnsperf)
+command -v gdnsd >/dev/null || [ -x /usr/sbin/gdnsd ] || missing+=(gdnsd)
+command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || missing+=(knot)
+command -v dig >/dev/null || missing+=(bind9-dnsutils)
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+command -v taskset >/dev/null || missing+=(util-linux)
+python3 -c 'import tomllib' 2>/dev/null || missing+=(python3)
+if [ "$CALLGRIND" = 1 ]; then command -v valgrind >/dev/null || missing+=(valgrind); fi
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    echo "installing ${missing[*]} ..." >&2
+    $sudo apt-get update -qq
+    # On a host with systemd the gdnsd and knot packages also start the
+    # distro's services on port 53; the benchmark does not use them.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+PATH="$PATH:/usr/sbin:/sbin"
+python3 -c 'import tomllib' 2>/dev/null || die "python3 >= 3.11 (tomllib) is needed"
+
+if [ -n "${MERIDIAN:-}" ]; then
+    [ -x "$MERIDIAN" ] || die "MERIDIAN=$MERIDIAN is not an executable"
+else
+    echo "building meridian (cargo build --release) ..." >&2
+    cargo build --release --quiet || die "cargo build --release failed"
+    MERIDIAN="$root/target/release/meridian"
+fi
+gcc -O2 -Wall -pthread -o "$work/null_responder" "$here/null_responder.c" || die "cannot build the null responder"
+
+ncpu=$(nproc)
+if [ "$ncpu" -ge 2 ]; then
+    LOAD_CPU=${LOAD_CPU:-0}
+    SERVER_CPU=${SERVER_CPU:-1}
+    pin_load=(taskset -c "$LOAD_CPU")
+    pin_server=(taskset -c "$SERVER_CPU")
+    pinning="dnsperf on CPU $LOAD_CPU, servers on CPU $SERVER_CPU"
+else
+    pin_load=()
+    pin_server=()
+    pinning="one CPU: no pinning"
+fi
+
+# --- ports and configs ------------------------------------------------------------
+
+declare -A port
+port[null]=$PORT_BASE
+port[knot]=$((PORT_BASE + 1))
+port[gdnsd]=$((PORT_BASE + 2))
+port[meridian]=$((PORT_BASE + 3))
+admin_port=$((PORT_BASE + 4))
+for p in "${port[@]}" "$admin_port"; do
+    if ss -Hlnut "sport = :$p" 2>/dev/null | grep -q .; then
+        die "port $p is in use on this machine; set PORT_BASE to a free range"
+    fi
+done
+
+python3 "$here/mirror.py" --config "$CONFIG" --out "$work" \
+    --gdnsd-listen "127.0.0.1:${port[gdnsd]}" --knot-listen "127.0.0.1:${port[knot]}" >&2
+python3 "$here/queries.py" gen --config "$CONFIG" --out "$work/queries" >&2
+gdnsd -c "$work/gdnsd" checkconf >"$work/gdnsd-checkconf.log" 2>&1 ||
+    { cat "$work/gdnsd-checkconf.log" >&2; die "gdnsd rejects the mirrored config"; }
+
+# --- servers -----------------------------------------------------------------------
+
+declare -A pid_of
+start_server() { # name
+    local name=$1 log="$work/$1.log"
+    case $name in
+    null) "${pin_server[@]}" "$work/null_responder" 127.0.0.1 "${port[null]}" >"$log" 2>&1 & ;;
+    knot) "${pin_server[@]}" knotd -c "$work/knot/knot.conf" >"$log" 2>&1 & ;;
+    gdnsd) "${pin_server[@]}" gdnsd -c "$work/gdnsd" start >"$log" 2>&1 & ;;
+    meridian)
+        RUST_LOG=warn "${pin_server[@]}" "$MERIDIAN" serve --config "$CONFIG" \
+            --listen "127.0.0.1:${port[meridian]}" --admin "127.0.0.1:$admin_port" >"$log" 2>&1 &
+        ;;
+    esac
+    pid_of[$name]=$!
+    pids+=("$!")
+}
+
+# dig's short answer, or nothing
+ask() { # name dig-args...
+    local name=$1
+    shift
+    dig @127.0.0.1 -p "${port[$name]}" +time=1 +tries=1 +short "$@" 2>/dev/null || true
+}
+
+wait_ready() { # name
+    local name=$1 i
+    for i in $(seq 150); do
+        kill -0 "${pid_of[$name]}" 2>/dev/null || { cat "$work/$name.log" >&2; die "$name exited at start"; }
+        if [ "$name" = null ]; then
+            dig @127.0.0.1 -p "${port[null]}" +time=1 +tries=1 mail.gslb.example 2>/dev/null | grep -q 'flags: qr' && return
+        elif [ -n "$(ask "$name" mail.gslb.example A)" ]; then
+            return
+        fi
+        sleep 0.2
+    done
+    cat "$work/$name.log" >&2
+    die "$name did not answer within 30 s"
+}
+
+expect_answer() { # name want dig-args...
+    local name=$1 want=$2
+    shift 2
+    local got
+    got=$(ask "$name" "$@" | tr '\n' ' ' | sed 's/ $//')
+    [ "$got" = "$want" ] || die "$name: dig $* gave '${got}', expected '$want'"
+}
+
+for s in $SERVERS; do
+    [ -n "${port[$s]:-}" ] || die "unknown server $s (null knot gdnsd meridian)"
+    start_server "$s"
+done
+for s in $SERVERS; do wait_ready "$s"; done
+
+echo "checking answers ..." >&2
+for s in $SERVERS; do
+    [ "$s" = null ] && continue
+    expect_answer "$s" 192.0.2.25 mail.gslb.example A
+    expect_answer "$s" '"meridian example domain"' +tcp gslb.example TXT
+    status=$(dig @127.0.0.1 -p "${port[$s]}" +time=1 +tries=1 nx-check.gslb.example A | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
+    [ "$status" = NXDOMAIN ] || die "$s: nx-check.gslb.example gave status '$status', expected NXDOMAIN"
+    if [ "$s" != knot ]; then
+        expect_answer "$s" 198.51.100.10 +subnet=193.0.0.0/24 www.gslb.example A
+        expect_answer "$s" 192.0.2.10 +subnet=8.8.8.0/24 www.gslb.example A
+        expect_answer "$s" 203.0.113.10 +subnet=202.12.27.0/24 www.gslb.example A
+        scope=$(dig @127.0.0.1 -p "${port[$s]}" +time=1 +tries=1 +subnet=193.0.0.0/24 www.gslb.example A |
+            sed -n 's/.*CLIENT-SUBNET: 193.0.0.0\/24\/\([0-9]*\).*/\1/p')
+        [ -n "$scope" ] && [ "$scope" -gt 0 ] || die "$s: no ECS scope in the reply for 193.0.0.0/24"
+    fi
+    nogeo=()
+    [ "$s" = knot ] && nogeo=(--no-geo)
+    for kind in static geo mix; do
+        python3 "$here/queries.py" check --port "${port[$s]}" --dir "$work/queries" --kind "$kind" \
+            --name "$s" ${nogeo[@]+"${nogeo[@]}"} >&2 || die "$s answers the $kind queries wrongly (above)"
+    done
+done
+
+# --- measuring -------------------------------------------------------------------
+
+cpu_ticks() { # pid -> utime+stime in clock ticks, all threads
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+cpu_ns() { # pid -> on-CPU nanoseconds summed over live threads (schedstat), or -1
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", (NR ? s : -1)}'
+}
+field() { # file label -> the number after "label:"
+    sed -n "s/^ *$2: *\([0-9.]*\).*/\1/p" "$1" | head -1
+}
+
+results="$work/results.tsv"
+echo -e "round\tscenario\tserver\tmode\tqps\tsent\tcompleted\tcpu_ticks\tcpu_ns\tp50_ms\tp99_ms" >"$results"
+quiet=(-O suppress=timeouts,congestion,sendfailed,sockready,unexpected)
+
+run_one() { # round scenario server mode(max|rate)
+    local round=$1 scen=$2 name=$3 mode=$4 file args=() out="$work/dnsperf.out"
+    case $scen in
+    static | geo | mix) file="$work/queries/$scen.bin" args=(-c 8) ;;
+    tcp) file="$work/queries/mix.bin" args=(-m tcp -c 4) ;;
+    esac
+    [ "$mode" = rate ] && args+=(-Q "$RATE" -v)
+    local pid=${pid_of[$name]} t0 t1 n0 n1
+    t0=$(cpu_ticks "$pid")
+    n0=$(cpu_ns "$pid")
+    "${pin_load[@]}" dnsperf -B -d "$file" -s 127.0.0.1 -p "${port[$name]}" -l "$DURATION" -t 2 -q 200 \
+        "${args[@]}" "${quiet[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "dnsperf failed against $name"; }
+    t1=$(cpu_ticks "$pid")
+    n1=$(cpu_ns "$pid")
+    kill -0 "$pid" 2>/dev/null || { cat "$work/$name.log" >&2; die "$name died under load"; }
+    local qps sent completed lat="- -"
+    qps=$(field "$out" "Queries per second")
+    sent=$(field "$out" "Queries sent")
+    completed=$(field "$out" "Queries completed")
+    [ -n "$completed" ] && [ "$completed" -gt 0 ] || { cat "$out" >&2; die "no answers from $name ($scen)"; }
+    [ "$mode" = rate ] && lat=$(python3 "$here/report.py" latency "$out")
+    read -r p50 p99 <<<"$lat"
+    echo -e "$round\t$scen\t$name\t$mode\t$qps\t$sent\t$completed\t$((t1 - t0))\t$((n1 - n0))\t$p50\t$p99" >>"$results"
+    printf '  round %s %-6s %-8s %-4s %9.0f qps  %s/%s answered\n' "$round" "$scen" "$name" "$mode" "$qps" "$completed" "$sent" >&2
+}
+
+runs=$(($(wc -w <<<"$SCENARIOS") * $(wc -w <<<"$SERVERS") * 2 * ROUNDS))
+echo "measuring: $runs dnsperf runs of ${DURATION}s ($pinning) ..." >&2
+for round in $(seq "$ROUNDS"); do
+    for scen in $SCENARIOS; do
+        for s in $SERVERS; do
+            run_one "$round" "$scen" "$s" max
+            run_one "$round" "$scen" "$s" rate
+        done
+    done
+done
+
+# --- callgrind: user-space instructions per geo+ECS query ------------------------
+
+cg="$work/callgrind.tsv"
+: >"$cg"
+if [ "$CALLGRIND" = 1 ]; then
+    echo "callgrind: $((CG_RUNS * 3000)) geo+ECS queries each for meridian and gdnsd ..." >&2
+    for s in meridian gdnsd; do
+        case " $SERVERS " in *" $s "*) ;; *) continue ;; esac
+        stop_pid "${pid_of[$s]}"
+        vg=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.$s.%p" --dump-instr=no)
+        case $s in
+        meridian)
+            RUST_LOG=warn "${pin_server[@]}" "${vg[@]}" "$MERIDIAN" serve --config "$CONFIG" \
+                --listen "127.0.0.1:${port[meridian]}" --admin "127.0.0.1:$admin_port" >"$work/cg.$s.log" 2>&1 &
+            ;;
+        gdnsd) "${pin_server[@]}" "${vg[@]}" gdnsd -c "$work/gdnsd" start >"$work/cg.$s.log" 2>&1 & ;;
+        esac
+        pid_of[$s]=$!
+        pids+=("$!")
+        for i in $(seq 600); do
+            [ -n "$(ask "$s" +subnet=193.0.0.0/24 www.gslb.example A)" ] && break
+            kill -0 "${pid_of[$s]}" 2>/dev/null || die "$s under callgrind exited (see $work/cg.$s.log)"
+            sleep 0.5
+        done
+        # Warm up, then count only the measured queries.
+        dnsperf -B -d "$work/queries/geo.bin" -s 127.0.0.1 -p "${port[$s]}" -n 1 -Q 2000 "${quiet[@]}" >/dev/null 2>&1
+        callgrind_control -z "${pid_of[$s]}" >/dev/null 2>&1 || die "callgrind_control -z failed for $s"
+        dnsperf -B -d "$work/queries/geo.bin" -s 127.0.0.1 -p "${port[$s]}" -n "$CG_RUNS" -Q 2000 -t 5 \
+            "${quiet[@]}" >"$work/cg.dnsperf.out" 2>&1
+        completed=$(field "$work/cg.dnsperf.out" "Queries completed")
+        rm -f "$work"/cg."$s".[0-9]*
+        callgrind_control -d "${pid_of[$s]}" >/dev/null 2>&1 || die "callgrind_control -d failed for $s"
+        sleep 1
+        ir=$(cat "$work"/cg."$s".[0-9]* 2>/dev/null | awk '/^(summary|totals):/ {s += $2} END {printf "%.0f\n", s}')
+        echo -e "$s\t$completed\t$ir" >>"$cg"
+        stop_pid "${pid_of[$s]}"
+    done
+fi
+
+# --- report ------------------------------------------------------------------------
+
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+python3 "$here/report.py" table "$results" "$cg" \
+    --machine "${cpu_model:-unknown CPU}, $ncpu cores, Linux $(uname -r)" \
+    --setup "$ROUNDS rounds x ${DURATION}s per run, $pinning, fixed rate $RATE qps" \
+    --rate "$RATE" --load "$(cut -d' ' -f1-3 /proc/loadavg)"

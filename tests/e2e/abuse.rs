@@ -1,0 +1,186 @@
+//! Abuse resistance: response rate limiting with slip, DNS cookies that
+//! exempt real clients, and TCP limits that bound what a client can hold.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+
+use crate::harness::*;
+
+fn example_with_server(keys: &str) -> String {
+    all_policy_example().replace("[server]\n", &format!("[server]\n{keys}\n"))
+}
+
+/// A mail A query with EDNS and, optionally, a COOKIE option payload.
+fn mail_query(cookie: Option<Vec<u8>>) -> Message {
+    let mut q = query("mail.gslb.example.", RecordType::A);
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    if let Some(c) = cookie {
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(u16::from(EdnsCode::Cookie), c));
+    }
+    q.set_edns(edns);
+    q
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct Tally {
+    answered: usize,
+    truncated: usize,
+    silent: usize,
+}
+
+/// Sends `n` queries back to back from one socket and sorts the replies.
+fn burst(node: &Node, n: usize, cookie: Option<Vec<u8>>) -> Tally {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let q = mail_query(cookie.clone());
+        ids.push(q.id);
+        socket.send_to(&q.to_vec().unwrap(), node.dns).unwrap();
+    }
+    let mut tally = Tally::default();
+    let mut buf = [0u8; 1500];
+    while let Ok((len, _)) = socket.recv_from(&mut buf) {
+        let m = Message::from_vec(&buf[..len]).unwrap();
+        assert!(ids.contains(&m.id));
+        if m.truncation {
+            assert!(m.answers.is_empty(), "a slipped reply is empty");
+            assert_eq!(m.queries.len(), 1, "and keeps the question");
+            tally.truncated += 1;
+        } else {
+            assert_eq!(m.answers.len(), 1);
+            tally.answered += 1;
+        }
+    }
+    tally.silent = n - tally.answered - tally.truncated;
+    tally
+}
+
+#[test]
+fn rate_limiting_slips_and_drops_above_the_limit_only() {
+    let node = Node::start(&example_with_server(
+        "rrl_responses_per_second = 20\nrrl_slip = 2",
+    ));
+    // Below the limit: 10 queries, every one answered.
+    assert_eq!(burst(&node, 10, None).answered, 10);
+    std::thread::sleep(Duration::from_millis(1200));
+    // Above it: 200 at once from one /24 (both UDP threads may each allow
+    // their own 20, and tokens refill during the burst).
+    let tally = burst(&node, 200, None);
+    assert!(tally.answered >= 20 && tally.answered <= 60, "{tally:?}");
+    let over = 200 - tally.answered;
+    assert!(
+        tally.truncated * 3 >= over && tally.truncated * 3 <= over * 2,
+        "about half slipped: {tally:?}"
+    );
+    assert!(tally.silent > 0, "{tally:?}");
+    // A real client retries over TCP and gets the answer.
+    assert_eq!(node.tcp(&mail_query(None)).answers.len(), 1);
+    let metrics = reqwest::blocking::get(format!("http://{}/metrics", node.admin))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "meridian_dns_rate_limited_total{{action=\"slipped\"}} {}",
+            tally.truncated
+        )),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_valid_cookie_exempts_a_client_from_rate_limiting() {
+    let node = Node::start(&example_with_server("rrl_responses_per_second = 5"));
+    let client = b"realclnt".to_vec();
+    let reply = node.udp(&mail_query(Some(client.clone())));
+    let Some(EdnsOption::Unknown(_, cookie)) =
+        reply.edns.as_ref().unwrap().option(EdnsCode::Cookie)
+    else {
+        panic!("no cookie in {reply:?}");
+    };
+    assert_eq!(cookie.len(), 24);
+    assert_eq!(
+        &cookie[..8],
+        client.as_slice(),
+        "the client cookie comes back first"
+    );
+    let tally = burst(&node, 100, Some(cookie.clone()));
+    assert_eq!(tally.answered, 100, "{tally:?}");
+    // A forged server cookie is no pass.
+    let mut forged = cookie.clone();
+    forged[23] ^= 0xff;
+    let tally = burst(&node, 100, Some(forged));
+    assert!(tally.answered < 50, "{tally:?}");
+}
+
+#[test]
+fn a_malformed_cookie_gets_formerr() {
+    let node = Node::start(&all_policy_example());
+    for len in [1usize, 7, 9, 15, 41] {
+        let reply = node.udp(&mail_query(Some(vec![7; len])));
+        assert_eq!(
+            reply.response_code,
+            ResponseCode::FormErr,
+            "cookie of {len} bytes"
+        );
+    }
+}
+
+fn framed(q: &Message) -> Vec<u8> {
+    let bytes = q.to_vec().unwrap();
+    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&bytes);
+    out
+}
+
+#[test]
+fn tcp_connections_close_after_their_query_budget() {
+    let node = Node::start(&example_with_server("tcp_max_queries = 3"));
+    let mut stream = node.tcp_connect();
+    for _ in 0..3 {
+        assert_eq!(
+            tcp_exchange(&mut stream, &mail_query(None)).answers.len(),
+            1
+        );
+    }
+    stream.write_all(&framed(&mail_query(None))).unwrap();
+    let mut buf = [0u8; 2];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the fourth query is not answered on this connection");
+}
+
+#[test]
+fn silent_and_slow_tcp_clients_cannot_hold_the_server() {
+    let node = Node::start(&example_with_server(
+        "tcp_max_connections = 4\ntcp_idle_timeout = \"300ms\"\ntcp_read_timeout = \"300ms\"",
+    ));
+    // Fill every slot: two clients say nothing, two start a query and stall.
+    let mut hogs: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(node.dns).unwrap())
+        .collect();
+    hogs[2].write_all(&[0]).unwrap();
+    hogs[3].write_all(&[0, 40, 1, 2]).unwrap();
+    let start = Instant::now();
+    let reply = node.tcp(&mail_query(None));
+    assert_eq!(reply.answers.len(), 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "served after the hogs were cut"
+    );
+    // The hogs were closed by the server.
+    for hog in &mut hogs {
+        hog.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(hog.read(&mut buf).unwrap_or(0), 0);
+    }
+}
