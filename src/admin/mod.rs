@@ -164,23 +164,44 @@ async fn healthz(State(state): State<AdminState>) -> Json<Value> {
     }))
 }
 
+/// Large renders (thousands of endpoints) run on the blocking pool so they
+/// never stall the runtime's workers, which also drive the probes.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"))
+}
+
 async fn metrics(State(state): State<AdminState>) -> Response {
+    let text = match off_runtime(move || state.metrics.render()).await {
+        Ok(text) => text,
+        Err(response) => return response,
+    };
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        text,
     )
         .into_response()
 }
 
-async fn zones(State(state): State<AdminState>) -> Json<Value> {
-    let snapshot = state.store.load_full();
-    let zones: Vec<Value> = (0..snapshot.config.zones.len())
-        .map(|z| zone_json(&snapshot, &state.board, z))
-        .collect();
-    Json(json!({ "generation": snapshot.generation, "zones": zones }))
+async fn zones(State(state): State<AdminState>) -> Response {
+    let body = off_runtime(move || {
+        let snapshot = state.store.load_full();
+        let zones: Vec<Value> = (0..snapshot.config.zones.len())
+            .map(|z| zone_json(&snapshot, &state.board, z))
+            .collect();
+        json!({ "generation": snapshot.generation, "zones": zones })
+    })
+    .await;
+    match body {
+        Ok(body) => Json(body).into_response(),
+        Err(response) => response,
+    }
 }
 
 async fn zone(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
