@@ -38,7 +38,8 @@
 # CALLGRIND=1 CG_RUNS=3 (passes over the 3,000 geo queries under callgrind)
 # PORT_BASE=15350 (uses PORT_BASE..PORT_BASE+4) KEEP=1 (keep the work directory)
 # MERIDIAN=path/to/meridian (measure another build; skips cargo build)
-# LOAD_CPU=0 SERVER_CPU=1 (taskset cores).
+# LOAD_CPU=0 SERVER_CPU=1 (taskset cores) NICE=-10 (priority of the servers and
+# dnsperf; 0 leaves it alone).
 # Traffic goes to 127.0.0.1 only. Everything started here is stopped by PID.
 
 set -euo pipefail
@@ -127,17 +128,27 @@ fi
 gcc -O2 -Wall -pthread -o "$work/null_responder" "$here/null_responder.c" || die "cannot build the null responder"
 
 ncpu=$(nproc)
+# A raised priority (for every server and dnsperf alike) keeps other work on
+# a shared machine from preempting the measured processes; it changes what
+# the machine does for others during the run, not what a query costs.
+prio=()
+if [ "${NICE:=-10}" != 0 ] && nice -n "$NICE" true 2>/dev/null; then
+    prio=(nice -n "$NICE")
+else
+    NICE=0
+fi
 if [ "$ncpu" -ge 2 ]; then
     LOAD_CPU=${LOAD_CPU:-0}
     SERVER_CPU=${SERVER_CPU:-1}
-    pin_load=(taskset -c "$LOAD_CPU")
-    pin_server=(taskset -c "$SERVER_CPU")
+    pin_load=("${prio[@]}" taskset -c "$LOAD_CPU")
+    pin_server=("${prio[@]}" taskset -c "$SERVER_CPU")
     pinning="dnsperf on CPU $LOAD_CPU, servers on CPU $SERVER_CPU"
 else
-    pin_load=()
-    pin_server=()
+    pin_load=("${prio[@]}")
+    pin_server=("${prio[@]}")
     pinning="one CPU: no pinning"
 fi
+[ "$NICE" != 0 ] && pinning="$pinning, nice $NICE"
 
 # --- ports and configs ------------------------------------------------------------
 
@@ -181,7 +192,7 @@ start_server() { # name
 ask() { # name dig-args...
     local name=$1
     shift
-    dig @127.0.0.1 -p "${port[$name]}" +time=1 +tries=1 +short "$@" 2>/dev/null || true
+    dig @127.0.0.1 -p "${port[$name]}" +time=1 +tries=1 +short "$@" 2>/dev/null | grep -v '^;;' || true
 }
 
 wait_ready() { # name
@@ -244,12 +255,22 @@ cpu_ticks() { # pid -> utime+stime in clock ticks, all threads
 cpu_ns() { # pid -> on-CPU nanoseconds summed over live threads (schedstat), or -1
     cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", (NR ? s : -1)}'
 }
+machine_busy_ticks() { # all CPUs' busy time so far, in clock ticks
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
+}
+# `times` must run in this shell, not in $(...): a subshell has no children yet.
+ticks_of_times() { # file written by `times` -> children's CPU time in clock ticks
+    tail -1 "$1" | awk '{
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+        printf "%.0f\n", t * 100 }'
+}
 field() { # file label -> the number after "label:"
     sed -n "s/^ *$2: *\([0-9.]*\).*/\1/p" "$1" | head -1
 }
 
 results="$work/results.tsv"
-echo -e "round\tscenario\tserver\tmode\tqps\tsent\tcompleted\tcpu_ticks\tcpu_ns\tp50_ms\tp99_ms" >"$results"
+echo -e "round\tscenario\tserver\tmode\tqps\tsent\tcompleted\tcpu_ticks\tcpu_ns\tp50_ms\tp99_ms\tothers_share" >"$results"
 quiet=(-O suppress=timeouts,congestion,sendfailed,sockready,unexpected)
 
 run_one() { # round scenario server mode(max|rate)
@@ -259,13 +280,27 @@ run_one() { # round scenario server mode(max|rate)
     tcp) file="$work/queries/mix.bin" args=(-m tcp -c 4) ;;
     esac
     [ "$mode" = rate ] && args+=(-Q "$RATE" -v)
-    local pid=${pid_of[$name]} t0 t1 n0 n1
+    local pid=${pid_of[$name]} t0 t1 n0 n1 m0 m1 c0 c1
+    local w0 w1
+    times >"$work/times.0"
+    w0=$(date +%s%N)
+    m0=$(machine_busy_ticks)
     t0=$(cpu_ticks "$pid")
     n0=$(cpu_ns "$pid")
     "${pin_load[@]}" dnsperf -B -d "$file" -s 127.0.0.1 -p "${port[$name]}" -l "$DURATION" -t 2 -q 200 \
         "${args[@]}" "${quiet[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "dnsperf failed against $name"; }
     t1=$(cpu_ticks "$pid")
     n1=$(cpu_ns "$pid")
+    m1=$(machine_busy_ticks)
+    w1=$(date +%s%N)
+    times >"$work/times.1"
+    c0=$(ticks_of_times "$work/times.0")
+    c1=$(ticks_of_times "$work/times.1")
+    # What the rest of the machine (other users' work) took during the run,
+    # as a share of all CPUs: the server's and dnsperf's time taken out.
+    local others
+    others=$(awk -v m=$((m1 - m0)) -v s=$((t1 - t0)) -v c=$((c1 - c0)) -v d="$(((w1 - w0) / 1000000))" -v n="$ncpu" \
+        'BEGIN {o = (m - s - c) / (d / 1000 * 100 * n); printf "%.3f\n", (o < 0 ? 0 : o)}')
     kill -0 "$pid" 2>/dev/null || { cat "$work/$name.log" >&2; die "$name died under load"; }
     local qps sent completed lat="- -"
     qps=$(field "$out" "Queries per second")
@@ -274,10 +309,11 @@ run_one() { # round scenario server mode(max|rate)
     [ -n "$completed" ] && [ "$completed" -gt 0 ] || { cat "$out" >&2; die "no answers from $name ($scen)"; }
     [ "$mode" = rate ] && lat=$(python3 "$here/report.py" latency "$out")
     read -r p50 p99 <<<"$lat"
-    echo -e "$round\t$scen\t$name\t$mode\t$qps\t$sent\t$completed\t$((t1 - t0))\t$((n1 - n0))\t$p50\t$p99" >>"$results"
+    echo -e "$round\t$scen\t$name\t$mode\t$qps\t$sent\t$completed\t$((t1 - t0))\t$((n1 - n0))\t$p50\t$p99\t$others" >>"$results"
     printf '  round %s %-6s %-8s %-4s %9.0f qps  %s/%s answered\n' "$round" "$scen" "$name" "$mode" "$qps" "$completed" "$sent" >&2
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 runs=$(($(wc -w <<<"$SCENARIOS") * $(wc -w <<<"$SERVERS") * 2 * ROUNDS))
 echo "measuring: $runs dnsperf runs of ${DURATION}s ($pinning) ..." >&2
 for round in $(seq "$ROUNDS"); do
@@ -314,15 +350,17 @@ if [ "$CALLGRIND" = 1 ]; then
             sleep 0.5
         done
         # Warm up, then count only the measured queries.
-        dnsperf -B -d "$work/queries/geo.bin" -s 127.0.0.1 -p "${port[$s]}" -n 1 -Q 2000 "${quiet[@]}" >/dev/null 2>&1
+        dnsperf -B -d "$work/queries/geo.bin" -s 127.0.0.1 -p "${port[$s]}" -n 1 -Q 1000 "${quiet[@]}" >/dev/null 2>&1
         callgrind_control -z "${pid_of[$s]}" >/dev/null 2>&1 || die "callgrind_control -z failed for $s"
-        dnsperf -B -d "$work/queries/geo.bin" -s 127.0.0.1 -p "${port[$s]}" -n "$CG_RUNS" -Q 2000 -t 5 \
+        dnsperf -B -d "$work/queries/geo.bin" -s 127.0.0.1 -p "${port[$s]}" -n "$CG_RUNS" -Q 1000 -t 5 \
             "${quiet[@]}" >"$work/cg.dnsperf.out" 2>&1
         completed=$(field "$work/cg.dnsperf.out" "Queries completed")
         rm -f "$work"/cg."$s".[0-9]*
         callgrind_control -d "${pid_of[$s]}" >/dev/null 2>&1 || die "callgrind_control -d failed for $s"
         sleep 1
-        ir=$(cat "$work"/cg."$s".[0-9]* 2>/dev/null | awk '/^(summary|totals):/ {s += $2} END {printf "%.0f\n", s}')
+        # "totals:" (or, in older files, "summary:") is the dump's event count.
+        ir=$(cat "$work"/cg."$s".[0-9]* 2>/dev/null |
+            awk '/^totals:/ {t += $2} /^summary:/ {s += $2} END {printf "%.0f\n", (t ? t : s)}')
         echo -e "$s\t$completed\t$ir" >>"$cg"
         stop_pid "${pid_of[$s]}"
     done
@@ -334,4 +372,4 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 python3 "$here/report.py" table "$results" "$cg" \
     --machine "${cpu_model:-unknown CPU}, $ncpu cores, Linux $(uname -r)" \
     --setup "$ROUNDS rounds x ${DURATION}s per run, $pinning, fixed rate $RATE qps" \
-    --rate "$RATE" --load "$(cut -d' ' -f1-3 /proc/loadavg)"
+    --rate "$RATE" --load "$load_start"
