@@ -301,3 +301,148 @@ fn sighup_reloads_the_config_file() {
     assert!(child.wait().unwrap().success());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Writes the example with its state file in `dir` and `extra` keys in
+/// [server]; returns the config path.
+fn example_in(dir: &Path, extra: &str) -> PathBuf {
+    let config = dir.join("example.toml");
+    let text = example_config_text()
+        .replace(
+            "state_file = \"example.state.json\"",
+            &format!("state_file = \"{}\"", dir.join("state.json").display()),
+        )
+        .replace("[server]\n", &format!("[server]\n{extra}\n"));
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+#[test]
+fn sigterm_lets_a_tcp_query_in_flight_finish() {
+    let port = free_port();
+    let dir = private_dir();
+    let config = example_in(&dir, "");
+    let mut child = meridian()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dns: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let start = Instant::now();
+    let mut stream = loop {
+        if let Ok(s) = std::net::TcpStream::connect(dns) {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the binary did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Half a query, then SIGTERM, then the rest.
+    let q = query("mail.gslb.example.", RecordType::A);
+    let bytes = q.to_vec().unwrap();
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    use std::io::{Read, Write};
+    stream.write_all(&framed[..7]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        Command::new("kill")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    stream.write_all(&framed[7..]).unwrap();
+    let mut len = [0u8; 2];
+    stream
+        .read_exact(&mut len)
+        .expect("the query in flight is answered");
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).unwrap();
+    let reply = Message::from_vec(&reply).unwrap();
+    assert_eq!(reply.id, q.id);
+    assert_eq!(reply.answers.len(), 1);
+    let mut rest = [0u8; 1];
+    assert_eq!(
+        stream.read(&mut rest).unwrap_or(0),
+        0,
+        "then the connection closes"
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit {status}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_or_corrupt_geoip_database_stops_the_start_with_its_name() {
+    let dir = private_dir();
+    for (what, setup) in [
+        ("missing", None),
+        ("corrupt", Some(b"not an mmdb".as_slice())),
+    ] {
+        let db = dir.join(format!("{what}.mmdb"));
+        if let Some(bytes) = setup {
+            std::fs::write(&db, bytes).unwrap();
+        }
+        let config = dir.join("geo.toml");
+        let text = example_config_text().replace(
+            &format!("\"{}/geo/default.mmdb\"", env!("CARGO_MANIFEST_DIR")),
+            &format!("\"{}\"", db.display()),
+        );
+        assert!(
+            text.contains(&db.display().to_string()),
+            "the GeoIP path was replaced"
+        );
+        std::fs::write(&config, text).unwrap();
+        let out = meridian()
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&db.display().to_string()),
+            "{what}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_unwritable_state_file_warns_and_the_drain_still_applies() {
+    let dir = private_dir();
+    // A state file in a directory that does not exist: it reads as "no
+    // drains" at start, and every write fails.
+    let config = example_in(&dir, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &dir.join("state.json").display().to_string(),
+        &dir.join("no-such-dir/state.json").display().to_string(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let node = Node::start_file(&config);
+    let (status, body) = crate::health::admin(&node, "POST", "/v1/zones/eu-west/drain", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changed"], true);
+    assert_eq!(body["persisted"], false, "{body}");
+    let (_, zone) = crate::health::admin(&node, "GET", "/v1/zones/eu-west", None);
+    assert_eq!(zone["drained"], true);
+    drop(node);
+    std::fs::remove_dir_all(dir).unwrap();
+}
