@@ -16,26 +16,38 @@
 #  3. generates the queries (benches/load/queries.py): static answers,
 #     `www` A with ECS from 3,000 /24s spread over the US, Europe and Asia,
 #     and a mix with 20% NXDOMAIN, sent over UDP and over TCP;
-#  4. starts all four servers on 127.0.0.1 pinned to one core, dnsperf on
-#     the other, and checks each answers correctly (dig spot checks, then
-#     every query file against the expected answers); it stops loudly if not;
-#  5. for ROUNDS rounds, for each scenario, for each server: dnsperf unlimited
-#     (max qps), then dnsperf at RATE qps (-Q) with the server's CPU time
-#     (utime+stime from /proc/PID/stat) divided by the queries answered, and
-#     per-query latency (dnsperf -v) for p50/p99;
+#  4. starts the null responder, Knot, gdnsd and Meridian on 127.0.0.1, all
+#     pinned to one core (one UDP thread each: Meridian runs one per CPU it
+#     may use), dnsperf on the other core, and checks each answers correctly
+#     (dig spot checks, then every query file against the expected answers:
+#     the zone nearest each subnet); it stops loudly if one does not;
+#  5. for ROUNDS rounds, for each scenario, for each server in turn:
+#     - dnsperf unlimited: max qps;
+#     - dnsperf at RATE qps (-Q): the server's CPU time (utime+stime from
+#       /proc/PID/stat) per query answered, its sleeps (voluntary context
+#       switches) per query, and per-query latency (dnsperf -v) for p50/p99;
+#     - UDP only, "busy": the server is stopped (SIGSTOP) while a burst of
+#       queries is queued in its socket, then continued; CPU time per query
+#       draining the bursts, with no sleep between queries;
 #  6. optionally (CALLGRIND=1) counts user-space instructions per geo+ECS
 #     query for Meridian and gdnsd under callgrind, startup excluded;
-#  7. prints the table, medians of the rounds, with ratios against gdnsd.
+#  7. prints the table: medians of the rounds, ratios Meridian/gdnsd.
 #
-# Why CPU per query at a fixed rate: on a 2-core machine dnsperf itself tops
-# out around 125-165k qps, and every fast server reaches that ceiling, so max
-# qps says little. The null responder (echoes each query with QR set, no DNS
-# work) is the floor: the kernel's loopback cost. "over null" is a server's
-# own work per query.
+# Why CPU per query, and why two kinds: on a 2-core machine dnsperf itself
+# tops out around 100-165k qps and every fast server reaches that ceiling,
+# so max qps says little. The null responder (echoes each query with QR set,
+# no DNS work) is the floor, the kernel's loopback cost; "over null" is a
+# server's own work. At a fixed rate a server sleeps and is woken many
+# times, and on this kind of virtual machine a wake-up costs the server
+# several µs: a slower server finds more queries waiting per wake-up and so
+# looks cheaper per query than it is. The "busy" figure has no wake-ups in
+# it; callgrind's instruction count has no kernel and no noise in it.
 #
-# Knobs (environment): ROUNDS=3 DURATION=3 (seconds per dnsperf run)
+# Knobs (environment): ROUNDS=3 DURATION=2 (seconds per dnsperf run)
 # RATE=50000 SCENARIOS="static geo mix tcp" SERVERS="null knot gdnsd meridian"
 # CALLGRIND=1 CG_RUNS=3 (passes over the 3,000 geo queries under callgrind)
+# BURST_BATCH=200 BURST_CYCLES=250 (queued queries per burst, bursts per run)
+# THREADS=1 (UDP threads of gdnsd and Knot)
 # PORT_BASE=15350 (uses PORT_BASE..PORT_BASE+4) KEEP=1 (keep the work directory)
 # MERIDIAN=path/to/meridian (measure another build; skips cargo build)
 # LOAD_CPU=0 SERVER_CPU=1 (taskset cores) NICE=-10 (priority of the servers and
@@ -48,13 +60,16 @@ root=$(pwd)
 here="$root/benches/load"
 
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-3}
+DURATION=${DURATION:-2}
 RATE=${RATE:-50000}
 SCENARIOS=${SCENARIOS:-static geo mix tcp}
 SERVERS=${SERVERS:-null knot gdnsd meridian}
 CALLGRIND=${CALLGRIND:-1}
 CG_RUNS=${CG_RUNS:-3}
 PORT_BASE=${PORT_BASE:-15350}
+THREADS=${THREADS:-1}
+BURST_BATCH=${BURST_BATCH:-200}
+BURST_CYCLES=${BURST_CYCLES:-250}
 CONFIG="$root/zones/example.toml"
 
 die() {
@@ -75,6 +90,7 @@ forget_pid() {
 
 stop_pid() {
     kill -TERM "$1" 2>/dev/null || true
+    kill -CONT "$1" 2>/dev/null || true # in case a burst left it stopped
     local i
     for i in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$1" 2>/dev/null || true
@@ -104,6 +120,7 @@ command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || missing+=(knot)
 command -v dig >/dev/null || missing+=(bind9-dnsutils)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v taskset >/dev/null || missing+=(util-linux)
+command -v ss >/dev/null || missing+=(iproute2)
 python3 -c 'import tomllib' 2>/dev/null || missing+=(python3)
 if [ "$CALLGRIND" = 1 ]; then command -v valgrind >/dev/null || missing+=(valgrind); fi
 if [ ${#missing[@]} -gt 0 ]; then
@@ -165,7 +182,7 @@ for p in "${port[@]}" "$admin_port"; do
 done
 
 python3 "$here/mirror.py" --config "$CONFIG" --out "$work" \
-    --gdnsd-listen "127.0.0.1:${port[gdnsd]}" --knot-listen "127.0.0.1:${port[knot]}" >&2
+    --gdnsd-listen "127.0.0.1:${port[gdnsd]}" --knot-listen "127.0.0.1:${port[knot]}" --threads "$THREADS" >&2
 python3 "$here/queries.py" gen --config "$CONFIG" --out "$work/queries" >&2
 gdnsd -c "$work/gdnsd" checkconf >"$work/gdnsd-checkconf.log" 2>&1 ||
     { cat "$work/gdnsd-checkconf.log" >&2; die "gdnsd rejects the mirrored config"; }
@@ -255,6 +272,9 @@ cpu_ticks() { # pid -> utime+stime in clock ticks, all threads
 cpu_ns() { # pid -> on-CPU nanoseconds summed over live threads (schedstat), or -1
     cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", (NR ? s : -1)}'
 }
+sleeps() { # pid -> voluntary context switches summed over live threads
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s + 0}'
+}
 machine_busy_ticks() { # all CPUs' busy time so far, in clock ticks
     awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
 }
@@ -270,7 +290,7 @@ field() { # file label -> the number after "label:"
 }
 
 results="$work/results.tsv"
-echo -e "round\tscenario\tserver\tmode\tqps\tsent\tcompleted\tcpu_ticks\tcpu_ns\tp50_ms\tp99_ms\tothers_share" >"$results"
+echo -e "round\tscenario\tserver\tmode\tqps\tsent\tcompleted\tcpu_ticks\tcpu_ns\tp50_ms\tp99_ms\tothers_share\tsleeps\treconnects" >"$results"
 quiet=(-O suppress=timeouts,congestion,sendfailed,sockready,unexpected)
 
 run_one() { # round scenario server mode(max|rate)
@@ -280,8 +300,9 @@ run_one() { # round scenario server mode(max|rate)
     tcp) file="$work/queries/mix.bin" args=(-m tcp -c 4) ;;
     esac
     [ "$mode" = rate ] && args+=(-Q "$RATE" -v)
-    local pid=${pid_of[$name]} t0 t1 n0 n1 m0 m1 c0 c1
+    local pid=${pid_of[$name]} t0 t1 n0 n1 m0 m1 c0 c1 s0 s1
     local w0 w1
+    s0=$(sleeps "$pid")
     times >"$work/times.0"
     w0=$(date +%s%N)
     m0=$(machine_busy_ticks)
@@ -293,6 +314,7 @@ run_one() { # round scenario server mode(max|rate)
     n1=$(cpu_ns "$pid")
     m1=$(machine_busy_ticks)
     w1=$(date +%s%N)
+    s1=$(sleeps "$pid")
     times >"$work/times.1"
     c0=$(ticks_of_times "$work/times.0")
     c1=$(ticks_of_times "$work/times.1")
@@ -302,18 +324,34 @@ run_one() { # round scenario server mode(max|rate)
     others=$(awk -v m=$((m1 - m0)) -v s=$((t1 - t0)) -v c=$((c1 - c0)) -v d="$(((w1 - w0) / 1000000))" -v n="$ncpu" \
         'BEGIN {o = (m - s - c) / (d / 1000 * 100 * n); printf "%.3f\n", (o < 0 ? 0 : o)}')
     kill -0 "$pid" 2>/dev/null || { cat "$work/$name.log" >&2; die "$name died under load"; }
-    local qps sent completed lat="- -"
+    local qps sent completed reconnects lat="- -"
+    reconnects=$(field "$out" "Reconnections")
     qps=$(field "$out" "Queries per second")
     sent=$(field "$out" "Queries sent")
     completed=$(field "$out" "Queries completed")
     [ -n "$completed" ] && [ "$completed" -gt 0 ] || { cat "$out" >&2; die "no answers from $name ($scen)"; }
     [ "$mode" = rate ] && lat=$(python3 "$here/report.py" latency "$out")
     read -r p50 p99 <<<"$lat"
-    echo -e "$round\t$scen\t$name\t$mode\t$qps\t$sent\t$completed\t$((t1 - t0))\t$((n1 - n0))\t$p50\t$p99\t$others" >>"$results"
+    echo -e "$round\t$scen\t$name\t$mode\t$qps\t$sent\t$completed\t$((t1 - t0))\t$((n1 - n0))\t$p50\t$p99\t$others\t$((s1 - s0))\t${reconnects:-0}" >>"$results"
     printf '  round %s %-6s %-8s %-4s %9.0f qps  %s/%s answered\n' "$round" "$scen" "$name" "$mode" "$qps" "$completed" "$sent" >&2
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+# CPU per query with no sleep between queries: the server is stopped while
+# a batch of queries is queued in its socket, then continued and drained.
+# On this kind of virtual machine a sleep and wake-up costs the server
+# several µs, so at a fixed rate a server that sleeps less often (because it
+# is slower, and finds more queries waiting) looks cheaper than it is; this
+# figure does not depend on that.
+run_busy() { # round scenario server
+    local round=$1 scen=$2 name=$3 out
+    out=$("${pin_load[@]}" python3 "$here/queries.py" burst --port "${port[$name]}" --pid "${pid_of[$name]}" \
+        --dir "$work/queries" --kind "$scen" --batch "$BURST_BATCH" --cycles "$BURST_CYCLES") ||
+        die "$name did not answer a queued burst ($scen)"
+    read -r answered ns <<<"$out"
+    echo -e "$round\t$scen\t$name\tbusy\t-\t$((BURST_BATCH * BURST_CYCLES))\t$answered\t-\t$ns\t-\t-\t-\t-\t-" >>"$results"
+}
+
 runs=$(($(wc -w <<<"$SCENARIOS") * $(wc -w <<<"$SERVERS") * 2 * ROUNDS))
 echo "measuring: $runs dnsperf runs of ${DURATION}s ($pinning) ..." >&2
 for round in $(seq "$ROUNDS"); do
@@ -321,6 +359,7 @@ for round in $(seq "$ROUNDS"); do
         for s in $SERVERS; do
             run_one "$round" "$scen" "$s" max
             run_one "$round" "$scen" "$s" rate
+            [ "$scen" = tcp ] || run_busy "$round" "$scen" "$s"
         done
     done
 done
@@ -371,5 +410,5 @@ fi
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 python3 "$here/report.py" table "$results" "$cg" \
     --machine "${cpu_model:-unknown CPU}, $ncpu cores, Linux $(uname -r)" \
-    --setup "$ROUNDS rounds x ${DURATION}s per run, $pinning, fixed rate $RATE qps" \
+    --setup "$ROUNDS rounds x ${DURATION}s per run; $pinning; UDP threads: null 1, meridian 1 (one per CPU it may use), gdnsd and knot $THREADS; bursts: $BURST_CYCLES x $BURST_BATCH queries" \
     --rate "$RATE" --load "$load_start"

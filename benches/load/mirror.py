@@ -168,6 +168,9 @@ def gdnsd_config(cfg, listen, mmdb_path, udp_threads):
         "options => {\n"
         f"  listen => [ {listen} ]\n"
         f"  udp_threads => {udp_threads}\n"
+        # Room for a queued burst (load.sh's "busy" measurement), as
+        # Meridian and the null responder ask for themselves.
+        "  udp_rcvbuf => 1048576\n"
         "  tcp_threads => 1\n"
         "  run_dir => RUN_DIR\n"
         "  state_dir => STATE_DIR\n"

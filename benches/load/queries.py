@@ -417,6 +417,54 @@ def check(args):
         sys.exit(1)
 
 
+def task_cpu_ns(pid):
+    """On-CPU time of every live thread of pid, in ns (schedstat)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def burst(args):
+    """CPU per query with queries waiting: the server is stopped (SIGSTOP)
+    while a batch is queued in its socket, then continued and drained, so it
+    answers the batch back to back without sleeping between queries. Prints
+    "answered cpu_ns"."""
+    import signal
+
+    queries = read_bin(os.path.join(args.dir, args.kind + ".bin"))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    sock.connect(("127.0.0.1", args.port))
+    sock.settimeout(0.5)
+    answered, i = 0, 0
+    cpu0 = task_cpu_ns(args.pid)
+    for _ in range(args.cycles):
+        os.kill(args.pid, signal.SIGSTOP)
+        for _ in range(args.batch):
+            q = queries[i % len(queries)]
+            sock.send(struct.pack(">H", i & 0xFFFF) + q[2:])
+            i += 1
+        os.kill(args.pid, signal.SIGCONT)
+        got = 0
+        try:
+            while got < args.batch:
+                sock.recv(4096)
+                got += 1
+        except socket.timeout:
+            pass
+        answered += got
+    cpu1 = task_cpu_ns(args.pid)
+    print(f"{answered} {cpu1 - cpu0}")
+    if answered < 0.95 * args.cycles * args.batch:
+        sys.exit(f"queries.py burst: only {answered} of {args.cycles * args.batch} answered")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -431,8 +479,15 @@ def main():
     c.add_argument("--name", default="server")
     c.add_argument("--no-geo", action="store_true", help="do not compare service addresses")
     c.add_argument("--min-agree", type=float, default=0.99)
+    b = sub.add_parser("burst")
+    b.add_argument("--port", type=int, required=True)
+    b.add_argument("--pid", type=int, required=True)
+    b.add_argument("--dir", required=True)
+    b.add_argument("--kind", choices=("static", "geo", "mix"), required=True)
+    b.add_argument("--batch", type=int, default=100)
+    b.add_argument("--cycles", type=int, default=100)
     args = ap.parse_args()
-    gen(args) if args.cmd == "gen" else check(args)
+    {"gen": gen, "check": check, "burst": burst}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -462,7 +462,7 @@ impl Checker<'_, '_> {
             }),
         };
         let tcp_max_queries = match raw.tcp_max_queries {
-            None => 1000,
+            None => 100_000,
             Some(v) if *v.get_ref() > 0 => *v.get_ref(),
             Some(v) => {
                 self.err(
