@@ -145,7 +145,11 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
     if let Some(edns) = &request.edns {
         reply.set_edns(reply_edns(edns, snapshot));
     }
-    reply.add_queries(request.queries.iter().cloned());
+    // Echo the question only when there is exactly one: a packet with many
+    // is refused anyway, and echoing them all would amplify it.
+    if request.queries.len() == 1 {
+        reply.add_queries(request.queries.iter().cloned());
+    }
 
     if request.op_code != OpCode::Query {
         reply.metadata.response_code = ResponseCode::NotImp;
@@ -482,7 +486,13 @@ fn encode(
     reply.additionals.clear();
     reply.metadata.truncation = true;
     match reply.to_vec() {
-        Ok(bytes) => Some((bytes, true)),
+        Ok(bytes) if bytes.len() <= limit => Some((bytes, true)),
+        Ok(_) => {
+            // Only a pathological question is this large: send the header
+            // (and OPT) alone rather than exceed the limit.
+            reply.queries.clear();
+            reply.to_vec().ok().map(|bytes| (bytes, true))
+        }
         Err(err) => {
             tracing::warn!(%err, "cannot encode even a truncated reply; dropping it");
             None

@@ -1259,3 +1259,39 @@ fn soa_query_at_the_apex_is_answered() {
     assert!(matches!(reply.answers[0].data, RData::SOA(_)));
     assert!(reply.authorities.is_empty());
 }
+
+/// Found by fuzzing: a query with many long questions got FORMERR with
+/// every question echoed, a UDP reply over 512 bytes. Error replies to
+/// such packets must stay small.
+#[test]
+fn many_questions_never_make_a_large_udp_reply() {
+    let node = Node::start(&all_policy_example());
+    let label = "a".repeat(60);
+    let mut q = query(
+        &format!("{label}.{label}.{label}.gslb.example."),
+        RecordType::A,
+    );
+    for i in 0..20 {
+        q.add_query(hickory_proto::op::Query::query(
+            format!("{label}.{label}.{i}.gslb.example.")
+                .parse()
+                .unwrap(),
+            RecordType::A,
+        ));
+    }
+    for opcode_patch in [None, Some(5u8)] {
+        let mut bytes = q.to_vec().unwrap();
+        if let Some(op) = opcode_patch {
+            bytes[2] = (bytes[2] & 0x87) | (op << 3);
+        }
+        let reply = node
+            .udp_raw(&bytes, std::time::Duration::from_secs(2))
+            .expect("a reply");
+        assert!(reply.len() <= 512, "{} bytes", reply.len());
+        let reply = hickory_proto::op::Message::from_vec(&reply).unwrap();
+        assert!(matches!(
+            reply.response_code,
+            ResponseCode::FormErr | ResponseCode::NotImp
+        ));
+    }
+}
