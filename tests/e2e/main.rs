@@ -7,6 +7,7 @@ mod harness;
 
 mod cli;
 mod dns;
+mod flood;
 
 mod health;
 mod interop;
