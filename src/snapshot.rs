@@ -278,7 +278,7 @@ pub struct Publisher {
     board: Arc<HealthBoard>,
     geo: Option<Arc<GeoDb>>,
     /// Size and modification time of each GeoIP file, to notice a replace.
-    geo_stamps: Vec<Option<(u64, SystemTime)>>,
+    geo_stamps: Vec<Option<(u64, SystemTime, u64)>>,
     latency: LatencyTable,
     /// The frozen rankings, rebuilt only when measurements change.
     latency_view: Arc<PrefixMap<Ranking>>,
@@ -330,7 +330,8 @@ impl Reply {
     }
 }
 
-fn geo_stamps(config: &Config) -> Vec<Option<(u64, SystemTime)>> {
+fn geo_stamps(config: &Config) -> Vec<Option<(u64, SystemTime, u64)>> {
+    use std::os::unix::fs::MetadataExt;
     config
         .geoip
         .as_ref()
@@ -338,9 +339,11 @@ fn geo_stamps(config: &Config) -> Vec<Option<(u64, SystemTime)>> {
             g.files
                 .iter()
                 .map(|f| {
+                    // The inode too: a replace by rename (geoipupdate's way)
+                    // changes it even when size and coarse mtime do not.
                     std::fs::metadata(f)
                         .ok()
-                        .and_then(|m| Some((m.len(), m.modified().ok()?)))
+                        .and_then(|m| Some((m.len(), m.modified().ok()?, m.ino())))
                 })
                 .collect()
         })
