@@ -137,6 +137,34 @@ name = "www"
         text
     }
 
+    /// Endpoints at three real backends (us-east, eu-west, ap-south), each
+    /// probed with `kind` at its own port.
+    fn with_backends(
+        &self,
+        policy_lines: &str,
+        extra: &str,
+        kind: &str,
+        backends: [&Backend; 3],
+    ) -> String {
+        let addrs = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+        // The service default names us-east's port; the others override it.
+        let check = format!(
+            "kind = \"{kind}\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\nport = {}",
+            backends[0].addr.port()
+        );
+        let mut text = self.config(policy_lines, extra, addrs, &check);
+        for (addr, b) in addrs.iter().zip(backends).skip(1) {
+            text = text.replace(
+                &format!("addresses = [\"{addr}\"]\n"),
+                &format!(
+                    "addresses = [\"{addr}\"]\ncheck = {{ port = {} }}\n",
+                    b.addr.port()
+                ),
+            );
+        }
+        text
+    }
+
     fn simple(&self, policy_lines: &str) -> String {
         self.config(
             policy_lines,
@@ -240,27 +268,7 @@ fn killing_the_nearest_zone_moves_its_clients_to_the_next_nearest() {
     let eu = Backend::start("127.0.0.2");
     let ap = Backend::start("127.0.0.3");
     let setup = Setup::new(TestLayout::City);
-    let check = format!(
-        "kind = \"tcp\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\nport = {}",
-        us.addr.port()
-    );
-    // Each backend listens on its own port: the service default names
-    // us-east's, and the other endpoints override it.
-    let mut text = setup.config(
-        "policy = \"nearest\"",
-        "",
-        ["127.0.0.1", "127.0.0.2", "127.0.0.3"],
-        &check,
-    );
-    for (addr, b) in [("127.0.0.2", &eu), ("127.0.0.3", &ap)] {
-        text = text.replace(
-            &format!("addresses = [\"{addr}\"]\n"),
-            &format!(
-                "addresses = [\"{addr}\"]\ncheck = {{ port = {} }}\n",
-                b.addr.port()
-            ),
-        );
-    }
+    let text = setup.with_backends("policy = \"nearest\"", "", "tcp", [&us, &eu, &ap]);
     let node = Node::start(&text);
     assert_eq!(ask(&node, "10.1.2.0/24").0, ["us-east"]);
     us.stop();
@@ -594,25 +602,12 @@ fn latency_policy_uses_this_nodes_probe_rtts_for_clients_in_its_country() {
     // The nearest zone for US clients answers its probes slowly.
     us.set_mode(crate::backend::Mode::Slow);
     let setup = Setup::new(TestLayout::City);
-    let check = format!(
-        "kind = \"http\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\nport = {}",
-        us.addr.port()
-    );
-    let mut text = setup.config(
+    let text = setup.with_backends(
         "policy = \"latency\"",
         "[routing]\nthis_zone = \"us-east\"",
-        ["127.0.0.1", "127.0.0.2", "127.0.0.3"],
-        &check,
+        "http",
+        [&us, &eu, &ap],
     );
-    for (addr, b) in [("127.0.0.2", &eu), ("127.0.0.3", &ap)] {
-        text = text.replace(
-            &format!("addresses = [\"{addr}\"]\n"),
-            &format!(
-                "addresses = [\"{addr}\"]\ncheck = {{ port = {} }}\n",
-                b.addr.port()
-            ),
-        );
-    }
     let node = Node::start(&text);
     wait_for("US clients ranked by this node's probe RTTs", || {
         let (_, e) = admin(
