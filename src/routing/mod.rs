@@ -23,6 +23,7 @@
 pub mod geo;
 pub mod latency;
 pub mod locate;
+pub mod memo;
 pub mod prefix;
 
 use std::net::IpAddr;
@@ -561,7 +562,7 @@ latitude = 1.3
 longitude = 103.8
 "#;
 
-    fn service(policy: &str, extra: &str, weights: [u32; 3]) -> String {
+    pub(super) fn service(policy: &str, extra: &str, weights: [u32; 3]) -> String {
         format!(
             "{BASE}\n{extra}\n[[services]]\nname = \"www\"\npolicy = \"{policy}\"\n\
              [services.check]\nkind = \"none\"\n\
@@ -572,11 +573,11 @@ longitude = 103.8
         )
     }
 
-    fn config(text: &str) -> Config {
+    pub(super) fn config(text: &str) -> Config {
         Config::parse(text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn router(config: &Config) -> Router {
+    pub(super) fn router(config: &Config) -> Router {
         Router {
             geo: None,
             cidr: crate::snapshot::cidr_map(config),
@@ -585,7 +586,7 @@ longitude = 103.8
         }
     }
 
-    fn health(config: &Config, drained: &[&str]) -> HealthView {
+    pub(super) fn health(config: &Config, drained: &[&str]) -> HealthView {
         let mut drains = Drains::default();
         for z in drained {
             drains.set_zone(z, true);
@@ -593,7 +594,7 @@ longitude = 103.8
         HealthView::build(config, &HashMap::new(), &drains)
     }
 
-    fn client(s: &str) -> Client {
+    pub(super) fn client(s: &str) -> Client {
         parse_client(s)
     }
 
@@ -607,7 +608,7 @@ longitude = 103.8
         }
     }
 
-    fn zones(config: &Config, d: &Decision) -> Vec<String> {
+    pub(super) fn zones(config: &Config, d: &Decision) -> Vec<String> {
         d.endpoints
             .iter()
             .map(|e| {

@@ -1,0 +1,212 @@
+//! Routing decisions remembered per client network, per answering thread.
+//!
+//! Most queries come from a few thousand resolver networks, and within a
+//! snapshot the same (service, network) always gets the same decision, so
+//! computing it once per network and snapshot and reusing it takes GeoIP,
+//! rule and latency lookups and their allocations off nearly every query.
+//!
+//! A decision is reused only where it provably holds: its ECS scope says
+//! every address in `addr/scope` gets the same decision (that is what
+//! [`super::route`] narrows the scope for), so a decision whose scope is no
+//! longer than the memo's network length holds for the whole network. A
+//! client whose source prefix is that short or shorter is fully described
+//! by the key. Anything else is computed afresh and not kept.
+//!
+//! Each answering thread owns one memo (no sharing, no locks). It forgets
+//! everything when the snapshot generation changes, and when it is full.
+//! Keys come from the network (ECS subnets), so the map uses a randomly
+//! seeded hash and a fixed bound.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::IpAddr;
+
+use super::{Client, Router, route};
+use crate::config::Config;
+use crate::health::HealthView;
+
+/// Networks are keyed at these lengths: a /24 or /56 is what resolvers send
+/// as ECS in practice and what the weighted policy hashes on.
+pub const V4_NETWORK_LEN: u8 = 24;
+pub const V6_NETWORK_LEN: u8 = 56;
+/// Decisions kept per thread before the memo starts over.
+const CAPACITY: usize = 1 << 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct MemoKey {
+    service: u32,
+    /// The client address cut to the network length, IPv4 in the low bits.
+    network: u128,
+    is_v6: bool,
+    source_prefix: u8,
+}
+
+/// What the answer path needs of a decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remembered {
+    /// Endpoint indices to answer with, preferred first.
+    pub endpoints: Box<[usize]>,
+    /// No endpoint was serving: the all-down rule applies.
+    pub is_all_down: bool,
+    /// ECS scope prefix length, already capped at the client's source prefix.
+    pub scope: u8,
+}
+
+/// One thread's remembered decisions for one snapshot generation.
+#[derive(Debug, Default)]
+pub struct DecisionMemo {
+    generation: u64,
+    entries: HashMap<MemoKey, Remembered, foldhash::fast::RandomState>,
+    /// Holds a decision that may not be kept, for the caller to read.
+    scratch: Remembered,
+    hits: u64,
+    misses: u64,
+}
+
+impl DecisionMemo {
+    pub fn new() -> DecisionMemo {
+        DecisionMemo::default()
+    }
+
+    /// The decision for `service` and `client` in the snapshot of
+    /// `generation`, made by [`route`] unless already known.
+    pub fn decide(
+        &mut self,
+        generation: u64,
+        config: &Config,
+        health: &HealthView,
+        router: &Router,
+        service: usize,
+        client: Client,
+    ) -> &Remembered {
+        if generation != self.generation || self.entries.len() >= CAPACITY {
+            self.entries.clear();
+            self.generation = generation;
+        }
+        let (network, is_v6, len) = match client.addr {
+            IpAddr::V4(a) => (
+                u128::from(u32::from(a) & (u32::MAX << (32 - V4_NETWORK_LEN))),
+                false,
+                V4_NETWORK_LEN,
+            ),
+            IpAddr::V6(a) => (
+                u128::from(a) & (u128::MAX << (128 - V6_NETWORK_LEN)),
+                true,
+                V6_NETWORK_LEN,
+            ),
+        };
+        let key = MemoKey {
+            service: service as u32,
+            network,
+            is_v6,
+            source_prefix: client.source_prefix,
+        };
+        let DecisionMemo {
+            entries,
+            scratch,
+            hits,
+            misses,
+            ..
+        } = self;
+        match entries.entry(key) {
+            Entry::Occupied(found) => {
+                *hits += 1;
+                found.into_mut()
+            }
+            Entry::Vacant(slot) => {
+                *misses += 1;
+                let decision = route(config, health, router, service, client);
+                let remembered = Remembered {
+                    endpoints: decision.endpoints.into_boxed_slice(),
+                    is_all_down: decision.is_all_down,
+                    scope: decision.scope,
+                };
+                // A source prefix within the key's length means the key is
+                // the client; otherwise the scope must cover the network.
+                if client.source_prefix <= len || remembered.scope <= len {
+                    slot.insert(remembered)
+                } else {
+                    *scratch = remembered;
+                    scratch
+                }
+            }
+        }
+    }
+
+    /// Decisions reused and decisions computed, since the thread started.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::tests::{client, config, health, router, service, zones};
+
+    #[test]
+    fn remembered_decisions_equal_fresh_ones() {
+        // Weighted and rule-split decisions, from hosts and from subnets.
+        let rules = "[[cidr_rules]]\nnetworks = [\"10.1.1.128/25\"]\nzones = [\"c\"]\n";
+        for policy in ["weighted", "nearest"] {
+            let c = config(&service(policy, rules, [5, 3, 2]));
+            let (r, h) = (router(&c), health(&c, &[]));
+            let mut memo = DecisionMemo::new();
+            for round in 0..2 {
+                for i in 0..3000u32 {
+                    let host = std::net::Ipv4Addr::from(0x0a01_0000 + i * 7);
+                    for text in [
+                        host.to_string(),
+                        format!("{}/24", {
+                            let n: ipnet::Ipv4Net = format!("{host}/24").parse().unwrap();
+                            n.trunc().addr()
+                        }),
+                    ] {
+                        let who = client(&text);
+                        let fresh = route(&c, &h, &r, 0, who);
+                        let got = memo.decide(1, &c, &h, &r, 0, who);
+                        assert_eq!(
+                            &*got.endpoints,
+                            fresh.endpoints.as_slice(),
+                            "{policy} {text} round {round}"
+                        );
+                        assert_eq!(got.scope, fresh.scope, "{policy} {text}");
+                        assert_eq!(got.is_all_down, fresh.is_all_down);
+                    }
+                }
+            }
+            let (hits, misses) = memo.counts();
+            assert!(hits > misses, "{policy}: hits {hits} misses {misses}");
+        }
+    }
+
+    #[test]
+    fn a_rule_narrower_than_the_network_is_not_generalised() {
+        let rules = "[[cidr_rules]]\nnetworks = [\"10.1.1.128/25\"]\nzones = [\"c\"]\n";
+        let c = config(
+            &service("failover", rules, [1, 1, 1])
+                .replace("policy = \"failover\"", "policy = \"nearest\""),
+        );
+        let (r, h) = (router(&c), health(&c, &[]));
+        let mut memo = DecisionMemo::new();
+        let inside = memo.decide(1, &c, &h, &r, 0, client("10.1.1.200")).clone();
+        let outside = memo.decide(1, &c, &h, &r, 0, client("10.1.1.1")).clone();
+        let fresh_outside = route(&c, &h, &r, 0, client("10.1.1.1"));
+        assert_eq!(zones(&c, &fresh_outside)[0], "a");
+        assert_eq!(&*outside.endpoints, fresh_outside.endpoints.as_slice());
+        assert_ne!(inside.endpoints, outside.endpoints);
+        assert_eq!(memo.counts(), (0, 2), "both computed, neither reused");
+    }
+
+    #[test]
+    fn a_new_generation_forgets() {
+        let c = config(&service("weighted", "", [1, 1, 1]));
+        let (r, h) = (router(&c), health(&c, &[]));
+        let mut memo = DecisionMemo::new();
+        let who = client("10.2.3.4");
+        memo.decide(1, &c, &h, &r, 0, who);
+        memo.decide(1, &c, &h, &r, 0, who);
+        memo.decide(2, &c, &h, &r, 0, who);
+        assert_eq!(memo.counts(), (1, 2));
+    }
+}
