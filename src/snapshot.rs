@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::dns::fast::FastTable;
 use crate::dns::table::DomainTable;
 use crate::health::drains::{Drains, DrainsError};
 use crate::health::state::{Observed, Transition};
@@ -43,6 +44,8 @@ pub struct Snapshot {
     pub drains: Drains,
     /// The domain's names and record sets, service answers included.
     pub table: DomainTable,
+    /// The same data encoded for the fast path.
+    pub fast: FastTable,
     /// GeoIP, CIDR rules and latency rankings.
     pub router: Router,
     /// Per service and endpoint, the counter of answers naming it, so the
@@ -63,6 +66,7 @@ impl Snapshot {
         generation: u64,
     ) -> Snapshot {
         let table = DomainTable::build(&config, &health);
+        let fast = FastTable::build(&config, &table);
         let answer_counters = config
             .services
             .iter()
@@ -80,6 +84,7 @@ impl Snapshot {
             health,
             drains,
             table,
+            fast,
             router,
             answer_counters,
             generation,

@@ -113,6 +113,9 @@ pub struct ServerSettings {
     pub tcp_max_queries: usize,
     /// How long a client may take to send the rest of a query it started.
     pub tcp_read_timeout: Duration,
+    /// Answer common UDP queries on the fast path (`dns::fast`); off, every
+    /// query takes the general path. A switch for operators who suspect it.
+    pub fast_path: bool,
 }
 
 /// Response rate limiting (UDP only).

@@ -74,6 +74,7 @@ pub struct RawServer {
     pub rrl_slip: Option<Spanned<u32>>,
     pub tcp_max_queries: Option<Spanned<usize>>,
     pub tcp_read_timeout: Option<Spanned<String>>,
+    pub fast_path: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

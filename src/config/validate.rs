@@ -485,6 +485,7 @@ impl Checker<'_, '_> {
             rrl,
             tcp_max_queries,
             tcp_read_timeout,
+            fast_path: raw.fast_path.map(|v| v.into_inner()).unwrap_or(true),
             state_file,
             admin_token,
             probe_concurrency,

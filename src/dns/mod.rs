@@ -2,7 +2,9 @@
 //! function, and the sockets that carry queries to it.
 
 pub mod answer;
+mod batch;
 pub mod cookie;
+pub mod fast;
 pub mod rrl;
 pub mod server;
 pub mod table;

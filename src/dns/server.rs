@@ -16,7 +16,7 @@
 //! open TCP connections finish the query they are answering and close.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -29,15 +29,15 @@ use tokio_util::task::TaskTracker;
 
 use super::answer::{Transport, answer};
 use super::rrl::{self, RateLimiter, Verdict};
-use crate::metrics::Metrics;
+use super::{batch, fast};
+use crate::metrics::{Metrics, ReplyFacts};
+use crate::routing::memo::DecisionMemo;
 use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// How often an idle UDP loop checks for shutdown.
 const UDP_POLL: Duration = Duration::from_millis(200);
 /// Socket buffers large enough to ride out a burst while a thread is busy.
 const SOCKET_BUFFER: usize = 4 << 20;
-/// Largest UDP datagram we read; anything longer is not a sane query.
-const UDP_RECV_MAX: usize = 4096;
 
 /// The DNS sockets of one node, bound before the server starts so the
 /// caller (the binary or a test) decides addresses and sees ports.
@@ -198,14 +198,69 @@ impl DnsServer {
     }
 }
 
-/// Answers one request from the current snapshot and counts it.
-#[inline]
-/// Over UDP, rate limiting may turn the reply into a truncated one or
-/// nothing (`limiter` is the calling thread's own).
+/// What rate limiting lets through of a computed reply.
+enum Gate {
+    Send,
+    /// Send this truncated reply instead (RRL slip).
+    SendInstead(Vec<u8>),
+    Withhold,
+}
+
+/// Response rate limiting, UDP only (`limiter` is the calling thread's
+/// own); a query with a valid server cookie has a real source and passes.
+fn gate(
+    limiter: Option<&mut RateLimiter>,
+    snapshot: &Snapshot,
+    metrics: &Metrics,
+    source: IpAddr,
+    has_valid_cookie: bool,
+    request: &[u8],
+    wire: &[u8],
+) -> Gate {
+    let (Some(limiter), Some(settings)) = (limiter, &snapshot.config.server.rrl) else {
+        return Gate::Send;
+    };
+    if has_valid_cookie {
+        return Gate::Send;
+    }
+    match limiter.check(settings, source, std::time::Instant::now()) {
+        Verdict::Send => Gate::Send,
+        Verdict::Slip => {
+            metrics.dns.rate_limited(true);
+            rrl::truncated(request, wire).map_or(Gate::Withhold, Gate::SendInstead)
+        }
+        Verdict::Drop => {
+            metrics.dns.rate_limited(false);
+            Gate::Withhold
+        }
+    }
+}
+
+/// Counts a reply that is being sent, and the endpoints it named.
+fn count(
+    metrics: &Metrics,
+    snapshot: &Snapshot,
+    transport: Transport,
+    facts: &ReplyFacts,
+    service: Option<(usize, &[usize])>,
+) {
+    metrics.dns.reply(transport, facts);
+    if let Some((service, endpoints)) = service
+        && let Some(counters) = snapshot.answer_counters.get(service)
+    {
+        for e in endpoints {
+            if let Some(counter) = counters.get(*e) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Answers one request on the general path and counts it.
 fn answer_counted(
     request: &[u8],
     transport: Transport,
-    source: std::net::IpAddr,
+    source: IpAddr,
     snapshot: &Snapshot,
     metrics: &Metrics,
     limiter: Option<&mut RateLimiter>,
@@ -214,32 +269,88 @@ fn answer_counted(
         metrics.dns.dropped();
         return None;
     };
-    if let (Some(limiter), Some(settings)) = (limiter, &snapshot.config.server.rrl)
-        && !reply.has_valid_cookie
-    {
-        match limiter.check(settings, source, std::time::Instant::now()) {
-            Verdict::Send => {}
-            Verdict::Slip => {
-                metrics.dns.rate_limited(true);
-                return rrl::truncated(request, &reply.wire);
-            }
-            Verdict::Drop => {
-                metrics.dns.rate_limited(false);
-                return None;
-            }
-        }
+    let has_cookie = reply.has_valid_cookie;
+    match gate(
+        limiter,
+        snapshot,
+        metrics,
+        source,
+        has_cookie,
+        request,
+        &reply.wire,
+    ) {
+        Gate::Send => {}
+        Gate::SendInstead(wire) => return Some(wire),
+        Gate::Withhold => return None,
     }
-    metrics.dns.reply(transport, &reply.facts);
-    if let Some(hit) = &reply.service
-        && let Some(counters) = snapshot.answer_counters.get(hit.service)
-    {
-        for e in &hit.endpoints {
-            if let Some(counter) = counters.get(*e) {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
+    let service = reply
+        .service
+        .as_ref()
+        .map(|hit| (hit.service, hit.endpoints.as_slice()));
+    count(metrics, snapshot, transport, &reply.facts, service);
     Some(reply.wire)
+}
+
+/// What one UDP thread keeps between datagrams.
+struct UdpWorker<'a> {
+    metrics: &'a Metrics,
+    limiter: RateLimiter,
+    memo: DecisionMemo,
+}
+
+impl UdpWorker<'_> {
+    /// Answers one datagram into `out`; false: send nothing.
+    fn answer(
+        &mut self,
+        request: &[u8],
+        source: IpAddr,
+        snapshot: &Snapshot,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let metrics = self.metrics;
+        if snapshot.config.server.fast_path
+            && let Some(reply) = fast::answer(request, source, snapshot, &mut self.memo, out)
+        {
+            match gate(
+                Some(&mut self.limiter),
+                snapshot,
+                metrics,
+                source,
+                false,
+                request,
+                out,
+            ) {
+                Gate::Send => {}
+                Gate::SendInstead(wire) => {
+                    *out = wire;
+                    return true;
+                }
+                Gate::Withhold => return false,
+            }
+            count(
+                metrics,
+                snapshot,
+                Transport::Udp,
+                &reply.facts,
+                reply.service,
+            );
+            return true;
+        }
+        match answer_counted(
+            request,
+            Transport::Udp,
+            source,
+            snapshot,
+            metrics,
+            Some(&mut self.limiter),
+        ) {
+            Some(wire) => {
+                *out = wire;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 fn serve_udp(
@@ -248,11 +359,15 @@ fn serve_udp(
     metrics: &Metrics,
     stop: &CancellationToken,
 ) {
-    let mut buf = [0u8; UDP_RECV_MAX];
-    let mut limiter = RateLimiter::new();
+    let mut worker = UdpWorker {
+        metrics,
+        limiter: RateLimiter::new(),
+        memo: DecisionMemo::new(),
+    };
+    let mut batch = batch::Batch::new();
     while !stop.is_cancelled() {
-        let (len, peer) = match socket.recv_from(&mut buf) {
-            Ok(received) => received,
+        let received = match batch.receive(&socket) {
+            Ok(n) => n,
             Err(err)
                 if matches!(
                     err.kind(),
@@ -268,18 +383,19 @@ fn serve_udp(
                 continue;
             }
         };
+        // One snapshot for the whole batch: a swap lands between batches.
         let snapshot = store.load();
-        if let Some(reply) = answer_counted(
-            &buf[..len],
-            Transport::Udp,
-            peer.ip(),
-            &snapshot,
-            metrics,
-            Some(&mut limiter),
-        ) && let Err(err) = socket.send_to(&reply, peer)
-        {
-            tracing::debug!(%err, %peer, "udp send failed");
+        for i in 0..received {
+            let (request, source, out) = batch.slot(i);
+            let Some(source) = source else {
+                batch.skip(i);
+                continue;
+            };
+            if !worker.answer(request, source, &snapshot, out) {
+                batch.skip(i);
+            }
         }
+        batch.send(&socket, received);
     }
 }
 

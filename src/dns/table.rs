@@ -294,6 +294,11 @@ impl DomainTable {
         }
     }
 
+    /// Every name in the domain with its records, ancestors included.
+    pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &Node)> {
+        self.nodes.iter()
+    }
+
     /// A and AAAA records held at `name`, for glue and additional data.
     pub fn addresses(&self, name: &Name) -> impl Iterator<Item = &Record> {
         let node = self.nodes.get(&LowerName::new(name));

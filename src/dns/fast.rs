@@ -1,0 +1,898 @@
+//! The fast path: the common query shapes answered straight from bytes.
+//!
+//! Nearly all of the load on a GSLB is one shape: a single IN question for
+//! A or AAAA of a service, with or without an OPT record carrying an EDNS
+//! Client Subnet. The general path ([`super::answer::answer`]) parses every
+//! query into a `Message`, builds the reply as records and encodes it: a
+//! dozen allocations and most of the CPU per query. Here the question is
+//! read in place, the routing decision comes from the thread's
+//! [`DecisionMemo`], and the reply is assembled into a reused buffer from
+//! record bytes encoded once, when the snapshot was built.
+//!
+//! The fast path answers only what it fully understands: A, AAAA and TXT
+//! at names with no CNAME and no delegation above them, NXDOMAIN where the
+//! domain has no delegations, with at most an OPT of version 0 whose only
+//! option is a well-formed ECS. For anything else it declines (`None`) and
+//! the caller uses the general path, which stays the reference: the two
+//! are compared reply by reply in the tests below and in a fuzz target,
+//! and the wire suite runs against each.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use super::table::{DomainTable, ServiceRecords};
+use crate::config::Config;
+use crate::metrics::ReplyFacts;
+use crate::routing::Client;
+use crate::routing::memo::{DecisionMemo, Remembered};
+use crate::snapshot::Snapshot;
+
+const HEADER_LEN: usize = 12;
+const TYPE_A: u16 = 1;
+const TYPE_TXT: u16 = 16;
+const TYPE_AAAA: u16 = 28;
+const TYPE_OPT: u16 = 41;
+const TYPE_SOA: u16 = 6;
+const CLASS_IN: u16 = 1;
+const OPTION_ECS: u16 = 8;
+/// A compression pointer to the question's name, which always starts right
+/// after the header: every answer's owner is the name as the client wrote it.
+const OWNER_IS_QNAME: [u8; 2] = [0xC0, HEADER_LEN as u8];
+/// The largest UDP reply to a client without EDNS (RFC 1035).
+const PLAIN_UDP_MAX: usize = 512;
+
+/// Resource records of one set, encoded with the question's name as owner.
+#[derive(Debug, Clone, Default)]
+struct EncodedSet {
+    count: u16,
+    wire: Box<[u8]>,
+}
+
+impl EncodedSet {
+    fn encode(records: &[Record]) -> EncodedSet {
+        let mut wire = Vec::new();
+        let mut count = 0u16;
+        for record in records {
+            let mut rdata = Vec::new();
+            if record.data.emit(&mut BinEncoder::new(&mut rdata)).is_err() {
+                continue;
+            }
+            wire.extend_from_slice(&OWNER_IS_QNAME);
+            wire.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
+            wire.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
+            wire.extend_from_slice(&record.ttl.to_be_bytes());
+            wire.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            wire.extend_from_slice(&rdata);
+            count += 1;
+        }
+        EncodedSet {
+            count,
+            wire: wire.into_boxed_slice(),
+        }
+    }
+}
+
+/// What a name in the domain allows the fast path to do.
+#[derive(Debug)]
+enum FastNode {
+    /// No CNAME, not at or below a delegation: A, AAAA and TXT are
+    /// answered here (a service's A and AAAA by routing).
+    Answerable {
+        service: Option<usize>,
+        a: EncodedSet,
+        aaaa: EncodedSet,
+        txt: EncodedSet,
+    },
+    /// Left to the general path.
+    Declined,
+}
+
+/// One service's address records per endpoint, encoded.
+#[derive(Debug, Default)]
+struct FastService {
+    /// Per endpoint: A usable, A all, AAAA usable, AAAA all.
+    endpoints: Vec<[EncodedSet; 4]>,
+    fallback_a: EncodedSet,
+    fallback_aaaa: EncodedSet,
+}
+
+impl FastService {
+    fn build(records: &ServiceRecords) -> FastService {
+        let endpoints = (0..records.a.len())
+            .map(|e| {
+                [
+                    EncodedSet::encode(records.records(RecordType::A, e, true)),
+                    EncodedSet::encode(records.records(RecordType::A, e, false)),
+                    EncodedSet::encode(records.records(RecordType::AAAA, e, true)),
+                    EncodedSet::encode(records.records(RecordType::AAAA, e, false)),
+                ]
+            })
+            .collect();
+        FastService {
+            endpoints,
+            fallback_a: EncodedSet::encode(records.fallback(RecordType::A)),
+            fallback_aaaa: EncodedSet::encode(records.fallback(RecordType::AAAA)),
+        }
+    }
+
+    fn endpoint(&self, endpoint: usize, is_v6: bool, usable_only: bool) -> Option<&EncodedSet> {
+        let sets = self.endpoints.get(endpoint)?;
+        Some(&sets[usize::from(is_v6) * 2 + usize::from(!usable_only)])
+    }
+}
+
+/// The snapshot's data in the form the fast path reads.
+#[derive(Debug)]
+pub struct FastTable {
+    /// The apex in lower-case wire form.
+    apex: Box<[u8]>,
+    nodes: HashMap<Box<[u8]>, FastNode, foldhash::fast::FixedState>,
+    /// With delegations, a missing name may lie below a cut (a referral,
+    /// not NXDOMAIN): the general path decides those.
+    has_delegations: bool,
+    services: Vec<FastService>,
+    /// The SOA of negative answers, names written in full as configured.
+    negative_soa: Box<[u8]>,
+    udp_payload_max: u16,
+}
+
+impl FastTable {
+    pub fn build(config: &Config, table: &DomainTable) -> FastTable {
+        let mut nodes = HashMap::with_hasher(foldhash::fast::FixedState::default());
+        let cuts: Vec<Vec<u8>> = table
+            .nodes()
+            .filter(|(_, node)| node.is_delegation())
+            .map(|(name, _)| lower_wire(&Name::from(name)))
+            .collect();
+        for (name, node) in table.nodes() {
+            let wire = lower_wire(&Name::from(name));
+            let below_cut = cuts.iter().any(|cut| is_at_or_below(&wire, cut));
+            let entry = if below_cut || node.cname().is_some() {
+                FastNode::Declined
+            } else {
+                let set = |t| {
+                    node.rrset(t)
+                        .map(|s| EncodedSet::encode(&s.records))
+                        .unwrap_or_default()
+                };
+                FastNode::Answerable {
+                    service: node.service(),
+                    a: set(RecordType::A),
+                    aaaa: set(RecordType::AAAA),
+                    txt: set(RecordType::TXT),
+                }
+            };
+            nodes.insert(wire.into_boxed_slice(), entry);
+        }
+        FastTable {
+            apex: lower_wire(&Name::from(table.apex())).into_boxed_slice(),
+            nodes,
+            has_delegations: !cuts.is_empty(),
+            services: table.services.iter().map(FastService::build).collect(),
+            negative_soa: negative_soa(table),
+            udp_payload_max: config.server.udp_payload_max,
+        }
+    }
+}
+
+fn negative_soa(table: &DomainTable) -> Box<[u8]> {
+    let soa = table.soa();
+    let mut rdata = Vec::new();
+    if let RData::SOA(data) = &soa.data {
+        let mut encoder = BinEncoder::new(&mut rdata);
+        // Written in full so the bytes can follow any question.
+        encoder.set_canonical_form(true);
+        let _ = data.emit(&mut encoder);
+    }
+    let mut wire = lower_wire(&soa.name);
+    wire.extend_from_slice(&TYPE_SOA.to_be_bytes());
+    wire.extend_from_slice(&CLASS_IN.to_be_bytes());
+    wire.extend_from_slice(&table.negative_ttl().to_be_bytes());
+    wire.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    wire.extend_from_slice(&rdata);
+    wire.into_boxed_slice()
+}
+
+/// A name as length-prefixed labels, ASCII lower-cased, root included.
+fn lower_wire(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.push(0);
+    wire
+}
+
+/// Whether wire name `name` equals `ancestor` or lies below it.
+fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
+    let mut at = 0;
+    while at < name.len() {
+        if &name[at..] == ancestor {
+            return true;
+        }
+        at += usize::from(name[at]) + 1;
+    }
+    false
+}
+
+/// The EDNS Client Subnet of a query, as sent.
+#[derive(Debug, Clone, Copy)]
+struct QueryEcs {
+    family: u16,
+    source_prefix: u8,
+    addr: IpAddr,
+    /// Where the address bytes (source prefix rounded up to bytes) are.
+    addr_at: usize,
+    addr_len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct QueryEdns {
+    payload: u16,
+    dnssec_ok: bool,
+    ecs: Option<QueryEcs>,
+}
+
+/// A query of the shape the fast path answers.
+struct Question {
+    /// Bytes of the question (name, type, class) in the request.
+    end: usize,
+    /// The name lower-cased in wire form.
+    lower: [u8; 255],
+    lower_len: usize,
+    qtype: u16,
+    edns: Option<QueryEdns>,
+}
+
+fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
+}
+
+/// Reads the request if it has the common shape; `None` otherwise.
+fn parse(request: &[u8]) -> Option<Question> {
+    let header = request.get(..HEADER_LEN)?;
+    // A query (QR=0) with opcode QUERY; one question, nothing else but an
+    // optional OPT.
+    if header[2] & 0xF8 != 0
+        || header[4..10] != [0, 1, 0, 0, 0, 0]
+        || header[10] != 0
+        || header[11] > 1
+    {
+        return None;
+    }
+    let mut lower = [0u8; 255];
+    let mut at = HEADER_LEN;
+    let mut lower_len = 0;
+    loop {
+        let len = usize::from(*request.get(at)?);
+        if len == 0 {
+            break;
+        }
+        // Compression pointers and extended label types are left to the
+        // general path, as are names over 255 bytes.
+        if len > 63 || lower_len + len + 2 > 255 {
+            return None;
+        }
+        let label = request.get(at + 1..at + 1 + len)?;
+        lower[lower_len] = len as u8;
+        for (i, b) in label.iter().enumerate() {
+            lower[lower_len + 1 + i] = b.to_ascii_lowercase();
+        }
+        lower_len += len + 1;
+        at += len + 1;
+    }
+    lower[lower_len] = 0;
+    lower_len += 1;
+    at += 1;
+    let qtype = read_u16(request, at)?;
+    if !matches!(qtype, TYPE_A | TYPE_AAAA | TYPE_TXT) || read_u16(request, at + 2)? != CLASS_IN {
+        return None;
+    }
+    let end = at + 4;
+    let edns = if header[11] == 1 {
+        Some(parse_opt(request, end)?)
+    } else if request.len() != end {
+        return None;
+    } else {
+        None
+    };
+    Some(Question {
+        end,
+        lower,
+        lower_len,
+        qtype,
+        edns,
+    })
+}
+
+/// An OPT record at `at` that ends the packet: version 0, no extended
+/// rcode, and no option but one well-formed ECS.
+fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
+    if *request.get(at)? != 0 || read_u16(request, at + 1)? != TYPE_OPT {
+        return None;
+    }
+    let payload = read_u16(request, at + 3)?;
+    let (ext_rcode, version) = (*request.get(at + 5)?, *request.get(at + 6)?);
+    let flags = read_u16(request, at + 7)?;
+    let rdlen = usize::from(read_u16(request, at + 9)?);
+    let options_at = at + 11;
+    if ext_rcode != 0 || version != 0 || request.len() != options_at + rdlen {
+        return None;
+    }
+    let mut ecs = None;
+    let mut cursor = options_at;
+    while cursor < request.len() {
+        let code = read_u16(request, cursor)?;
+        let len = usize::from(read_u16(request, cursor + 2)?);
+        let data_at = cursor + 4;
+        request.get(data_at..data_at + len)?;
+        if code != OPTION_ECS || ecs.is_some() {
+            return None;
+        }
+        ecs = Some(parse_ecs(request, data_at, len)?);
+        cursor = data_at + len;
+    }
+    Some(QueryEdns {
+        payload,
+        dnssec_ok: flags & 0x8000 != 0,
+        ecs,
+    })
+}
+
+/// ECS per RFC 7871 7.1.1 (no scope in a query, no bits past the source
+/// prefix); anything questionable goes to the general path, which answers
+/// FORMERR where that is due.
+fn parse_ecs(request: &[u8], at: usize, len: usize) -> Option<QueryEcs> {
+    let family = read_u16(request, at)?;
+    let source_prefix = *request.get(at + 2)?;
+    let scope = *request.get(at + 3)?;
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    let addr_len = usize::from(source_prefix).div_ceil(8);
+    if scope != 0 || source_prefix > max || len != 4 + addr_len {
+        return None;
+    }
+    let bytes = &request[at + 4..at + 4 + addr_len];
+    if let Some(&last) = bytes.last() {
+        let spare = (addr_len * 8) - usize::from(source_prefix);
+        if last & ((1u16 << spare) - 1) as u8 != 0 {
+            return None;
+        }
+    }
+    let addr = if family == 1 {
+        let mut octets = [0u8; 4];
+        octets[..addr_len].copy_from_slice(bytes);
+        IpAddr::V4(Ipv4Addr::from(octets))
+    } else {
+        let mut octets = [0u8; 16];
+        octets[..addr_len].copy_from_slice(bytes);
+        IpAddr::V6(Ipv6Addr::from(octets))
+    };
+    Some(QueryEcs {
+        family,
+        source_prefix,
+        addr,
+        addr_at: at + 4,
+        addr_len,
+    })
+}
+
+/// A fast-path reply written into the caller's buffer.
+#[derive(Debug)]
+pub struct FastReply<'m> {
+    pub facts: ReplyFacts,
+    /// The service answered and the endpoints named, for the counters.
+    pub service: Option<(usize, &'m [usize])>,
+}
+
+/// Answers `request` into `out` if it has a shape the fast path handles;
+/// `None` leaves `out` unspecified and the query to the general path.
+/// Over UDP only: a reply that would not fit is declined, not truncated.
+pub fn answer<'m>(
+    request: &[u8],
+    source: IpAddr,
+    snapshot: &Snapshot,
+    memo: &'m mut DecisionMemo,
+    out: &mut Vec<u8>,
+) -> Option<FastReply<'m>> {
+    let fast = &snapshot.fast;
+    let question = parse(request)?;
+    let name = &question.lower[..question.lower_len];
+    let apex_at = question.lower_len.checked_sub(fast.apex.len())?;
+    if name[apex_at..] != *fast.apex || !is_label_start(name, apex_at) {
+        return None;
+    }
+    let mut decided: Option<(usize, &Remembered)> = None;
+    let mut scope = 0;
+    let (rcode, answers): (ResponseCode, Option<&EncodedSet>) = match fast.nodes.get(name) {
+        Some(FastNode::Declined) => return None,
+        None if fast.has_delegations => return None,
+        None => (ResponseCode::NXDomain, None),
+        Some(FastNode::Answerable {
+            service,
+            a,
+            aaaa,
+            txt,
+        }) => match (service, question.qtype) {
+            (Some(service), TYPE_A | TYPE_AAAA) => {
+                let client = match question.edns.and_then(|e| e.ecs) {
+                    Some(ecs) if ecs.source_prefix > 0 => Client {
+                        addr: ecs.addr,
+                        source_prefix: ecs.source_prefix,
+                    },
+                    _ => Client::from_source(source),
+                };
+                let decision = memo.decide(
+                    snapshot.generation,
+                    &snapshot.config,
+                    &snapshot.health,
+                    &snapshot.router,
+                    *service,
+                    client,
+                );
+                scope = decision.scope;
+                decided = Some((*service, decision));
+                // Several sets: assembled below, in decision order.
+                (ResponseCode::NoError, None)
+            }
+            (_, TYPE_A) => (ResponseCode::NoError, Some(a)),
+            (_, TYPE_AAAA) => (ResponseCode::NoError, Some(aaaa)),
+            _ => (ResponseCode::NoError, Some(txt)),
+        },
+    };
+
+    out.clear();
+    out.extend_from_slice(&request[..2]);
+    // QR, AA, RD copied; CD copied; RA never.
+    out.push(0x84 | (request[2] & 0x01));
+    out.push((request[3] & 0x10) | rcode.low());
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&request[HEADER_LEN..question.end]);
+    let mut count = 0u16;
+    if let Some((service, decision)) = decided {
+        let is_v6 = question.qtype == TYPE_AAAA;
+        let encoded = &fast.services[service];
+        if decision.is_all_down && decision.endpoints.is_empty() {
+            let set = if is_v6 {
+                &encoded.fallback_aaaa
+            } else {
+                &encoded.fallback_a
+            };
+            out.extend_from_slice(&set.wire);
+            count = set.count;
+        } else {
+            for &e in &decision.endpoints {
+                if let Some(set) = encoded.endpoint(e, is_v6, !decision.is_all_down) {
+                    out.extend_from_slice(&set.wire);
+                    count += set.count;
+                }
+            }
+        }
+    } else if let Some(set) = answers {
+        out.extend_from_slice(&set.wire);
+        count = set.count;
+    }
+    let authority = u16::from(count == 0);
+    if count == 0 {
+        // NXDOMAIN or NODATA: the SOA with the negative TTL.
+        out.extend_from_slice(&fast.negative_soa);
+    }
+    out[6..8].copy_from_slice(&count.to_be_bytes());
+    out[8..10].copy_from_slice(&authority.to_be_bytes());
+    let limit = match question.edns {
+        Some(edns) => {
+            out[11] = 1;
+            write_opt(out, request, edns, scope, fast.udp_payload_max);
+            usize::from(edns.payload).clamp(PLAIN_UDP_MAX, usize::from(fast.udp_payload_max))
+        }
+        None => PLAIN_UDP_MAX,
+    };
+    if out.len() > limit {
+        // The general path truncates.
+        return None;
+    }
+    Some(FastReply {
+        facts: ReplyFacts {
+            qtype: Some(RecordType::from(question.qtype)),
+            rcode,
+            truncated: false,
+        },
+        service: decided.map(|(s, d)| (s, &*d.endpoints)),
+    })
+}
+
+fn is_label_start(name: &[u8], at: usize) -> bool {
+    let mut cursor = 0;
+    while cursor < at {
+        cursor += usize::from(name[cursor]) + 1;
+    }
+    cursor == at
+}
+
+/// Our OPT: our payload size, version 0, DO copied (RFC 3225), and the
+/// query's ECS echoed with the scope the answer used (RFC 7871 7.2.1).
+fn write_opt(out: &mut Vec<u8>, request: &[u8], edns: QueryEdns, scope: u8, payload: u16) {
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&payload.to_be_bytes());
+    out.extend_from_slice(&[0, 0, if edns.dnssec_ok { 0x80 } else { 0 }, 0]);
+    match edns.ecs {
+        None => out.extend_from_slice(&[0, 0]),
+        Some(ecs) => {
+            let len = 4 + ecs.addr_len as u16;
+            out.extend_from_slice(&(len + 4).to_be_bytes());
+            out.extend_from_slice(&OPTION_ECS.to_be_bytes());
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&ecs.family.to_be_bytes());
+            out.push(ecs.source_prefix);
+            out.push(scope.min(ecs.source_prefix));
+            out.extend_from_slice(&request[ecs.addr_at..ecs.addr_at + ecs.addr_len]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The general path is the reference: every reply the fast path gives
+    //! must say the same as the general path's reply to the same bytes.
+
+    use super::*;
+    use crate::config::Config;
+    use crate::dns::answer::{self, Transport};
+    use crate::health::HealthView;
+    use crate::health::drains::Drains;
+    use crate::metrics::Metrics;
+    use crate::routing::geo::GeoDb;
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    use std::collections::HashMap as StdMap;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// Services beside the example's `www`, for every policy and all-down rule.
+    const EXTRA_SERVICES: &str = r#"
+[[services]]
+name = "api"
+policy = "failover"
+order = ["eu-west", "us-east", "ap-south"]
+all_down = "fallback"
+fallback = ["192.0.2.99", "2001:db8::99"]
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "us-east"
+addresses = ["192.0.2.20", "192.0.2.21"]
+[[services.endpoints]]
+zone = "eu-west"
+addresses = ["198.51.100.20"]
+[[services.endpoints]]
+zone = "ap-south"
+addresses = ["2001:db8:3::20"]
+
+[[services]]
+name = "split.apps"
+policy = "weighted"
+answers = 2
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "us-east"
+addresses = ["192.0.2.30"]
+weight = 5
+[[services.endpoints]]
+zone = "eu-west"
+addresses = ["198.51.100.30", "2001:db8:2::30"]
+weight = 3
+[[services.endpoints]]
+zone = "ap-south"
+addresses = ["203.0.113.30"]
+weight = 2
+
+[[services]]
+name = "every"
+policy = "all"
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "us-east"
+addresses = ["192.0.2.40", "2001:db8:1::40"]
+[[services.endpoints]]
+zone = "eu-west"
+addresses = ["198.51.100.40"]
+
+[[records]]
+name = "static"
+type = "A"
+data = "192.0.2.50"
+[[records]]
+name = "static"
+type = "TXT"
+data = "a static name"
+[[records]]
+name = "deep.empty.nonterminal"
+type = "AAAA"
+data = "2001:db8::50"
+
+[[cidr_rules]]
+networks = ["10.20.30.128/25"]
+zones = ["ap-south"]
+"#;
+
+    fn config(extra: &str) -> Arc<Config> {
+        let text = std::fs::read_to_string("zones/example.toml").expect("example config");
+        let config = Config::parse(
+            &format!("{text}\n{EXTRA_SERVICES}\n{extra}"),
+            Path::new("zones/example.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Arc::new(config)
+    }
+
+    fn snapshot(config: Arc<Config>, drained: &[&str]) -> Snapshot {
+        let geo = config
+            .geoip
+            .as_ref()
+            .map(|g| Arc::new(GeoDb::open(&g.files).expect("shipped GeoIP database")));
+        let mut drains = Drains::default();
+        for zone in drained {
+            drains.set_zone(zone, true);
+        }
+        let mut snapshot =
+            Snapshot::initial(config.clone(), drains.clone(), geo, &Metrics::default());
+        // Rebuild with the drains in the health view.
+        snapshot.health = HealthView::build(&config, &StdMap::new(), &drains);
+        let table = DomainTable::build(&config, &snapshot.health);
+        snapshot.fast = FastTable::build(&config, &table);
+        snapshot.table = table;
+        snapshot
+    }
+
+    /// xorshift: the cases are many and varied, and the same every run.
+    struct Cases(u64);
+    impl Cases {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn one_in(&mut self, n: u64) -> bool {
+            self.next().is_multiple_of(n)
+        }
+        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+            &items[(self.next() % items.len() as u64) as usize]
+        }
+    }
+
+    fn mixed_case(name: &str, cases: &mut Cases) -> String {
+        name.chars()
+            .map(|c| {
+                if cases.one_in(3) {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    fn query(cases: &mut Cases) -> (Vec<u8>, IpAddr) {
+        let names = [
+            "www.gslb.example.",
+            "api.gslb.example.",
+            "split.apps.gslb.example.",
+            "every.gslb.example.",
+            "static.gslb.example.",
+            "gslb.example.",
+            "mail.gslb.example.",
+            "docs.gslb.example.",
+            "apps.gslb.example.",
+            "empty.nonterminal.gslb.example.",
+            "nope.gslb.example.",
+            "x.www.gslb.example.",
+            "www.other.example.",
+            "_sip._udp.gslb.example.",
+        ];
+        let name = *cases.pick(&names);
+        let name = mixed_case(name, cases);
+        let qtype = *cases.pick(&[
+            RecordType::A,
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::TXT,
+            RecordType::MX,
+            RecordType::SOA,
+            RecordType::ANY,
+            RecordType::CNAME,
+        ]);
+        let mut message = Message::query();
+        message.metadata.id = cases.next() as u16;
+        message.metadata.recursion_desired = cases.one_in(2);
+        message.metadata.checking_disabled = cases.one_in(5);
+        message.add_query(Query::query(Name::from_ascii(&name).unwrap(), qtype));
+        let subnets = [
+            "8.8.8.0/24",
+            "193.0.0.0/24",
+            "202.12.27.0/24",
+            "10.20.30.0/24",
+            "10.20.30.128/25",
+            "10.20.30.200/32",
+            "81.2.69.0/24",
+            "1.0.0.0/8",
+            "0.0.0.0/0",
+            "2001:4860::/32",
+            "2a00:1450:4001::/48",
+            "2001:200::/56",
+        ];
+        if !cases.one_in(4) {
+            let mut edns = Edns::new();
+            edns.set_max_payload(*cases.pick(&[512u16, 1232, 4096, 100, 1400]));
+            edns.set_dnssec_ok(cases.one_in(4));
+            if !cases.one_in(3) {
+                let net: ipnet::IpNet = cases.pick(&subnets).parse().unwrap();
+                edns.options_mut()
+                    .insert(EdnsOption::Subnet(ClientSubnet::from(net)));
+            }
+            message.set_edns(edns);
+        }
+        let source = *cases.pick(&[
+            "127.0.0.1",
+            "8.8.4.4",
+            "193.0.0.9",
+            "10.20.30.140",
+            "2001:4860::1",
+            "::ffff:202.12.27.33",
+        ]);
+        (message.to_vec().unwrap(), source.parse().unwrap())
+    }
+
+    fn compare(
+        snapshot: &Snapshot,
+        request: &[u8],
+        source: IpAddr,
+        memo: &mut DecisionMemo,
+    ) -> bool {
+        let mut out = Vec::new();
+        let Some(fast) = answer(request, source, snapshot, memo, &mut out) else {
+            return false;
+        };
+        let slow = answer::answer(request, Transport::Udp, source, snapshot).expect("a reply");
+        let (fast_msg, slow_msg) = (
+            Message::from_vec(&out).expect("the fast reply parses"),
+            Message::from_vec(&slow.wire).unwrap(),
+        );
+        assert_eq!(fast_msg, slow_msg, "request {request:02x?} from {source}");
+        assert_eq!(fast.facts.rcode, slow.facts.rcode);
+        assert_eq!(fast.facts.qtype, slow.facts.qtype);
+        assert!(!slow.facts.truncated);
+        let slow_hit = slow.service.map(|h| (h.service, h.endpoints));
+        assert_eq!(fast.service.map(|(s, e)| (s, e.to_vec())), slow_hit);
+        true
+    }
+
+    fn differential(snapshot: &Snapshot, seed: u64, rounds: usize) -> usize {
+        let mut cases = Cases(seed);
+        let mut memo = DecisionMemo::new();
+        let mut answered = 0;
+        for _ in 0..rounds {
+            let (request, source) = query(&mut cases);
+            answered += usize::from(compare(snapshot, &request, source, &mut memo));
+        }
+        answered
+    }
+
+    #[test]
+    fn fast_replies_match_the_general_path() {
+        let snapshot = snapshot(config(""), &[]);
+        let answered = differential(&snapshot, 0x5eed, 20_000);
+        // The shapes it is for are most of these cases: it must take them.
+        assert!(
+            answered > 8_000,
+            "fast path answered only {answered} of 20000"
+        );
+    }
+
+    #[test]
+    fn fast_replies_match_when_zones_are_down() {
+        for drained in [
+            &["eu-west"][..],
+            &["us-east", "eu-west"],
+            &["us-east", "eu-west", "ap-south"],
+        ] {
+            let snapshot = snapshot(config(""), drained);
+            let answered = differential(&snapshot, 0xd0a1, 5_000);
+            assert!(answered > 1_000, "{drained:?}: {answered}");
+        }
+    }
+
+    #[test]
+    fn delegations_and_tiny_payloads_are_left_to_the_general_path() {
+        let extra = "[[records]]\nname = \"sub\"\ntype = \"NS\"\ndata = \"ns.sub\"\n\
+                     [[records]]\nname = \"ns.sub\"\ntype = \"A\"\ndata = \"192.0.2.53\"\n";
+        let snapshot = snapshot(config(extra), &[]);
+        differential(&snapshot, 0xde1e, 5_000);
+        let mut memo = DecisionMemo::new();
+        let mut out = Vec::new();
+        let below_cut = {
+            let mut m = Message::query();
+            m.add_query(Query::query(
+                Name::from_ascii("ns.sub.gslb.example.").unwrap(),
+                RecordType::A,
+            ));
+            m.to_vec().unwrap()
+        };
+        let source: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(answer(&below_cut, source, &snapshot, &mut memo, &mut out).is_none());
+        let missing = {
+            let mut m = Message::query();
+            m.add_query(Query::query(
+                Name::from_ascii("nope.gslb.example.").unwrap(),
+                RecordType::A,
+            ));
+            m.to_vec().unwrap()
+        };
+        assert!(answer(&missing, source, &snapshot, &mut memo, &mut out).is_none());
+    }
+
+    #[test]
+    fn malformed_and_unusual_shapes_are_declined_not_answered() {
+        let snapshot = snapshot(config(""), &[]);
+        let mut memo = DecisionMemo::new();
+        let mut out = Vec::new();
+        let source: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("www.gslb.example.").unwrap(),
+            RecordType::A,
+        ));
+        let good = m.to_vec().unwrap();
+        assert!(answer(&good, source, &snapshot, &mut memo, &mut out).is_some());
+        // Every truncation of a good query, and trailing junk.
+        for len in 0..good.len() {
+            assert!(
+                answer(&good[..len], source, &snapshot, &mut memo, &mut out).is_none(),
+                "{len}"
+            );
+        }
+        let mut junk = good.clone();
+        junk.push(0);
+        assert!(answer(&junk, source, &snapshot, &mut memo, &mut out).is_none());
+        // A response, an opcode other than QUERY, a second question count.
+        for (at, value) in [(2, 0x80), (2, 0x10), (5, 2)] {
+            let mut bad = good.clone();
+            bad[at] |= value;
+            assert!(
+                answer(&bad, source, &snapshot, &mut memo, &mut out).is_none(),
+                "{at}"
+            );
+        }
+        // ECS with bits beyond its source prefix, or a scope: FORMERR is
+        // the general path's to give.
+        // (8.8.9.0/23 goes on the wire as 8.8.9: its last bit is past the prefix.)
+        for (net, scope) in [("8.8.9.0/23", 0u8), ("8.8.8.0/24", 8)] {
+            let net: ipnet::IpNet = net.parse().unwrap();
+            let mut m = m.clone();
+            let mut edns = Edns::new();
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(
+                    net.addr(),
+                    net.prefix_len(),
+                    scope,
+                )));
+            m.set_edns(edns);
+            let bytes = m.to_vec().unwrap();
+            assert!(
+                answer(&bytes, source, &snapshot, &mut memo, &mut out).is_none(),
+                "{net}/{scope}"
+            );
+        }
+    }
+}
