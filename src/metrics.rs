@@ -69,6 +69,8 @@ pub struct DnsCounters {
     /// Responses withheld by rate limiting, and those sent truncated.
     rrl_dropped: AtomicU64,
     rrl_slipped: AtomicU64,
+    /// Replies made by the fast path (the rest took the general path).
+    fast_path: AtomicU64,
 }
 
 impl DnsCounters {
@@ -91,6 +93,11 @@ impl DnsCounters {
         if facts.truncated {
             self.truncated.fetch_add(1, Relaxed);
         }
+    }
+
+    #[inline]
+    pub fn fast_path(&self) {
+        self.fast_path.fetch_add(1, Relaxed);
     }
 
     #[inline]
@@ -255,6 +262,17 @@ impl Metrics {
             out,
             "meridian_dns_truncated_total {}",
             self.dns.truncated.load(Relaxed)
+        );
+        header(
+            &mut out,
+            "meridian_dns_fast_path_total",
+            "counter",
+            "UDP replies made by the fast path; the others took the general path.",
+        );
+        let _ = writeln!(
+            out,
+            "meridian_dns_fast_path_total {}",
+            self.dns.fast_path.load(Relaxed)
         );
         header(
             &mut out,

@@ -334,6 +334,7 @@ impl UdpWorker<'_> {
                 &reply.facts,
                 reply.service,
             );
+            metrics.dns.fast_path();
             return true;
         }
         match answer_counted(

@@ -184,3 +184,12 @@ fn silent_and_slow_tcp_clients_cannot_hold_the_server() {
         assert_eq!(hog.read(&mut buf).unwrap_or(0), 0);
     }
 }
+
+// Every test above, again with the fast path switched off.
+crate::also_on_general_path! {
+    rate_limiting_slips_and_drops_above_the_limit_only,
+    a_valid_cookie_exempts_a_client_from_rate_limiting,
+    a_malformed_cookie_gets_formerr,
+    tcp_connections_close_after_their_query_budget,
+    silent_and_slow_tcp_clients_cannot_hold_the_server,
+}

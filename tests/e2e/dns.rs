@@ -1295,3 +1295,68 @@ fn many_questions_never_make_a_large_udp_reply() {
         ));
     }
 }
+
+#[test]
+fn common_queries_take_the_fast_path_unless_it_is_off() {
+    let node = Node::start(&all_policy_example());
+    for i in 0..20u16 {
+        let mut request = query_edns("wWw.gslb.example.", RecordType::A, 1232);
+        request.metadata.id = i;
+        let reply = node.udp(&request);
+        assert_eq!(reply.metadata.id, i);
+        assert_eq!(a_addrs(&reply.answers).len(), 3);
+    }
+    // MX names a host whose address goes in the additional section: that
+    // is the general path's work, on either setting.
+    let reply = node.udp(&query("gslb.example.", RecordType::MX));
+    assert!(!reply.additionals.is_empty());
+    let expected = if fast_path_on() { 20.0 } else { 0.0 };
+    assert_eq!(node.metric("meridian_dns_fast_path_total"), expected);
+}
+
+// Every test above, again with the fast path switched off.
+crate::also_on_general_path! {
+    common_queries_take_the_fast_path_unless_it_is_off,
+    service_answers_with_every_endpoint_over_udp_and_tcp,
+    header_sets_aa_never_ra_copies_rd_and_echoes_id,
+    header_copies_cd,
+    unknown_opcodes_get_notimp,
+    nxdomain_carries_soa_with_negative_ttl,
+    nodata_carries_soa_with_noerror,
+    names_outside_the_domain_are_refused,
+    cname_inside_the_domain_is_followed,
+    cname_chain_is_followed_in_order,
+    cname_query_type_returns_only_the_cname,
+    cname_loop_terminates,
+    cname_loop_lists_each_cname_once,
+    cname_out_of_the_domain_returns_only_the_cname,
+    cname_to_a_missing_name_is_nxdomain_with_the_cname,
+    delegation_gets_a_referral_with_glue,
+    ds_at_a_delegation_is_answered_by_the_parent,
+    matching_ignores_case_and_keeps_the_query_spelling,
+    edns_reply_advertises_our_payload_not_the_clients,
+    edns_version_1_gets_badvers,
+    edns_unknown_option_is_ignored_and_not_echoed,
+    no_opt_in_the_query_means_no_opt_in_the_reply,
+    edns_do_bit_is_copied,
+    udp_reply_too_large_for_512_bytes_is_truncated,
+    udp_truncation_keeps_the_opt,
+    udp_reply_within_the_edns_limit_is_not_truncated,
+    truncated_query_gets_the_full_answer_over_tcp,
+    tcp_answers_several_queries_on_one_connection_in_order,
+    any_gets_one_synthesized_hinfo,
+    packet_shorter_than_a_header_is_dropped,
+    header_claiming_a_missing_question_gets_formerr,
+    packet_with_qr_set_is_dropped,
+    compression_pointer_loop_in_the_question_is_rejected,
+    two_opt_records_get_formerr,
+    two_questions_get_formerr,
+    node_survives_a_barrage_of_malformed_packets,
+    class_ch_and_any_are_refused,
+    zone_transfers_are_refused,
+    mx_answer_carries_the_exchange_address,
+    srv_answer_carries_the_target_address,
+    ns_answer_at_the_apex_carries_glue,
+    soa_query_at_the_apex_is_answered,
+    many_questions_never_make_a_large_udp_reply,
+}

@@ -845,3 +845,8 @@ fn a_flood_of_malformed_packets_does_not_change_any_answer() {
     );
     assert!(n(&tally.tcp_served) >= 10, "too few TCP clients served");
 }
+
+// Every test above, again with the fast path switched off.
+crate::also_on_general_path! {
+    a_flood_of_malformed_packets_does_not_change_any_answer,
+}

@@ -39,6 +39,39 @@ pub fn example_config_text() -> String {
         .replace("\"../geo/", &format!("\"{}/geo/", root.display()))
 }
 
+thread_local! {
+    /// Set while a test runs against the general answer path only.
+    static GENERAL_PATH_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `test` with every node it starts on this thread answering on the
+/// general path (`fast_path = false`), so one test body checks both paths.
+pub fn on_general_path(test: fn()) {
+    GENERAL_PATH_ONLY.with(|only| only.set(true));
+    test();
+}
+
+/// Whether nodes started on this thread use the fast path.
+pub fn fast_path_on() -> bool {
+    !GENERAL_PATH_ONLY.with(|only| only.get())
+}
+
+/// Repeats the named tests of the calling module with the fast path off,
+/// as `general_path::<name>`: the wire suite holds for both answer paths.
+#[macro_export]
+macro_rules! also_on_general_path {
+    ($($test:ident),* $(,)?) => {
+        mod general_path {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::harness::on_general_path(super::$test);
+                }
+            )*
+        }
+    };
+}
+
 pub struct Node {
     pub dns: SocketAddr,
     pub admin: SocketAddr,
@@ -85,6 +118,9 @@ impl Node {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         config.server.dns = vec![any];
         config.server.admin = Some(any);
+        if GENERAL_PATH_ONLY.with(|only| only.get()) {
+            config.server.fast_path = false;
+        }
         let dns = DnsSockets::bind(&[any], 2).expect("bind DNS sockets");
         let admin = std::net::TcpListener::bind(any).expect("bind admin");
         admin.set_nonblocking(true).unwrap();
@@ -114,6 +150,16 @@ impl Node {
             thread: Some(thread),
             dir: None,
         }
+    }
+
+    /// The value of an unlabelled metric from `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::blocking::get(format!("http://{}/metrics", self.admin))
+            .and_then(|r| r.text())
+            .expect("metrics are served");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} not found in:\n{text}"))
     }
 
     /// Sends raw bytes over UDP and returns the raw reply, or `None` if

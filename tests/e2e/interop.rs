@@ -479,3 +479,15 @@ fn dig_subnets_from_three_regions_get_three_zones() {
     seen.dedup();
     assert_eq!(seen.len(), 3);
 }
+
+// Every test above, again with the fast path switched off.
+crate::also_on_general_path! {
+    dig_a_query_gets_an_authoritative_answer,
+    dig_returns_our_server_cookie_and_it_is_accepted,
+    dig_with_recursion_desired_gets_rd_back_and_no_ra,
+    dig_nxdomain_carries_the_soa,
+    dig_over_tcp_gets_the_same_answer,
+    dig_sees_truncation_and_falls_back_to_tcp,
+    kdig_edns_payload_badvers_and_options,
+    dig_subnets_from_three_regions_get_three_zones,
+}

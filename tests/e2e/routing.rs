@@ -628,3 +628,19 @@ fn latency_policy_uses_this_nodes_probe_rtts_for_clients_in_its_country() {
     // Clients elsewhere are not ranked by this node's view: nearest.
     assert_eq!(ask(&node, "10.2.0.0/24").0, ["eu-west"]);
 }
+
+// Every test above, again with the fast path switched off.
+crate::also_on_general_path! {
+    nearest_follows_the_client_subnet_and_sets_the_scope,
+    killing_the_nearest_zone_moves_its_clients_to_the_next_nearest,
+    a_drained_zone_gets_no_traffic,
+    geo_maps_pick_the_most_specific_match,
+    cidr_rules_override_geoip_and_narrow_the_scope,
+    weighted_answers_split_by_weight_over_many_prefixes,
+    latency_policy_follows_pushed_measurements_without_flapping,
+    client_subnet_edge_cases,
+    replacing_the_geoip_file_changes_answers_without_a_restart,
+    explain_says_why,
+    the_shipped_example_routes_three_regions_to_three_zones,
+    latency_policy_uses_this_nodes_probe_rtts_for_clients_in_its_country,
+}
