@@ -267,7 +267,7 @@ impl Metrics {
             &mut out,
             "meridian_dns_fast_path_total",
             "counter",
-            "UDP replies made by the fast path; the others took the general path.",
+            "Replies made by the fast path; the others took the general path.",
         );
         let _ = writeln!(
             out,

@@ -24,6 +24,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
+use super::answer::Transport;
 use super::table::{DomainTable, ServiceRecords};
 use crate::config::Config;
 use crate::metrics::ReplyFacts;
@@ -395,9 +396,10 @@ pub struct FastReply<'m> {
 
 /// Answers `request` into `out` if it has a shape the fast path handles;
 /// `None` leaves `out` unspecified and the query to the general path.
-/// Over UDP only: a reply that would not fit is declined, not truncated.
+/// A UDP reply that would not fit is declined, not truncated.
 pub fn answer<'m>(
     request: &[u8],
+    transport: Transport,
     source: IpAddr,
     snapshot: &Snapshot,
     memo: &'m mut DecisionMemo,
@@ -487,13 +489,17 @@ pub fn answer<'m>(
     }
     out[6..8].copy_from_slice(&count.to_be_bytes());
     out[8..10].copy_from_slice(&authority.to_be_bytes());
-    let limit = match question.edns {
+    let udp_limit = match question.edns {
         Some(edns) => {
             out[11] = 1;
             write_opt(out, request, edns, scope, fast.udp_payload_max);
             usize::from(edns.payload).clamp(PLAIN_UDP_MAX, usize::from(fast.udp_payload_max))
         }
         None => PLAIN_UDP_MAX,
+    };
+    let limit = match transport {
+        Transport::Udp => udp_limit,
+        Transport::Tcp => usize::from(u16::MAX),
     };
     if out.len() > limit {
         // The general path truncates.
@@ -546,7 +552,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::dns::answer::{self, Transport};
+    use crate::dns::answer::answer as general_answer;
     use crate::health::HealthView;
     use crate::health::drains::Drains;
     use crate::metrics::Metrics;
@@ -756,15 +762,16 @@ zones = ["ap-south"]
 
     fn compare(
         snapshot: &Snapshot,
+        transport: Transport,
         request: &[u8],
         source: IpAddr,
         memo: &mut DecisionMemo,
     ) -> bool {
         let mut out = Vec::new();
-        let Some(fast) = answer(request, source, snapshot, memo, &mut out) else {
+        let Some(fast) = answer(request, transport, source, snapshot, memo, &mut out) else {
             return false;
         };
-        let slow = answer::answer(request, Transport::Udp, source, snapshot).expect("a reply");
+        let slow = general_answer(request, transport, source, snapshot).expect("a reply");
         let (fast_msg, slow_msg) = (
             Message::from_vec(&out).expect("the fast reply parses"),
             Message::from_vec(&slow.wire).unwrap(),
@@ -784,7 +791,12 @@ zones = ["ap-south"]
         let mut answered = 0;
         for _ in 0..rounds {
             let (request, source) = query(&mut cases);
-            answered += usize::from(compare(snapshot, &request, source, &mut memo));
+            let transport = if cases.one_in(4) {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            };
+            answered += usize::from(compare(snapshot, transport, &request, source, &mut memo));
         }
         answered
     }
@@ -830,7 +842,17 @@ zones = ["ap-south"]
             m.to_vec().unwrap()
         };
         let source: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(answer(&below_cut, source, &snapshot, &mut memo, &mut out).is_none());
+        assert!(
+            answer(
+                &below_cut,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out
+            )
+            .is_none()
+        );
         let missing = {
             let mut m = Message::query();
             m.add_query(Query::query(
@@ -839,7 +861,17 @@ zones = ["ap-south"]
             ));
             m.to_vec().unwrap()
         };
-        assert!(answer(&missing, source, &snapshot, &mut memo, &mut out).is_none());
+        assert!(
+            answer(
+                &missing,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -854,23 +886,51 @@ zones = ["ap-south"]
             RecordType::A,
         ));
         let good = m.to_vec().unwrap();
-        assert!(answer(&good, source, &snapshot, &mut memo, &mut out).is_some());
+        assert!(
+            answer(
+                &good,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out
+            )
+            .is_some()
+        );
         // Every truncation of a good query, and trailing junk.
         for len in 0..good.len() {
             assert!(
-                answer(&good[..len], source, &snapshot, &mut memo, &mut out).is_none(),
+                answer(
+                    &good[..len],
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out
+                )
+                .is_none(),
                 "{len}"
             );
         }
         let mut junk = good.clone();
         junk.push(0);
-        assert!(answer(&junk, source, &snapshot, &mut memo, &mut out).is_none());
+        assert!(
+            answer(
+                &junk,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out
+            )
+            .is_none()
+        );
         // A response, an opcode other than QUERY, a second question count.
         for (at, value) in [(2, 0x80), (2, 0x10), (5, 2)] {
             let mut bad = good.clone();
             bad[at] |= value;
             assert!(
-                answer(&bad, source, &snapshot, &mut memo, &mut out).is_none(),
+                answer(&bad, Transport::Udp, source, &snapshot, &mut memo, &mut out).is_none(),
                 "{at}"
             );
         }
@@ -890,7 +950,15 @@ zones = ["ap-south"]
             m.set_edns(edns);
             let bytes = m.to_vec().unwrap();
             assert!(
-                answer(&bytes, source, &snapshot, &mut memo, &mut out).is_none(),
+                answer(
+                    &bytes,
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out
+                )
+                .is_none(),
                 "{net}/{scope}"
             );
         }

@@ -15,6 +15,7 @@
 //! datagrams, waking at least every [`UDP_POLL`]) and the TCP accept loops;
 //! open TCP connections finish the query they are answering and close.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
@@ -34,6 +35,8 @@ use crate::metrics::{Metrics, ReplyFacts};
 use crate::routing::memo::DecisionMemo;
 use crate::snapshot::{Snapshot, SnapshotStore};
 
+/// Read buffer per TCP connection, and the replies gathered before a write.
+const TCP_BUFFER: usize = 16 << 10;
 /// How often an idle UDP loop checks for shutdown.
 const UDP_POLL: Duration = Duration::from_millis(200);
 /// Socket buffers large enough to ride out a burst while a thread is busy.
@@ -309,7 +312,14 @@ impl UdpWorker<'_> {
     ) -> bool {
         let metrics = self.metrics;
         if snapshot.config.server.fast_path
-            && let Some(reply) = fast::answer(request, source, snapshot, &mut self.memo, out)
+            && let Some(reply) = fast::answer(
+                request,
+                Transport::Udp,
+                source,
+                snapshot,
+                &mut self.memo,
+                out,
+            )
         {
             match gate(
                 Some(&mut self.limiter),
@@ -442,51 +452,111 @@ async fn accept_tcp(listener: tokio::net::TcpListener, ctx: TcpContext) {
     }
 }
 
+thread_local! {
+    /// Routing decisions for the TCP connections a runtime thread serves.
+    static TCP_MEMO: RefCell<DecisionMemo> = RefCell::new(DecisionMemo::new());
+}
+
+/// Answers one TCP query into `reply`; false: close the connection.
+fn answer_tcp(query: &[u8], peer: IpAddr, ctx: &TcpContext, reply: &mut Vec<u8>) -> bool {
+    let snapshot = ctx.store.load();
+    let metrics = &*ctx.metrics;
+    if snapshot.config.server.fast_path {
+        let answered = TCP_MEMO.with_borrow_mut(|memo| {
+            let Some(fast) = fast::answer(query, Transport::Tcp, peer, &snapshot, memo, reply)
+            else {
+                return false;
+            };
+            count(
+                metrics,
+                &snapshot,
+                Transport::Tcp,
+                &fast.facts,
+                fast.service,
+            );
+            metrics.dns.fast_path();
+            true
+        });
+        if answered {
+            return true;
+        }
+    }
+    match answer_counted(query, Transport::Tcp, peer, &snapshot, metrics, None) {
+        Some(wire) => {
+            *reply = wire;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Writes the framed replies gathered so far.
+async fn flush(
+    writer: &mut (impl tokio::io::AsyncWrite + Unpin),
+    pending: &mut Vec<u8>,
+    limits: &TcpLimits,
+) -> io::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    tokio::time::timeout(limits.read_timeout, writer.write_all(pending))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "reply not taken in time"))??;
+    pending.clear();
+    Ok(())
+}
+
 async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::Result<()> {
     let peer = stream.peer_addr()?.ip();
     let (limits, stop) = (ctx.limits, &ctx.stop);
     let _ = stream.set_nodelay(true);
+    let (reader, mut writer) = stream.split();
+    // A client pipelining queries sends many per segment: one read takes
+    // them all, and their replies leave in one write once no further
+    // query is waiting in the buffer.
+    let mut reader = tokio::io::BufReader::with_capacity(TCP_BUFFER, reader);
+    let mut pending = Vec::with_capacity(TCP_BUFFER);
+    let (mut query, mut reply) = (Vec::new(), Vec::new());
     let mut len_buf = [0u8; 2];
     let mut answered = 0usize;
     loop {
+        if reader.buffer().is_empty() {
+            flush(&mut writer, &mut pending, &limits).await?;
+        }
         // Between queries: wait for the next one, the idle timeout or shutdown.
         let first = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            read = tokio::time::timeout(limits.idle_timeout, stream.read(&mut len_buf[..1])) => match read {
-                Err(_) => return Ok(()),
-                Ok(Ok(0)) => return Ok(()),
+            biased;
+            _ = stop.cancelled() => break,
+            read = tokio::time::timeout(limits.idle_timeout, reader.read(&mut len_buf[..1])) => match read {
+                Err(_) => break,
+                Ok(Ok(0)) => break,
                 Ok(Ok(n)) => n,
                 Ok(Err(err)) => return Err(err),
             },
         };
         debug_assert_eq!(first, 1);
         // Inside a query: the rest must arrive promptly, shutdown or not.
-        let query = tokio::time::timeout(limits.read_timeout, async {
-            stream.read_exact(&mut len_buf[1..]).await?;
-            let len = usize::from(u16::from_be_bytes(len_buf));
-            let mut query = vec![0u8; len];
-            stream.read_exact(&mut query).await?;
-            Ok::<_, io::Error>(query)
+        tokio::time::timeout(limits.read_timeout, async {
+            reader.read_exact(&mut len_buf[1..]).await?;
+            query.resize(usize::from(u16::from_be_bytes(len_buf)), 0);
+            reader.read_exact(&mut query).await
         })
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "query not completed in time"))??;
-        let reply = {
-            let snapshot = ctx.store.load();
-            answer_counted(&query, Transport::Tcp, peer, &snapshot, &ctx.metrics, None)
-        };
-        let Some(reply) = reply else {
+        if !answer_tcp(&query, peer, ctx, &mut reply) {
             // Nothing sensible to say; a TCP client sending garbage is closed.
-            return Ok(());
-        };
-        let mut framed = Vec::with_capacity(reply.len() + 2);
-        framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&reply);
-        tokio::time::timeout(limits.read_timeout, stream.write_all(&framed))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "reply not taken in time"))??;
+            break;
+        }
+        pending.extend_from_slice(&(reply.len() as u16).to_be_bytes());
+        pending.extend_from_slice(&reply);
+        if pending.len() >= TCP_BUFFER {
+            flush(&mut writer, &mut pending, &limits).await?;
+        }
         answered += 1;
         if answered >= limits.max_queries {
-            return Ok(());
+            break;
         }
     }
+    // Replies already made are delivered before the connection closes.
+    flush(&mut writer, &mut pending, &limits).await
 }
