@@ -1314,8 +1314,49 @@ fn common_queries_take_the_fast_path_unless_it_is_off() {
     assert_eq!(node.metric("meridian_dns_fast_path_total"), expected);
 }
 
+#[test]
+fn pipelined_tcp_queries_are_answered_in_order() {
+    use std::io::{Read, Write};
+    let node = Node::start(&example_with(CNAME_EXTRAS));
+    // Fast-path and general-path shapes interleaved, sent in one write.
+    let shapes = [
+        ("www.gslb.example.", RecordType::A, ResponseCode::NoError),
+        ("gslb.example.", RecordType::MX, ResponseCode::NoError),
+        (
+            "missing.gslb.example.",
+            RecordType::AAAA,
+            ResponseCode::NXDomain,
+        ),
+        ("docs.gslb.example.", RecordType::A, ResponseCode::NoError),
+        ("www.elsewhere.test.", RecordType::A, ResponseCode::Refused),
+    ];
+    let mut bytes = Vec::new();
+    for id in 0..300u16 {
+        let (name, qtype, _) = shapes[usize::from(id) % shapes.len()];
+        let mut request = query_edns(name, qtype, 1232);
+        request.metadata.id = id;
+        let wire = request.to_vec().unwrap();
+        bytes.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&wire);
+    }
+    let mut stream = node.tcp_connect();
+    stream.write_all(&bytes).unwrap();
+    for id in 0..300u16 {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).expect("reply length");
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut reply).expect("reply body");
+        let reply = Message::from_vec(&reply).unwrap();
+        let (name, qtype, rcode) = shapes[usize::from(id) % shapes.len()];
+        assert_eq!(reply.metadata.id, id, "replies come back in query order");
+        assert_eq!(reply.metadata.response_code, rcode, "{name} {qtype}");
+        assert_eq!(reply.queries[0].query_type(), qtype);
+    }
+}
+
 // Every test above, again with the fast path switched off.
 crate::also_on_general_path! {
+    pipelined_tcp_queries_are_answered_in_order,
     common_queries_take_the_fast_path_unless_it_is_off,
     service_answers_with_every_endpoint_over_udp_and_tcp,
     header_sets_aa_never_ra_copies_rd_and_echoes_id,
