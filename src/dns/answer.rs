@@ -215,8 +215,10 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
     resolve(&mut reply, query, snapshot, asker);
     if let (Some(client), Some(edns)) = (asker.cookie.client_cookie(), reply.edns.as_mut()) {
         let payload = cookie::reply(client, asker.source, &cookie_secret(snapshot));
-        edns.options_mut()
-            .insert(EdnsOption::Unknown(u16::from(EdnsCode::Cookie), payload));
+        edns.options_mut().insert(EdnsOption::Unknown(
+            u16::from(EdnsCode::Cookie),
+            payload.to_vec(),
+        ));
     }
     if let (Some(ecs), Some(edns)) = (&asker.ecs, reply.edns.as_mut()) {
         // RFC 7871 7.2.1: echo family, source prefix and address; the scope
@@ -232,7 +234,7 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
     reply
 }
 
-fn cookie_secret(snapshot: &Snapshot) -> [u8; 16] {
+pub(super) fn cookie_secret(snapshot: &Snapshot) -> [u8; 16] {
     snapshot
         .config
         .server

@@ -106,17 +106,25 @@ fn check_at(option: &[u8], addr: IpAddr, secret: &[u8; 16], now: u32) -> CookieC
 
 /// The COOKIE option payload for a reply: the client cookie and a fresh
 /// server cookie for `addr`.
-pub fn reply(client: [u8; CLIENT_COOKIE_LEN], addr: IpAddr, secret: &[u8; 16]) -> Vec<u8> {
+pub fn reply(client: [u8; CLIENT_COOKIE_LEN], addr: IpAddr, secret: &[u8; 16]) -> [u8; REPLY_LEN] {
     reply_at(client, addr, secret, now_secs())
 }
 
-fn reply_at(client: [u8; CLIENT_COOKIE_LEN], addr: IpAddr, secret: &[u8; 16], now: u32) -> Vec<u8> {
+/// Length of the COOKIE option payload in replies.
+pub const REPLY_LEN: usize = CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN;
+
+fn reply_at(
+    client: [u8; CLIENT_COOKIE_LEN],
+    addr: IpAddr,
+    secret: &[u8; 16],
+    now: u32,
+) -> [u8; REPLY_LEN] {
     let mut head = [1u8, 0, 0, 0, 0, 0, 0, 0];
     head[4..].copy_from_slice(&now.to_be_bytes());
-    let mut out = Vec::with_capacity(CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN);
-    out.extend_from_slice(&client);
-    out.extend_from_slice(&head);
-    out.extend_from_slice(&hash(secret, &client, &head, addr));
+    let mut out = [0u8; REPLY_LEN];
+    out[..8].copy_from_slice(&client);
+    out[8..16].copy_from_slice(&head);
+    out[16..].copy_from_slice(&hash(secret, &client, &head, addr));
     out
 }
 

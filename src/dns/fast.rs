@@ -11,8 +11,9 @@
 //!
 //! The fast path answers only what it fully understands: A, AAAA and TXT
 //! at names with no CNAME and no delegation above them, NXDOMAIN where the
-//! domain has no delegations, with at most an OPT of version 0 whose only
-//! option is a well-formed ECS. For anything else it declines (`None`) and
+//! domain has no delegations, with at most an OPT of version 0 whose
+//! options are a well-formed ECS and a DNS cookie (the shapes resolvers
+//! send). For anything else it declines (`None`) and
 //! the caller uses the general path, which stays the reference: the two
 //! are compared reply by reply in the tests below and in a fuzz target,
 //! and the wire suite runs against each.
@@ -24,7 +25,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use super::answer::Transport;
+use super::answer::{Transport, cookie_secret};
+use super::cookie::{self, CookieCheck};
 use super::table::{DomainTable, ServiceRecords};
 use crate::config::Config;
 use crate::metrics::ReplyFacts;
@@ -40,6 +42,7 @@ const TYPE_OPT: u16 = 41;
 const TYPE_SOA: u16 = 6;
 const CLASS_IN: u16 = 1;
 const OPTION_ECS: u16 = 8;
+const OPTION_COOKIE: u16 = 10;
 /// A compression pointer to the question's name, which always starts right
 /// after the header: every answer's owner is the name as the client wrote it.
 const OWNER_IS_QNAME: [u8; 2] = [0xC0, HEADER_LEN as u8];
@@ -237,6 +240,8 @@ struct QueryEdns {
     payload: u16,
     dnssec_ok: bool,
     ecs: Option<QueryEcs>,
+    /// Where the COOKIE option's payload is, and its length.
+    cookie: Option<(usize, usize)>,
 }
 
 /// A query of the shape the fast path answers.
@@ -325,23 +330,25 @@ fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
     if ext_rcode != 0 || version != 0 || request.len() != options_at + rdlen {
         return None;
     }
-    let mut ecs = None;
+    let (mut ecs, mut cookie) = (None, None);
     let mut cursor = options_at;
     while cursor < request.len() {
         let code = read_u16(request, cursor)?;
         let len = usize::from(read_u16(request, cursor + 2)?);
         let data_at = cursor + 4;
         request.get(data_at..data_at + len)?;
-        if code != OPTION_ECS || ecs.is_some() {
-            return None;
+        match code {
+            OPTION_ECS if ecs.is_none() => ecs = Some(parse_ecs(request, data_at, len)?),
+            OPTION_COOKIE if cookie.is_none() => cookie = Some((data_at, len)),
+            _ => return None,
         }
-        ecs = Some(parse_ecs(request, data_at, len)?);
         cursor = data_at + len;
     }
     Some(QueryEdns {
         payload,
         dnssec_ok: flags & 0x8000 != 0,
         ecs,
+        cookie,
     })
 }
 
@@ -390,6 +397,9 @@ fn parse_ecs(request: &[u8], at: usize, len: usize) -> Option<QueryEcs> {
 #[derive(Debug)]
 pub struct FastReply<'m> {
     pub facts: ReplyFacts,
+    /// The query returned a valid server cookie: its source address is
+    /// real, so rate limiting does not apply.
+    pub has_valid_cookie: bool,
     /// The service answered and the endpoints named, for the counters.
     pub service: Option<(usize, &'m [usize])>,
 }
@@ -412,6 +422,18 @@ pub fn answer<'m>(
     if name[apex_at..] != *fast.apex || !is_label_start(name, apex_at) {
         return None;
     }
+    // Cookies are bound to the packet's source, not to the ECS subnet.
+    let cookie = match question.edns.and_then(|e| e.cookie) {
+        None => CookieCheck::Absent,
+        Some((at, len)) => {
+            let secret = cookie_secret(snapshot);
+            match cookie::check(&request[at..at + len], source, &secret) {
+                // FORMERR is the general path's to give.
+                CookieCheck::Malformed => return None,
+                check => check,
+            }
+        }
+    };
     let mut decided: Option<(usize, &Remembered)> = None;
     let mut scope = 0;
     let (rcode, answers): (ResponseCode, Option<&EncodedSet>) = match fast.nodes.get(name) {
@@ -492,7 +514,17 @@ pub fn answer<'m>(
     let udp_limit = match question.edns {
         Some(edns) => {
             out[11] = 1;
-            write_opt(out, request, edns, scope, fast.udp_payload_max);
+            let cookie_reply = cookie
+                .client_cookie()
+                .map(|client| cookie::reply(client, source, &cookie_secret(snapshot)));
+            write_opt(
+                out,
+                request,
+                edns,
+                scope,
+                cookie_reply,
+                fast.udp_payload_max,
+            );
             usize::from(edns.payload).clamp(PLAIN_UDP_MAX, usize::from(fast.udp_payload_max))
         }
         None => PLAIN_UDP_MAX,
@@ -511,6 +543,7 @@ pub fn answer<'m>(
             rcode,
             truncated: false,
         },
+        has_valid_cookie: cookie.is_valid(),
         service: decided.map(|(s, d)| (s, &*d.endpoints)),
     })
 }
@@ -525,24 +558,36 @@ fn is_label_start(name: &[u8], at: usize) -> bool {
 
 /// Our OPT: our payload size, version 0, DO copied (RFC 3225), and the
 /// query's ECS echoed with the scope the answer used (RFC 7871 7.2.1).
-fn write_opt(out: &mut Vec<u8>, request: &[u8], edns: QueryEdns, scope: u8, payload: u16) {
+fn write_opt(
+    out: &mut Vec<u8>,
+    request: &[u8],
+    edns: QueryEdns,
+    scope: u8,
+    cookie: Option<[u8; cookie::REPLY_LEN]>,
+    payload: u16,
+) {
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&payload.to_be_bytes());
     out.extend_from_slice(&[0, 0, if edns.dnssec_ok { 0x80 } else { 0 }, 0]);
-    match edns.ecs {
-        None => out.extend_from_slice(&[0, 0]),
-        Some(ecs) => {
-            let len = 4 + ecs.addr_len as u16;
-            out.extend_from_slice(&(len + 4).to_be_bytes());
-            out.extend_from_slice(&OPTION_ECS.to_be_bytes());
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(&ecs.family.to_be_bytes());
-            out.push(ecs.source_prefix);
-            out.push(scope.min(ecs.source_prefix));
-            out.extend_from_slice(&request[ecs.addr_at..ecs.addr_at + ecs.addr_len]);
-        }
+    let rdlen_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    if let Some(cookie) = cookie {
+        out.extend_from_slice(&OPTION_COOKIE.to_be_bytes());
+        out.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+        out.extend_from_slice(&cookie);
     }
+    if let Some(ecs) = edns.ecs {
+        let len = 4 + ecs.addr_len as u16;
+        out.extend_from_slice(&OPTION_ECS.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&ecs.family.to_be_bytes());
+        out.push(ecs.source_prefix);
+        out.push(scope.min(ecs.source_prefix));
+        out.extend_from_slice(&request[ecs.addr_at..ecs.addr_at + ecs.addr_len]);
+    }
+    let rdlen = (out.len() - rdlen_at - 2) as u16;
+    out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -558,7 +603,7 @@ mod tests {
     use crate::metrics::Metrics;
     use crate::routing::geo::GeoDb;
     use hickory_proto::op::{Edns, Message, Query};
-    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
     use std::collections::HashMap as StdMap;
     use std::path::Path;
     use std::sync::Arc;
@@ -690,7 +735,16 @@ zones = ["ap-south"]
             .collect()
     }
 
-    fn query(cases: &mut Cases) -> (Vec<u8>, IpAddr) {
+    fn query(cases: &mut Cases, snapshot: &Snapshot) -> (Vec<u8>, IpAddr) {
+        let source = *cases.pick(&[
+            "127.0.0.1",
+            "8.8.4.4",
+            "193.0.0.9",
+            "10.20.30.140",
+            "2001:4860::1",
+            "::ffff:202.12.27.33",
+        ]);
+        let source: IpAddr = source.parse().unwrap();
         let names = [
             "www.gslb.example.",
             "api.gslb.example.",
@@ -742,6 +796,19 @@ zones = ["ap-south"]
             let mut edns = Edns::new();
             edns.set_max_payload(*cases.pick(&[512u16, 1232, 4096, 100, 1400]));
             edns.set_dnssec_ok(cases.one_in(4));
+            if cases.one_in(3) {
+                let client = cases.next().to_be_bytes();
+                let payload = match cases.next() % 4 {
+                    0 => client.to_vec(),
+                    1 => client[..5].to_vec(),
+                    2 => [&client[..], &[1u8; 16]].concat(),
+                    _ => {
+                        // A server cookie this node minted for `source`.
+                        cookie::reply(client, source, &cookie_secret(snapshot)).to_vec()
+                    }
+                };
+                edns.options_mut().insert(EdnsOption::Unknown(10, payload));
+            }
             if !cases.one_in(3) {
                 let net: ipnet::IpNet = cases.pick(&subnets).parse().unwrap();
                 edns.options_mut()
@@ -749,15 +816,8 @@ zones = ["ap-south"]
             }
             message.set_edns(edns);
         }
-        let source = *cases.pick(&[
-            "127.0.0.1",
-            "8.8.4.4",
-            "193.0.0.9",
-            "10.20.30.140",
-            "2001:4860::1",
-            "::ffff:202.12.27.33",
-        ]);
-        (message.to_vec().unwrap(), source.parse().unwrap())
+
+        (message.to_vec().unwrap(), source)
     }
 
     fn compare(
@@ -766,50 +826,78 @@ zones = ["ap-south"]
         request: &[u8],
         source: IpAddr,
         memo: &mut DecisionMemo,
-    ) -> bool {
+    ) -> Option<Answered> {
         let mut out = Vec::new();
-        let Some(fast) = answer(request, transport, source, snapshot, memo, &mut out) else {
-            return false;
-        };
-        let slow = general_answer(request, transport, source, snapshot).expect("a reply");
-        let (fast_msg, slow_msg) = (
-            Message::from_vec(&out).expect("the fast reply parses"),
-            Message::from_vec(&slow.wire).unwrap(),
-        );
+        let fast = answer(request, transport, source, snapshot, memo, &mut out)?;
+        let mut slow = general_answer(request, transport, source, snapshot).expect("a reply");
+        let fast_msg = Message::from_vec(&out).expect("the fast reply parses");
+        let mut slow_msg = Message::from_vec(&slow.wire).unwrap();
+        if fast_msg != slow_msg {
+            // Server cookies carry the time in seconds: a second may have
+            // ended between the two answers.
+            slow = general_answer(request, transport, source, snapshot).unwrap();
+            slow_msg = Message::from_vec(&slow.wire).unwrap();
+        }
+        assert_eq!(fast.has_valid_cookie, slow.has_valid_cookie);
         assert_eq!(fast_msg, slow_msg, "request {request:02x?} from {source}");
         assert_eq!(fast.facts.rcode, slow.facts.rcode);
         assert_eq!(fast.facts.qtype, slow.facts.qtype);
         assert!(!slow.facts.truncated);
         let slow_hit = slow.service.map(|h| (h.service, h.endpoints));
         assert_eq!(fast.service.map(|(s, e)| (s, e.to_vec())), slow_hit);
-        true
+        Some(Answered {
+            with_valid_cookie: fast.has_valid_cookie,
+            with_ecs_scope: has_ecs_scope(&fast_msg),
+        })
     }
 
-    fn differential(snapshot: &Snapshot, seed: u64, rounds: usize) -> usize {
+    /// What kind of reply the fast path gave, so tests know it took them all.
+    struct Answered {
+        with_valid_cookie: bool,
+        with_ecs_scope: bool,
+    }
+
+    fn has_ecs_scope(reply: &Message) -> bool {
+        reply.edns.as_ref().is_some_and(|e| {
+            matches!(e.option(EdnsCode::Subnet), Some(EdnsOption::Subnet(s)) if s.scope_prefix() > 0)
+        })
+    }
+
+    #[derive(Debug, Default)]
+    struct Tally {
+        answered: usize,
+        with_valid_cookie: usize,
+        with_ecs_scope: usize,
+    }
+
+    fn differential(snapshot: &Snapshot, seed: u64, rounds: usize) -> Tally {
         let mut cases = Cases(seed);
         let mut memo = DecisionMemo::new();
-        let mut answered = 0;
+        let mut tally = Tally::default();
         for _ in 0..rounds {
-            let (request, source) = query(&mut cases);
+            let (request, source) = query(&mut cases, snapshot);
             let transport = if cases.one_in(4) {
                 Transport::Tcp
             } else {
                 Transport::Udp
             };
-            answered += usize::from(compare(snapshot, transport, &request, source, &mut memo));
+            if let Some(answered) = compare(snapshot, transport, &request, source, &mut memo) {
+                tally.answered += 1;
+                tally.with_valid_cookie += usize::from(answered.with_valid_cookie);
+                tally.with_ecs_scope += usize::from(answered.with_ecs_scope);
+            }
         }
-        answered
+        tally
     }
 
     #[test]
     fn fast_replies_match_the_general_path() {
         let snapshot = snapshot(config(""), &[]);
-        let answered = differential(&snapshot, 0x5eed, 20_000);
+        let tally = differential(&snapshot, 0x5eed, 20_000);
         // The shapes it is for are most of these cases: it must take them.
-        assert!(
-            answered > 8_000,
-            "fast path answered only {answered} of 20000"
-        );
+        assert!(tally.answered > 6_000, "{tally:?} of 20000");
+        assert!(tally.with_valid_cookie > 200, "{tally:?}");
+        assert!(tally.with_ecs_scope > 300, "{tally:?}");
     }
 
     #[test]
@@ -820,8 +908,8 @@ zones = ["ap-south"]
             &["us-east", "eu-west", "ap-south"],
         ] {
             let snapshot = snapshot(config(""), drained);
-            let answered = differential(&snapshot, 0xd0a1, 5_000);
-            assert!(answered > 1_000, "{drained:?}: {answered}");
+            let tally = differential(&snapshot, 0xd0a1, 5_000);
+            assert!(tally.answered > 1_000, "{drained:?}: {tally:?}");
         }
     }
 

@@ -321,12 +321,13 @@ impl UdpWorker<'_> {
                 out,
             )
         {
+            let has_cookie = reply.has_valid_cookie;
             match gate(
                 Some(&mut self.limiter),
                 snapshot,
                 metrics,
                 source,
-                false,
+                has_cookie,
                 request,
                 out,
             ) {
