@@ -5,22 +5,27 @@
 //! - [`check_request`]: request bytes into `meridian::dns::answer` over UDP
 //!   and TCP against one snapshot of the shipped example (plus CNAME chains,
 //!   a delegation with glue, a big TXT set and one service per policy);
-//!   the reply must be a well-formed response to that request.
+//!   the reply must be a well-formed response to that request. Where the
+//!   fast path (`meridian::dns::fast`) answers too, its reply must say the
+//!   same as the general path's, with one decision memo kept across inputs
+//!   as a serving thread keeps it.
 //! - [`check_config`]: text into `Config::parse`; it never panics, every
 //!   problem it reports points inside the text, and a config it accepts
 //!   builds a snapshot that answers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::cell::RefCell;
 use std::sync::{Arc, LazyLock};
 
 use hickory_proto::op::{Message, MessageType, Query};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
-use meridian::dns::{Transport, answer};
+use meridian::dns::{Transport, answer, fast};
 use meridian::health::drains::Drains;
 use meridian::metrics::Metrics;
 use meridian::routing::geo::GeoDb;
+use meridian::routing::memo::DecisionMemo;
 use meridian::snapshot::Snapshot;
 
 /// The main crate's root: `fuzz/` lives inside it.
@@ -315,7 +320,42 @@ pub fn check_request(data: &[u8]) {
             "{transport:?} reply to a packet that is not a query"
         );
         check_reply(data, parsed.as_ref(), transport, &reply.wire, snapshot);
+        check_fast_path(data, parsed.as_ref(), transport, source, &reply.wire, snapshot);
     }
+}
+
+thread_local! {
+    static MEMO: RefCell<DecisionMemo> = RefCell::new(DecisionMemo::new());
+}
+
+/// The fast path, where it answers, says what the general path says.
+fn check_fast_path(
+    data: &[u8],
+    parsed: Option<&Message>,
+    transport: Transport,
+    source: IpAddr,
+    general_wire: &[u8],
+    snapshot: &Snapshot,
+) {
+    let mut out = Vec::new();
+    let answered = MEMO.with_borrow_mut(|memo| {
+        fast::answer(data, transport, source, snapshot, memo, &mut out).is_some()
+    });
+    if !answered {
+        return;
+    }
+    check_reply(data, parsed, transport, &out, snapshot);
+    let fast = Message::from_vec(&out).expect("checked above");
+    let mut general = Message::from_vec(general_wire).expect("checked above");
+    if fast != general {
+        // A server cookie carries the time in seconds, which may have moved on.
+        let again = answer(data, transport, source, snapshot).expect("answered before");
+        general = Message::from_vec(&again.wire).expect("checked above");
+    }
+    assert_eq!(
+        fast, general,
+        "{transport:?}: the fast path and the general path disagree"
+    );
 }
 
 fn check_reply(
