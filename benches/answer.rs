@@ -1,8 +1,11 @@
 //! Criterion benches of the answer path and of building a snapshot.
 //!
-//! `answer/*` times `dns::answer` on request bytes, exactly as the UDP loop
-//! calls it: a static record, a geo-routed service answer with and without
-//! ECS, and NXDOMAIN, against the shipped example and its GeoIP database.
+//! `answer/*` times the general path, `dns::answer`, on request bytes: a
+//! static record, a geo-routed service answer with and without ECS, and
+//! NXDOMAIN, against the shipped example and its GeoIP database. `fast/*`
+//! times `dns::fast::answer` on the same requests as the UDP loop calls it
+//! (a reused reply buffer, the thread's decision memo); over many subnets
+//! the memo misses once per /24 and then hits.
 //! `snapshot/*` times a full rebuild, what every health transition costs.
 //! Run with `cargo bench --bench answer`.
 
@@ -16,10 +19,11 @@ use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
-use meridian::dns::{Transport, answer};
+use meridian::dns::{Transport, answer, fast};
 use meridian::health::drains::Drains;
 use meridian::metrics::Metrics;
 use meridian::routing::geo::GeoDb;
+use meridian::routing::memo::DecisionMemo;
 use meridian::snapshot::Snapshot;
 
 fn example() -> (Arc<Config>, Option<Arc<GeoDb>>) {
@@ -98,6 +102,50 @@ fn answer_path(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % subnets.len();
             answer(black_box(&subnets[i]), Transport::Udp, source, &snapshot)
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("fast");
+    let mut memo = DecisionMemo::new();
+    let mut out = Vec::with_capacity(1232);
+    for (label, bytes) in &cases {
+        let answered = fast::answer(
+            bytes,
+            Transport::Udp,
+            source,
+            &snapshot,
+            &mut memo,
+            &mut out,
+        )
+        .is_some();
+        assert!(answered, "{label} is a fast-path shape");
+        group.bench_function(*label, |b| {
+            b.iter(|| {
+                fast::answer(
+                    black_box(bytes),
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out,
+                )
+                .is_some()
+            })
+        });
+    }
+    group.bench_function("geo_ecs_1024_subnets", |b| {
+        b.iter(|| {
+            i = (i + 1) % subnets.len();
+            fast::answer(
+                black_box(&subnets[i]),
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out,
+            )
+            .is_some()
         })
     });
     group.finish();
