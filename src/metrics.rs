@@ -73,31 +73,31 @@ pub struct DnsCounters {
     fast_path: AtomicU64,
 }
 
+/// The counter slots a reply falls in: transport, query type, rcode.
+fn buckets(transport: Transport, facts: &ReplyFacts) -> (usize, usize, usize) {
+    let q = match facts.qtype {
+        None => QTYPE_NONE,
+        Some(qt) => QTYPES
+            .iter()
+            .position(|(t, _)| *t == qt)
+            .unwrap_or(QTYPE_OTHER),
+    };
+    let r = RCODES
+        .iter()
+        .position(|(c, _)| *c == facts.rcode)
+        .unwrap_or(RCODE_OTHER);
+    (transport as usize, q, r)
+}
+
 impl DnsCounters {
     #[inline]
     pub fn reply(&self, transport: Transport, facts: &ReplyFacts) {
-        let t = transport as usize;
-        let q = match facts.qtype {
-            None => QTYPE_NONE,
-            Some(qt) => QTYPES
-                .iter()
-                .position(|(t, _)| *t == qt)
-                .unwrap_or(QTYPE_OTHER),
-        };
+        let (t, q, r) = buckets(transport, facts);
         self.queries[t][q].fetch_add(1, Relaxed);
-        let r = RCODES
-            .iter()
-            .position(|(c, _)| *c == facts.rcode)
-            .unwrap_or(RCODE_OTHER);
         self.responses[r].fetch_add(1, Relaxed);
         if facts.truncated {
             self.truncated.fetch_add(1, Relaxed);
         }
-    }
-
-    #[inline]
-    pub fn fast_path(&self) {
-        self.fast_path.fetch_add(1, Relaxed);
     }
 
     #[inline]
@@ -112,6 +112,93 @@ impl DnsCounters {
         } else {
             self.rrl_dropped.fetch_add(1, Relaxed);
         }
+    }
+}
+
+/// Slots for distinct answer counters in one [`ReplyTally`]; a batch
+/// naming more endpoints than this adds the rest directly.
+const TALLY_ANSWERS: usize = 16;
+
+/// Counts for a batch of replies, kept by one thread and added to the
+/// shared counters once per batch. Every UDP thread adding to the same
+/// atomics per query would bounce their cache lines between cores on each
+/// reply; per batch, that cost is shared by up to a batch of replies.
+#[derive(Debug)]
+pub struct ReplyTally<'s> {
+    queries: [[u64; QTYPES.len() + 2]; 2],
+    responses: [u64; RCODES.len() + 1],
+    truncated: u64,
+    fast_path: u64,
+    /// Answer counters (per service and zone) of this batch's snapshot.
+    answers: [Option<(&'s AtomicU64, u64)>; TALLY_ANSWERS],
+}
+
+impl Default for ReplyTally<'_> {
+    fn default() -> Self {
+        ReplyTally {
+            queries: Default::default(),
+            responses: Default::default(),
+            truncated: 0,
+            fast_path: 0,
+            answers: [None; TALLY_ANSWERS],
+        }
+    }
+}
+
+impl<'s> ReplyTally<'s> {
+    #[inline]
+    pub fn reply(&mut self, transport: Transport, facts: &ReplyFacts) {
+        let (t, q, r) = buckets(transport, facts);
+        self.queries[t][q] += 1;
+        self.responses[r] += 1;
+        self.truncated += u64::from(facts.truncated);
+    }
+
+    #[inline]
+    pub fn fast_path(&mut self) {
+        self.fast_path += 1;
+    }
+
+    /// One more answer naming the endpoint `counter` counts.
+    #[inline]
+    pub fn answer(&mut self, counter: &'s AtomicU64) {
+        for slot in &mut self.answers {
+            match slot {
+                Some((c, n)) if std::ptr::eq(*c, counter) => {
+                    *n += 1;
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    *slot = Some((counter, 1));
+                    return;
+                }
+            }
+        }
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Adds the batch to the shared counters and starts over.
+    pub fn flush(&mut self, counters: &DnsCounters) {
+        let add = |shared: &AtomicU64, n: u64| {
+            if n > 0 {
+                shared.fetch_add(n, Relaxed);
+            }
+        };
+        for (shared, local) in counters.queries.iter().zip(&self.queries) {
+            for (c, n) in shared.iter().zip(local) {
+                add(c, *n);
+            }
+        }
+        for (c, n) in counters.responses.iter().zip(&self.responses) {
+            add(c, *n);
+        }
+        add(&counters.truncated, self.truncated);
+        add(&counters.fast_path, self.fast_path);
+        for (c, n) in self.answers.iter().flatten() {
+            add(c, *n);
+        }
+        *self = ReplyTally::default();
     }
 }
 
@@ -528,5 +615,33 @@ mod tests {
         ));
         assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.005\"} 1"));
         assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.002\"} 0"));
+    }
+
+    #[test]
+    fn a_tally_adds_what_direct_counting_would() {
+        let (direct, batched) = (Metrics::default(), Metrics::default());
+        let counters: Vec<Arc<AtomicU64>> = (0..TALLY_ANSWERS + 5)
+            .map(|i| batched.answer_counter("www", &format!("zone{i}")))
+            .collect();
+        let mut tally = ReplyTally::default();
+        for i in 0..200usize {
+            let facts = ReplyFacts {
+                qtype: Some([RecordType::A, RecordType::AAAA, RecordType::MX][i % 3]),
+                rcode: [ResponseCode::NoError, ResponseCode::NXDomain][i % 2],
+                truncated: i % 7 == 0,
+            };
+            let transport = [Transport::Udp, Transport::Tcp][i % 2];
+            direct.dns.reply(transport, &facts);
+            direct
+                .answer_counter("www", &format!("zone{}", i % counters.len()))
+                .fetch_add(1, Relaxed);
+            tally.reply(transport, &facts);
+            tally.answer(&counters[i % counters.len()]);
+            if i % 50 == 49 {
+                tally.flush(&batched.dns);
+            }
+        }
+        tally.flush(&batched.dns);
+        assert_eq!(direct.render(), batched.render());
     }
 }

@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use super::answer::{Transport, answer};
 use super::rrl::{self, RateLimiter, Verdict};
 use super::{batch, fast};
-use crate::metrics::{Metrics, ReplyFacts};
+use crate::metrics::{Metrics, ReplyFacts, ReplyTally};
 use crate::routing::memo::DecisionMemo;
 use crate::snapshot::{Snapshot, SnapshotStore};
 
@@ -240,94 +240,60 @@ fn gate(
 }
 
 /// Counts a reply that is being sent, and the endpoints it named.
-fn count(
-    metrics: &Metrics,
-    snapshot: &Snapshot,
+fn count<'s>(
+    tally: &mut ReplyTally<'s>,
+    snapshot: &'s Snapshot,
     transport: Transport,
     facts: &ReplyFacts,
     service: Option<(usize, &[usize])>,
 ) {
-    metrics.dns.reply(transport, facts);
+    tally.reply(transport, facts);
     if let Some((service, endpoints)) = service
         && let Some(counters) = snapshot.answer_counters.get(service)
     {
         for e in endpoints {
             if let Some(counter) = counters.get(*e) {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tally.answer(counter);
             }
         }
     }
 }
 
-/// Answers one request on the general path and counts it.
-fn answer_counted(
-    request: &[u8],
-    transport: Transport,
-    source: IpAddr,
-    snapshot: &Snapshot,
-    metrics: &Metrics,
-    limiter: Option<&mut RateLimiter>,
-) -> Option<Vec<u8>> {
-    let Some(reply) = answer(request, transport, source, snapshot) else {
-        metrics.dns.dropped();
-        return None;
-    };
-    let has_cookie = reply.has_valid_cookie;
-    match gate(
-        limiter,
-        snapshot,
-        metrics,
-        source,
-        has_cookie,
-        request,
-        &reply.wire,
-    ) {
-        Gate::Send => {}
-        Gate::SendInstead(wire) => return Some(wire),
-        Gate::Withhold => return None,
-    }
-    let service = reply
-        .service
-        .as_ref()
-        .map(|hit| (hit.service, hit.endpoints.as_slice()));
-    count(metrics, snapshot, transport, &reply.facts, service);
-    Some(reply.wire)
-}
-
-/// What one UDP thread keeps between datagrams.
-struct UdpWorker<'a> {
+/// What answering needs besides the query: the thread's memo and rate
+/// limiter (UDP only), the metrics, and the batch's tally.
+struct Answerer<'a, 's> {
+    snapshot: &'s Snapshot,
     metrics: &'a Metrics,
-    limiter: RateLimiter,
-    memo: DecisionMemo,
+    memo: &'a mut DecisionMemo,
+    limiter: Option<&'a mut RateLimiter>,
+    tally: &'a mut ReplyTally<'s>,
 }
 
-impl UdpWorker<'_> {
-    /// Answers one datagram into `out`; false: send nothing.
+impl Answerer<'_, '_> {
+    /// Answers one query into `out`, on the fast path when it can and the
+    /// general path otherwise, rate limited and counted; false: send nothing.
     fn answer(
         &mut self,
         request: &[u8],
+        transport: Transport,
         source: IpAddr,
-        snapshot: &Snapshot,
         out: &mut Vec<u8>,
     ) -> bool {
-        let metrics = self.metrics;
-        if snapshot.config.server.fast_path
-            && let Some(reply) = fast::answer(
-                request,
-                Transport::Udp,
-                source,
-                snapshot,
-                &mut self.memo,
-                out,
-            )
-        {
-            let has_cookie = reply.has_valid_cookie;
+        let snapshot = self.snapshot;
+        let fast = if snapshot.config.server.fast_path {
+            fast::answer(request, transport, source, snapshot, self.memo, out)
+        } else {
+            None
+        };
+        if let Some(reply) = fast {
+            let limiter = self.limiter.as_deref_mut();
+            let cookie = reply.has_valid_cookie;
             match gate(
-                Some(&mut self.limiter),
+                limiter,
                 snapshot,
-                metrics,
+                self.metrics,
                 source,
-                has_cookie,
+                cookie,
                 request,
                 out,
             ) {
@@ -338,30 +304,39 @@ impl UdpWorker<'_> {
                 }
                 Gate::Withhold => return false,
             }
-            count(
-                metrics,
-                snapshot,
-                Transport::Udp,
-                &reply.facts,
-                reply.service,
-            );
-            metrics.dns.fast_path();
+            count(self.tally, snapshot, transport, &reply.facts, reply.service);
+            self.tally.fast_path();
             return true;
         }
-        match answer_counted(
-            request,
-            Transport::Udp,
-            source,
+        let Some(reply) = answer(request, transport, source, snapshot) else {
+            self.metrics.dns.dropped();
+            return false;
+        };
+        let limiter = self.limiter.as_deref_mut();
+        let cookie = reply.has_valid_cookie;
+        match gate(
+            limiter,
             snapshot,
-            metrics,
-            Some(&mut self.limiter),
+            self.metrics,
+            source,
+            cookie,
+            request,
+            &reply.wire,
         ) {
-            Some(wire) => {
+            Gate::Send => {}
+            Gate::SendInstead(wire) => {
                 *out = wire;
-                true
+                return true;
             }
-            None => false,
+            Gate::Withhold => return false,
         }
+        let service = reply
+            .service
+            .as_ref()
+            .map(|hit| (hit.service, hit.endpoints.as_slice()));
+        count(self.tally, snapshot, transport, &reply.facts, service);
+        *out = reply.wire;
+        true
     }
 }
 
@@ -371,11 +346,8 @@ fn serve_udp(
     metrics: &Metrics,
     stop: &CancellationToken,
 ) {
-    let mut worker = UdpWorker {
-        metrics,
-        limiter: RateLimiter::new(),
-        memo: DecisionMemo::new(),
-    };
+    let mut limiter = RateLimiter::new();
+    let mut memo = DecisionMemo::new();
     let mut batch = batch::Batch::new();
     while !stop.is_cancelled() {
         let received = match batch.receive(&socket) {
@@ -397,17 +369,26 @@ fn serve_udp(
         };
         // One snapshot for the whole batch: a swap lands between batches.
         let snapshot = store.load();
+        let mut tally = ReplyTally::default();
+        let mut answerer = Answerer {
+            snapshot: &snapshot,
+            metrics,
+            memo: &mut memo,
+            limiter: Some(&mut limiter),
+            tally: &mut tally,
+        };
         for i in 0..received {
             let (request, source, out) = batch.slot(i);
             let Some(source) = source else {
                 batch.skip(i);
                 continue;
             };
-            if !worker.answer(request, source, &snapshot, out) {
+            if !answerer.answer(request, Transport::Udp, source, out) {
                 batch.skip(i);
             }
         }
         batch.send(&socket, received);
+        tally.flush(&metrics.dns);
     }
 }
 
@@ -461,34 +442,19 @@ thread_local! {
 /// Answers one TCP query into `reply`; false: close the connection.
 fn answer_tcp(query: &[u8], peer: IpAddr, ctx: &TcpContext, reply: &mut Vec<u8>) -> bool {
     let snapshot = ctx.store.load();
-    let metrics = &*ctx.metrics;
-    if snapshot.config.server.fast_path {
-        let answered = TCP_MEMO.with_borrow_mut(|memo| {
-            let Some(fast) = fast::answer(query, Transport::Tcp, peer, &snapshot, memo, reply)
-            else {
-                return false;
-            };
-            count(
-                metrics,
-                &snapshot,
-                Transport::Tcp,
-                &fast.facts,
-                fast.service,
-            );
-            metrics.dns.fast_path();
-            true
-        });
-        if answered {
-            return true;
+    let mut tally = ReplyTally::default();
+    let answered = TCP_MEMO.with_borrow_mut(|memo| {
+        Answerer {
+            snapshot: &snapshot,
+            metrics: &ctx.metrics,
+            memo,
+            limiter: None,
+            tally: &mut tally,
         }
-    }
-    match answer_counted(query, Transport::Tcp, peer, &snapshot, metrics, None) {
-        Some(wire) => {
-            *reply = wire;
-            true
-        }
-        None => false,
-    }
+        .answer(query, Transport::Tcp, peer, reply)
+    });
+    tally.flush(&ctx.metrics.dns);
+    answered
 }
 
 /// Writes the framed replies gathered so far.
