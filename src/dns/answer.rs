@@ -341,7 +341,8 @@ fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot, asker: &mut 
                 match node.rrset(qtype) {
                     Some(set) => {
                         push_owned(&mut reply.answers, &set.records, &name);
-                        additional_for(reply, &set.records, snapshot);
+                        let glue = snapshot.table.additional_for(&set.records);
+                        reply.additionals.extend(glue.into_iter().cloned());
                     }
                     None => negative(reply, snapshot),
                 }
@@ -440,23 +441,6 @@ fn minimal_any(reply: &mut Message, name: &Name, node: &Node, snapshot: &Snapsho
         snapshot.config.domain.ttl,
         RData::HINFO(HINFO::new("RFC8482".to_string(), String::new())),
     ));
-}
-
-/// Addresses of in-domain NS, MX and SRV targets, so the resolver need not ask.
-fn additional_for(reply: &mut Message, records: &[Record], snapshot: &Snapshot) {
-    for record in records {
-        let target = match &record.data {
-            RData::NS(ns) => &ns.0,
-            RData::MX(mx) => &mx.exchange,
-            RData::SRV(srv) => &srv.target,
-            _ => continue,
-        };
-        for glue in snapshot.table.addresses(target) {
-            if !reply.additionals.contains(glue) {
-                reply.additionals.push(glue.clone());
-            }
-        }
-    }
 }
 
 /// Encodes the reply within the transport's size limit: over UDP a reply

@@ -9,21 +9,22 @@
 //! [`DecisionMemo`], and the reply is assembled into a reused buffer from
 //! record bytes encoded once, when the snapshot was built.
 //!
-//! The fast path answers only what it fully understands: A, AAAA and TXT
-//! at names with no CNAME and no delegation above them, NXDOMAIN where the
-//! domain has no delegations, with at most an OPT of version 0 whose
-//! options are a well-formed ECS and a DNS cookie (the shapes resolvers
-//! send). For anything else it declines (`None`) and
-//! the caller uses the general path, which stays the reference: the two
-//! are compared reply by reply in the tests below and in a fuzz target,
-//! and the wire suite runs against each.
+//! The fast path answers only what it fully understands: data types (the
+//! record set with its additional data, or NODATA) at names with no CNAME
+//! and no delegation above them, NXDOMAIN where the domain has no
+//! delegations, with at most an OPT of version 0 whose options are a
+//! well-formed ECS and a DNS cookie (the shapes resolvers send). For
+//! anything else it declines (`None`) and the caller uses the general
+//! path, which stays the reference: the two are compared reply by reply in
+//! the tests below and in the `request` fuzz target, and the wire suite
+//! runs against each.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::answer::{Transport, cookie_secret};
 use super::cookie::{self, CookieCheck};
@@ -36,10 +37,8 @@ use crate::snapshot::Snapshot;
 
 const HEADER_LEN: usize = 12;
 const TYPE_A: u16 = 1;
-const TYPE_TXT: u16 = 16;
 const TYPE_AAAA: u16 = 28;
 const TYPE_OPT: u16 = 41;
-const TYPE_SOA: u16 = 6;
 const CLASS_IN: u16 = 1;
 const OPTION_ECS: u16 = 8;
 const OPTION_COOKIE: u16 = 10;
@@ -57,15 +56,27 @@ struct EncodedSet {
 }
 
 impl EncodedSet {
+    /// Records answering the question: their owner is the question's name.
     fn encode(records: &[Record]) -> EncodedSet {
+        EncodedSet::encode_each(records.iter(), |_| OWNER_IS_QNAME.to_vec())
+    }
+
+    /// Records under their own names (additional data), written in full.
+    fn encode_owned(records: &[&Record]) -> EncodedSet {
+        EncodedSet::encode_each(records.iter().copied(), |r| wire_name(&r.name))
+    }
+
+    fn encode_each<'r>(
+        records: impl Iterator<Item = &'r Record>,
+        owner: impl Fn(&Record) -> Vec<u8>,
+    ) -> EncodedSet {
         let mut wire = Vec::new();
         let mut count = 0u16;
         for record in records {
-            let mut rdata = Vec::new();
-            if record.data.emit(&mut BinEncoder::new(&mut rdata)).is_err() {
+            let Some(rdata) = rdata_bytes(&record.data) else {
                 continue;
-            }
-            wire.extend_from_slice(&OWNER_IS_QNAME);
+            };
+            wire.extend_from_slice(&owner(record));
             wire.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
             wire.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
             wire.extend_from_slice(&record.ttl.to_be_bytes());
@@ -80,16 +91,33 @@ impl EncodedSet {
     }
 }
 
+/// Record data with any names in it written in full, so the bytes can
+/// follow any question.
+fn rdata_bytes(data: &RData) -> Option<Vec<u8>> {
+    let mut rdata = Vec::new();
+    let mut encoder = BinEncoder::new(&mut rdata);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    data.emit(&mut encoder).ok()?;
+    Some(rdata)
+}
+
+/// One record set's answer and the additional data that goes with it.
+#[derive(Debug)]
+struct EncodedAnswer {
+    record_type: u16,
+    answers: EncodedSet,
+    additionals: EncodedSet,
+}
+
 /// What a name in the domain allows the fast path to do.
 #[derive(Debug)]
 enum FastNode {
-    /// No CNAME, not at or below a delegation: A, AAAA and TXT are
-    /// answered here (a service's A and AAAA by routing).
+    /// No CNAME, not at or below a delegation: every data type is
+    /// answered here from its record set or with NODATA (a service's A
+    /// and AAAA by routing).
     Answerable {
         service: Option<usize>,
-        a: EncodedSet,
-        aaaa: EncodedSet,
-        txt: EncodedSet,
+        sets: Vec<EncodedAnswer>,
     },
     /// Left to the general path.
     Declined,
@@ -158,16 +186,18 @@ impl FastTable {
             let entry = if below_cut || node.cname().is_some() {
                 FastNode::Declined
             } else {
-                let set = |t| {
-                    node.rrset(t)
-                        .map(|s| EncodedSet::encode(&s.records))
-                        .unwrap_or_default()
-                };
+                let sets = node
+                    .rrsets()
+                    .iter()
+                    .map(|set| EncodedAnswer {
+                        record_type: u16::from(set.record_type),
+                        answers: EncodedSet::encode(&set.records),
+                        additionals: EncodedSet::encode_owned(&table.additional_for(&set.records)),
+                    })
+                    .collect();
                 FastNode::Answerable {
                     service: node.service(),
-                    a: set(RecordType::A),
-                    aaaa: set(RecordType::AAAA),
-                    txt: set(RecordType::TXT),
+                    sets,
                 }
             };
             nodes.insert(wire.into_boxed_slice(), entry);
@@ -184,21 +214,20 @@ impl FastTable {
 }
 
 fn negative_soa(table: &DomainTable) -> Box<[u8]> {
-    let soa = table.soa();
-    let mut rdata = Vec::new();
-    if let RData::SOA(data) = &soa.data {
-        let mut encoder = BinEncoder::new(&mut rdata);
-        // Written in full so the bytes can follow any question.
-        encoder.set_canonical_form(true);
-        let _ = data.emit(&mut encoder);
+    let mut soa = table.soa().clone();
+    soa.ttl = table.negative_ttl();
+    EncodedSet::encode_owned(&[&soa]).wire
+}
+
+/// A name as length-prefixed labels, as spelled, root included.
+fn wire_name(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label);
     }
-    let mut wire = lower_wire(&soa.name);
-    wire.extend_from_slice(&TYPE_SOA.to_be_bytes());
-    wire.extend_from_slice(&CLASS_IN.to_be_bytes());
-    wire.extend_from_slice(&table.negative_ttl().to_be_bytes());
-    wire.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    wire.extend_from_slice(&rdata);
-    wire.into_boxed_slice()
+    wire.push(0);
+    wire
 }
 
 /// A name as length-prefixed labels, ASCII lower-cased, root included.
@@ -296,7 +325,7 @@ fn parse(request: &[u8]) -> Option<Question> {
     lower_len += 1;
     at += 1;
     let qtype = read_u16(request, at)?;
-    if !matches!(qtype, TYPE_A | TYPE_AAAA | TYPE_TXT) || read_u16(request, at + 2)? != CLASS_IN {
+    if !is_data_type(qtype) || read_u16(request, at + 2)? != CLASS_IN {
         return None;
     }
     let end = at + 4;
@@ -314,6 +343,13 @@ fn parse(request: &[u8]) -> Option<Question> {
         qtype,
         edns,
     })
+}
+
+/// Types the fast path answers: data types, whose answer is the record
+/// set or NODATA. OPT in a question, the meta and query types (AXFR, ANY,
+/// ...) have rules of their own and go to the general path.
+fn is_data_type(qtype: u16) -> bool {
+    matches!(qtype, 1..=127 | 256..=260) && qtype != TYPE_OPT
 }
 
 /// An OPT record at `at` that ends the packet: version 0, no extended
@@ -436,16 +472,11 @@ pub fn answer<'m>(
     };
     let mut decided: Option<(usize, &Remembered)> = None;
     let mut scope = 0;
-    let (rcode, answers): (ResponseCode, Option<&EncodedSet>) = match fast.nodes.get(name) {
+    let (rcode, answers): (ResponseCode, Option<&EncodedAnswer>) = match fast.nodes.get(name) {
         Some(FastNode::Declined) => return None,
         None if fast.has_delegations => return None,
         None => (ResponseCode::NXDomain, None),
-        Some(FastNode::Answerable {
-            service,
-            a,
-            aaaa,
-            txt,
-        }) => match (service, question.qtype) {
+        Some(FastNode::Answerable { service, sets }) => match (service, question.qtype) {
             (Some(service), TYPE_A | TYPE_AAAA) => {
                 let client = match question.edns.and_then(|e| e.ecs) {
                     Some(ecs) if ecs.source_prefix > 0 => Client {
@@ -467,9 +498,10 @@ pub fn answer<'m>(
                 // Several sets: assembled below, in decision order.
                 (ResponseCode::NoError, None)
             }
-            (_, TYPE_A) => (ResponseCode::NoError, Some(a)),
-            (_, TYPE_AAAA) => (ResponseCode::NoError, Some(aaaa)),
-            _ => (ResponseCode::NoError, Some(txt)),
+            (_, qtype) => (
+                ResponseCode::NoError,
+                sets.iter().find(|set| set.record_type == qtype),
+            ),
         },
     };
 
@@ -501,19 +533,24 @@ pub fn answer<'m>(
             }
         }
     } else if let Some(set) = answers {
-        out.extend_from_slice(&set.wire);
-        count = set.count;
+        out.extend_from_slice(&set.answers.wire);
+        count = set.answers.count;
     }
     let authority = u16::from(count == 0);
+    let mut additional = 0;
     if count == 0 {
         // NXDOMAIN or NODATA: the SOA with the negative TTL.
         out.extend_from_slice(&fast.negative_soa);
+    } else if let Some(set) = answers {
+        out.extend_from_slice(&set.additionals.wire);
+        additional = set.additionals.count;
     }
     out[6..8].copy_from_slice(&count.to_be_bytes());
     out[8..10].copy_from_slice(&authority.to_be_bytes());
+    additional += u16::from(question.edns.is_some());
+    out[10..12].copy_from_slice(&additional.to_be_bytes());
     let udp_limit = match question.edns {
         Some(edns) => {
-            out[11] = 1;
             let cookie_reply = cookie
                 .client_cookie()
                 .map(|client| cookie::reply(client, source, &cookie_secret(snapshot)));
@@ -772,6 +809,13 @@ zones = ["ap-south"]
             RecordType::SOA,
             RecordType::ANY,
             RecordType::CNAME,
+            RecordType::NS,
+            RecordType::SRV,
+            RecordType::CAA,
+            RecordType::DS,
+            RecordType::AXFR,
+            RecordType::Unknown(200),
+            RecordType::Unknown(65280),
         ]);
         let mut message = Message::query();
         message.metadata.id = cases.next() as u16;
@@ -846,6 +890,7 @@ zones = ["ap-south"]
         let slow_hit = slow.service.map(|h| (h.service, h.endpoints));
         assert_eq!(fast.service.map(|(s, e)| (s, e.to_vec())), slow_hit);
         Some(Answered {
+            with_additionals: !fast_msg.additionals.is_empty(),
             with_valid_cookie: fast.has_valid_cookie,
             with_ecs_scope: has_ecs_scope(&fast_msg),
         })
@@ -853,6 +898,7 @@ zones = ["ap-south"]
 
     /// What kind of reply the fast path gave, so tests know it took them all.
     struct Answered {
+        with_additionals: bool,
         with_valid_cookie: bool,
         with_ecs_scope: bool,
     }
@@ -866,6 +912,7 @@ zones = ["ap-south"]
     #[derive(Debug, Default)]
     struct Tally {
         answered: usize,
+        with_additionals: usize,
         with_valid_cookie: usize,
         with_ecs_scope: usize,
     }
@@ -883,6 +930,7 @@ zones = ["ap-south"]
             };
             if let Some(answered) = compare(snapshot, transport, &request, source, &mut memo) {
                 tally.answered += 1;
+                tally.with_additionals += usize::from(answered.with_additionals);
                 tally.with_valid_cookie += usize::from(answered.with_valid_cookie);
                 tally.with_ecs_scope += usize::from(answered.with_ecs_scope);
             }
@@ -897,7 +945,8 @@ zones = ["ap-south"]
         // The shapes it is for are most of these cases: it must take them.
         assert!(tally.answered > 6_000, "{tally:?} of 20000");
         assert!(tally.with_valid_cookie > 200, "{tally:?}");
-        assert!(tally.with_ecs_scope > 300, "{tally:?}");
+        assert!(tally.with_additionals > 100, "{tally:?}");
+        assert!(tally.with_ecs_scope > 150, "{tally:?}");
     }
 
     #[test]

@@ -33,6 +33,11 @@ pub struct RrSet {
 }
 
 impl Node {
+    /// Every record set here, in configured order.
+    pub fn rrsets(&self) -> &[RrSet] {
+        &self.rrsets
+    }
+
     pub fn rrset(&self, record_type: RecordType) -> Option<&RrSet> {
         self.rrsets.iter().find(|s| s.record_type == record_type)
     }
@@ -297,6 +302,26 @@ impl DomainTable {
     /// Every name in the domain with its records, ancestors included.
     pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &Node)> {
         self.nodes.iter()
+    }
+
+    /// Addresses of in-domain NS, MX and SRV targets of `records`, each
+    /// once, so the resolver need not ask for them.
+    pub fn additional_for(&self, records: &[Record]) -> Vec<&Record> {
+        let mut glue: Vec<&Record> = Vec::new();
+        for record in records {
+            let target = match &record.data {
+                RData::NS(ns) => &ns.0,
+                RData::MX(mx) => &mx.exchange,
+                RData::SRV(srv) => &srv.target,
+                _ => continue,
+            };
+            for address in self.addresses(target) {
+                if !glue.contains(&address) {
+                    glue.push(address);
+                }
+            }
+        }
+        glue
     }
 
     /// A and AAAA records held at `name`, for glue and additional data.
