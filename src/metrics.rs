@@ -125,21 +125,39 @@ const TALLY_ANSWERS: usize = 16;
 /// reply; per batch, that cost is shared by up to a batch of replies.
 #[derive(Debug)]
 pub struct ReplyTally<'s> {
-    queries: [[u64; QTYPES.len() + 2]; 2],
-    responses: [u64; RCODES.len() + 1],
-    truncated: u64,
-    fast_path: u64,
+    /// Per slot (see [`DnsCounters::slot`]), with a bit per slot touched.
+    counts: [u64; TALLY_SLOTS],
+    touched: u64,
     /// Answer counters (per service and zone) of this batch's snapshot.
     answers: [Option<(&'s AtomicU64, u64)>; TALLY_ANSWERS],
+}
+
+/// Tally slots: queries by transport and type, responses by rcode,
+/// truncated, fast path.
+const QTYPE_SLOTS: usize = QTYPES.len() + 2;
+const SLOT_RESPONSES: usize = 2 * QTYPE_SLOTS;
+const SLOT_TRUNCATED: usize = SLOT_RESPONSES + RCODES.len() + 1;
+const SLOT_FAST_PATH: usize = SLOT_TRUNCATED + 1;
+const TALLY_SLOTS: usize = SLOT_FAST_PATH + 1;
+const _: () = assert!(TALLY_SLOTS <= 64, "one bit per slot in `touched`");
+
+impl DnsCounters {
+    /// The shared counter behind tally slot `i`.
+    fn slot(&self, i: usize) -> &AtomicU64 {
+        match i {
+            i if i < SLOT_RESPONSES => &self.queries[i / QTYPE_SLOTS][i % QTYPE_SLOTS],
+            i if i < SLOT_TRUNCATED => &self.responses[i - SLOT_RESPONSES],
+            SLOT_TRUNCATED => &self.truncated,
+            _ => &self.fast_path,
+        }
+    }
 }
 
 impl Default for ReplyTally<'_> {
     fn default() -> Self {
         ReplyTally {
-            queries: Default::default(),
-            responses: Default::default(),
-            truncated: 0,
-            fast_path: 0,
+            counts: [0; TALLY_SLOTS],
+            touched: 0,
             answers: [None; TALLY_ANSWERS],
         }
     }
@@ -147,16 +165,24 @@ impl Default for ReplyTally<'_> {
 
 impl<'s> ReplyTally<'s> {
     #[inline]
+    fn bump(&mut self, slot: usize) {
+        self.counts[slot] += 1;
+        self.touched |= 1 << slot;
+    }
+
+    #[inline]
     pub fn reply(&mut self, transport: Transport, facts: &ReplyFacts) {
         let (t, q, r) = buckets(transport, facts);
-        self.queries[t][q] += 1;
-        self.responses[r] += 1;
-        self.truncated += u64::from(facts.truncated);
+        self.bump(t * QTYPE_SLOTS + q);
+        self.bump(SLOT_RESPONSES + r);
+        if facts.truncated {
+            self.bump(SLOT_TRUNCATED);
+        }
     }
 
     #[inline]
     pub fn fast_path(&mut self) {
-        self.fast_path += 1;
+        self.bump(SLOT_FAST_PATH);
     }
 
     /// One more answer naming the endpoint `counter` counts.
@@ -180,25 +206,20 @@ impl<'s> ReplyTally<'s> {
 
     /// Adds the batch to the shared counters and starts over.
     pub fn flush(&mut self, counters: &DnsCounters) {
-        let add = |shared: &AtomicU64, n: u64| {
-            if n > 0 {
-                shared.fetch_add(n, Relaxed);
-            }
-        };
-        for (shared, local) in counters.queries.iter().zip(&self.queries) {
-            for (c, n) in shared.iter().zip(local) {
-                add(c, *n);
-            }
+        let mut touched = std::mem::take(&mut self.touched);
+        while touched != 0 {
+            let i = touched.trailing_zeros() as usize;
+            touched &= touched - 1;
+            counters
+                .slot(i)
+                .fetch_add(std::mem::take(&mut self.counts[i]), Relaxed);
         }
-        for (c, n) in counters.responses.iter().zip(&self.responses) {
-            add(c, *n);
+        for slot in &mut self.answers {
+            let Some((counter, n)) = slot.take() else {
+                break;
+            };
+            counter.fetch_add(n, Relaxed);
         }
-        add(&counters.truncated, self.truncated);
-        add(&counters.fast_path, self.fast_path);
-        for (c, n) in self.answers.iter().flatten() {
-            add(c, *n);
-        }
-        *self = ReplyTally::default();
     }
 }
 

@@ -7,9 +7,10 @@
 //! batch size when busy, and costs nothing extra when a single query
 //! arrives alone.
 //!
-//! All buffers live in one heap block allocated once per thread; the
-//! pointers the kernel needs are rebuilt before each call, so nothing here
-//! holds a pointer across moves.
+//! All buffers live in one boxed block allocated once per thread, so the
+//! receive headers' pointers into it are set once and stay valid; only
+//! what the kernel overwrites is reset between calls. Send headers point
+//! at reply buffers that may grow, so they are filled per send.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -31,16 +32,18 @@ pub struct Batch {
     replies: Vec<Vec<u8>>,
     /// Whether slot `i` has a reply to send.
     answered: [bool; BATCH],
+    /// Slots the last receive filled, whose headers need resetting.
+    filled: usize,
     outgoing: [libc::mmsghdr; BATCH],
     send_iov: [libc::iovec; BATCH],
 }
 
 impl Batch {
-    pub fn new() -> Batch {
+    pub fn new() -> Box<Batch> {
         // SAFETY: these are plain C structs for which all-zero is valid.
         let (sources, received, recv_iov, outgoing, send_iov) =
             unsafe { (Box::new(zeroed()), zeroed(), zeroed(), zeroed(), zeroed()) };
-        Batch {
+        let mut batch = Box::new(Batch {
             requests: vec![[0u8; RECV_MAX]; BATCH]
                 .into_boxed_slice()
                 .try_into()
@@ -50,29 +53,36 @@ impl Batch {
             recv_iov,
             replies: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
             answered: [false; BATCH],
+            filled: BATCH,
             outgoing,
             send_iov,
+        });
+        for i in 0..BATCH {
+            batch.recv_iov[i] = libc::iovec {
+                iov_base: batch.requests[i].as_mut_ptr().cast(),
+                iov_len: RECV_MAX,
+            };
+            let source: *mut libc::sockaddr_storage = &mut batch.sources[i];
+            let iov: *mut libc::iovec = &mut batch.recv_iov[i];
+            let header = &mut batch.received[i].msg_hdr;
+            header.msg_name = source.cast();
+            header.msg_iov = iov;
+            header.msg_iovlen = 1;
         }
+        batch
     }
 
     /// Waits for at least one datagram (up to the socket's read timeout)
     /// and takes whatever else is already queued, up to [`BATCH`].
     pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        for i in 0..BATCH {
-            self.recv_iov[i] = libc::iovec {
-                iov_base: self.requests[i].as_mut_ptr().cast(),
-                iov_len: RECV_MAX,
-            };
-            let header = &mut self.received[i].msg_hdr;
-            header.msg_name = (&mut self.sources[i] as *mut libc::sockaddr_storage).cast();
-            header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            header.msg_iov = &mut self.recv_iov[i];
-            header.msg_iovlen = 1;
-            header.msg_control = std::ptr::null_mut();
-            header.msg_controllen = 0;
-            header.msg_flags = 0;
-            self.received[i].msg_len = 0;
+        // The kernel rewrote the address length and flags of the slots it
+        // filled last time; the pointers set in `new` still hold.
+        for received in &mut self.received[..self.filled] {
+            received.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            received.msg_hdr.msg_flags = 0;
+            received.msg_len = 0;
         }
+        self.filled = 0;
         // SAFETY: every header points at buffers owned by `self` that
         // outlive the call, with their true lengths.
         let n = unsafe {
@@ -88,6 +98,7 @@ impl Batch {
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
+        self.filled = n;
         self.answered[..n].fill(true);
         Ok(n)
     }

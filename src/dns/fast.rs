@@ -277,9 +277,8 @@ struct QueryEdns {
 struct Question {
     /// Bytes of the question (name, type, class) in the request.
     end: usize,
-    /// The name lower-cased in wire form.
-    lower: [u8; 255],
-    lower_len: usize,
+    /// Length of the name in wire form (root label included).
+    name_len: usize,
     qtype: u16,
     edns: Option<QueryEdns>,
 }
@@ -288,8 +287,12 @@ fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
 }
 
-/// Reads the request if it has the common shape; `None` otherwise.
-fn parse(request: &[u8]) -> Option<Question> {
+/// Names in wire form are at most this long (RFC 1035 section 3.1).
+const NAME_MAX: usize = 255;
+
+/// Reads the request if it has the common shape, with the question's name
+/// lower-cased into `lower`; `None` otherwise.
+fn parse(request: &[u8], lower: &mut [u8; NAME_MAX]) -> Option<Question> {
     let header = request.get(..HEADER_LEN)?;
     // A query (QR=0) with opcode QUERY; one question, nothing else but an
     // optional OPT.
@@ -300,30 +303,26 @@ fn parse(request: &[u8]) -> Option<Question> {
     {
         return None;
     }
-    let mut lower = [0u8; 255];
     let mut at = HEADER_LEN;
-    let mut lower_len = 0;
     loop {
         let len = usize::from(*request.get(at)?);
+        at += 1;
         if len == 0 {
             break;
         }
         // Compression pointers and extended label types are left to the
         // general path, as are names over 255 bytes.
-        if len > 63 || lower_len + len + 2 > 255 {
+        if len > 63 || at + len - HEADER_LEN >= NAME_MAX {
             return None;
         }
-        let label = request.get(at + 1..at + 1 + len)?;
-        lower[lower_len] = len as u8;
-        for (i, b) in label.iter().enumerate() {
-            lower[lower_len + 1 + i] = b.to_ascii_lowercase();
-        }
-        lower_len += len + 1;
-        at += len + 1;
+        at += len;
     }
-    lower[lower_len] = 0;
-    lower_len += 1;
-    at += 1;
+    let name_len = at - HEADER_LEN;
+    let name = request.get(HEADER_LEN..at)?;
+    // Length bytes are below 64, so lower-casing the whole name leaves
+    // them alone.
+    lower[..name_len].copy_from_slice(name);
+    lower[..name_len].make_ascii_lowercase();
     let qtype = read_u16(request, at)?;
     if !is_data_type(qtype) || read_u16(request, at + 2)? != CLASS_IN {
         return None;
@@ -338,8 +337,7 @@ fn parse(request: &[u8]) -> Option<Question> {
     };
     Some(Question {
         end,
-        lower,
-        lower_len,
+        name_len,
         qtype,
         edns,
     })
@@ -452,9 +450,10 @@ pub fn answer<'m>(
     out: &mut Vec<u8>,
 ) -> Option<FastReply<'m>> {
     let fast = &snapshot.fast;
-    let question = parse(request)?;
-    let name = &question.lower[..question.lower_len];
-    let apex_at = question.lower_len.checked_sub(fast.apex.len())?;
+    let mut lower = [0u8; NAME_MAX];
+    let question = parse(request, &mut lower)?;
+    let name = &lower[..question.name_len];
+    let apex_at = question.name_len.checked_sub(fast.apex.len())?;
     if name[apex_at..] != *fast.apex || !is_label_start(name, apex_at) {
         return None;
     }
