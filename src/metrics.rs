@@ -71,6 +71,8 @@ pub struct DnsCounters {
     rrl_slipped: AtomicU64,
     /// Replies made by the fast path (the rest took the general path).
     fast_path: AtomicU64,
+    /// TCP connections closed on accept: their client held its share.
+    tcp_refused: AtomicU64,
 }
 
 /// The counter slots a reply falls in: transport, query type, rcode.
@@ -98,6 +100,10 @@ impl DnsCounters {
         if facts.truncated {
             self.truncated.fetch_add(1, Relaxed);
         }
+    }
+
+    pub fn tcp_refused(&self) {
+        self.tcp_refused.fetch_add(1, Relaxed);
     }
 
     #[inline]
@@ -381,6 +387,17 @@ impl Metrics {
             out,
             "meridian_dns_fast_path_total {}",
             self.dns.fast_path.load(Relaxed)
+        );
+        header(
+            &mut out,
+            "meridian_dns_tcp_refused_total",
+            "counter",
+            "TCP connections closed on accept because their client already held tcp_max_connections_per_source.",
+        );
+        let _ = writeln!(
+            out,
+            "meridian_dns_tcp_refused_total {}",
+            self.dns.tcp_refused.load(Relaxed)
         );
         header(
             &mut out,

@@ -133,6 +133,7 @@ pub async fn run(
             idle_timeout: settings.tcp_idle_timeout,
             read_timeout: settings.tcp_read_timeout,
             max_connections: settings.tcp_max_connections,
+            max_per_source: settings.tcp_max_connections_per_source,
             max_queries: settings.tcp_max_queries,
         },
     )

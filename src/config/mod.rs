@@ -96,6 +96,9 @@ pub struct ServerSettings {
     pub tcp_idle_timeout: Duration,
     /// Concurrent TCP connections accepted per DNS address.
     pub tcp_max_connections: usize,
+    /// Of those, how many one client may hold (an IPv4 address, an IPv6
+    /// /64), so one source cannot take every slot with idle connections.
+    pub tcp_max_connections_per_source: usize,
     /// Where operator drains are kept across restarts; relative paths are
     /// relative to the config file. `None`: drains live in memory only.
     pub state_file: Option<PathBuf>,

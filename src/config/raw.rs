@@ -66,6 +66,7 @@ pub struct RawServer {
     pub udp_sockets: Option<Spanned<usize>>,
     pub tcp_idle_timeout: Option<Spanned<String>>,
     pub tcp_max_connections: Option<Spanned<usize>>,
+    pub tcp_max_connections_per_source: Option<Spanned<usize>>,
     pub state_file: Option<Spanned<String>>,
     pub admin_token: Option<Spanned<String>>,
     pub probe_concurrency: Option<Spanned<usize>>,

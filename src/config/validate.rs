@@ -374,19 +374,16 @@ impl Checker<'_, '_> {
                 ok = false;
                 Duration::ZERO
             });
-        let tcp_max_connections = match raw.tcp_max_connections {
-            None => 1024,
-            Some(v) if *v.get_ref() > 0 => *v.get_ref(),
-            Some(v) => {
-                self.err(
-                    v.span(),
-                    "tcp_max_connections must be at least 1",
-                    "use e.g. 1024",
-                );
+        let tcp_max_connections = self
+            .at_least_one(
+                raw.tcp_max_connections.as_ref(),
+                "tcp_max_connections",
+                1024,
+            )
+            .unwrap_or_else(|| {
                 ok = false;
                 1
-            }
-        };
+            });
         let state_file = raw.state_file.map(|f| {
             let file = Path::new(f.get_ref());
             if file.is_absolute() {
@@ -407,19 +404,12 @@ impl Checker<'_, '_> {
             }
             t => t.map(|t| t.into_inner().trim().to_string()),
         };
-        let probe_concurrency = match raw.probe_concurrency {
-            None => 512,
-            Some(v) if *v.get_ref() > 0 => *v.get_ref(),
-            Some(v) => {
-                self.err(
-                    v.span(),
-                    "probe_concurrency must be at least 1",
-                    "use e.g. 512",
-                );
+        let probe_concurrency = self
+            .at_least_one(raw.probe_concurrency.as_ref(), "probe_concurrency", 512)
+            .unwrap_or_else(|| {
                 ok = false;
                 1
-            }
-        };
+            });
         let cookie_secret = match raw.cookie_secret {
             None => None,
             Some(hex) => match parse_hex16(hex.get_ref().trim()) {
@@ -461,19 +451,22 @@ impl Checker<'_, '_> {
                 slip: raw.rrl_slip.map(|s| s.into_inner()).unwrap_or(2),
             }),
         };
-        let tcp_max_queries = match raw.tcp_max_queries {
-            None => 100_000,
-            Some(v) if *v.get_ref() > 0 => *v.get_ref(),
-            Some(v) => {
-                self.err(
-                    v.span(),
-                    "tcp_max_queries must be at least 1",
-                    "use e.g. 1000",
-                );
+        let tcp_max_connections_per_source = self
+            .at_least_one(
+                raw.tcp_max_connections_per_source.as_ref(),
+                "tcp_max_connections_per_source",
+                64,
+            )
+            .unwrap_or_else(|| {
                 ok = false;
                 1
-            }
-        };
+            });
+        let tcp_max_queries = self
+            .at_least_one(raw.tcp_max_queries.as_ref(), "tcp_max_queries", 100_000)
+            .unwrap_or_else(|| {
+                ok = false;
+                1
+            });
         let tcp_read_timeout = self
             .duration(raw.tcp_read_timeout.as_ref(), Duration::from_secs(5))
             .unwrap_or_else(|| {
@@ -495,7 +488,29 @@ impl Checker<'_, '_> {
             udp_sockets: raw.udp_sockets.map(|v| v.into_inner()).unwrap_or(0),
             tcp_idle_timeout,
             tcp_max_connections,
+            tcp_max_connections_per_source,
         })
+    }
+
+    /// A count that must be positive; `default` when absent.
+    fn at_least_one(
+        &mut self,
+        raw: Option<&Spanned<usize>>,
+        key: &str,
+        default: usize,
+    ) -> Option<usize> {
+        match raw {
+            None => Some(default),
+            Some(v) if *v.get_ref() > 0 => Some(*v.get_ref()),
+            Some(v) => {
+                self.err(
+                    v.span(),
+                    format!("{key} must be at least 1"),
+                    format!("use e.g. {default}"),
+                );
+                None
+            }
+        }
     }
 
     fn duration(&mut self, raw: Option<&Spanned<String>>, default: Duration) -> Option<Duration> {

@@ -16,9 +16,10 @@
 //! open TCP connections finish the query they are answering and close.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -136,6 +137,8 @@ pub struct TcpLimits {
     /// a reply: a slow client holds its slot this long at most.
     pub read_timeout: Duration,
     pub max_connections: usize,
+    /// Of those, how many one client (address, or IPv6 /64) may hold.
+    pub max_per_source: usize,
     /// Queries answered on one connection before it is closed.
     pub max_queries: usize,
 }
@@ -167,12 +170,14 @@ impl DnsServer {
             udp_threads.push(thread);
         }
         let tcp_tasks = TaskTracker::new();
+        let sources = Arc::new(SourceCounts::default());
         for listener in sockets.tcp {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let ctx = TcpContext {
                 store: store.clone(),
                 metrics: metrics.clone(),
                 limits,
+                sources: sources.clone(),
                 stop: stop.clone(),
                 tracker: tcp_tasks.clone(),
             };
@@ -398,6 +403,7 @@ struct TcpContext {
     store: Arc<SnapshotStore>,
     metrics: Arc<Metrics>,
     limits: TcpLimits,
+    sources: Arc<SourceCounts>,
     stop: CancellationToken,
     tracker: TaskTracker,
 }
@@ -424,13 +430,70 @@ async fn accept_tcp(listener: tokio::net::TcpListener, ctx: TcpContext) {
                 }
             },
         };
+        let Some(source_slot) = ctx.sources.admit(peer.ip(), ctx.limits.max_per_source) else {
+            // Closed at once: this client already holds its share.
+            ctx.metrics.dns.tcp_refused();
+            continue;
+        };
         let conn = ctx.clone();
         ctx.tracker.spawn(async move {
             if let Err(err) = serve_tcp(stream, &conn).await {
                 tracing::debug!(%err, %peer, "tcp connection ended");
             }
-            drop(permit);
+            drop((permit, source_slot));
         });
+    }
+}
+
+/// Open TCP connections per client. Touched once per connection, never
+/// per query, so a lock is fine here.
+#[derive(Debug, Default)]
+struct SourceCounts(Mutex<HashMap<IpAddr, usize>>);
+
+impl SourceCounts {
+    /// A slot for a new connection from `peer`, unless it holds `limit`.
+    fn admit(self: &Arc<Self>, peer: IpAddr, limit: usize) -> Option<SourceSlot> {
+        let source = source_key(peer);
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let open = counts.entry(source).or_default();
+        if *open >= limit {
+            return None;
+        }
+        *open += 1;
+        Some(SourceSlot {
+            counts: self.clone(),
+            source,
+        })
+    }
+}
+
+/// One connection's place in its client's count, given back on drop.
+struct SourceSlot {
+    counts: Arc<SourceCounts>,
+    source: IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = counts.get_mut(&self.source) {
+            *open -= 1;
+            if *open == 0 {
+                counts.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// Whom a connection counts against: an IPv4 address, or an IPv6 /64
+/// (one host usually has a whole /64 to pick addresses from).
+fn source_key(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
+        },
+        v4 => v4,
     }
 }
 

@@ -185,6 +185,54 @@ fn silent_and_slow_tcp_clients_cannot_hold_the_server() {
     }
 }
 
+/// A TCP connection to `node` from a chosen loopback address.
+fn connect_from(local: &str, node: &Node) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{local}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket.connect(&node.dns.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
+/// Whether the server answers a query on `stream` rather than closing it.
+fn is_served(stream: &mut TcpStream) -> bool {
+    if stream.write_all(&framed(&mail_query(None))).is_err() {
+        return false;
+    }
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).is_ok()
+}
+
+#[test]
+fn one_client_cannot_hold_every_tcp_slot() {
+    let node = Node::start(&example_with_server(
+        "tcp_max_connections_per_source = 3\ntcp_idle_timeout = \"30s\"",
+    ));
+    let mut hogs: Vec<TcpStream> = (0..3).map(|_| connect_from("127.0.0.1", &node)).collect();
+    for hog in &mut hogs {
+        assert!(is_served(hog), "within its share, a client is served");
+    }
+    let mut fourth = connect_from("127.0.0.1", &node);
+    assert!(!is_served(&mut fourth), "a fourth connection is closed");
+    let mut other = connect_from("127.0.0.2", &node);
+    assert!(is_served(&mut other), "another client still gets a slot");
+    assert_eq!(node.metric("meridian_dns_tcp_refused_total"), 1.0);
+    // When one of its connections ends, the first client may open another.
+    drop(hogs.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !is_served(&mut connect_from("127.0.0.1", &node)) {
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection's slot is given back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 // Every test above, again with the fast path switched off.
 crate::also_on_general_path! {
     rate_limiting_slips_and_drops_above_the_limit_only,
@@ -192,4 +240,5 @@ crate::also_on_general_path! {
     a_malformed_cookie_gets_formerr,
     tcp_connections_close_after_their_query_budget,
     silent_and_slow_tcp_clients_cannot_hold_the_server,
+    one_client_cannot_hold_every_tcp_slot,
 }
