@@ -149,13 +149,12 @@ impl SnapshotStore {
 
 /// CIDR rules by network, for longest-prefix match.
 pub fn cidr_map(config: &Config) -> PrefixMap<usize> {
-    let mut map = PrefixMap::new();
-    for (i, rule) in config.cidr_rules.iter().enumerate() {
-        for net in &rule.networks {
-            map.insert(*net, i);
-        }
-    }
-    map
+    config
+        .cidr_rules
+        .iter()
+        .enumerate()
+        .flat_map(|(i, rule)| rule.networks.iter().map(move |net| (*net, i)))
+        .collect()
 }
 
 /// What an operator can drain.

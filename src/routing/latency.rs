@@ -78,7 +78,7 @@ impl LatencyTable {
     /// Ranks every prefix's zones, keeping each prefix's current zone first
     /// unless another beats it by the margin, and remembers the result.
     pub fn view(&mut self, margin: f64, margin_ms: f64) -> PrefixMap<Ranking> {
-        let mut map = PrefixMap::new();
+        let mut map = Vec::with_capacity(self.measurements.len());
         for (prefix, zones) in &self.measurements {
             let measured: Vec<(usize, f64)> = zones.iter().map(|(z, m)| (*z, m.rtt_ms)).collect();
             let previous = self.current.get(prefix).copied();
@@ -86,9 +86,9 @@ impl LatencyTable {
             if let Some((first, _)) = ranking.zones.first() {
                 self.current.insert(*prefix, *first);
             }
-            map.insert(*prefix, ranking);
+            map.push((*prefix, ranking));
         }
-        map
+        map.into_iter().collect()
     }
 
     /// Ranks zones by this node's probe RTTs (for clients near this node),

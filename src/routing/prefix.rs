@@ -1,91 +1,232 @@
 //! Longest-prefix match over client networks, built once, read lock-free.
 //!
-//! One hash map per prefix length that occurs, probed from the longest
-//! length down. The sets routing uses (CIDR rules, latency prefixes) hold
-//! few distinct lengths, so a lookup is a handful of hash probes whatever
-//! the number of prefixes, and building is a plain insert per prefix.
+//! The sets routing uses (CIDR rules, a latency table of up to millions of
+//! client prefixes) are rebuilt whole and never edited, so the map is
+//! frozen at construction: per prefix length that occurs, the masked
+//! networks in one sorted array beside their values. That costs the key
+//! and the value per prefix and nothing else (a hash map per length cost
+//! several times that in empty buckets and repeated networks). A lookup
+//! probes each length from the longest down; within a length a small
+//! bucket index on the leading bits narrows the binary search to a few
+//! neighbours, so a probe is two or three cache lines however large the
+//! table.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-/// The prefixes of one length, keyed by their masked bits.
-type Level<K, N, T> = (u8, HashMap<K, (N, T)>);
+/// A network's masked bits, as an unsigned integer of the family's width.
+trait Key: Copy + Ord {
+    const BITS: u32;
+    fn masked(self, len: u8) -> Self;
+    /// The leading `bits` bits (1..=BITS) as an index.
+    fn leading(self, bits: u32) -> usize;
+}
 
+impl Key for u32 {
+    const BITS: u32 = 32;
+    fn masked(self, len: u8) -> Self {
+        if len == 0 {
+            0
+        } else {
+            self & (u32::MAX << (32 - u32::from(len)))
+        }
+    }
+    fn leading(self, bits: u32) -> usize {
+        (self >> (32 - bits)) as usize
+    }
+}
+
+impl Key for u128 {
+    const BITS: u32 = 128;
+    fn masked(self, len: u8) -> Self {
+        if len == 0 {
+            0
+        } else {
+            self & (u128::MAX << (128 - u32::from(len)))
+        }
+    }
+    fn leading(self, bits: u32) -> usize {
+        (self >> (128 - bits)) as usize
+    }
+}
+
+/// Below this many prefixes a length is searched whole: the index would
+/// cost more than it saves.
+const INDEX_FROM: usize = 64;
+/// Caps the index at 2^20 + 1 entries (4 MiB) for one length.
+const MAX_INDEX_BITS: u32 = 20;
+
+/// The prefixes of one length.
+#[derive(Debug, Clone)]
+struct Level<K, T> {
+    len: u8,
+    /// Masked networks, ascending, no repeats.
+    keys: Vec<K>,
+    values: Vec<T>,
+    /// How many leading bits `index` buckets by; 0 when there is no index.
+    bits: u32,
+    /// `index[b]` is the first position in `keys` whose leading `bits`
+    /// bits are `b` or more; `index[2^bits] == keys.len()`.
+    index: Vec<u32>,
+}
+
+impl<K: Key, T> Level<K, T> {
+    fn new(len: u8, keys: Vec<K>, values: Vec<T>) -> Self {
+        debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        // About one key per bucket, but never more buckets than the length
+        // can tell apart (a /8 has only 256 networks).
+        let bits = if keys.len() < INDEX_FROM {
+            0
+        } else {
+            keys.len()
+                .ilog2()
+                .min(MAX_INDEX_BITS)
+                .min(u32::from(len))
+                .min(K::BITS)
+        };
+        let mut index = Vec::new();
+        if bits > 0 {
+            index.reserve_exact((1 << bits) + 1);
+            let mut at = 0;
+            for bucket in 0..=(1usize << bits) {
+                while at < keys.len() && keys[at].leading(bits) < bucket {
+                    at += 1;
+                }
+                index.push(u32::try_from(at).expect("fewer than 2^32 prefixes of one length"));
+            }
+        }
+        Level {
+            len,
+            keys,
+            values,
+            bits,
+            index,
+        }
+    }
+
+    fn get(&self, addr: K) -> Option<&T> {
+        let key = addr.masked(self.len);
+        let (start, end) = if self.bits == 0 {
+            (0, self.keys.len())
+        } else {
+            let bucket = key.leading(self.bits);
+            (self.index[bucket] as usize, self.index[bucket + 1] as usize)
+        };
+        self.keys[start..end]
+            .binary_search(&key)
+            .ok()
+            .map(|i| &self.values[start + i])
+    }
+}
+
+/// One family's levels, longest prefix length first.
+#[derive(Debug, Clone)]
+struct Family<K, T> {
+    levels: Vec<Level<K, T>>,
+}
+
+impl<K, T> Default for Family<K, T> {
+    fn default() -> Self {
+        Family { levels: Vec::new() }
+    }
+}
+
+impl<K: Key, T> Family<K, T> {
+    /// `entries` in insertion order; a later entry for the same network
+    /// replaces an earlier one.
+    fn build(entries: Vec<(u8, K, T)>) -> Self {
+        let mut entries: Vec<(usize, (u8, K, T))> = entries.into_iter().enumerate().collect();
+        // Longest first, then by key; among repeats the latest first, so
+        // keeping the first of each run keeps the latest.
+        entries.sort_unstable_by(|(ia, (la, ka, _)), (ib, (lb, kb, _))| {
+            lb.cmp(la).then(ka.cmp(kb)).then(ib.cmp(ia))
+        });
+        entries.dedup_by(|(_, (la, ka, _)), (_, (lb, kb, _))| la == lb && ka == kb);
+        let mut levels = Vec::new();
+        let mut entries = entries.into_iter().map(|(_, e)| e).peekable();
+        while let Some(&(len, _, _)) = entries.peek() {
+            let mut keys = Vec::new();
+            let mut values = Vec::new();
+            while let Some((_, key, value)) = entries.next_if(|(l, _, _)| *l == len) {
+                keys.push(key);
+                values.push(value);
+            }
+            keys.shrink_to_fit();
+            values.shrink_to_fit();
+            levels.push(Level::new(len, keys, values));
+        }
+        Family { levels }
+    }
+
+    fn lookup(&self, addr: K, max_len: u8) -> Option<(u8, K, &T)> {
+        self.levels
+            .iter()
+            .filter(|level| level.len <= max_len)
+            .find_map(|level| {
+                level
+                    .get(addr)
+                    .map(|v| (level.len, addr.masked(level.len), v))
+            })
+    }
+
+    fn len(&self) -> usize {
+        self.levels.iter().map(|l| l.keys.len()).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u8, K, &T)> {
+        self.levels
+            .iter()
+            .flat_map(|l| l.keys.iter().zip(&l.values).map(|(k, v)| (l.len, *k, v)))
+    }
+}
+
+/// Client networks to values, for longest-prefix match. Build it with
+/// `collect()` from `(network, value)` pairs; host bits are ignored and a
+/// later pair for the same network replaces an earlier one.
 #[derive(Debug, Clone)]
 pub struct PrefixMap<T> {
-    /// Levels by prefix length, longest first, per family.
-    v4: Vec<Level<u32, Ipv4Net, T>>,
-    v6: Vec<Level<u128, Ipv6Net, T>>,
+    v4: Family<u32, T>,
+    v6: Family<u128, T>,
 }
 
 impl<T> Default for PrefixMap<T> {
     fn default() -> Self {
         PrefixMap {
-            v4: Vec::new(),
-            v6: Vec::new(),
+            v4: Family::default(),
+            v6: Family::default(),
         }
     }
 }
 
-fn mask4(addr: Ipv4Addr, len: u8) -> u32 {
-    let bits = u32::from(addr);
-    if len == 0 {
-        0
-    } else {
-        bits & (u32::MAX << (32 - u32::from(len)))
+impl<T> FromIterator<(IpNet, T)> for PrefixMap<T> {
+    fn from_iter<I: IntoIterator<Item = (IpNet, T)>>(pairs: I) -> Self {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (net, value) in pairs {
+            match net.trunc() {
+                IpNet::V4(n) => v4.push((n.prefix_len(), u32::from(n.network()), value)),
+                IpNet::V6(n) => v6.push((n.prefix_len(), u128::from(n.network()), value)),
+            }
+        }
+        PrefixMap {
+            v4: Family::build(v4),
+            v6: Family::build(v6),
+        }
     }
 }
 
-fn mask6(addr: Ipv6Addr, len: u8) -> u128 {
-    let bits = u128::from(addr);
-    if len == 0 {
-        0
-    } else {
-        bits & (u128::MAX << (128 - u32::from(len)))
-    }
+fn net4(len: u8, key: u32) -> IpNet {
+    IpNet::V4(Ipv4Net::new(Ipv4Addr::from(key), len).expect("a stored length is valid"))
+}
+
+fn net6(len: u8, key: u128) -> IpNet {
+    IpNet::V6(Ipv6Net::new(Ipv6Addr::from(key), len).expect("a stored length is valid"))
 }
 
 impl<T> PrefixMap<T> {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Adds or replaces the value for `net` (host bits are ignored).
-    pub fn insert(&mut self, net: IpNet, value: T) {
-        match net.trunc() {
-            IpNet::V4(n) => {
-                let len = n.prefix_len();
-                let slot = match self.v4.iter().position(|(l, _)| *l == len) {
-                    Some(i) => i,
-                    None => {
-                        self.v4.push((len, HashMap::new()));
-                        self.v4.sort_by_key(|level| std::cmp::Reverse(level.0));
-                        self.v4
-                            .iter()
-                            .position(|(l, _)| *l == len)
-                            .expect("just pushed")
-                    }
-                };
-                self.v4[slot].1.insert(mask4(n.network(), len), (n, value));
-            }
-            IpNet::V6(n) => {
-                let len = n.prefix_len();
-                let slot = match self.v6.iter().position(|(l, _)| *l == len) {
-                    Some(i) => i,
-                    None => {
-                        self.v6.push((len, HashMap::new()));
-                        self.v6.sort_by_key(|level| std::cmp::Reverse(level.0));
-                        self.v6
-                            .iter()
-                            .position(|(l, _)| *l == len)
-                            .expect("just pushed")
-                    }
-                };
-                self.v6[slot].1.insert(mask6(n.network(), len), (n, value));
-            }
-        }
     }
 
     /// The most specific prefix containing `addr` that is no longer than
@@ -94,45 +235,36 @@ impl<T> PrefixMap<T> {
         match addr {
             IpAddr::V4(a) => self
                 .v4
-                .iter()
-                .filter(|(len, _)| *len <= max_len)
-                .find_map(|(len, map)| map.get(&mask4(a, *len)))
-                .map(|(n, v)| (IpNet::V4(*n), v)),
+                .lookup(u32::from(a), max_len)
+                .map(|(len, key, v)| (net4(len, key), v)),
             IpAddr::V6(a) => self
                 .v6
-                .iter()
-                .filter(|(len, _)| *len <= max_len)
-                .find_map(|(len, map)| map.get(&mask6(a, *len)))
-                .map(|(n, v)| (IpNet::V6(*n), v)),
+                .lookup(u128::from(a), max_len)
+                .map(|(len, key, v)| (net6(len, key), v)),
         }
     }
 
     /// The longest prefix length present for `addr`'s family.
     pub fn max_len(&self, addr: IpAddr) -> Option<u8> {
         match addr {
-            IpAddr::V4(_) => self.v4.first().map(|(l, _)| *l),
-            IpAddr::V6(_) => self.v6.first().map(|(l, _)| *l),
+            IpAddr::V4(_) => self.v4.levels.first().map(|l| l.len),
+            IpAddr::V6(_) => self.v6.levels.first().map(|l| l.len),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.v4.iter().map(|(_, m)| m.len()).sum::<usize>()
-            + self.v6.iter().map(|(_, m)| m.len()).sum::<usize>()
+        self.v4.len() + self.v6.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Every prefix with its value: IPv4 then IPv6, longest length first,
+    /// ascending within a length.
     pub fn iter(&self) -> impl Iterator<Item = (IpNet, &T)> {
-        let v4 = self
-            .v4
-            .iter()
-            .flat_map(|(_, m)| m.values().map(|(n, v)| (IpNet::V4(*n), v)));
-        let v6 = self
-            .v6
-            .iter()
-            .flat_map(|(_, m)| m.values().map(|(n, v)| (IpNet::V6(*n), v)));
+        let v4 = self.v4.iter().map(|(len, key, v)| (net4(len, key), v));
+        let v6 = self.v6.iter().map(|(len, key, v)| (net6(len, key), v));
         v4.chain(v6)
     }
 }
@@ -147,10 +279,13 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins() {
-        let mut map = PrefixMap::new();
-        map.insert(net("10.0.0.0/8"), "eight");
-        map.insert(net("10.1.0.0/16"), "sixteen");
-        map.insert(net("2001:db8::/32"), "v6");
+        let map: PrefixMap<_> = [
+            (net("10.0.0.0/8"), "eight"),
+            (net("10.1.0.0/16"), "sixteen"),
+            (net("2001:db8::/32"), "v6"),
+        ]
+        .into_iter()
+        .collect();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
             map.lookup(ip("10.1.2.3"), 32).map(|x| *x.1),
@@ -167,9 +302,9 @@ mod tests {
 
     #[test]
     fn a_client_prefix_shorter_than_the_rule_does_not_match_it() {
-        let mut map = PrefixMap::new();
-        map.insert(net("10.0.0.0/8"), 1);
-        map.insert(net("10.1.2.0/24"), 2);
+        let map: PrefixMap<_> = [(net("10.0.0.0/8"), 1), (net("10.1.2.0/24"), 2)]
+            .into_iter()
+            .collect();
         let ip = "10.1.2.0".parse().unwrap();
         assert_eq!(map.lookup(ip, 16).map(|x| *x.1), Some(1));
         assert_eq!(map.lookup(ip, 24).map(|x| *x.1), Some(2));
@@ -178,9 +313,182 @@ mod tests {
 
     #[test]
     fn zero_length_prefix_matches_everything_of_its_family() {
-        let mut map = PrefixMap::new();
-        map.insert(net("0.0.0.0/0"), 0);
+        let map: PrefixMap<_> = [(net("0.0.0.0/0"), 0)].into_iter().collect();
         assert!(map.lookup("203.0.113.9".parse().unwrap(), 32).is_some());
         assert!(map.lookup("2001:db8::1".parse().unwrap(), 128).is_none());
+        let map: PrefixMap<_> = [(net("::/0"), 0), (net("::/128"), 1)].into_iter().collect();
+        assert_eq!(
+            map.lookup("2001:db8::1".parse().unwrap(), 128)
+                .map(|x| *x.1),
+            Some(0)
+        );
+        assert_eq!(
+            map.lookup("::".parse().unwrap(), 128).map(|x| *x.1),
+            Some(1)
+        );
+        assert_eq!(
+            map.lookup("::".parse().unwrap(), 127).map(|x| *x.1),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn a_later_pair_replaces_an_earlier_one_and_host_bits_are_ignored() {
+        let map: PrefixMap<_> = [
+            (net("10.1.2.3/24"), 1),
+            (net("10.1.2.0/24"), 2),
+            (net("2001:db8::1/64"), 3),
+            (net("2001:db8::/64"), 4),
+            (net("2001:db8::2/64"), 5),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(map.len(), 2);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            map.lookup(ip("10.1.2.200"), 32),
+            Some((net("10.1.2.0/24"), &2))
+        );
+        assert_eq!(
+            map.lookup(ip("2001:db8::ff"), 128),
+            Some((net("2001:db8::/64"), &5))
+        );
+    }
+
+    /// A xorshift generator: the tests need varied, repeatable input, not
+    /// good randomness.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// The longest match by scanning every prefix: obviously right, slow.
+    fn naive(prefixes: &[(IpNet, u32)], addr: IpAddr, max_len: u8) -> Option<(IpNet, u32)> {
+        prefixes
+            .iter()
+            .filter(|(n, _)| n.prefix_len() <= max_len && n.contains(&addr))
+            // Of equal lengths `max_by_key` keeps the last: the last pair
+            // for a network wins, as in the map.
+            .max_by_key(|(n, _)| n.prefix_len())
+            .copied()
+    }
+
+    /// Random prefixes clustered under a few parents so that lengths nest
+    /// and lookups hit, miss and fall back to shorter lengths; enough of
+    /// one length that its bucket index is built.
+    fn random_prefixes(rng: &mut Rng, v6: bool, count: usize) -> Vec<(IpNet, u32)> {
+        let lens: &[u8] = if v6 {
+            &[0, 16, 32, 48, 56, 64, 127, 128]
+        } else {
+            &[0, 8, 16, 20, 24, 31, 32]
+        };
+        let parents: Vec<u128> = (0..4).map(|_| u128::from(rng.next()) << 64).collect();
+        (0..count)
+            .map(|i| {
+                let parent = parents[rng.below(4) as usize];
+                // Most prefixes share one length so one level is large.
+                let len = if rng.below(3) == 0 {
+                    lens[rng.below(lens.len() as u64) as usize]
+                } else {
+                    lens[lens.len() - 3]
+                };
+                let noise = u128::from(rng.next()) << 64 | u128::from(rng.next());
+                let bits = if v6 {
+                    parent ^ (noise >> 20)
+                } else {
+                    (parent ^ (noise >> 12)) >> 96
+                };
+                let addr = if v6 {
+                    IpAddr::V6(Ipv6Addr::from(bits))
+                } else {
+                    IpAddr::V4(Ipv4Addr::from(bits as u32))
+                };
+                (IpNet::new(addr, len).unwrap().trunc(), i as u32)
+            })
+            .collect()
+    }
+
+    fn probe(rng: &mut Rng, prefixes: &[(IpNet, u32)]) -> IpAddr {
+        // Mostly inside a stored prefix, with random host bits, so that
+        // longer prefixes near it are tried and missed.
+        let (net, _) = prefixes[rng.below(prefixes.len() as u64) as usize];
+        match net {
+            IpNet::V4(n) => {
+                let host = (rng.next() as u32) & !u32::from(n.netmask());
+                let flip = if rng.below(4) == 0 {
+                    1u32 << rng.below(32)
+                } else {
+                    0
+                };
+                IpAddr::V4(Ipv4Addr::from((u32::from(n.network()) | host) ^ flip))
+            }
+            IpNet::V6(n) => {
+                let random = u128::from(rng.next()) << 64 | u128::from(rng.next());
+                let host = random & !u128::from(n.netmask());
+                let flip = if rng.below(4) == 0 {
+                    1u128 << rng.below(128)
+                } else {
+                    0
+                };
+                IpAddr::V6(Ipv6Addr::from((u128::from(n.network()) | host) ^ flip))
+            }
+        }
+    }
+
+    #[test]
+    fn matches_a_naive_scan_over_random_prefixes_of_both_families() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for round in 0..6 {
+            let count = [3, 40, 300, 1500, 1500, 1500][round];
+            let mut prefixes = random_prefixes(&mut rng, false, count);
+            prefixes.extend(random_prefixes(&mut rng, true, count));
+            let map: PrefixMap<u32> = prefixes.iter().copied().collect();
+            for _ in 0..3000 {
+                let addr = probe(&mut rng, &prefixes);
+                let max_len = match addr {
+                    IpAddr::V4(_) => [32, 24, 16, 0][rng.below(4) as usize],
+                    IpAddr::V6(_) => [128, 64, 56, 0][rng.below(4) as usize],
+                };
+                let got = map.lookup(addr, max_len).map(|(n, v)| (n, *v));
+                assert_eq!(got, naive(&prefixes, addr, max_len), "{addr}/{max_len}");
+            }
+        }
+    }
+
+    #[test]
+    fn len_max_len_and_iter_agree_with_the_distinct_networks() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut prefixes = random_prefixes(&mut rng, false, 2000);
+        prefixes.extend(random_prefixes(&mut rng, true, 2000));
+        let map: PrefixMap<u32> = prefixes.iter().copied().collect();
+        let mut want = std::collections::HashMap::new();
+        for (n, v) in &prefixes {
+            want.insert(*n, *v);
+        }
+        assert_eq!(map.len(), want.len());
+        let got: std::collections::HashMap<IpNet, u32> = map.iter().map(|(n, v)| (n, *v)).collect();
+        assert_eq!(got, want);
+        assert_eq!(map.iter().count(), want.len(), "iter yields no repeats");
+        for (probe, family_v6) in [("192.0.2.1", false), ("2001:db8::1", true)] {
+            let longest = want
+                .keys()
+                .filter(|n| matches!(n, IpNet::V6(_)) == family_v6)
+                .map(IpNet::prefix_len)
+                .max();
+            assert_eq!(map.max_len(probe.parse().unwrap()), longest);
+        }
+        let empty = PrefixMap::<u32>::new();
+        assert!(empty.is_empty());
+        assert_eq!(empty.max_len("192.0.2.1".parse().unwrap()), None);
+        assert_eq!(empty.iter().count(), 0);
     }
 }
