@@ -30,7 +30,7 @@ use crate::health::{AddressKey, HealthBoard, HealthView};
 use crate::metrics::Metrics;
 use crate::routing::Router;
 use crate::routing::geo::GeoDb;
-use crate::routing::latency::{LatencyTable, Ranking};
+use crate::routing::latency::{LatencyTable, LatencyView, Ranking};
 use crate::routing::prefix::PrefixMap;
 
 /// Everything one answer needs.
@@ -107,7 +107,7 @@ impl Snapshot {
         let router = Router {
             geo,
             cidr: cidr_map(&config),
-            latency: Arc::new(PrefixMap::new()),
+            latency: Arc::new(LatencyView::default()),
             local_latency: None,
         };
         Snapshot::build(config, health, drains, router, metrics, 1)
@@ -285,7 +285,7 @@ pub struct Publisher {
     geo_stamps: Vec<Option<(u64, SystemTime, u64)>>,
     latency: LatencyTable,
     /// The frozen rankings, rebuilt only when measurements change.
-    latency_view: Arc<PrefixMap<Ranking>>,
+    latency_view: Arc<LatencyView>,
     latency_dirty: bool,
     local_latency: Option<Ranking>,
     /// Bumped by every reload; probe tasks carry it in their reports.

@@ -11,19 +11,38 @@
 //! swing between zones whose latencies are nearly equal.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::Instant;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::prefix::PrefixMap;
 
 /// Weight of a new pushed sample in a prefix's smoothed RTT to a zone.
 const SAMPLE_WEIGHT: f64 = 0.3;
 
+/// `Entry::current` when the prefix has not been ranked yet.
+const NO_ZONE: u32 = u32::MAX;
+
 #[derive(Debug, Clone, Copy)]
 struct Measurement {
+    zone: usize,
     rtt_ms: f64,
-    updated: Instant,
+    /// Nanoseconds from the table's epoch: half the size of an `Instant`,
+    /// and as exact.
+    updated: i64,
+}
+
+/// One client prefix: tables reach millions of these, so it is kept to a
+/// boxed slice and a zone index rather than a map per prefix.
+#[derive(Debug)]
+struct Entry {
+    /// One per zone measured, in no order; a prefix is measured to a
+    /// handful of zones, so a scan beats a map.
+    zones: Box<[Measurement]>,
+    /// The zone this prefix was last sent to (the hysteresis memory), or
+    /// `NO_ZONE`.
+    current: u32,
 }
 
 /// Zones ranked for one client prefix, best first.
@@ -35,40 +54,97 @@ pub struct Ranking {
 
 #[derive(Debug, Default)]
 pub struct LatencyTable {
-    measurements: HashMap<IpNet, HashMap<usize, Measurement>>,
-    /// The zone each prefix was last sent to: the hysteresis memory.
-    current: HashMap<IpNet, usize>,
+    /// Split by family so that a key is an `Ipv4Net` (5 bytes) rather
+    /// than an `IpNet` (18) for the common case.
+    v4: HashMap<Ipv4Net, Entry>,
+    v6: HashMap<Ipv6Net, Entry>,
+    /// What `Measurement::updated` counts from: the first push.
+    epoch: Option<Instant>,
     /// The same for clients ranked by this node's own probe RTTs.
     local_current: Option<usize>,
+}
+
+/// `t` as signed nanoseconds from `epoch`.
+fn offset(epoch: Instant, t: Instant) -> i64 {
+    let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    match t.checked_duration_since(epoch) {
+        Some(d) => nanos(d),
+        None => -nanos(epoch - t),
+    }
+}
+
+fn push_into<K: Hash + Eq>(
+    map: &mut HashMap<K, Entry>,
+    prefix: K,
+    zone: usize,
+    rtt_ms: f64,
+    updated: i64,
+) {
+    let entry = map.entry(prefix).or_insert_with(|| Entry {
+        zones: Box::default(),
+        current: NO_ZONE,
+    });
+    let at = match entry.zones.iter().position(|m| m.zone == zone) {
+        Some(at) => at,
+        None => {
+            // Rare (a zone measured for the first time from this prefix),
+            // so the slice is regrown exactly rather than kept with spare
+            // capacity.
+            let mut zones = std::mem::take(&mut entry.zones).into_vec();
+            zones.push(Measurement {
+                zone,
+                rtt_ms,
+                updated,
+            });
+            entry.zones = zones.into_boxed_slice();
+            entry.zones.len() - 1
+        }
+    };
+    let m = &mut entry.zones[at];
+    m.rtt_ms = m.rtt_ms * (1.0 - SAMPLE_WEIGHT) + rtt_ms * SAMPLE_WEIGHT;
+    m.updated = updated;
+}
+
+fn expire_from<K>(map: &mut HashMap<K, Entry>, now: i64, max_age: std::time::Duration) {
+    let max_age = i128::try_from(max_age.as_nanos()).unwrap_or(i128::MAX);
+    // As `Instant::duration_since`: a measurement from the future is 0 old.
+    let fresh = |m: &Measurement| (i128::from(now) - i128::from(m.updated)).max(0) <= max_age;
+    map.retain(|_, entry| {
+        if !entry.zones.iter().all(fresh) {
+            let mut zones = std::mem::take(&mut entry.zones).into_vec();
+            zones.retain(fresh);
+            entry.zones = zones.into_boxed_slice();
+        }
+        !entry.zones.is_empty()
+    });
 }
 
 impl LatencyTable {
     /// Folds in one measurement; `prefix` must already be truncated.
     pub fn push(&mut self, prefix: IpNet, zone: usize, rtt_ms: f64, now: Instant) {
-        let zones = self.measurements.entry(prefix).or_default();
-        let m = zones.entry(zone).or_insert(Measurement {
-            rtt_ms,
-            updated: now,
-        });
-        m.rtt_ms = m.rtt_ms * (1.0 - SAMPLE_WEIGHT) + rtt_ms * SAMPLE_WEIGHT;
-        m.updated = now;
+        let updated = offset(*self.epoch.get_or_insert(now), now);
+        match prefix {
+            IpNet::V4(p) => push_into(&mut self.v4, p, zone, rtt_ms, updated),
+            IpNet::V6(p) => push_into(&mut self.v6, p, zone, rtt_ms, updated),
+        }
     }
 
     /// Forgets measurements older than `max_age`; returns whether any went.
     pub fn expire(&mut self, now: Instant, max_age: std::time::Duration) -> bool {
+        let Some(epoch) = self.epoch else {
+            return false;
+        };
         let before = self.len();
-        for zones in self.measurements.values_mut() {
-            zones.retain(|_, m| now.duration_since(m.updated) <= max_age);
-        }
-        self.measurements.retain(|_, zones| !zones.is_empty());
-        let measurements = &self.measurements;
-        self.current.retain(|p, _| measurements.contains_key(p));
+        let now = offset(epoch, now);
+        expire_from(&mut self.v4, now, max_age);
+        expire_from(&mut self.v6, now, max_age);
         before != self.len()
     }
 
     /// Number of (prefix, zone) measurements held.
     pub fn len(&self) -> usize {
-        self.measurements.values().map(HashMap::len).sum()
+        let count = |e: &Entry| e.zones.len();
+        self.v4.values().map(count).sum::<usize>() + self.v6.values().map(count).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,25 +153,24 @@ impl LatencyTable {
 
     /// Ranks every prefix's zones, keeping each prefix's current zone first
     /// unless another beats it by the margin, and remembers the result.
-    pub fn view(&mut self, margin: f64, margin_ms: f64) -> PrefixMap<Ranking> {
-        let mut map = Vec::with_capacity(self.measurements.len());
-        for (prefix, zones) in &self.measurements {
-            let measured: Vec<(usize, f64)> = zones.iter().map(|(z, m)| (*z, m.rtt_ms)).collect();
-            let previous = self.current.get(prefix).copied();
-            let ranking = rank(measured, previous, margin, margin_ms);
-            if let Some((first, _)) = ranking.zones.first() {
-                self.current.insert(*prefix, *first);
-            }
-            map.push((*prefix, ranking));
+    pub fn view(&mut self, margin: f64, margin_ms: f64) -> LatencyView {
+        let mut view = ViewBuilder::default();
+        view.prefixes.reserve_exact(self.v4.len() + self.v6.len());
+        let mut scratch = Vec::new();
+        for (prefix, entry) in &mut self.v4 {
+            view.add(IpNet::V4(*prefix), entry, &mut scratch, margin, margin_ms);
         }
-        map.into_iter().collect()
+        for (prefix, entry) in &mut self.v6 {
+            view.add(IpNet::V6(*prefix), entry, &mut scratch, margin, margin_ms);
+        }
+        view.finish()
     }
 
     /// Ranks zones by this node's probe RTTs (for clients near this node),
     /// with the same hysteresis.
     pub fn local_view(
         &mut self,
-        rtts: Vec<(usize, f64)>,
+        mut rtts: Vec<(usize, f64)>,
         margin: f64,
         margin_ms: f64,
     ) -> Option<Ranking> {
@@ -103,20 +178,15 @@ impl LatencyTable {
             self.local_current = None;
             return None;
         }
-        let ranking = rank(rtts, self.local_current, margin, margin_ms);
-        self.local_current = ranking.zones.first().map(|z| z.0);
-        Some(ranking)
+        rank(&mut rtts, self.local_current, margin, margin_ms);
+        self.local_current = rtts.first().map(|z| z.0);
+        Some(Ranking { zones: rtts })
     }
 }
 
 /// Sorts by RTT, then moves `previous` back to the front if the best is
 /// not clearly better than it.
-fn rank(
-    mut zones: Vec<(usize, f64)>,
-    previous: Option<usize>,
-    margin: f64,
-    margin_ms: f64,
-) -> Ranking {
+fn rank(zones: &mut Vec<(usize, f64)>, previous: Option<usize>, margin: f64, margin_ms: f64) {
     zones.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     if let Some(prev) = previous
         && let Some(pos) = zones.iter().position(|(z, _)| *z == prev)
@@ -129,7 +199,122 @@ fn rank(
             zones.insert(0, kept);
         }
     }
-    Ranking { zones }
+}
+
+/// Where one prefix's ranking sits in a [`LatencyView`]'s flat arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// The rankings frozen into a snapshot, read on the query path.
+///
+/// Every prefix's ranking lives in two flat arrays shared by all prefixes
+/// rather than in a vector of its own: a million one-zone rankings would
+/// otherwise cost a heap block and a vector header each.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyView {
+    prefixes: PrefixMap<Span>,
+    zones: Vec<u32>,
+    rtts: Vec<f64>,
+}
+
+/// One prefix's ranking, borrowed from a [`LatencyView`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankingRef<'a> {
+    zones: &'a [u32],
+    rtts: &'a [f64],
+}
+
+impl<'a> RankingRef<'a> {
+    /// `(zone index, smoothed RTT in ms)`, best first.
+    pub fn zones(self) -> impl Iterator<Item = (usize, f64)> + 'a {
+        self.zones
+            .iter()
+            .zip(self.rtts)
+            .map(|(z, rtt)| (*z as usize, *rtt))
+    }
+
+    pub fn to_ranking(self) -> Ranking {
+        Ranking {
+            zones: self.zones().collect(),
+        }
+    }
+}
+
+impl LatencyView {
+    /// The ranking of the most specific measured prefix containing `addr`
+    /// no longer than `max_len`.
+    pub fn lookup(&self, addr: std::net::IpAddr, max_len: u8) -> Option<(IpNet, RankingRef<'_>)> {
+        self.prefixes.lookup(addr, max_len).map(|(net, span)| {
+            let range = span.start as usize..(span.start + span.len) as usize;
+            (
+                net,
+                RankingRef {
+                    zones: &self.zones[range.clone()],
+                    rtts: &self.rtts[range],
+                },
+            )
+        })
+    }
+
+    /// The measured prefixes, for working out how far an answer holds.
+    pub fn prefixes(&self) -> &PrefixMap<Span> {
+        &self.prefixes
+    }
+
+    pub fn len(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct ViewBuilder {
+    prefixes: Vec<(IpNet, Span)>,
+    zones: Vec<u32>,
+    rtts: Vec<f64>,
+}
+
+impl ViewBuilder {
+    fn add(
+        &mut self,
+        prefix: IpNet,
+        entry: &mut Entry,
+        scratch: &mut Vec<(usize, f64)>,
+        margin: f64,
+        margin_ms: f64,
+    ) {
+        scratch.clear();
+        scratch.extend(entry.zones.iter().map(|m| (m.zone, m.rtt_ms)));
+        let previous = (entry.current != NO_ZONE).then_some(entry.current as usize);
+        rank(scratch, previous, margin, margin_ms);
+        if let Some((first, _)) = scratch.first() {
+            entry.current = u32::try_from(*first).expect("zone indices fit in u32");
+        }
+        let start = u32::try_from(self.zones.len()).expect("under 2^32 measurements");
+        for (zone, rtt) in scratch.iter() {
+            self.zones
+                .push(u32::try_from(*zone).expect("zone indices fit in u32"));
+            self.rtts.push(*rtt);
+        }
+        let len = u32::try_from(scratch.len()).expect("under 2^32 zones");
+        self.prefixes.push((prefix, Span { start, len }));
+    }
+
+    fn finish(mut self) -> LatencyView {
+        self.zones.shrink_to_fit();
+        self.rtts.shrink_to_fit();
+        LatencyView {
+            prefixes: self.prefixes.into_iter().collect(),
+            zones: self.zones,
+            rtts: self.rtts,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -141,9 +326,10 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn first(view: &PrefixMap<Ranking>, prefix: &str) -> usize {
+    fn first(view: &LatencyView, prefix: &str) -> usize {
         let p = net(prefix);
-        view.lookup(p.addr(), p.prefix_len()).unwrap().1.zones[0].0
+        let ranking = view.lookup(p.addr(), p.prefix_len()).unwrap().1;
+        ranking.zones().next().unwrap().0
     }
 
     #[test]
@@ -155,7 +341,7 @@ mod tests {
         t.push(net("198.51.100.0/24"), 2, 50.0, now);
         let view = t.view(0.2, 5.0);
         let r = view.lookup("198.51.100.7".parse().unwrap(), 32).unwrap().1;
-        assert_eq!(r.zones.iter().map(|z| z.0).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(r.zones().map(|z| z.0).collect::<Vec<_>>(), [1, 2, 0]);
     }
 
     #[test]
@@ -218,5 +404,54 @@ mod tests {
                 .0,
             1
         );
+    }
+
+    #[test]
+    fn ageing_is_exact_even_for_pushes_older_than_the_first() {
+        let mut t = LatencyTable::default();
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(3);
+        // The first push fixes the table's epoch; a later push may carry an
+        // earlier time.
+        t.push(net("192.0.2.0/24"), 0, 10.0, t1);
+        t.push(net("198.51.100.0/24"), 0, 10.0, t0);
+        assert!(!t.expire(t0 + Duration::from_secs(10), Duration::from_secs(10)));
+        assert!(t.expire(
+            t0 + Duration::from_secs(10) + Duration::from_nanos(1),
+            Duration::from_secs(10)
+        ));
+        assert_eq!(t.len(), 1);
+        assert!(!t.expire(t1 + Duration::from_secs(10), Duration::from_secs(10)));
+        // A measurement from the future is not old.
+        assert!(!t.expire(t0, Duration::ZERO));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn view_carries_every_zone_and_rtt_of_both_families() {
+        let mut t = LatencyTable::default();
+        let now = Instant::now();
+        let v6 = net("2001:db8:1::/48");
+        t.push(v6, 3, 40.0, now);
+        t.push(v6, 1, 20.0, now);
+        t.push(net("192.0.2.0/24"), 2, 5.0, now);
+        t.push(net("192.0.2.0/24"), 2, 15.0, now);
+        let view = t.view(0.2, 5.0);
+        assert_eq!(view.len(), 2);
+        assert_eq!(t.len(), 3);
+        let (n, r) = view.lookup("2001:db8:1::9".parse().unwrap(), 56).unwrap();
+        assert_eq!(n, v6);
+        assert_eq!(
+            r.to_ranking(),
+            Ranking {
+                zones: vec![(1, 20.0), (3, 40.0)]
+            }
+        );
+        let (_, r) = view.lookup("192.0.2.9".parse().unwrap(), 32).unwrap();
+        // Smoothed from the first sample as from any other.
+        let rtt = (5.0 * (1.0 - SAMPLE_WEIGHT) + 5.0 * SAMPLE_WEIGHT) * (1.0 - SAMPLE_WEIGHT)
+            + 15.0 * SAMPLE_WEIGHT;
+        assert_eq!(r.zones().collect::<Vec<_>>(), [(2, rtt)]);
+        assert!(view.lookup("2001:db8:2::1".parse().unwrap(), 128).is_none());
     }
 }

@@ -35,7 +35,7 @@ use serde::Serialize;
 use crate::config::{AllDown, Config, Policy};
 use crate::health::HealthView;
 use geo::{GeoDb, Location};
-use latency::Ranking;
+use latency::{LatencyView, Ranking};
 use prefix::PrefixMap;
 
 /// Who is asking: the ECS subnet when the query carries one, else the
@@ -75,7 +75,7 @@ pub struct Router {
     pub cidr: PrefixMap<usize>,
     /// Latency rankings by client prefix.
     /// Shared between snapshots until measurements change.
-    pub latency: Arc<PrefixMap<Ranking>>,
+    pub latency: Arc<LatencyView>,
     /// This node's probe RTTs ranked, for clients in its own country.
     pub local_latency: Option<Ranking>,
 }
@@ -212,10 +212,11 @@ fn rank(
                 if let Some((network, ranking)) =
                     router.latency.lookup(client.addr, client.source_prefix)
                 {
-                    let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
+                    let zones: Vec<usize> = ranking.zones().map(|z| z.0).collect();
                     let order =
                         complete_by_distance(config, service, by_zone(&zones), location.as_deref());
-                    let scope = narrow(network.prefix_len(), client.addr, &router.latency);
+                    let scope =
+                        narrow(network.prefix_len(), client.addr, router.latency.prefixes());
                     return (order, scope, Basis::Latency { network });
                 }
                 if let (Some(ranking), Some(loc), Some(here)) =
@@ -273,10 +274,18 @@ fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router)
     let Some(m) = located else {
         // No database: the decision does not depend on the client, unless
         // rules or measurements exist that could.
-        return narrow(0, client.addr, &router.cidr).max(narrow(0, client.addr, &router.latency));
+        return narrow(0, client.addr, &router.cidr).max(narrow(
+            0,
+            client.addr,
+            router.latency.prefixes(),
+        ));
     };
     let base = m.network.prefix_len();
-    narrow(base, client.addr, &router.cidr).max(narrow(base, client.addr, &router.latency))
+    narrow(base, client.addr, &router.cidr).max(narrow(
+        base,
+        client.addr,
+        router.latency.prefixes(),
+    ))
 }
 
 /// Lengthens `len` until `addr/len` contains no more specific prefix of
@@ -457,7 +466,7 @@ pub fn explain(
     let latency = router
         .latency
         .lookup(client.addr, client.source_prefix)
-        .map(|(_, r)| r.clone())
+        .map(|(_, r)| r.to_ranking())
         .or_else(|| router.local_latency.clone());
     let candidates = decision
         .ranked
@@ -581,7 +590,7 @@ longitude = 103.8
         Router {
             geo: None,
             cidr: crate::snapshot::cidr_map(config),
-            latency: Arc::new(PrefixMap::new()),
+            latency: Arc::new(LatencyView::default()),
             local_latency: None,
         }
     }
