@@ -85,7 +85,7 @@ fn main() {
         // The best zone, as routing reads it.
         let best = std::hint::black_box(&view)
             .lookup(client.into(), 32)
-            .and_then(|(_, ranking)| ranking.zones().next());
+            .and_then(|(_, ranking)| ranking.order().next());
         found += u32::from(best.is_some());
     }
     let per_lookup = started.elapsed() / LOOKUPS;

@@ -236,6 +236,11 @@ impl<'a> RankingRef<'a> {
             .map(|(z, rtt)| (*z as usize, *rtt))
     }
 
+    /// Just the zone indices, best first: what routing orders by.
+    pub fn order(self) -> impl Iterator<Item = usize> + 'a {
+        self.zones.iter().map(|z| *z as usize)
+    }
+
     pub fn to_ranking(self) -> Ranking {
         Ranking {
             zones: self.zones().collect(),

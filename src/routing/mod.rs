@@ -212,7 +212,7 @@ fn rank(
                 if let Some((network, ranking)) =
                     router.latency.lookup(client.addr, client.source_prefix)
                 {
-                    let zones: Vec<usize> = ranking.zones().map(|z| z.0).collect();
+                    let zones: Vec<usize> = ranking.order().collect();
                     let order =
                         complete_by_distance(config, service, by_zone(&zones), location.as_deref());
                     let scope =

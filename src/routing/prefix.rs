@@ -2,14 +2,14 @@
 //!
 //! The sets routing uses (CIDR rules, a latency table of up to millions of
 //! client prefixes) are rebuilt whole and never edited, so the map is
-//! frozen at construction: per prefix length that occurs, the masked
-//! networks in one sorted array beside their values. That costs the key
-//! and the value per prefix and nothing else (a hash map per length cost
-//! several times that in empty buckets and repeated networks). A lookup
-//! probes each length from the longest down; within a length a small
-//! bucket index on the leading bits narrows the binary search to a few
-//! neighbours, so a probe is two or three cache lines however large the
-//! table.
+//! frozen at construction: per prefix length that occurs, one array of
+//! (masked network, value) sorted by network. That costs the key and the
+//! value per prefix and nothing else (a hash map per length cost several
+//! times that in empty buckets and repeated networks). A lookup probes
+//! each length from the longest down; within a length a small bucket
+//! index on the leading bits narrows the binary search to a few
+//! neighbours, and as each key sits beside its value a probe is two cache
+//! lines however large the table.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -37,17 +37,40 @@ impl Key for u32 {
     }
 }
 
-impl Key for u128 {
+/// An IPv6 network as two halves: compares as the `u128` would, but is
+/// aligned to 8 bytes, so a key beside a small value is not padded to 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct V6Key {
+    high: u64,
+    low: u64,
+}
+
+impl From<u128> for V6Key {
+    fn from(bits: u128) -> Self {
+        V6Key {
+            high: (bits >> 64) as u64,
+            low: bits as u64,
+        }
+    }
+}
+
+impl From<V6Key> for u128 {
+    fn from(key: V6Key) -> Self {
+        u128::from(key.high) << 64 | u128::from(key.low)
+    }
+}
+
+impl Key for V6Key {
     const BITS: u32 = 128;
     fn masked(self, len: u8) -> Self {
         if len == 0 {
-            0
+            V6Key { high: 0, low: 0 }
         } else {
-            self & (u128::MAX << (128 - u32::from(len)))
+            V6Key::from(u128::from(self) & (u128::MAX << (128 - u32::from(len))))
         }
     }
     fn leading(self, bits: u32) -> usize {
-        (self >> (128 - bits)) as usize
+        (u128::from(self) >> (128 - bits)) as usize
     }
 }
 
@@ -61,25 +84,25 @@ const MAX_INDEX_BITS: u32 = 20;
 #[derive(Debug, Clone)]
 struct Level<K, T> {
     len: u8,
-    /// Masked networks, ascending, no repeats.
-    keys: Vec<K>,
-    values: Vec<T>,
+    /// By masked network, ascending, no repeats.
+    entries: Vec<(K, T)>,
     /// How many leading bits `index` buckets by; 0 when there is no index.
     bits: u32,
-    /// `index[b]` is the first position in `keys` whose leading `bits`
-    /// bits are `b` or more; `index[2^bits] == keys.len()`.
+    /// `index[b]` is the first position in `entries` whose key's leading
+    /// `bits` bits are `b` or more; `index[2^bits] == entries.len()`.
     index: Vec<u32>,
 }
 
 impl<K: Key, T> Level<K, T> {
-    fn new(len: u8, keys: Vec<K>, values: Vec<T>) -> Self {
-        debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    fn new(len: u8, entries: Vec<(K, T)>) -> Self {
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         // About one key per bucket, but never more buckets than the length
         // can tell apart (a /8 has only 256 networks).
-        let bits = if keys.len() < INDEX_FROM {
+        let bits = if entries.len() < INDEX_FROM {
             0
         } else {
-            keys.len()
+            entries
+                .len()
                 .ilog2()
                 .min(MAX_INDEX_BITS)
                 .min(u32::from(len))
@@ -90,7 +113,7 @@ impl<K: Key, T> Level<K, T> {
             index.reserve_exact((1 << bits) + 1);
             let mut at = 0;
             for bucket in 0..=(1usize << bits) {
-                while at < keys.len() && keys[at].leading(bits) < bucket {
+                while at < entries.len() && entries[at].0.leading(bits) < bucket {
                     at += 1;
                 }
                 index.push(u32::try_from(at).expect("fewer than 2^32 prefixes of one length"));
@@ -98,8 +121,7 @@ impl<K: Key, T> Level<K, T> {
         }
         Level {
             len,
-            keys,
-            values,
+            entries,
             bits,
             index,
         }
@@ -108,15 +130,16 @@ impl<K: Key, T> Level<K, T> {
     fn get(&self, addr: K) -> Option<&T> {
         let key = addr.masked(self.len);
         let (start, end) = if self.bits == 0 {
-            (0, self.keys.len())
+            (0, self.entries.len())
         } else {
             let bucket = key.leading(self.bits);
             (self.index[bucket] as usize, self.index[bucket + 1] as usize)
         };
-        self.keys[start..end]
-            .binary_search(&key)
+        let within = &self.entries[start..end];
+        within
+            .binary_search_by(|(k, _)| k.cmp(&key))
             .ok()
-            .map(|i| &self.values[start + i])
+            .map(|i| &within[i].1)
     }
 }
 
@@ -146,15 +169,12 @@ impl<K: Key, T> Family<K, T> {
         let mut levels = Vec::new();
         let mut entries = entries.into_iter().map(|(_, e)| e).peekable();
         while let Some(&(len, _, _)) = entries.peek() {
-            let mut keys = Vec::new();
-            let mut values = Vec::new();
+            let mut level = Vec::new();
             while let Some((_, key, value)) = entries.next_if(|(l, _, _)| *l == len) {
-                keys.push(key);
-                values.push(value);
+                level.push((key, value));
             }
-            keys.shrink_to_fit();
-            values.shrink_to_fit();
-            levels.push(Level::new(len, keys, values));
+            level.shrink_to_fit();
+            levels.push(Level::new(len, level));
         }
         Family { levels }
     }
@@ -171,13 +191,13 @@ impl<K: Key, T> Family<K, T> {
     }
 
     fn len(&self) -> usize {
-        self.levels.iter().map(|l| l.keys.len()).sum()
+        self.levels.iter().map(|l| l.entries.len()).sum()
     }
 
     fn iter(&self) -> impl Iterator<Item = (u8, K, &T)> {
         self.levels
             .iter()
-            .flat_map(|l| l.keys.iter().zip(&l.values).map(|(k, v)| (l.len, *k, v)))
+            .flat_map(|l| l.entries.iter().map(|(k, v)| (l.len, *k, v)))
     }
 }
 
@@ -187,7 +207,7 @@ impl<K: Key, T> Family<K, T> {
 #[derive(Debug, Clone)]
 pub struct PrefixMap<T> {
     v4: Family<u32, T>,
-    v6: Family<u128, T>,
+    v6: Family<V6Key, T>,
 }
 
 impl<T> Default for PrefixMap<T> {
@@ -206,7 +226,9 @@ impl<T> FromIterator<(IpNet, T)> for PrefixMap<T> {
         for (net, value) in pairs {
             match net.trunc() {
                 IpNet::V4(n) => v4.push((n.prefix_len(), u32::from(n.network()), value)),
-                IpNet::V6(n) => v6.push((n.prefix_len(), u128::from(n.network()), value)),
+                IpNet::V6(n) => {
+                    v6.push((n.prefix_len(), V6Key::from(u128::from(n.network())), value))
+                }
             }
         }
         PrefixMap {
@@ -220,8 +242,8 @@ fn net4(len: u8, key: u32) -> IpNet {
     IpNet::V4(Ipv4Net::new(Ipv4Addr::from(key), len).expect("a stored length is valid"))
 }
 
-fn net6(len: u8, key: u128) -> IpNet {
-    IpNet::V6(Ipv6Net::new(Ipv6Addr::from(key), len).expect("a stored length is valid"))
+fn net6(len: u8, key: V6Key) -> IpNet {
+    IpNet::V6(Ipv6Net::new(Ipv6Addr::from(u128::from(key)), len).expect("a stored length is valid"))
 }
 
 impl<T> PrefixMap<T> {
@@ -239,7 +261,7 @@ impl<T> PrefixMap<T> {
                 .map(|(len, key, v)| (net4(len, key), v)),
             IpAddr::V6(a) => self
                 .v6
-                .lookup(u128::from(a), max_len)
+                .lookup(V6Key::from(u128::from(a)), max_len)
                 .map(|(len, key, v)| (net6(len, key), v)),
         }
     }
