@@ -73,23 +73,27 @@ fn main() {
     let with_latency = rss_kib();
 
     // Lookups in a scattered order, as clients arrive, so the figure
-    // includes cache misses rather than a warm walk through the table.
-    let mut addr = 0x9e37_79b9u32;
-    let mut found = 0u32;
-    const LOOKUPS: u32 = 2_000_000;
-    let started = Instant::now();
-    for _ in 0..LOOKUPS {
-        addr = addr.wrapping_mul(0x0019_660d).wrapping_add(0x3c6e_f35f);
-        let client =
-            std::net::Ipv4Addr::from(0x0100_0000 + ((addr % 1_000_000) << 8) + (addr >> 24));
-        // The best zone, as routing reads it.
-        let best = std::hint::black_box(&view)
-            .lookup(client.into(), 32)
-            .and_then(|(_, ranking)| ranking.order().next());
-        found += u32::from(best.is_some());
+    // includes cache misses rather than a warm walk through the table. The
+    // best of a few rounds, as other work on the machine only adds time.
+    const LOOKUPS: u32 = 1_000_000;
+    let mut per_lookup = std::time::Duration::MAX;
+    for round in 0..5u32 {
+        let mut addr = 0x9e37_79b9u32 ^ round;
+        let mut found = 0u32;
+        let started = Instant::now();
+        for _ in 0..LOOKUPS {
+            addr = addr.wrapping_mul(0x0019_660d).wrapping_add(0x3c6e_f35f);
+            let client =
+                std::net::Ipv4Addr::from(0x0100_0000 + ((addr % 1_000_000) << 8) + (addr >> 24));
+            // The best zone, as routing reads it.
+            let best = std::hint::black_box(&view)
+                .lookup(client.into(), 32)
+                .and_then(|(_, ranking)| ranking.order().next());
+            found += u32::from(best.is_some());
+        }
+        per_lookup = per_lookup.min(started.elapsed() / LOOKUPS);
+        assert_eq!(found, LOOKUPS);
     }
-    let per_lookup = started.elapsed() / LOOKUPS;
-    assert_eq!(found, LOOKUPS);
 
     println!(
         "memory: 10,000 services x 3 endpoints: snapshot RSS +{} MiB (config parse {:?}, snapshot build {:?})",

@@ -201,22 +201,30 @@ fn rank(zones: &mut Vec<(usize, f64)>, previous: Option<usize>, margin: f64, mar
     }
 }
 
-/// Where one prefix's ranking sits in a [`LatencyView`]'s flat arrays.
+/// Where one prefix's ranking sits in a [`LatencyView`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
-    start: u32,
-    len: u32,
+    /// Index in `LatencyView::orders`.
+    order: u32,
+    /// First of the prefix's RTTs in `LatencyView::rtts`, as many as the
+    /// order has zones.
+    rtts: u32,
 }
 
 /// The rankings frozen into a snapshot, read on the query path.
 ///
-/// Every prefix's ranking lives in two flat arrays shared by all prefixes
-/// rather than in a vector of its own: a million one-zone rankings would
-/// otherwise cost a heap block and a vector header each.
+/// A ranking is split in two. Its zone order is interned: there are few
+/// distinct orders of a few zones however many prefixes, so they make a
+/// small table that stays in cache for routing, which reads nothing else.
+/// Its RTTs (wanted only to explain an answer) are all different, and
+/// live in one flat array shared by all prefixes. Either way no prefix
+/// pays for a vector of its own.
 #[derive(Debug, Clone, Default)]
 pub struct LatencyView {
     prefixes: PrefixMap<Span>,
-    zones: Vec<u32>,
+    /// Per distinct order, its `(start, len)` in `order_zones`.
+    orders: Vec<(u32, u32)>,
+    order_zones: Vec<u32>,
     rtts: Vec<f64>,
 }
 
@@ -253,12 +261,13 @@ impl LatencyView {
     /// no longer than `max_len`.
     pub fn lookup(&self, addr: std::net::IpAddr, max_len: u8) -> Option<(IpNet, RankingRef<'_>)> {
         self.prefixes.lookup(addr, max_len).map(|(net, span)| {
-            let range = span.start as usize..(span.start + span.len) as usize;
+            let (start, len) = self.orders[span.order as usize];
+            let (start, len, rtts) = (start as usize, len as usize, span.rtts as usize);
             (
                 net,
                 RankingRef {
-                    zones: &self.zones[range.clone()],
-                    rtts: &self.rtts[range],
+                    zones: &self.order_zones[start..start + len],
+                    rtts: &self.rtts[rtts..rtts + len],
                 },
             )
         })
@@ -276,13 +285,26 @@ impl LatencyView {
     pub fn is_empty(&self) -> bool {
         self.prefixes.is_empty()
     }
+
+    /// How many distinct zone orders the rankings share.
+    pub fn distinct_orders(&self) -> usize {
+        self.orders.len()
+    }
 }
 
 #[derive(Default)]
 struct ViewBuilder {
     prefixes: Vec<(IpNet, Span)>,
-    zones: Vec<u32>,
+    interned: HashMap<Vec<u32>, u32>,
+    orders: Vec<(u32, u32)>,
+    order_zones: Vec<u32>,
     rtts: Vec<f64>,
+    /// The order being added, reused to spare an allocation per prefix.
+    order: Vec<u32>,
+}
+
+fn index(n: usize) -> u32 {
+    u32::try_from(n).expect("under 2^32 zones and measurements")
 }
 
 impl ViewBuilder {
@@ -299,24 +321,35 @@ impl ViewBuilder {
         let previous = (entry.current != NO_ZONE).then_some(entry.current as usize);
         rank(scratch, previous, margin, margin_ms);
         if let Some((first, _)) = scratch.first() {
-            entry.current = u32::try_from(*first).expect("zone indices fit in u32");
+            entry.current = index(*first);
         }
-        let start = u32::try_from(self.zones.len()).expect("under 2^32 measurements");
-        for (zone, rtt) in scratch.iter() {
-            self.zones
-                .push(u32::try_from(*zone).expect("zone indices fit in u32"));
-            self.rtts.push(*rtt);
-        }
-        let len = u32::try_from(scratch.len()).expect("under 2^32 zones");
-        self.prefixes.push((prefix, Span { start, len }));
+        self.order.clear();
+        self.order
+            .extend(scratch.iter().map(|(zone, _)| index(*zone)));
+        let order = match self.interned.get(self.order.as_slice()) {
+            Some(order) => *order,
+            None => {
+                let order = index(self.orders.len());
+                self.orders
+                    .push((index(self.order_zones.len()), index(self.order.len())));
+                self.order_zones.extend_from_slice(&self.order);
+                self.interned.insert(self.order.clone(), order);
+                order
+            }
+        };
+        let rtts = index(self.rtts.len());
+        self.rtts.extend(scratch.iter().map(|(_, rtt)| *rtt));
+        self.prefixes.push((prefix, Span { order, rtts }));
     }
 
     fn finish(mut self) -> LatencyView {
-        self.zones.shrink_to_fit();
+        self.orders.shrink_to_fit();
+        self.order_zones.shrink_to_fit();
         self.rtts.shrink_to_fit();
         LatencyView {
             prefixes: self.prefixes.into_iter().collect(),
-            zones: self.zones,
+            orders: self.orders,
+            order_zones: self.order_zones,
             rtts: self.rtts,
         }
     }
@@ -458,5 +491,34 @@ mod tests {
             + 15.0 * SAMPLE_WEIGHT;
         assert_eq!(r.zones().collect::<Vec<_>>(), [(2, rtt)]);
         assert!(view.lookup("2001:db8:2::1".parse().unwrap(), 128).is_none());
+    }
+
+    #[test]
+    fn prefixes_ranked_alike_share_one_order_but_keep_their_rtts() {
+        let mut t = LatencyTable::default();
+        let now = Instant::now();
+        for (i, (a, b)) in [(10.0, 50.0), (11.0, 60.0), (70.0, 12.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let p = IpNet::new(std::net::Ipv4Addr::new(192, 0, i as u8, 0).into(), 24).unwrap();
+            t.push(p, 0, a, now);
+            t.push(p, 1, b, now);
+        }
+        let view = t.view(0.2, 5.0);
+        assert_eq!(view.len(), 3);
+        assert_eq!(view.distinct_orders(), 2);
+        let ranking = |s: &str| {
+            view.lookup(s.parse().unwrap(), 32)
+                .unwrap()
+                .1
+                .zones()
+                // Smoothing a first sample can move it by a rounding error.
+                .map(|(z, rtt)| (z, rtt.round()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ranking("192.0.0.1"), [(0, 10.0), (1, 50.0)]);
+        assert_eq!(ranking("192.0.1.1"), [(0, 11.0), (1, 60.0)]);
+        assert_eq!(ranking("192.0.2.1"), [(1, 12.0), (0, 70.0)]);
     }
 }
