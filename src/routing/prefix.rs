@@ -15,7 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-/// A network's masked bits, as an unsigned integer of the family's width.
+/// A network's address bits, ordered as the unsigned integer of the
+/// family's width would be.
 trait Key: Copy + Ord {
     const BITS: u32;
     fn masked(self, len: u8) -> Self;
