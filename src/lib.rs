@@ -8,9 +8,10 @@
 //!   mistake with file, line and column.
 //! - [`snapshot`] holds the immutable state the answer path reads (config
 //!   plus the lookup tables built from it) and the store it is swapped in.
-//! - [`dns`] owns the wire: `answer` turns request bytes into reply bytes
-//!   from one snapshot with no locks and no I/O; `server` owns the UDP and
-//!   TCP sockets and feeds them to `answer`.
+//! - [`dns`] owns the wire: `answer` (the general path) and `fast` (the
+//!   common shapes, from pre-encoded bytes) turn request bytes into reply
+//!   bytes from one snapshot with no locks and no I/O; `server` owns the
+//!   UDP and TCP sockets and feeds them to those.
 //! - [`admin`] is the operator's HTTP endpoint.
 //!
 //! [`run`] wires them together over sockets the caller has already bound, so
@@ -26,3 +27,6 @@ pub mod snapshot;
 
 mod run;
 pub use run::{Listeners, RunError, run};
+
+#[cfg(test)]
+mod test_rng;

@@ -366,49 +366,29 @@ impl Metrics {
                 c.load(Relaxed)
             );
         }
-        header(
+        counter(
             &mut out,
             "meridian_dns_truncated_total",
-            "counter",
             "UDP responses sent with TC=1.",
+            &self.dns.truncated,
         );
-        let _ = writeln!(
-            out,
-            "meridian_dns_truncated_total {}",
-            self.dns.truncated.load(Relaxed)
-        );
-        header(
+        counter(
             &mut out,
             "meridian_dns_fast_path_total",
-            "counter",
             "Replies made by the fast path; the others took the general path.",
+            &self.dns.fast_path,
         );
-        let _ = writeln!(
-            out,
-            "meridian_dns_fast_path_total {}",
-            self.dns.fast_path.load(Relaxed)
-        );
-        header(
+        counter(
             &mut out,
             "meridian_dns_tcp_refused_total",
-            "counter",
             "TCP connections closed on accept because their client already held tcp_max_connections_per_source.",
+            &self.dns.tcp_refused,
         );
-        let _ = writeln!(
-            out,
-            "meridian_dns_tcp_refused_total {}",
-            self.dns.tcp_refused.load(Relaxed)
-        );
-        header(
+        counter(
             &mut out,
             "meridian_dns_dropped_total",
-            "counter",
             "Packets not answered (no readable header, or a response).",
-        );
-        let _ = writeln!(
-            out,
-            "meridian_dns_dropped_total {}",
-            self.dns.dropped.load(Relaxed)
+            &self.dns.dropped,
         );
 
         header(
@@ -596,6 +576,12 @@ impl Metrics {
         );
         out
     }
+}
+
+/// An unlabelled counter with its help text.
+fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {}", value.load(Relaxed));
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

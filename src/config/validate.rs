@@ -374,16 +374,12 @@ impl Checker<'_, '_> {
                 ok = false;
                 Duration::ZERO
             });
-        let tcp_max_connections = self
-            .at_least_one(
-                raw.tcp_max_connections.as_ref(),
-                "tcp_max_connections",
-                1024,
-            )
-            .unwrap_or_else(|| {
-                ok = false;
-                1
-            });
+        let tcp_max_connections = self.at_least_one(
+            raw.tcp_max_connections.as_ref(),
+            "tcp_max_connections",
+            1024,
+            &mut ok,
+        );
         let state_file = raw.state_file.map(|f| {
             let file = Path::new(f.get_ref());
             if file.is_absolute() {
@@ -404,12 +400,12 @@ impl Checker<'_, '_> {
             }
             t => t.map(|t| t.into_inner().trim().to_string()),
         };
-        let probe_concurrency = self
-            .at_least_one(raw.probe_concurrency.as_ref(), "probe_concurrency", 512)
-            .unwrap_or_else(|| {
-                ok = false;
-                1
-            });
+        let probe_concurrency = self.at_least_one(
+            raw.probe_concurrency.as_ref(),
+            "probe_concurrency",
+            512,
+            &mut ok,
+        );
         let cookie_secret = match raw.cookie_secret {
             None => None,
             Some(hex) => match parse_hex16(hex.get_ref().trim()) {
@@ -451,22 +447,18 @@ impl Checker<'_, '_> {
                 slip: raw.rrl_slip.map(|s| s.into_inner()).unwrap_or(2),
             }),
         };
-        let tcp_max_connections_per_source = self
-            .at_least_one(
-                raw.tcp_max_connections_per_source.as_ref(),
-                "tcp_max_connections_per_source",
-                64,
-            )
-            .unwrap_or_else(|| {
-                ok = false;
-                1
-            });
-        let tcp_max_queries = self
-            .at_least_one(raw.tcp_max_queries.as_ref(), "tcp_max_queries", 100_000)
-            .unwrap_or_else(|| {
-                ok = false;
-                1
-            });
+        let tcp_max_connections_per_source = self.at_least_one(
+            raw.tcp_max_connections_per_source.as_ref(),
+            "tcp_max_connections_per_source",
+            64,
+            &mut ok,
+        );
+        let tcp_max_queries = self.at_least_one(
+            raw.tcp_max_queries.as_ref(),
+            "tcp_max_queries",
+            100_000,
+            &mut ok,
+        );
         let tcp_read_timeout = self
             .duration(raw.tcp_read_timeout.as_ref(), Duration::from_secs(5))
             .unwrap_or_else(|| {
@@ -492,23 +484,26 @@ impl Checker<'_, '_> {
         })
     }
 
-    /// A count that must be positive; `default` when absent.
+    /// A count that must be positive; `default` when absent. A zero is
+    /// reported and clears `ok`.
     fn at_least_one(
         &mut self,
         raw: Option<&Spanned<usize>>,
         key: &str,
         default: usize,
-    ) -> Option<usize> {
+        ok: &mut bool,
+    ) -> usize {
         match raw {
-            None => Some(default),
-            Some(v) if *v.get_ref() > 0 => Some(*v.get_ref()),
+            None => default,
+            Some(v) if *v.get_ref() > 0 => *v.get_ref(),
             Some(v) => {
                 self.err(
                     v.span(),
                     format!("{key} must be at least 1"),
                     format!("use e.g. {default}"),
                 );
-                None
+                *ok = false;
+                1
             }
         }
     }

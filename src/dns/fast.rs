@@ -742,22 +742,8 @@ zones = ["ap-south"]
         snapshot
     }
 
-    /// xorshift: the cases are many and varied, and the same every run.
-    struct Cases(u64);
-    impl Cases {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn one_in(&mut self, n: u64) -> bool {
-            self.next().is_multiple_of(n)
-        }
-        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-            &items[(self.next() % items.len() as u64) as usize]
-        }
-    }
+    /// The cases are many and varied, and the same every run.
+    use crate::test_rng::Rng as Cases;
 
     fn mixed_case(name: &str, cases: &mut Cases) -> String {
         name.chars()

@@ -290,43 +290,33 @@ impl Answerer<'_, '_> {
         } else {
             None
         };
-        if let Some(reply) = fast {
-            let limiter = self.limiter.as_deref_mut();
-            let cookie = reply.has_valid_cookie;
-            match gate(
-                limiter,
-                snapshot,
-                self.metrics,
-                source,
-                cookie,
-                request,
-                out,
-            ) {
-                Gate::Send => {}
-                Gate::SendInstead(wire) => {
-                    *out = wire;
-                    return true;
-                }
-                Gate::Withhold => return false,
+        // Either path leaves the reply in `out`; the general path's
+        // service hit is kept here for the counters.
+        let general_hit;
+        let (facts, service, has_valid_cookie, is_fast) = match fast {
+            Some(reply) => (reply.facts, reply.service, reply.has_valid_cookie, true),
+            None => {
+                let Some(reply) = answer(request, transport, source, snapshot) else {
+                    self.metrics.dns.dropped();
+                    return false;
+                };
+                *out = reply.wire;
+                general_hit = reply.service;
+                let service = general_hit
+                    .as_ref()
+                    .map(|hit| (hit.service, hit.endpoints.as_slice()));
+                (reply.facts, service, reply.has_valid_cookie, false)
             }
-            count(self.tally, snapshot, transport, &reply.facts, reply.service);
-            self.tally.fast_path();
-            return true;
-        }
-        let Some(reply) = answer(request, transport, source, snapshot) else {
-            self.metrics.dns.dropped();
-            return false;
         };
         let limiter = self.limiter.as_deref_mut();
-        let cookie = reply.has_valid_cookie;
         match gate(
             limiter,
             snapshot,
             self.metrics,
             source,
-            cookie,
+            has_valid_cookie,
             request,
-            &reply.wire,
+            out,
         ) {
             Gate::Send => {}
             Gate::SendInstead(wire) => {
@@ -335,12 +325,10 @@ impl Answerer<'_, '_> {
             }
             Gate::Withhold => return false,
         }
-        let service = reply
-            .service
-            .as_ref()
-            .map(|hit| (hit.service, hit.endpoints.as_slice()));
-        count(self.tally, snapshot, transport, &reply.facts, service);
-        *out = reply.wire;
+        count(self.tally, snapshot, transport, &facts, service);
+        if is_fast {
+            self.tally.fast_path();
+        }
         true
     }
 }

@@ -378,21 +378,7 @@ mod tests {
         );
     }
 
-    /// A xorshift generator: the tests need varied, repeatable input, not
-    /// good randomness.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// The longest match by scanning every prefix: obviously right, slow.
     fn naive(prefixes: &[(IpNet, u32)], addr: IpAddr, max_len: u8) -> Option<(IpNet, u32)> {
