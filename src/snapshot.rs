@@ -53,8 +53,14 @@ pub struct Snapshot {
     pub answer_counters: Vec<Vec<Arc<AtomicU64>>>,
     /// Increases with every swap; shown by the admin API and in logs.
     pub generation: u64,
+    /// Unique among all snapshots this process builds (generations are per
+    /// store, and tests run several stores), so a per-thread cache can tell
+    /// which snapshot it was filled from.
+    pub id: u64,
     pub built_at: SystemTime,
 }
+
+static NEXT_SNAPSHOT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Snapshot {
     pub fn build(
@@ -88,6 +94,7 @@ impl Snapshot {
             router,
             answer_counters,
             generation,
+            id: NEXT_SNAPSHOT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             built_at: SystemTime::now(),
         }
     }

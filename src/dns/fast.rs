@@ -485,7 +485,7 @@ pub fn answer<'m>(
                     _ => Client::from_source(source),
                 };
                 let decision = memo.decide(
-                    snapshot.generation,
+                    snapshot.id,
                     &snapshot.config,
                     &snapshot.health,
                     &snapshot.router,

@@ -13,7 +13,7 @@
 //! by the key. Anything else is computed afresh and not kept.
 //!
 //! Each answering thread owns one memo (no sharing, no locks). It forgets
-//! everything when the snapshot generation changes, and when it is full.
+//! everything when the snapshot changes, and when it is full.
 //! Keys come from the network (ECS subnets), so the map uses a randomly
 //! seeded hash and a fixed bound.
 
@@ -52,10 +52,11 @@ pub struct Remembered {
     pub scope: u8,
 }
 
-/// One thread's remembered decisions for one snapshot generation.
+/// One thread's remembered decisions for one snapshot.
 #[derive(Debug, Default)]
 pub struct DecisionMemo {
-    generation: u64,
+    /// The snapshot the decisions were made in (`Snapshot::id`).
+    snapshot: u64,
     entries: HashMap<MemoKey, Remembered, foldhash::fast::RandomState>,
     /// Holds a decision that may not be kept, for the caller to read.
     scratch: Remembered,
@@ -68,20 +69,20 @@ impl DecisionMemo {
         DecisionMemo::default()
     }
 
-    /// The decision for `service` and `client` in the snapshot of
-    /// `generation`, made by [`route`] unless already known.
+    /// The decision for `service` and `client` in the snapshot `snapshot`
+    /// (its id) holds the rest of, made by [`route`] unless already known.
     pub fn decide(
         &mut self,
-        generation: u64,
+        snapshot: u64,
         config: &Config,
         health: &HealthView,
         router: &Router,
         service: usize,
         client: Client,
     ) -> &Remembered {
-        if generation != self.generation || self.entries.len() >= CAPACITY {
+        if snapshot != self.snapshot || self.entries.len() >= CAPACITY {
             self.entries.clear();
-            self.generation = generation;
+            self.snapshot = snapshot;
         }
         let (network, is_v6, len) = match client.addr {
             IpAddr::V4(a) => (
@@ -199,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_generation_forgets() {
+    fn a_new_snapshot_forgets() {
         let c = config(&service("weighted", "", [1, 1, 1]));
         let (r, h) = (router(&c), health(&c, &[]));
         let mut memo = DecisionMemo::new();
