@@ -11,9 +11,11 @@
 //! silent client holds one slot for a bounded time and no more. Several
 //! queries may be sent on one connection.
 //!
-//! Shutdown: a cancellation token stops the UDP loops (they poll it between
-//! datagrams, waking at least every [`UDP_POLL`]) and the TCP accept loops;
-//! open TCP connections finish the query they are answering and close.
+//! Shutdown: a cancellation token stops the UDP loops and the TCP accept
+//! loops; open TCP connections finish the query they are answering and
+//! close. A UDP thread blocks in its receive with no timeout (a timer per
+//! wait costs CPU under load, and wakes idle threads for nothing); shutting
+//! its socket down for reading wakes it, and it sees the token.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -38,8 +40,6 @@ use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// Read buffer per TCP connection, and the replies gathered before a write.
 const TCP_BUFFER: usize = 16 << 10;
-/// How often an idle UDP loop checks for shutdown.
-const UDP_POLL: Duration = Duration::from_millis(200);
 /// Socket buffers large enough to ride out a burst while a thread is busy.
 const SOCKET_BUFFER: usize = 4 << 20;
 
@@ -113,7 +113,6 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     socket.bind(&addr.into())?;
-    socket.set_read_timeout(Some(UDP_POLL))?;
     Ok(socket.into())
 }
 
@@ -146,6 +145,8 @@ pub struct TcpLimits {
 /// The running DNS server; dropped or stopped, it stops serving.
 pub struct DnsServer {
     udp_threads: Vec<JoinHandle<()>>,
+    /// Handles on the UDP sockets, to wake their threads at shutdown.
+    udp_sockets: Vec<UdpSocket>,
     tcp_tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -160,7 +161,9 @@ impl DnsServer {
     ) -> io::Result<DnsServer> {
         let stop = CancellationToken::new();
         let mut udp_threads = Vec::new();
+        let mut udp_sockets = Vec::new();
         for (i, socket) in sockets.udp.into_iter().enumerate() {
+            udp_sockets.push(socket.try_clone()?);
             let store = store.clone();
             let metrics = metrics.clone();
             let stop = stop.clone();
@@ -185,6 +188,7 @@ impl DnsServer {
         }
         Ok(DnsServer {
             udp_threads,
+            udp_sockets,
             tcp_tasks,
             stop,
         })
@@ -192,17 +196,34 @@ impl DnsServer {
 
     /// Stops reading new queries, lets open TCP queries finish, and waits
     /// for every loop to end.
-    pub async fn shutdown(self) {
-        self.stop.cancel();
+    pub async fn shutdown(mut self) {
+        self.stop_reading();
         self.tcp_tasks.close();
         self.tcp_tasks.wait().await;
-        let threads = self.udp_threads;
+        let threads = std::mem::take(&mut self.udp_threads);
         let _ = tokio::task::spawn_blocking(move || {
             for thread in threads {
                 let _ = thread.join();
             }
         })
         .await;
+    }
+}
+
+impl DnsServer {
+    fn stop_reading(&self) {
+        self.stop.cancel();
+        for socket in &self.udp_sockets {
+            // Unconnected UDP reports ENOTCONN here, yet Linux still marks
+            // the socket shut and wakes its reader, which is all we need.
+            let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Read);
+        }
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop_reading();
     }
 }
 
@@ -343,7 +364,12 @@ fn serve_udp(
     let mut memo = DecisionMemo::new();
     let mut batch = batch::Batch::new();
     while !stop.is_cancelled() {
-        let received = match batch.receive(&socket) {
+        let received = batch.receive(&socket);
+        if stop.is_cancelled() {
+            // Woken by the shutdown, or a last batch arriving with it.
+            break;
+        }
+        let received = match received {
             Ok(n) => n,
             Err(err)
                 if matches!(
