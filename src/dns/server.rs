@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -147,6 +148,9 @@ pub struct DnsServer {
     udp_threads: Vec<JoinHandle<()>>,
     /// Handles on the UDP sockets, to wake their threads at shutdown.
     udp_sockets: Vec<UdpSocket>,
+    /// Read by the UDP threads after every receive: a plain flag, where the
+    /// token's check takes a lock.
+    udp_stop: Arc<AtomicBool>,
     tcp_tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -162,11 +166,12 @@ impl DnsServer {
         let stop = CancellationToken::new();
         let mut udp_threads = Vec::new();
         let mut udp_sockets = Vec::new();
+        let udp_stop = Arc::new(AtomicBool::new(false));
         for (i, socket) in sockets.udp.into_iter().enumerate() {
             udp_sockets.push(socket.try_clone()?);
             let store = store.clone();
             let metrics = metrics.clone();
-            let stop = stop.clone();
+            let stop = udp_stop.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
                 .spawn(move || serve_udp(socket, &store, &metrics, &stop))?;
@@ -189,6 +194,7 @@ impl DnsServer {
         Ok(DnsServer {
             udp_threads,
             udp_sockets,
+            udp_stop,
             tcp_tasks,
             stop,
         })
@@ -213,6 +219,7 @@ impl DnsServer {
 impl DnsServer {
     fn stop_reading(&self) {
         self.stop.cancel();
+        self.udp_stop.store(true, Ordering::Release);
         for socket in &self.udp_sockets {
             // Unconnected UDP reports ENOTCONN here, yet Linux still marks
             // the socket shut and wakes its reader, which is all we need.
@@ -354,18 +361,13 @@ impl Answerer<'_, '_> {
     }
 }
 
-fn serve_udp(
-    socket: UdpSocket,
-    store: &SnapshotStore,
-    metrics: &Metrics,
-    stop: &CancellationToken,
-) {
+fn serve_udp(socket: UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop: &AtomicBool) {
     let mut limiter = RateLimiter::new();
     let mut memo = DecisionMemo::new();
     let mut batch = batch::Batch::new();
-    while !stop.is_cancelled() {
+    while !stop.load(Ordering::Acquire) {
         let received = batch.receive(&socket);
-        if stop.is_cancelled() {
+        if stop.load(Ordering::Acquire) {
             // Woken by the shutdown, or a last batch arriving with it.
             break;
         }
