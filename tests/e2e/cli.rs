@@ -1,9 +1,10 @@
 //! The `meridian` binary itself: `check`, `explain`, and `serve` with its
 //! signals, run as an operator would run them.
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
@@ -132,79 +133,121 @@ fn free_port() -> u16 {
     }
 }
 
+/// The built binary serving a config on a free loopback port, as an
+/// operator starts it. Killed on drop, so a failing test leaves nothing
+/// running.
+struct Served {
+    child: Child,
+    dns: SocketAddr,
+}
+
+impl Served {
+    /// Starts `meridian serve --config config --listen <free port>` plus
+    /// `args`, with its log on a pipe when `logs` is set.
+    fn start(config: &Path, args: &[&str], logs: bool) -> Served {
+        let port = free_port();
+        let output = || if logs { Stdio::piped() } else { Stdio::null() };
+        let child = meridian()
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap();
+        Served {
+            child,
+            dns: format!("127.0.0.1:{port}").parse().unwrap(),
+        }
+    }
+
+    /// One UDP query, `None` if no reply came within 200 ms.
+    fn ask(&self, name: &str, qtype: RecordType) -> Option<Message> {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        socket
+            .send_to(&query(name, qtype).to_vec().unwrap(), self.dns)
+            .unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, _) = socket.recv_from(&mut buf).ok()?;
+        Message::from_vec(&buf[..n]).ok()
+    }
+
+    /// Asks until the binary answers: it has started.
+    fn first_answer(&self, name: &str, qtype: RecordType) -> Message {
+        let start = Instant::now();
+        loop {
+            if let Some(reply) = self.ask(name, qtype) {
+                return reply;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the binary did not start answering"
+            );
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal}");
+    }
+
+    /// Waits for the process to exit, for 10 s at most.
+    fn exit_status(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "still running after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn serve_answers_then_exits_cleanly_on_sigterm_and_sigint() {
     for signal in ["TERM", "INT"] {
-        let port = free_port();
         let admin = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
         let dir = private_dir();
-        // The example, with its state file kept out of the source tree.
-        let config = dir.join("example.toml");
-        std::fs::write(
-            &config,
-            example_config_text().replace(
-                "state_file = \"example.state.json\"",
-                &format!("state_file = \"{}\"", dir.join("state.json").display()),
-            ),
-        )
-        .unwrap();
-        let mut child = meridian()
-            .args(["serve", "--log-format", "json", "--config"])
-            .arg(&config)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin",
-                &admin.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let dns: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let q = query("www.gslb.example.", RecordType::A);
-        let start = Instant::now();
-        let reply = loop {
-            socket.send_to(&q.to_vec().unwrap(), dns).unwrap();
-            let mut buf = [0u8; 1500];
-            if let Ok((n, _)) = socket.recv_from(&mut buf) {
-                break Message::from_vec(&buf[..n]).unwrap();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no answer from the binary"
-            );
-        };
+        let config = example_in(&dir, "");
+        let admin = admin.to_string();
+        let mut served = Served::start(&config, &["--log-format", "json", "--admin", &admin], true);
+        let reply = served.first_answer("www.gslb.example.", RecordType::A);
         assert_eq!(reply.answers.len(), 1);
 
         // An open TCP connection must not hold the shutdown up.
-        let _idle = std::net::TcpStream::connect(dns).unwrap();
-        let killed = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "SIG{signal}: still running after 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let _idle = std::net::TcpStream::connect(served.dns).unwrap();
+        served.signal(signal);
+        let status = served.exit_status();
         assert!(status.success(), "SIG{signal}: exit {status}");
-        let out = child.wait_with_output().unwrap();
-        let logs = String::from_utf8_lossy(&out.stdout);
+        let mut logs = String::new();
+        served
+            .child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
         for line in logs.lines() {
             serde_json::from_str::<serde_json::Value>(line)
                 .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
@@ -236,57 +279,28 @@ fn serve_refuses_a_bad_config_with_its_errors() {
 
 #[test]
 fn sighup_reloads_the_config_file() {
-    let port = free_port();
     let dir = private_dir();
-    let config = dir.join("example.toml");
-    let text = example_config_text().replace(
-        "state_file = \"example.state.json\"",
-        &format!("state_file = \"{}\"", dir.join("state.json").display()),
+    let config = example_in(&dir, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let mut served = Served::start(&config, &[], false);
+    served.first_answer("gslb.example.", RecordType::TXT);
+    let reloaded = "reloaded.gslb.example.";
+    assert!(
+        served
+            .ask(reloaded, RecordType::TXT)
+            .unwrap()
+            .answers
+            .is_empty()
     );
-    std::fs::write(&config, &text).unwrap();
-    let mut child = meridian()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let dns: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let ask = |name: &str| -> Option<Message> {
-        let q = query(name, RecordType::TXT);
-        socket.send_to(&q.to_vec().unwrap(), dns).unwrap();
-        let mut buf = [0u8; 1500];
-        let (n, _) = socket.recv_from(&mut buf).ok()?;
-        Message::from_vec(&buf[..n]).ok()
-    };
-    let start = Instant::now();
-    while ask("gslb.example.").is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the binary did not start"
-        );
-    }
-    assert!(ask("reloaded.gslb.example.").unwrap().answers.is_empty());
     std::fs::write(
         &config,
         format!("{text}\n[[records]]\nname = \"reloaded\"\ntype = \"TXT\"\ndata = \"yes\"\n"),
     )
     .unwrap();
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    served.signal("HUP");
     let start = Instant::now();
-    loop {
-        if ask("reloaded.gslb.example.").is_some_and(|m| m.answers.len() == 1) {
-            break;
-        }
+    let answered = |m: Message| m.answers.len() == 1;
+    while !served.ask(reloaded, RecordType::TXT).is_some_and(answered) {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "SIGHUP did not reload"
@@ -294,11 +308,11 @@ fn sighup_reloads_the_config_file() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        child.try_wait().unwrap().is_none(),
+        served.child.try_wait().unwrap().is_none(),
         "still running after SIGHUP"
     );
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    assert!(child.wait().unwrap().success());
+    served.signal("TERM");
+    assert!(served.exit_status().success());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -318,29 +332,11 @@ fn example_in(dir: &Path, extra: &str) -> PathBuf {
 
 #[test]
 fn sigterm_lets_a_tcp_query_in_flight_finish() {
-    let port = free_port();
     let dir = private_dir();
     let config = example_in(&dir, "");
-    let mut child = meridian()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let dns: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let start = Instant::now();
-    let mut stream = loop {
-        if let Ok(s) = std::net::TcpStream::connect(dns) {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the binary did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut served = Served::start(&config, &[], false);
+    served.first_answer("gslb.example.", RecordType::TXT);
+    let mut stream = std::net::TcpStream::connect(served.dns).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -349,16 +345,9 @@ fn sigterm_lets_a_tcp_query_in_flight_finish() {
     let bytes = q.to_vec().unwrap();
     let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(&bytes);
-    use std::io::{Read, Write};
     stream.write_all(&framed[..7]).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        Command::new("kill")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap()
-            .success()
-    );
+    served.signal("TERM");
     std::thread::sleep(Duration::from_millis(200));
     stream.write_all(&framed[7..]).unwrap();
     let mut len = [0u8; 2];
@@ -376,14 +365,7 @@ fn sigterm_lets_a_tcp_query_in_flight_finish() {
         0,
         "then the connection closes"
     );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = served.exit_status();
     assert!(status.success(), "exit {status}");
     std::fs::remove_dir_all(dir).unwrap();
 }
