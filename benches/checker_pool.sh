@@ -19,6 +19,7 @@
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
 
 SERVICES=${SERVICES:-1000}
 ZONES=${ZONES:-5}
@@ -29,34 +30,9 @@ ENDPOINTS=$((SERVICES * ZONES))
 
 # --- what we start, and how it goes away --------------------------------------
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/meridian-bench.XXXXXX")
-pids=() # everything we started, stopped by PID only: other work may run here
-
-forget_pid() {
-    local rest=() p
-    for p in "${pids[@]}"; do [ "$p" = "$1" ] || rest+=("$p"); done
-    pids=(${rest[@]+"${rest[@]}"})
-}
-
-stop_pid() {
-    kill -TERM "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    forget_pid "$1"
-}
-
-cleanup() {
-    local status=$? pid
-    for pid in ${pids[@]+"${pids[@]}"}; do stop_pid "$pid"; done
-    # A failed run keeps its logs: they are the only clue.
-    if [ "${KEEP:-0}" = 1 ] || [ "$status" -ne 0 ]; then
-        echo "work directory kept: $work" >&2
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+BENCH_NAME=bench
+# shellcheck source=benches/lib.sh
+. "$root/benches/lib.sh"
 
 # --- tools ----------------------------------------------------------------------
 
@@ -65,15 +41,7 @@ trap 'exit 143' TERM
 missing=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v ss >/dev/null || missing+=(iproute2)
-if [ ${#missing[@]} -gt 0 ]; then
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    echo "installing ${missing[*]} ..." >&2
-    $sudo apt-get update -qq
-    # On a host with systemd this also starts the distro's nginx on :80;
-    # the benchmark does not use it.
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing ${missing[@]+"${missing[@]}"}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # Each probe in flight holds a socket (up to server.probe_concurrency, 512 by

@@ -79,37 +79,9 @@ die() {
 
 # --- what we start, and how it goes away --------------------------------------
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/meridian-load.XXXXXX")
-pids=() # everything we started, stopped by PID only: other work may run here
-
-forget_pid() {
-    local rest=() p
-    for p in "${pids[@]}"; do [ "$p" = "$1" ] || rest+=("$p"); done
-    pids=(${rest[@]+"${rest[@]}"})
-}
-
-stop_pid() {
-    kill -TERM "$1" 2>/dev/null || true
-    kill -CONT "$1" 2>/dev/null || true # in case a burst left it stopped
-    local i
-    for i in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    forget_pid "$1"
-}
-
-cleanup() {
-    local status=$? pid
-    for pid in ${pids[@]+"${pids[@]}"}; do stop_pid "$pid"; done
-    if [ "${KEEP:-0}" = 1 ] || [ "$status" -ne 0 ]; then
-        echo "work directory kept: $work" >&2
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+BENCH_NAME=load
+# shellcheck source=benches/lib.sh
+. "$root/benches/lib.sh"
 
 # --- tools ----------------------------------------------------------------------
 
@@ -123,15 +95,7 @@ command -v taskset >/dev/null || missing+=(util-linux)
 command -v ss >/dev/null || missing+=(iproute2)
 python3 -c 'import tomllib' 2>/dev/null || missing+=(python3)
 if [ "$CALLGRIND" = 1 ]; then command -v valgrind >/dev/null || missing+=(valgrind); fi
-if [ ${#missing[@]} -gt 0 ]; then
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    echo "installing ${missing[*]} ..." >&2
-    $sudo apt-get update -qq
-    # On a host with systemd the gdnsd and knot packages also start the
-    # distro's services on port 53; the benchmark does not use them.
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing ${missing[@]+"${missing[@]}"}
 PATH="$PATH:/usr/sbin:/sbin"
 python3 -c 'import tomllib' 2>/dev/null || die "python3 >= 3.11 (tomllib) is needed"
 
