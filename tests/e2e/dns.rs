@@ -98,6 +98,23 @@ fn assert_negative_soa(reply: &Message) {
     }
 }
 
+/// NXDOMAIN or NODATA (`rcode` NoError) for `qname`/`qtype` over UDP and
+/// TCP: authoritative, no answer, no additional data, the SOA in authority.
+fn assert_negative(node: &Node, qname: &str, qtype: RecordType, rcode: ResponseCode) {
+    let request = query(qname, qtype);
+    for reply in [node.udp(&request), node.tcp(&request)] {
+        assert_response_header(&reply, &request);
+        assert_eq!(reply.response_code, rcode, "{qname} {qtype}");
+        assert!(
+            reply.authoritative,
+            "{qname} {qtype}: AA on a negative answer"
+        );
+        assert!(reply.answers.is_empty(), "{qname} {qtype}: no answer");
+        assert!(reply.additionals.is_empty(), "{qname} {qtype}");
+        assert_negative_soa(&reply);
+    }
+}
+
 /// Checks the node still gives a normal answer (after malformed input).
 fn assert_still_answers(node: &Node) {
     let reply = node.udp(&query("www.gslb.example.", RecordType::A));
@@ -240,19 +257,7 @@ fn nxdomain_carries_soa_with_negative_ttl() {
         "x._sip._udp.gslb.example.",
     ] {
         for qtype in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
-            let request = query(qname, qtype);
-            for reply in [node.udp(&request), node.tcp(&request)] {
-                assert_response_header(&reply, &request);
-                assert_eq!(
-                    reply.response_code,
-                    ResponseCode::NXDomain,
-                    "{qname} {qtype}"
-                );
-                assert!(reply.authoritative, "{qname}: AA on NXDOMAIN");
-                assert!(reply.answers.is_empty(), "{qname}: no answer");
-                assert!(reply.additionals.is_empty());
-                assert_negative_soa(&reply);
-            }
+            assert_negative(&node, qname, qtype, ResponseCode::NXDomain);
         }
     }
 }
@@ -270,19 +275,7 @@ fn nodata_carries_soa_with_noerror() {
         ("_udp.gslb.example.", RecordType::SRV),
         ("_udp.gslb.example.", RecordType::A),
     ] {
-        let request = query(qname, qtype);
-        for reply in [node.udp(&request), node.tcp(&request)] {
-            assert_response_header(&reply, &request);
-            assert_eq!(
-                reply.response_code,
-                ResponseCode::NoError,
-                "{qname} {qtype}"
-            );
-            assert!(reply.authoritative, "{qname} {qtype}: AA on NODATA");
-            assert!(reply.answers.is_empty(), "{qname} {qtype}: no answer");
-            assert!(reply.additionals.is_empty());
-            assert_negative_soa(&reply);
-        }
+        assert_negative(&node, qname, qtype, ResponseCode::NoError);
     }
 }
 
