@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -279,9 +279,36 @@ pub struct Metrics {
     geoip_rejected: AtomicU64,
     config_reloads: AtomicU64,
     config_rejected: AtomicU64,
+    /// Probe series summed per zone instead of per address.
+    probe_metrics_by_zone: AtomicBool,
+}
+
+/// One row of probe series: an address's counts, or a zone's sums.
+#[derive(Debug, Default)]
+struct ProbeTotals {
+    ok: u64,
+    failed: u64,
+    rtt_buckets: [u64; RTT_BUCKETS.len() + 1],
+    rtt_sum_micros: u64,
+}
+
+impl ProbeTotals {
+    fn add(&mut self, stats: &ProbeStats) {
+        self.ok += stats.ok.load(Relaxed);
+        self.failed += stats.failed.load(Relaxed);
+        for (total, bucket) in self.rtt_buckets.iter_mut().zip(&stats.rtt_buckets) {
+            *total += bucket.load(Relaxed);
+        }
+        self.rtt_sum_micros += stats.rtt_sum_micros.load(Relaxed);
+    }
 }
 
 impl Metrics {
+    /// Render probe series per zone rather than per address.
+    pub fn set_probe_metrics_by_zone(&self, by_zone: bool) {
+        self.probe_metrics_by_zone.store(by_zone, Relaxed);
+    }
+
     /// The counter of answers naming `zone` for `service`, created on first use.
     pub fn answer_counter(&self, service: &str, zone: &str) -> Arc<AtomicU64> {
         self.answers
@@ -434,20 +461,27 @@ impl Metrics {
             .map(|e| (e.key().clone(), e.value().clone()))
             .collect();
         probes.sort_by(|a, b| a.0.cmp(&b.0));
+        // Per address, or summed per zone when there are too many
+        // addresses for a scrape to stay small.
+        let by_zone = self.probe_metrics_by_zone.load(Relaxed);
+        let mut rows: std::collections::BTreeMap<String, ProbeTotals> = Default::default();
+        for (l, stats) in &probes {
+            let key = if by_zone {
+                format!("zone=\"{}\"", escape(&l.zone))
+            } else {
+                labels(l)
+            };
+            rows.entry(key).or_default().add(stats);
+        }
         header(
             &mut out,
             "meridian_probes_total",
             "counter",
-            "Health probes, by endpoint address and result.",
+            "Health probes, by endpoint address (or zone) and result.",
         );
-        for (l, s) in &probes {
-            for (result, c) in [("ok", &s.ok), ("fail", &s.failed)] {
-                let _ = writeln!(
-                    out,
-                    "meridian_probes_total{{{},result=\"{result}\"}} {}",
-                    labels(l),
-                    c.load(Relaxed)
-                );
+        for (l, t) in &rows {
+            for (result, n) in [("ok", t.ok), ("fail", t.failed)] {
+                let _ = writeln!(out, "meridian_probes_total{{{l},result=\"{result}\"}} {n}");
             }
         }
         header(
@@ -456,29 +490,23 @@ impl Metrics {
             "histogram",
             "Successful probe round-trip time (first byte, or connect for TCP).",
         );
-        for (l, s) in &probes {
+        for (l, t) in &rows {
             let mut cumulative = 0;
             for (i, bound) in RTT_BUCKETS.iter().enumerate() {
-                cumulative += s.rtt_buckets[i].load(Relaxed);
+                cumulative += t.rtt_buckets[i];
                 let _ = writeln!(
                     out,
-                    "meridian_probe_rtt_seconds_bucket{{{},le=\"{bound}\"}} {cumulative}",
-                    labels(l)
+                    "meridian_probe_rtt_seconds_bucket{{{l},le=\"{bound}\"}} {cumulative}"
                 );
             }
-            cumulative += s.rtt_buckets[RTT_BUCKETS.len()].load(Relaxed);
+            cumulative += t.rtt_buckets[RTT_BUCKETS.len()];
             let _ = writeln!(
                 out,
-                "meridian_probe_rtt_seconds_bucket{{{},le=\"+Inf\"}} {cumulative}",
-                labels(l)
+                "meridian_probe_rtt_seconds_bucket{{{l},le=\"+Inf\"}} {cumulative}"
             );
-            let sum = s.rtt_sum_micros.load(Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "meridian_probe_rtt_seconds_sum{{{}}} {sum}", labels(l));
-            let _ = writeln!(
-                out,
-                "meridian_probe_rtt_seconds_count{{{}}} {cumulative}",
-                labels(l)
-            );
+            let sum = t.rtt_sum_micros as f64 / 1e6;
+            let _ = writeln!(out, "meridian_probe_rtt_seconds_sum{{{l}}} {sum}");
+            let _ = writeln!(out, "meridian_probe_rtt_seconds_count{{{l}}} {cumulative}");
         }
 
         header(
@@ -667,5 +695,31 @@ mod tests {
         }
         tally.flush(&batched.dns);
         assert_eq!(direct.render(), batched.render());
+    }
+
+    #[test]
+    fn probe_series_can_be_summed_per_zone() {
+        let m = Metrics::default();
+        for (zone, address, rtt_ms) in [
+            ("a", "127.0.0.1", 3),
+            ("a", "127.0.0.2", 30),
+            ("b", "127.0.0.3", 3),
+        ] {
+            m.probe_stats(AddressLabels {
+                service: "www".into(),
+                zone: zone.into(),
+                address: address.into(),
+            })
+            .record(true, Some(Duration::from_millis(rtt_ms)));
+        }
+        let per_address = m.render();
+        assert!(per_address.contains("address=\"127.0.0.2\""));
+        m.set_probe_metrics_by_zone(true);
+        let per_zone = m.render();
+        assert!(!per_zone.contains("address="), "{per_zone}");
+        assert!(per_zone.contains("meridian_probes_total{zone=\"a\",result=\"ok\"} 2"));
+        assert!(per_zone.contains("meridian_probe_rtt_seconds_bucket{zone=\"a\",le=\"0.005\"} 1"));
+        assert!(per_zone.contains("meridian_probe_rtt_seconds_count{zone=\"a\"} 2"));
+        assert!(per_zone.contains("meridian_probe_rtt_seconds_count{zone=\"b\"} 1"));
     }
 }

@@ -105,6 +105,7 @@ pub async fn run(
         }
     };
     let metrics = Arc::new(Metrics::default());
+    metrics.set_probe_metrics_by_zone(config.server.probe_metrics_by_zone);
     let store = Arc::new(SnapshotStore::new(Snapshot::initial(
         config.clone(),
         drains.clone(),

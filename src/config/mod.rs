@@ -119,6 +119,9 @@ pub struct ServerSettings {
     /// Answer common UDP queries on the fast path (`dns::fast`); off, every
     /// query takes the general path. A switch for operators who suspect it.
     pub fast_path: bool,
+    /// `probe_metrics = "zone"`: probe counters and RTT histograms summed
+    /// per zone, for domains with too many addresses to export each.
+    pub probe_metrics_by_zone: bool,
 }
 
 /// Response rate limiting (UDP only).

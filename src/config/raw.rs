@@ -76,6 +76,7 @@ pub struct RawServer {
     pub tcp_max_queries: Option<Spanned<usize>>,
     pub tcp_read_timeout: Option<Spanned<String>>,
     pub fast_path: Option<Spanned<bool>>,
+    pub probe_metrics: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

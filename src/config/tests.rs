@@ -240,3 +240,31 @@ fn check_timeout_longer_than_interval_is_rejected() {
     let p = problems(&text);
     assert!(p[0].message.contains("timeout is longer"), "{p:#?}");
 }
+
+#[test]
+fn server_counts_and_choices_are_checked_with_their_position() {
+    let text = format!(
+        "[server]\ntcp_max_connections_per_source = 0\nprobe_metrics = \"host\"\n{MINIMAL}"
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].message
+            .contains("tcp_max_connections_per_source must be at least 1")
+    );
+    assert_eq!(p[0].line, 2);
+    assert!(
+        p[1].message.contains("probe_metrics \"host\" is not known"),
+        "{p:#?}"
+    );
+    assert_eq!(p[1].line, 3);
+    let config = parse(&format!(
+        "[server]\nprobe_metrics = \"zone\"\nfast_path = false\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert!(config.server.probe_metrics_by_zone);
+    assert!(!config.server.fast_path);
+    let defaults = parse(MINIMAL).unwrap().server;
+    assert!(defaults.fast_path && !defaults.probe_metrics_by_zone);
+    assert_eq!(defaults.tcp_max_connections_per_source, 64);
+}

@@ -406,6 +406,22 @@ impl Checker<'_, '_> {
             512,
             &mut ok,
         );
+        let probe_metrics_by_zone = match raw.probe_metrics.as_ref() {
+            None => false,
+            Some(v) => match v.get_ref().as_str() {
+                "address" => false,
+                "zone" => true,
+                other => {
+                    self.err(
+                        v.span(),
+                        format!("probe_metrics \"{other}\" is not known"),
+                        "use \"address\" (series per endpoint address) or \"zone\" (summed per zone)",
+                    );
+                    ok = false;
+                    false
+                }
+            },
+        };
         let cookie_secret = match raw.cookie_secret {
             None => None,
             Some(hex) => match parse_hex16(hex.get_ref().trim()) {
@@ -471,6 +487,7 @@ impl Checker<'_, '_> {
             tcp_max_queries,
             tcp_read_timeout,
             fast_path: raw.fast_path.map(|v| v.into_inner()).unwrap_or(true),
+            probe_metrics_by_zone,
             state_file,
             admin_token,
             probe_concurrency,
