@@ -12,7 +12,7 @@
 //! The fast path answers only what it fully understands: data types (the
 //! record set with its additional data, or NODATA) at names with no CNAME
 //! and no delegation above them, NXDOMAIN where the domain has no
-//! delegations, with at most an OPT of version 0 whose options are a
+//! delegations, REFUSED outside the domain, with at most an OPT of version 0 whose options are a
 //! well-formed ECS and a DNS cookie (the shapes resolvers send). For
 //! anything else it declines (`None`) and the caller uses the general
 //! path, which stays the reference: the two are compared reply by reply in
@@ -453,10 +453,12 @@ pub fn answer<'m>(
     let mut lower = [0u8; NAME_MAX];
     let question = parse(request, &mut lower)?;
     let name = &lower[..question.name_len];
-    let apex_at = question.name_len.checked_sub(fast.apex.len())?;
-    if name[apex_at..] != *fast.apex || !is_label_start(name, apex_at) {
-        return None;
-    }
+    // Names outside the domain are refused (after the cookie and ECS
+    // checks, as on the general path): floods of random names stay cheap.
+    let in_domain = question
+        .name_len
+        .checked_sub(fast.apex.len())
+        .is_some_and(|at| name[at..] == *fast.apex && is_label_start(name, at));
     // Cookies are bound to the packet's source, not to the ECS subnet.
     let cookie = match question.edns.and_then(|e| e.cookie) {
         None => CookieCheck::Absent,
@@ -472,6 +474,7 @@ pub fn answer<'m>(
     let mut decided: Option<(usize, &Remembered)> = None;
     let mut scope = 0;
     let (rcode, answers): (ResponseCode, Option<&EncodedAnswer>) = match fast.nodes.get(name) {
+        _ if !in_domain => (ResponseCode::Refused, None),
         Some(FastNode::Declined) => return None,
         None if fast.has_delegations => return None,
         None => (ResponseCode::NXDomain, None),
@@ -506,8 +509,8 @@ pub fn answer<'m>(
 
     out.clear();
     out.extend_from_slice(&request[..2]);
-    // QR, AA, RD copied; CD copied; RA never.
-    out.push(0x84 | (request[2] & 0x01));
+    // QR, AA inside the domain, RD copied; CD copied; RA never.
+    out.push(0x80 | if in_domain { 0x04 } else { 0 } | (request[2] & 0x01));
     out.push((request[3] & 0x10) | rcode.low());
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(&request[HEADER_LEN..question.end]);
@@ -535,9 +538,9 @@ pub fn answer<'m>(
         out.extend_from_slice(&set.answers.wire);
         count = set.answers.count;
     }
-    let authority = u16::from(count == 0);
+    let authority = u16::from(count == 0 && in_domain);
     let mut additional = 0;
-    if count == 0 {
+    if authority == 1 {
         // NXDOMAIN or NODATA: the SOA with the negative TTL.
         out.extend_from_slice(&fast.negative_soa);
     } else if let Some(set) = answers {
@@ -875,6 +878,7 @@ zones = ["ap-south"]
         let slow_hit = slow.service.map(|h| (h.service, h.endpoints));
         assert_eq!(fast.service.map(|(s, e)| (s, e.to_vec())), slow_hit);
         Some(Answered {
+            refused: fast.facts.rcode == ResponseCode::Refused,
             with_additionals: !fast_msg.additionals.is_empty(),
             with_valid_cookie: fast.has_valid_cookie,
             with_ecs_scope: has_ecs_scope(&fast_msg),
@@ -883,6 +887,7 @@ zones = ["ap-south"]
 
     /// What kind of reply the fast path gave, so tests know it took them all.
     struct Answered {
+        refused: bool,
         with_additionals: bool,
         with_valid_cookie: bool,
         with_ecs_scope: bool,
@@ -897,6 +902,7 @@ zones = ["ap-south"]
     #[derive(Debug, Default)]
     struct Tally {
         answered: usize,
+        refused: usize,
         with_additionals: usize,
         with_valid_cookie: usize,
         with_ecs_scope: usize,
@@ -915,6 +921,7 @@ zones = ["ap-south"]
             };
             if let Some(answered) = compare(snapshot, transport, &request, source, &mut memo) {
                 tally.answered += 1;
+                tally.refused += usize::from(answered.refused);
                 tally.with_additionals += usize::from(answered.with_additionals);
                 tally.with_valid_cookie += usize::from(answered.with_valid_cookie);
                 tally.with_ecs_scope += usize::from(answered.with_ecs_scope);
@@ -931,6 +938,7 @@ zones = ["ap-south"]
         assert!(tally.answered > 6_000, "{tally:?} of 20000");
         assert!(tally.with_valid_cookie > 200, "{tally:?}");
         assert!(tally.with_additionals > 100, "{tally:?}");
+        assert!(tally.refused > 100, "{tally:?}");
         assert!(tally.with_ecs_scope > 150, "{tally:?}");
     }
 
