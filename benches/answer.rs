@@ -57,7 +57,8 @@ fn request(name: &str, qtype: RecordType, ecs: Option<&str>) -> Vec<u8> {
 fn answer_path(c: &mut Criterion) {
     let (config, geo) = example();
     let metrics = Metrics::default();
-    let snapshot = Snapshot::initial(config, Drains::default(), geo, &metrics);
+    let counters = metrics.answer_counters(&config);
+    let snapshot = Snapshot::initial(config, Drains::default(), geo, counters);
     let source: IpAddr = "192.0.2.77".parse().unwrap();
     let cases = [
         (
@@ -137,7 +138,10 @@ fn snapshot_build(c: &mut Criterion) {
     let (config, geo) = example();
     let metrics = Metrics::default();
     c.bench_function("snapshot/example", |b| {
-        b.iter(|| Snapshot::initial(config.clone(), Drains::default(), geo.clone(), &metrics))
+        b.iter(|| {
+            let counters = metrics.answer_counters(&config);
+            Snapshot::initial(config.clone(), Drains::default(), geo.clone(), counters)
+        })
     });
     // A large domain: 1,000 services of 3 endpoints each.
     let text = std::fs::read_to_string(&config.source).unwrap();
@@ -162,7 +166,10 @@ fn snapshot_build(c: &mut Criterion) {
     }
     let big = Arc::new(Config::parse(&big, &config.source).unwrap_or_else(|e| panic!("{e}")));
     c.bench_function("snapshot/1000_services", |b| {
-        b.iter(|| Snapshot::initial(big.clone(), Drains::default(), None, &metrics))
+        b.iter(|| {
+            let counters = metrics.answer_counters(&big);
+            Snapshot::initial(big.clone(), Drains::default(), None, counters)
+        })
     });
 }
 

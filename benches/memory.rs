@@ -53,7 +53,8 @@ fn main() {
     drop(text);
     let metrics = Metrics::default();
     let started = Instant::now();
-    let snapshot = Snapshot::initial(config.clone(), Drains::default(), None, &metrics);
+    let counters = metrics.answer_counters(&config);
+    let snapshot = Snapshot::initial(config.clone(), Drains::default(), None, counters);
     let built = started.elapsed();
     let with_services = rss_kib();
 

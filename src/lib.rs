@@ -22,6 +22,7 @@ pub mod config;
 pub mod dns;
 pub mod health;
 pub mod metrics;
+pub mod publisher;
 pub mod routing;
 pub mod snapshot;
 

@@ -150,30 +150,18 @@ fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<
     use std::fmt::Write;
     use std::sync::Arc;
     let config = Arc::new(Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?);
-    let drains = meridian::snapshot::load_drains(&config)?;
-    let geo = match &config.geoip {
-        Some(g) => Some(Arc::new(meridian::routing::geo::GeoDb::open(&g.files)?)),
-        None => None,
-    };
-    let metrics = meridian::metrics::Metrics::default();
-    let snapshot = meridian::snapshot::Snapshot::initial(config.clone(), drains, geo, &metrics);
-    let wanted = name.trim_end_matches('.');
-    let service = config
-        .services
-        .iter()
-        .position(|s| {
-            let full = s.name.to_string().to_ascii_lowercase();
-            let rel = full
-                .strip_suffix(&format!(
-                    ".{}",
-                    config.domain.name.to_string().to_ascii_lowercase()
-                ))
-                .unwrap_or(&full)
-                .to_string();
-            full.trim_end_matches('.') == wanted.to_ascii_lowercase()
-                || rel == wanted.to_ascii_lowercase()
-        })
-        .ok_or_else(|| anyhow::anyhow!("no service `{name}` in {}", path.display()))?;
+    let drains = meridian::publisher::load_drains(&config)?;
+    let geo = meridian::publisher::open_geoip(&config)?;
+    let counters = meridian::snapshot::detached_counters(&config);
+    let snapshot = meridian::snapshot::Snapshot::initial(config.clone(), drains, geo, counters);
+    let service = config.service_index(name).ok_or_else(|| {
+        let known: Vec<String> = config.services.iter().map(|s| s.name.to_string()).collect();
+        anyhow::anyhow!(
+            "no service `{name}` in {}; services are: {}",
+            path.display(),
+            known.join(", ")
+        )
+    })?;
     let client = meridian::admin::parse_client(client).map_err(|e| anyhow::anyhow!("{e}"))?;
     let e =
         meridian::routing::explain(&config, &snapshot.health, &snapshot.router, service, client);

@@ -317,6 +317,23 @@ impl Metrics {
             .clone()
     }
 
+    /// Per service and endpoint of `config`, the counter of answers naming
+    /// it, in the shape a snapshot keeps them.
+    pub fn answer_counters(&self, config: &crate::config::Config) -> Vec<Vec<Arc<AtomicU64>>> {
+        config
+            .services
+            .iter()
+            .map(|service| {
+                let name = service.name.to_string();
+                service
+                    .endpoints
+                    .iter()
+                    .map(|e| self.answer_counter(&name, &config.zones[e.zone].name))
+                    .collect()
+            })
+            .collect()
+    }
+
     pub fn probe_stats(&self, labels: AddressLabels) -> Arc<ProbeStats> {
         self.probes.entry(labels).or_default().clone()
     }

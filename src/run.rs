@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::dns::{DnsServer, DnsSockets, TcpLimits};
 use crate::health::drains::DrainsError;
 use crate::metrics::Metrics;
-use crate::snapshot::{Publisher, Snapshot, SnapshotStore, load_drains};
+use crate::publisher::{Publisher, PublisherHandle, load_drains, open_geoip};
+use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// A node's bound sockets.
 #[derive(Debug)]
@@ -94,35 +95,31 @@ pub async fn run(
     // A state file we cannot read would silently undrain zones: refuse.
     let drains = load_drains(&config)?;
     if !drains.zones.is_empty() || !drains.endpoints.is_empty() {
-        tracing::info!(zones = ?drains.zones, endpoints = drains.endpoints.len(), "drains restored from state file");
+        let zones: Vec<&str> = drains.zones.iter().map(String::as_str).collect();
+        tracing::info!(
+            zones = %zones.join(" "),
+            endpoints = drains.endpoints.len(),
+            "drains restored from state file"
+        );
     }
-    let geo = match &config.geoip {
-        None => None,
-        Some(settings) => {
-            let db = crate::routing::geo::GeoDb::open(&settings.files)?;
-            tracing::info!(geoip = %db.description(), "GeoIP database loaded");
-            Some(Arc::new(db))
-        }
-    };
+    let geo = open_geoip(&config)?;
+    if let Some(db) = &geo {
+        tracing::info!(geoip = %db.description(), "GeoIP database loaded");
+    }
     let metrics = Arc::new(Metrics::default());
     metrics.set_probe_metrics_by_zone(config.server.probe_metrics_by_zone);
     let store = Arc::new(SnapshotStore::new(Snapshot::initial(
         config.clone(),
         drains.clone(),
         geo,
-        &metrics,
+        metrics.answer_counters(&config),
     )));
     metrics.snapshot_published(store.load().generation);
     let board = Arc::new(crate::health::initial_board(&config, SystemTime::now()));
-    let (publisher, publisher_handle) = Publisher::new(
-        store.clone(),
-        metrics.clone(),
-        config.clone(),
-        drains,
-        board.clone(),
-    );
+    let (publisher, publisher_handle) =
+        Publisher::new(store.clone(), metrics.clone(), drains, board.clone());
     let stop = tokio_util::sync::CancellationToken::new();
-    let publisher_task = tokio::spawn(publisher.run(publisher_handle.clone(), stop.clone()));
+    let publisher_task = tokio::spawn(publisher.run(stop.clone()));
     let reload_task = tokio::spawn(reload_on_sighup(publisher_handle.clone(), stop.clone()));
 
     let dns_addrs = listeners.dns.local_addrs();
@@ -143,7 +140,7 @@ pub async fn run(
     let admin_task = match listeners.admin {
         None => None,
         Some(listener) => {
-            let addr = listener.local_addr().ok();
+            let addr = listener.local_addr().map_err(RunError::Start)?;
             let listener = tokio::net::TcpListener::from_std(listener).map_err(RunError::Start)?;
             let app = crate::admin::router(AdminState {
                 store: store.clone(),
@@ -152,7 +149,7 @@ pub async fn run(
                 publisher: publisher_handle.clone(),
             });
             let stop = stop.clone();
-            tracing::info!(admin = ?addr, "admin endpoint listening");
+            tracing::info!(admin = %addr, "admin endpoint listening");
             Some(tokio::spawn(async move {
                 let served = axum::serve(
                     listener,
@@ -166,7 +163,8 @@ pub async fn run(
             }))
         }
     };
-    tracing::info!(%domain, dns = ?dns_addrs, "serving");
+    let dns_addrs: Vec<String> = dns_addrs.iter().map(ToString::to_string).collect();
+    tracing::info!(%domain, dns = %dns_addrs.join(" "), "serving");
 
     shutdown.await;
     tracing::info!("shutting down: no new queries; finishing those in flight");
@@ -183,10 +181,7 @@ pub async fn run(
 }
 
 /// SIGHUP re-reads the config, like `POST /v1/reload`.
-async fn reload_on_sighup(
-    publisher: crate::snapshot::PublisherHandle,
-    stop: tokio_util::sync::CancellationToken,
-) {
+async fn reload_on_sighup(publisher: PublisherHandle, stop: tokio_util::sync::CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; reload through the admin API");

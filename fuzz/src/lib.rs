@@ -254,7 +254,8 @@ pub static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     });
     assert!(geo.is_some(), "the example names a GeoIP database");
     let metrics = Metrics::default();
-    Snapshot::initial(Arc::new(config), Drains::default(), geo, &metrics)
+    let counters = metrics.answer_counters(&config);
+    Snapshot::initial(Arc::new(config), Drains::default(), geo, counters)
 });
 
 /// Sources a request may come from: located in each of the example's
@@ -474,7 +475,8 @@ fn check_accepted(config: Config) {
     names.extend(config.records.iter().map(|r| r.name.clone()));
     names.extend(config.services.iter().map(|s| s.name.clone()));
     names.truncate(64);
-    let snapshot = Snapshot::initial(Arc::new(config), Drains::default(), None, &metrics);
+    let counters = metrics.answer_counters(&config);
+    let snapshot = Snapshot::initial(Arc::new(config), Drains::default(), None, counters);
     let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     for name in names {
         for qtype in [

@@ -18,13 +18,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hickory_proto::rr::{LowerName, Name};
 use serde_json::{Value, json};
 
 use crate::config::{CheckKind, Config};
-use crate::health::{AddressKey, HealthBoard};
+use crate::health::{AddressKey, EndpointView, HealthBoard};
 use crate::metrics::Metrics;
-use crate::snapshot::{DrainTarget, PublisherHandle, Snapshot, SnapshotStore};
+use crate::publisher::{DrainTarget, LatencySample, PublisherHandle, ReloadError};
+use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// Largest request body accepted (a batch of latency measurements).
 const MAX_BODY: usize = 1 << 20;
@@ -333,7 +333,6 @@ async fn apply_drain(
 /// Re-reads the config file. A rejected file leaves the old config
 /// serving; the reply lists every problem with its position.
 async fn reload(State(state): State<AdminState>) -> Response {
-    use crate::snapshot::ReloadError;
     match state.publisher.reload().await {
         Some(Ok(generation)) => {
             let file = state.store.load().config.source.display().to_string();
@@ -515,7 +514,7 @@ async fn push_latency(
                 ),
             );
         }
-        samples.push(crate::snapshot::LatencySample {
+        samples.push(LatencySample {
             prefix,
             zone,
             rtt_ms: input.rtt_ms,
@@ -545,28 +544,13 @@ fn find_zone(config: &Config, name: &str) -> Result<usize, ApiError> {
 
 /// A service by its name, relative to the domain or fully qualified.
 fn find_service(config: &Config, name: &str) -> Result<usize, ApiError> {
-    let wanted = Name::from_ascii(name).ok().map(|n| {
-        if n.is_fqdn() {
-            n
-        } else {
-            n.clone().append_domain(&config.domain.name).unwrap_or(n)
-        }
-    });
-    wanted
-        .and_then(|w| {
-            let w = LowerName::new(&w);
-            config
-                .services
-                .iter()
-                .position(|s| LowerName::new(&s.name) == w)
-        })
-        .ok_or_else(|| {
-            let known: Vec<String> = config.services.iter().map(|s| s.name.to_string()).collect();
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no service `{name}`; services are: {}", known.join(", ")),
-            )
-        })
+    config.service_index(name).ok_or_else(|| {
+        let known: Vec<String> = config.services.iter().map(|s| s.name.to_string()).collect();
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no service `{name}`; services are: {}", known.join(", ")),
+        )
+    })
 }
 
 fn zone_json(snapshot: &Snapshot, board: &HealthBoard, z: usize) -> Value {
@@ -645,11 +629,7 @@ fn endpoint_json(snapshot: &Snapshot, board: &HealthBoard, s: usize, e: usize) -
     json!({
         "service": service.name.to_string(),
         "zone": zone,
-        "observed": match view {
-            Some(v) if v.is_up => "up",
-            Some(_) => "down",
-            None => "unknown",
-        },
+        "observed": EndpointView::observed_name(view),
         "forced": forced,
         "serving": view.is_some_and(|v| v.is_serving()),
         "min_healthy": endpoint.min_healthy,

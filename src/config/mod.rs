@@ -224,6 +224,16 @@ pub enum AllDown {
     Fallback(Vec<IpAddr>),
 }
 
+impl AllDown {
+    /// The rule's name as the config writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AllDown::FailOpen => "fail-open",
+            AllDown::Fallback(_) => "fallback",
+        }
+    }
+}
+
 /// How a service orders its zones for a client. Every policy then skips
 /// zones that are down or drained; see `routing`.
 #[derive(Debug, Clone, PartialEq)]
@@ -346,6 +356,30 @@ impl Config {
 
     pub fn zone_index(&self, name: &str) -> Option<usize> {
         self.zones.iter().position(|z| z.name == name)
+    }
+
+    /// The service an operator means by `name`: relative to the domain
+    /// (`www`, `@` for the apex) or absolute, with or without the trailing
+    /// dot (`www.gslb.example`, `www.gslb.example.`), in any case. A name
+    /// that reads both ways (`www.gslb.example` when a service
+    /// `www.gslb.example.gslb.example.` exists too) is taken as absolute.
+    pub fn service_index(&self, name: &str) -> Option<usize> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let domain = self.domain.name.to_ascii().to_ascii_lowercase();
+        let domain = domain.trim_end_matches('.');
+        let relative = match name.as_str() {
+            "@" | "" => domain.to_string(),
+            _ => format!("{name}.{domain}"),
+        };
+        let position = |wanted: &str| {
+            self.services.iter().position(|s| {
+                s.name
+                    .to_ascii()
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case(wanted)
+            })
+        };
+        position(&name).or_else(|| position(&relative))
     }
 }
 

@@ -735,8 +735,12 @@ zones = ["ap-south"]
         for zone in drained {
             drains.set_zone(zone, true);
         }
-        let mut snapshot =
-            Snapshot::initial(config.clone(), drains.clone(), geo, &Metrics::default());
+        let mut snapshot = Snapshot::initial(
+            config.clone(),
+            drains.clone(),
+            geo,
+            Metrics::default().answer_counters(&config),
+        );
         // Rebuild with the drains in the health view.
         snapshot.health = HealthView::build(&config, &StdMap::new(), &drains);
         let table = DomainTable::build(&config, &snapshot.health);

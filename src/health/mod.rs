@@ -6,13 +6,15 @@
 //!   up/down, pure and unit-tested.
 //! - [`scheduler`]: the checker pool: one task per probed address, jittered
 //!   starts, bounded concurrency, quick re-probes while a flip is being
-//!   confirmed. Each task owns its address's state and reports only
-//!   transitions to the publisher.
+//!   confirmed. Each task owns its address's state and sends only
+//!   transitions, as [`Report`]s on a channel it is given.
 //! - [`drains`]: operator overrides, kept apart from observed health and
 //!   persisted across restarts.
 //!
 //! Health never picks answers. What it knows reaches the DNS path only
-//! through the snapshot, as a [`HealthView`].
+//! through the snapshot, as a [`HealthView`]. It imports nothing above it:
+//! whoever consumes [`Report`]s (the publisher) depends on health, never
+//! the other way round.
 
 pub mod drains;
 pub mod probe;
@@ -25,7 +27,19 @@ use std::time::SystemTime;
 use dashmap::DashMap;
 
 use crate::config::{CheckKind, Config};
-use state::{AddressHealth, Observed};
+use state::{AddressHealth, Observed, Transition};
+
+/// A flip of one address's observed state, as the checker pool reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The config generation the probe task was started for; a consumer
+    /// ignores late reports from before a reload.
+    pub epoch: u64,
+    pub key: AddressKey,
+    pub transition: Transition,
+    /// The probe error behind a flip to down, or the successes behind up.
+    pub reason: String,
+}
 
 /// One probed address: indices into the config's services, the service's
 /// endpoints, and the endpoint's addresses.
@@ -59,6 +73,16 @@ pub fn initial_board(config: &Config, now: SystemTime) -> HealthBoard {
     board
 }
 
+/// The observed state every address starts with: unknown, or up for
+/// addresses whose check is `none`.
+pub fn initial_observed(config: &Config) -> HashMap<AddressKey, Observed> {
+    initial_board(config, SystemTime::now())
+        .into_iter()
+        .map(|(k, h)| (k, h.observed))
+        .collect()
+}
+
+/// Every address of every endpoint of every service, in config order.
 pub fn address_keys(config: &Config) -> impl Iterator<Item = AddressKey> + '_ {
     config.services.iter().enumerate().flat_map(|(s, service)| {
         service
@@ -97,6 +121,16 @@ pub struct EndpointView {
 impl EndpointView {
     pub fn is_serving(&self) -> bool {
         self.is_up && !self.is_drained
+    }
+
+    /// The endpoint's observed state as the admin API and explain name it;
+    /// `None` (an endpoint the view does not know) is `unknown`.
+    pub fn observed_name(view: Option<&EndpointView>) -> &'static str {
+        match view {
+            Some(v) if v.is_up => "up",
+            Some(_) => "down",
+            None => "unknown",
+        }
     }
 }
 
@@ -143,10 +177,10 @@ impl HealthView {
 
     /// Everything unknown and undrained: how a node starts.
     pub fn initial(config: &Config) -> HealthView {
-        let observed = initial_board(config, SystemTime::now())
-            .into_iter()
-            .map(|(k, h)| (k, h.observed))
-            .collect();
-        HealthView::build(config, &observed, &drains::Drains::default())
+        HealthView::build(
+            config,
+            &initial_observed(config),
+            &drains::Drains::default(),
+        )
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! One tokio task per probed address. Each task owns its address's
 //! [`AddressHealth`] (so the state machine needs no lock), writes the record
-//! to the [`HealthBoard`] after every probe for the admin API, and tells
-//! the publisher only about transitions. Starts are spread over the first
+//! to the [`HealthBoard`] after every probe for the admin API, and sends
+//! only transitions, as [`Report`]s, to whoever holds the receiver. Starts are spread over the first
 //! interval so a thousand endpoints do not fire in the same millisecond; a
 //! semaphore bounds the probes in flight; a probe that hangs costs its own
 //! task one timeout and nobody else anything.
@@ -12,16 +12,15 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::probe::{ProbeTarget, TlsConfigs, probe};
 use super::state::AddressHealth;
-use super::{AddressKey, HealthBoard, address_keys};
+use super::{AddressKey, HealthBoard, Report, address_keys};
 use crate::config::{CheckKind, Config};
 use crate::metrics::{AddressLabels, Metrics};
-use crate::snapshot::{Change, PublisherHandle};
 
 /// The quick re-probe interval while a flip is being confirmed: a fifth of
 /// the interval, but no faster than this.
@@ -29,13 +28,13 @@ const CONFIRM_FLOOR: Duration = Duration::from_millis(100);
 
 /// Starts a task for every address whose check is not `none`. Each task
 /// resumes from the address's record on the board, so a reload does not
-/// forget what probes have seen; `epoch` tags its reports so the publisher
+/// forget what probes have seen; `epoch` tags its reports so the consumer
 /// can ignore late ones from a previous config.
 pub fn start(
     config: &Arc<Config>,
     board: Arc<HealthBoard>,
     metrics: Arc<Metrics>,
-    publisher: PublisherHandle,
+    reports: mpsc::Sender<Report>,
     stop: CancellationToken,
     epoch: u64,
 ) -> TaskTracker {
@@ -65,7 +64,7 @@ pub fn start(
             target,
             board: board.clone(),
             stats,
-            publisher: publisher.clone(),
+            reports: reports.clone(),
             slots: slots.clone(),
             tls: tls.clone(),
         };
@@ -86,7 +85,7 @@ struct AddressTask {
     target: ProbeTarget,
     board: Arc<HealthBoard>,
     stats: Arc<crate::metrics::ProbeStats>,
-    publisher: PublisherHandle,
+    reports: mpsc::Sender<Report>,
     slots: Arc<Semaphore>,
     tls: Arc<TlsConfigs>,
 }
@@ -127,14 +126,15 @@ impl AddressTask {
                     .last_error
                     .clone()
                     .unwrap_or_else(|| format!("{} consecutive successes", health.consecutive_ok));
-                self.publisher
-                    .send(Change::Health {
-                        epoch: self.epoch,
-                        key: self.key,
-                        transition,
-                        reason,
-                    })
-                    .await;
+                let report = Report {
+                    epoch: self.epoch,
+                    key: self.key,
+                    transition,
+                    reason,
+                };
+                // The receiver only goes away at shutdown, when nobody
+                // needs the report.
+                let _ = self.reports.send(report).await;
             }
             let wait = if health.is_confirming() {
                 (check.interval / 5).max(CONFIRM_FLOOR).min(check.interval)

@@ -33,7 +33,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::config::{AllDown, Config, Policy};
-use crate::health::HealthView;
+use crate::health::{EndpointView, HealthView};
 use geo::{GeoDb, Location};
 use latency::{LatencyView, Ranking};
 use prefix::PrefixMap;
@@ -78,6 +78,17 @@ pub struct Router {
     pub latency: Arc<LatencyView>,
     /// This node's probe RTTs ranked, for clients in its own country.
     pub local_latency: Option<Ranking>,
+}
+
+/// CIDR rules by network, for longest-prefix match: each network maps to
+/// the index of its rule in `config.cidr_rules`.
+pub fn cidr_map(config: &Config) -> PrefixMap<usize> {
+    config
+        .cidr_rules
+        .iter()
+        .enumerate()
+        .flat_map(|(i, rule)| rule.networks.iter().map(move |net| (*net, i)))
+        .collect()
 }
 
 /// What the evidence was.
@@ -487,11 +498,7 @@ pub fn explain(
                     .as_ref()
                     .and_then(|r| r.zones.iter().find(|z| z.0 == ep.zone).map(|z| z.1)),
                 weight: ep.weight,
-                observed: match view {
-                    Some(v) if v.is_up => "up",
-                    Some(_) => "down",
-                    None => "unknown",
-                },
+                observed: EndpointView::observed_name(view),
                 drained: view.is_some_and(|v| v.is_drained),
                 serving: view.is_none_or(|v| v.is_serving()),
                 chosen: !decision.is_all_down && decision.endpoints.contains(&e),
@@ -589,7 +596,7 @@ longitude = 103.8
     pub(super) fn router(config: &Config) -> Router {
         Router {
             geo: None,
-            cidr: crate::snapshot::cidr_map(config),
+            cidr: cidr_map(config),
             latency: Arc::new(LatencyView::default()),
             local_latency: None,
         }

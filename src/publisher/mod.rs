@@ -1,0 +1,462 @@
+//! The control plane: one task owns every change to what DNS answers.
+//!
+//! Health reports from the checker pool, operator drains, latency
+//! measurements, config reloads and GeoIP file replacements all reach the
+//! single [`Publisher`] task. It folds each into its [`State`] with the
+//! pure [`State::apply`], and once nothing more is queued it builds one new
+//! snapshot off to the side and stores it with one atomic swap. Bursts are
+//! coalesced: a fleet flapping at once costs one rebuild, not one per
+//! endpoint. Writers that asked for a change are answered once a snapshot
+//! carrying it is live.
+//!
+//! - [`state`]: the pure part: what the publisher knows, `apply`, and the
+//!   inputs of the next snapshot.
+//! - [`reload`]: reading the config, GeoIP and state files, and carrying
+//!   health over from one config to the next.
+//!
+//! The shell here does what the pure part cannot: it awaits the channels
+//! and timers, runs the checker pool for the current config (restarting it
+//! on reload), persists drains, counts metrics and answers callers.
+
+pub mod reload;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::health::drains::Drains;
+use crate::health::{HealthBoard, Report};
+use crate::metrics::Metrics;
+use crate::routing::geo::GeoDb;
+use crate::snapshot::SnapshotStore;
+pub use reload::{ReloadError, load_drains};
+pub use state::{Change, Dirty, DrainTarget, LatencySample, State};
+
+/// The result of a drain request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainOutcome {
+    /// False when the target was already in the requested state.
+    pub changed: bool,
+    /// Whether the state file now holds it; false with no state file or a
+    /// failed write (the drain applies either way).
+    pub persisted: bool,
+    /// The generation of the snapshot that carries the drain.
+    pub generation: u64,
+}
+
+/// A request from outside the publisher, with where to send its answer.
+#[derive(Debug)]
+enum Request {
+    Drain {
+        target: DrainTarget,
+        drained: bool,
+        reply: oneshot::Sender<DrainOutcome>,
+    },
+    Latency {
+        samples: Vec<LatencySample>,
+        /// Answered with the generation of the snapshot carrying them.
+        reply: oneshot::Sender<u64>,
+    },
+    /// Re-read the config file (SIGHUP, `POST /v1/reload`).
+    Reload {
+        reply: oneshot::Sender<Result<u64, ReloadError>>,
+    },
+}
+
+/// The sending side, cloned into the admin API and the signal handler.
+#[derive(Debug, Clone)]
+pub struct PublisherHandle {
+    tx: mpsc::Sender<Request>,
+}
+
+impl PublisherHandle {
+    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        // The publisher only stops at shutdown; `None` tells the caller.
+        self.tx.send(request(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Drains or undrains; returns once a snapshot carrying it is live.
+    pub async fn drain(&self, target: DrainTarget, drained: bool) -> Option<DrainOutcome> {
+        self.ask(|reply| Request::Drain {
+            target,
+            drained,
+            reply,
+        })
+        .await
+    }
+
+    /// Re-reads the config file; returns once the new snapshot is live, or
+    /// why the file was rejected (the old config keeps serving).
+    pub async fn reload(&self) -> Option<Result<u64, ReloadError>> {
+        self.ask(|reply| Request::Reload { reply }).await
+    }
+
+    /// Adds latency measurements; returns once a snapshot carries them.
+    pub async fn latency(&self, samples: Vec<LatencySample>) -> Option<u64> {
+        self.ask(|reply| Request::Latency { samples, reply }).await
+    }
+}
+
+/// A reply owed to whoever sent a request, once its snapshot is live.
+enum Reply {
+    Drain(oneshot::Sender<DrainOutcome>, DrainOutcome),
+    Generation(oneshot::Sender<u64>),
+    Reload(oneshot::Sender<Result<u64, ReloadError>>),
+}
+
+impl Reply {
+    fn send(self, generation: u64) {
+        // A caller that stopped waiting does not need the answer.
+        match self {
+            Reply::Drain(tx, outcome) => {
+                let _ = tx.send(DrainOutcome {
+                    generation,
+                    ..outcome
+                });
+            }
+            Reply::Generation(tx) => {
+                let _ = tx.send(generation);
+            }
+            Reply::Reload(tx) => {
+                let _ = tx.send(Ok(generation));
+            }
+        }
+    }
+}
+
+/// How often the publisher looks at time-driven state: latency ageing and
+/// this node's probe RTTs.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Queued requests and reports; bounded so a stuck publisher pushes back
+/// on probe tasks instead of growing without limit.
+const QUEUE: usize = 4096;
+
+/// The single owner of every change to the served state.
+pub struct Publisher {
+    requests: mpsc::Receiver<Request>,
+    reports: mpsc::Receiver<Report>,
+    /// Cloned into each generation of probe tasks.
+    report_tx: mpsc::Sender<Report>,
+    store: Arc<SnapshotStore>,
+    metrics: Arc<Metrics>,
+    state: State,
+    /// Every address's latest probe record, written by the probe tasks and
+    /// read by the admin API; the publisher resets it on reload.
+    board: Arc<HealthBoard>,
+    geo_stamps: Vec<reload::FileStamp>,
+    /// Stops the current generation of probe tasks (a child of the node's
+    /// stop token), and tracks them.
+    probes: Option<(CancellationToken, TaskTracker)>,
+}
+
+impl Publisher {
+    /// A publisher for `store`, whose current snapshot was built from the
+    /// config, drains and GeoIP database given here.
+    pub fn new(
+        store: Arc<SnapshotStore>,
+        metrics: Arc<Metrics>,
+        drains: Drains,
+        board: Arc<HealthBoard>,
+    ) -> (Publisher, PublisherHandle) {
+        let (tx, requests) = mpsc::channel(QUEUE);
+        let (report_tx, reports) = mpsc::channel(QUEUE);
+        let current = store.load_full();
+        let mut state = State::new(current.config.clone(), drains, current.router.geo.clone());
+        state.generation = current.generation;
+        let publisher = Publisher {
+            requests,
+            reports,
+            report_tx,
+            geo_stamps: reload::geo_stamps(&current.config),
+            board,
+            probes: None,
+            store,
+            metrics,
+            state,
+        };
+        (publisher, PublisherHandle { tx })
+    }
+
+    /// Starts the checker pool, then folds in changes until `stop`; then
+    /// stops the probes and returns.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let current = self.store.load_full();
+        let at_start = current.table.services.iter().map(|s| s.is_all_down);
+        for (service, is_all_down) in self.state.all_down_changes(at_start) {
+            self.log_all_down(service, is_all_down);
+        }
+        self.start_probes(&stop);
+        self.serve(&stop).await;
+        self.stop_probes().await;
+    }
+
+    fn start_probes(&mut self, stop: &CancellationToken) {
+        let token = stop.child_token();
+        let tracker = crate::health::scheduler::start(
+            &self.state.config,
+            self.board.clone(),
+            self.metrics.clone(),
+            self.report_tx.clone(),
+            token.clone(),
+            self.state.epoch,
+        );
+        self.probes = Some((token, tracker));
+    }
+
+    async fn stop_probes(&mut self) {
+        if let Some((token, tracker)) = self.probes.take() {
+            token.cancel();
+            tracker.wait().await;
+        }
+    }
+
+    async fn serve(&mut self, stop: &CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let geo_every = self
+            .state
+            .config
+            .geoip
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |g| g.watch_interval);
+        let mut geo_tick = tokio::time::interval(geo_every);
+        geo_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut replies = Vec::new();
+            let mut dirty = tokio::select! {
+                _ = stop.cancelled() => return,
+                request = self.requests.recv() => match request {
+                    Some(request) => self.on_request(request, &mut replies, stop).await,
+                    None => return,
+                },
+                Some(report) = self.reports.recv() => self.on_report(report),
+                _ = tick.tick() => self.on_tick(),
+                _ = geo_tick.tick() => self.check_geoip().await,
+            };
+            // Coalesce: fold in everything already queued, then build once.
+            loop {
+                if let Ok(report) = self.reports.try_recv() {
+                    dirty |= self.on_report(report);
+                } else if let Ok(request) = self.requests.try_recv() {
+                    dirty |= self.on_request(request, &mut replies, stop).await;
+                } else {
+                    break;
+                }
+            }
+            if dirty.snapshot {
+                self.publish();
+            }
+            for reply in replies {
+                reply.send(self.state.generation);
+            }
+        }
+    }
+
+    fn on_report(&mut self, report: Report) -> Dirty {
+        let key = report.key;
+        let to = report.transition.to;
+        let dirty = self.state.apply(Change::Health(report));
+        if dirty.health {
+            let (service, zone, _) = self.state.names(key);
+            self.metrics.transition(&service, zone, to.name());
+        }
+        dirty
+    }
+
+    async fn on_request(
+        &mut self,
+        request: Request,
+        replies: &mut Vec<Reply>,
+        stop: &CancellationToken,
+    ) -> Dirty {
+        match request {
+            Request::Drain {
+                target,
+                drained,
+                reply,
+            } => {
+                let dirty = self.state.apply(Change::Drain { target, drained });
+                let persisted = self.persist_drains(dirty.drains);
+                replies.push(Reply::Drain(
+                    reply,
+                    DrainOutcome {
+                        changed: dirty.drains,
+                        persisted,
+                        generation: 0,
+                    },
+                ));
+                dirty
+            }
+            Request::Latency { samples, reply } => {
+                replies.push(Reply::Generation(reply));
+                self.state.apply(Change::Latency {
+                    samples,
+                    at: Instant::now(),
+                })
+            }
+            Request::Reload { reply } => match self.reload(stop).await {
+                Ok(dirty) => {
+                    self.metrics.config_reload(true);
+                    replies.push(Reply::Reload(reply));
+                    dirty
+                }
+                Err(err) => {
+                    tracing::error!(
+                        file = %self.state.config.source.display(),
+                        "config reload rejected; still serving the previous config:\n{err}"
+                    );
+                    self.metrics.config_reload(false);
+                    let _ = reply.send(Err(err));
+                    Dirty::default()
+                }
+            },
+        }
+    }
+
+    /// Writes the drains to the state file when they changed; whether the
+    /// file holds them now.
+    fn persist_drains(&self, changed: bool) -> bool {
+        match (self.state.state_file(), changed) {
+            (None, _) => false,
+            (Some(_), false) => true,
+            (Some(path), true) => match self.state.drains.save(path) {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::warn!(%err, "drain not persisted");
+                    false
+                }
+            },
+        }
+    }
+
+    fn on_tick(&mut self) -> Dirty {
+        let zone_rtts = self.zone_rtts();
+        self.state.apply(Change::Tick {
+            at: Instant::now(),
+            zone_rtts,
+        })
+    }
+
+    /// The best smoothed probe RTT to each zone, over every usable probed
+    /// address, in milliseconds.
+    fn zone_rtts(&self) -> Vec<(usize, f64)> {
+        let config = &self.state.config;
+        let mut best: BTreeMap<usize, f64> = BTreeMap::new();
+        for entry in self.board.iter() {
+            let (key, health) = (entry.key(), entry.value());
+            let Some(rtt) = health.rtt else { continue };
+            if !health.observed.is_usable() {
+                continue;
+            }
+            let zone = config.services[key.service].endpoints[key.endpoint].zone;
+            let ms = rtt.as_secs_f64() * 1000.0;
+            best.entry(zone)
+                .and_modify(|b| *b = b.min(ms))
+                .or_insert(ms);
+        }
+        best.into_iter().collect()
+    }
+
+    /// Reloads the GeoIP files when they were replaced on disk. A file
+    /// that does not load is rejected and the old database stays.
+    async fn check_geoip(&mut self) -> Dirty {
+        let stamps = reload::geo_stamps(&self.state.config);
+        if stamps == self.geo_stamps {
+            return Dirty::default();
+        }
+        self.geo_stamps = stamps;
+        match reload::reopen_geoip(&self.state.config).await {
+            Some(Ok(db)) => {
+                tracing::info!(geoip = %db.description(), "GeoIP database reloaded");
+                self.metrics.geoip_reload(true);
+                self.state.apply(Change::GeoReplaced(Arc::new(db)))
+            }
+            Some(Err(err)) => {
+                tracing::error!(%err, "GeoIP database replacement rejected; keeping the previous one");
+                self.metrics.geoip_reload(false);
+                Dirty::default()
+            }
+            None => Dirty::default(),
+        }
+    }
+
+    /// Reads the config file again and, if it is valid, makes it current:
+    /// health of addresses that stay carries over, drains stay, probes
+    /// restart for the new set.
+    async fn reload(&mut self, stop: &CancellationToken) -> Result<Dirty, ReloadError> {
+        let (next, geo) = reload::read_config(&self.state.config, self.state.geo.clone()).await?;
+        let next = Arc::new(next);
+        // The probe tasks write the board; stop them before it changes.
+        self.stop_probes().await;
+        let board: Vec<_> = self
+            .board
+            .iter()
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect();
+        let carried = reload::carry_over(&self.state.config, board, &next, SystemTime::now());
+        self.board.clear();
+        let observed = carried.iter().map(|(k, h)| (*k, h.observed)).collect();
+        for (key, health) in carried {
+            self.board.insert(key, health);
+        }
+        if next.geoip != self.state.config.geoip {
+            self.geo_stamps = reload::geo_stamps(&next);
+        }
+        let dirty = self.state.apply(Change::Reloaded(state::Reloaded {
+            config: next,
+            geo,
+            observed,
+        }));
+        self.start_probes(stop);
+        Ok(dirty)
+    }
+
+    fn publish(&mut self) {
+        let counters = self.metrics.answer_counters(&self.state.config);
+        let snapshot = crate::snapshot::build(self.state.next_inputs(counters));
+        let is_all_down = snapshot.table.services.iter().map(|s| s.is_all_down);
+        for (service, entered) in self.state.all_down_changes(is_all_down) {
+            self.log_all_down(service, entered);
+        }
+        let generation = snapshot.generation;
+        self.store.store(snapshot);
+        self.metrics.snapshot_published(generation);
+        tracing::debug!(generation, "published snapshot");
+    }
+
+    fn log_all_down(&self, service: usize, entered: bool) {
+        let s = &self.state.config.services[service];
+        if entered {
+            self.metrics.fail_open(&s.name.to_string());
+            tracing::warn!(
+                service = %s.name,
+                rule = s.all_down.name(),
+                "no endpoint is serving; answering by the all-down rule"
+            );
+        } else {
+            tracing::info!(service = %s.name, "endpoints serving again; all-down rule lifted");
+        }
+    }
+}
+
+/// Opens the GeoIP database a config names, if any.
+pub fn open_geoip(
+    config: &crate::config::Config,
+) -> Result<Option<Arc<GeoDb>>, crate::routing::geo::GeoError> {
+    config
+        .geoip
+        .as_ref()
+        .map(|settings| GeoDb::open(&settings.files).map(Arc::new))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+//! Reading what lives on disk: the config file on reload, the GeoIP files
+//! when they are replaced, the drains state file at start; and carrying
+//! health over from one config to the next.
+//!
+//! Reads run on the blocking pool so the publisher's task never stalls on
+//! a slow disk; a file that fails its checks is rejected whole and the
+//! previous state keeps serving.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::config::{CheckKind, Config};
+use crate::health::drains::{Drains, DrainsError, service_key};
+use crate::health::state::AddressHealth;
+use crate::health::{AddressKey, initial_board};
+use crate::routing::geo::{GeoDb, GeoError};
+
+/// Why a reload was rejected; the previous config keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Geo(#[from] GeoError),
+}
+
+/// Loads the persisted drains named by the config (none without a file).
+pub fn load_drains(config: &Config) -> Result<Drains, DrainsError> {
+    match &config.server.state_file {
+        Some(path) => Drains::load(path),
+        None => Ok(Drains::default()),
+    }
+}
+
+/// Reads and checks the config file `current` came from, keeping the
+/// addresses being served (sockets are bound once; they may have come from
+/// flags), and opens its GeoIP files if `[geoip]` changed.
+pub async fn read_config(
+    current: &Config,
+    current_geo: Option<Arc<GeoDb>>,
+) -> Result<(Config, Option<Arc<GeoDb>>), ReloadError> {
+    let path = current.source.clone();
+    let mut next = tokio::task::spawn_blocking(move || Config::load(&path))
+        .await
+        .expect("config loading does not panic")?;
+    if next.server.dns != current.server.dns || next.server.admin != current.server.admin {
+        tracing::warn!("listen addresses in the config changed; they apply at the next restart");
+    }
+    next.server.dns = current.server.dns.clone();
+    next.server.admin = current.server.admin;
+    let geo = if next.geoip == current.geoip {
+        current_geo
+    } else {
+        match next.geoip.clone() {
+            None => None,
+            Some(settings) => {
+                let db = tokio::task::spawn_blocking(move || GeoDb::open(&settings.files))
+                    .await
+                    .expect("GeoIP loading does not panic")?;
+                Some(Arc::new(db))
+            }
+        }
+    };
+    Ok((next, geo))
+}
+
+/// What makes an address the same one across configs.
+fn address_identity(config: &Config, key: &AddressKey) -> (String, String, IpAddr) {
+    let service = &config.services[key.service];
+    let endpoint = &service.endpoints[key.endpoint];
+    (
+        service_key(&service.name),
+        config.zones[endpoint.zone].name.clone(),
+        endpoint.addresses[key.address],
+    )
+}
+
+/// The health record of every address of `next`: an address that stays
+/// (same service, zone and address) and has been probed keeps its record;
+/// a new or changed one starts afresh, as does any whose check is now
+/// `none` (always up).
+pub fn carry_over(
+    current: &Config,
+    board: impl IntoIterator<Item = (AddressKey, AddressHealth)>,
+    next: &Config,
+    now: SystemTime,
+) -> HashMap<AddressKey, AddressHealth> {
+    let old: HashMap<_, _> = board
+        .into_iter()
+        .map(|(key, health)| (address_identity(current, &key), health))
+        .collect();
+    initial_board(next, now)
+        .into_iter()
+        .map(|(key, initial)| {
+            let endpoint = &next.services[key.service].endpoints[key.endpoint];
+            let kept = if endpoint.check.kind == CheckKind::None {
+                initial
+            } else {
+                old.get(&address_identity(next, &key))
+                    .filter(|h| h.probes > 0)
+                    .cloned()
+                    .unwrap_or(initial)
+            };
+            (key, kept)
+        })
+        .collect()
+}
+
+/// Size, modification time and inode of a file, to notice a replacement.
+pub type FileStamp = Option<(u64, SystemTime, u64)>;
+
+/// The stamps of the config's GeoIP files.
+pub fn geo_stamps(config: &Config) -> Vec<FileStamp> {
+    config
+        .geoip
+        .as_ref()
+        .map(|g| {
+            g.files
+                .iter()
+                .map(|f| {
+                    // The inode too: a replace by rename (geoipupdate's way)
+                    // changes it even when size and coarse mtime do not.
+                    std::fs::metadata(f)
+                        .ok()
+                        .and_then(|m| Some((m.len(), m.modified().ok()?, m.ino())))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Opens the GeoIP files again off the publisher's task.
+pub async fn reopen_geoip(config: &Config) -> Option<Result<GeoDb, GeoError>> {
+    let files = config.geoip.as_ref()?.files.clone();
+    match tokio::task::spawn_blocking(move || GeoDb::open(&files)).await {
+        Ok(result) => Some(result),
+        Err(err) => {
+            tracing::error!(%err, "GeoIP reload task failed; keeping the previous database");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::state::Observed;
+
+    const CONFIG: &str = r#"
+[domain]
+name = "gslb.test."
+[[domain.nameservers]]
+name = "ns1"
+addresses = ["192.0.2.53"]
+[[zones]]
+name = "a"
+latitude = 0.0
+longitude = 0.0
+[[zones]]
+name = "b"
+latitude = 10.0
+longitude = 10.0
+[[services]]
+name = "www"
+[[services.endpoints]]
+zone = "a"
+addresses = ["192.0.2.1"]
+[[services.endpoints]]
+zone = "b"
+addresses = ["192.0.2.2"]
+"#;
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text, "test.toml".as_ref()).expect("test config is valid")
+    }
+
+    fn probed_down(now: SystemTime) -> AddressHealth {
+        let mut health = AddressHealth::new(now);
+        for _ in 0..3 {
+            let _ = health.record(Err("refused".into()), None, 2, 2, now);
+        }
+        assert_eq!(health.observed, Observed::Down);
+        health
+    }
+
+    fn key(service: usize, endpoint: usize) -> AddressKey {
+        AddressKey {
+            service,
+            endpoint,
+            address: 0,
+        }
+    }
+
+    #[test]
+    fn an_address_that_stays_keeps_its_health_and_a_changed_one_starts_afresh() {
+        let now = SystemTime::now();
+        let current = parse(CONFIG);
+        let board = vec![(key(0, 0), probed_down(now)), (key(0, 1), probed_down(now))];
+        // Zone b's address changes; a new service `api` comes first, so
+        // every index of `www` moves.
+        let next = parse(&CONFIG.replace("192.0.2.2", "192.0.2.3").replace(
+            "[[services]]\nname = \"www\"",
+            "[[services]]\nname = \"api\"\n[[services.endpoints]]\nzone = \"a\"\naddresses = [\"192.0.2.1\"]\n\n[[services]]\nname = \"www\"",
+        ));
+        assert_eq!(next.services[1].name.to_string(), "www.gslb.test.");
+        let carried = carry_over(&current, board, &next, now);
+        assert_eq!(
+            carried[&key(1, 0)].observed,
+            Observed::Down,
+            "www in a stays down"
+        );
+        assert_eq!(
+            carried[&key(1, 1)].observed,
+            Observed::Unknown,
+            "changed address"
+        );
+        assert_eq!(
+            carried[&key(0, 0)].observed,
+            Observed::Unknown,
+            "api is new"
+        );
+    }
+
+    #[test]
+    fn an_address_whose_check_becomes_none_is_up() {
+        let now = SystemTime::now();
+        let current = parse(CONFIG);
+        let board = vec![(key(0, 0), probed_down(now))];
+        let next = parse(&CONFIG.replace(
+            "name = \"www\"",
+            "name = \"www\"\ncheck = { kind = \"none\" }",
+        ));
+        let carried = carry_over(&current, board, &next, now);
+        assert_eq!(carried[&key(0, 0)].observed, Observed::Up);
+    }
+}

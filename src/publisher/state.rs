@@ -1,0 +1,572 @@
+//! What the publisher knows, and the pure step that folds one change into it.
+//!
+//! [`State::apply`] takes a [`Change`] and returns what it made [`Dirty`];
+//! it does no I/O, awaits nothing and reads no clock (times come in with
+//! the change), so every rule of the control plane (late reports ignored,
+//! unknown→up costing no rebuild, drains, latency ageing, reload
+//! carry-over) is unit-tested here without a runtime. The async shell in
+//! [`super`] reads files, runs probes and answers callers around it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ipnet::IpNet;
+
+use crate::config::Config;
+use crate::health::drains::Drains;
+use crate::health::state::Observed;
+use crate::health::{AddressKey, HealthView, Report, initial_observed};
+use crate::routing::geo::GeoDb;
+use crate::routing::latency::{LatencyTable, LatencyView, Ranking};
+use crate::routing::{Router, cidr_map};
+use crate::snapshot::{AnswerCounters, Inputs};
+
+/// What an operator can drain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainTarget {
+    /// Every service's endpoint in a zone.
+    Zone(String),
+    /// One service's endpoint in one zone (`service` indexes the config).
+    Endpoint { service: usize, zone: String },
+}
+
+/// One measured RTT from a client prefix to a zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencySample {
+    pub prefix: IpNet,
+    pub zone: usize,
+    pub rtt_ms: f64,
+}
+
+/// A config that passed its checks, with what it brings along.
+#[derive(Debug)]
+pub struct Reloaded {
+    pub config: Arc<Config>,
+    /// The GeoIP database for it: the current one when `[geoip]` is the
+    /// same, freshly opened otherwise.
+    pub geo: Option<Arc<GeoDb>>,
+    /// Observed state per address of the new config, carried over from the
+    /// old one where the address stays (see `reload::carry_over`).
+    pub observed: HashMap<AddressKey, Observed>,
+}
+
+/// One thing that happened, as the pure step sees it.
+#[derive(Debug)]
+pub enum Change {
+    /// An address's observed state flipped.
+    Health(Report),
+    /// An operator drained or undrained something.
+    Drain { target: DrainTarget, drained: bool },
+    /// Latency measurements pushed through the admin API, received `at`.
+    Latency {
+        samples: Vec<LatencySample>,
+        at: Instant,
+    },
+    /// Time passed: age out measurements and re-rank this node's probe
+    /// RTTs (best smoothed RTT per zone, in ms).
+    Tick {
+        at: Instant,
+        zone_rtts: Vec<(usize, f64)>,
+    },
+    /// The GeoIP files were replaced on disk and the new ones load.
+    GeoReplaced(Arc<GeoDb>),
+    /// A new config is to be served.
+    Reloaded(Reloaded),
+}
+
+/// What a change touched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Dirty {
+    /// The answers may differ: build and publish a snapshot.
+    pub snapshot: bool,
+    /// The drains changed: persist them.
+    pub drains: bool,
+    /// An address's observed state changed (counted in metrics even when
+    /// answers stay the same).
+    pub health: bool,
+}
+
+impl std::ops::BitOrAssign for Dirty {
+    fn bitor_assign(&mut self, other: Dirty) {
+        self.snapshot |= other.snapshot;
+        self.drains |= other.drains;
+        self.health |= other.health;
+    }
+}
+
+/// The publisher's working state: everything the next snapshot is built from.
+pub struct State {
+    pub config: Arc<Config>,
+    pub observed: HashMap<AddressKey, Observed>,
+    pub drains: Drains,
+    pub geo: Option<Arc<GeoDb>>,
+    latency: LatencyTable,
+    /// The frozen rankings, rebuilt only when measurements change (a
+    /// million prefixes take a while to freeze).
+    latency_view: Arc<LatencyView>,
+    latency_dirty: bool,
+    local_latency: Option<Ranking>,
+    /// Bumped by every reload; reports from other epochs are late.
+    pub epoch: u64,
+    /// The generation of the last snapshot built from this state.
+    pub generation: u64,
+    /// Services answering by their all-down rule in the last snapshot, so
+    /// entering and leaving that state is reported once.
+    all_down: Vec<bool>,
+}
+
+impl State {
+    /// The state behind a node's first snapshot (generation 1): every
+    /// address as it starts, the given drains, no measurements.
+    pub fn new(config: Arc<Config>, drains: Drains, geo: Option<Arc<GeoDb>>) -> State {
+        State {
+            observed: initial_observed(&config),
+            all_down: vec![false; config.services.len()],
+            config,
+            drains,
+            geo,
+            latency: LatencyTable::default(),
+            latency_view: Arc::default(),
+            latency_dirty: false,
+            local_latency: None,
+            epoch: 0,
+            generation: 1,
+        }
+    }
+
+    /// Where drains are persisted, per the current config.
+    pub fn state_file(&self) -> Option<&PathBuf> {
+        self.config.server.state_file.as_ref()
+    }
+
+    /// Folds one change in.
+    pub fn apply(&mut self, change: Change) -> Dirty {
+        match change {
+            Change::Health(report) => self.apply_report(report),
+            Change::Drain { target, drained } => self.apply_drain(&target, drained),
+            Change::Latency { samples, at } => {
+                let n = samples.len();
+                for sample in samples {
+                    self.latency
+                        .push(sample.prefix, sample.zone, sample.rtt_ms, at);
+                }
+                tracing::debug!(samples = n, "latency measurements added");
+                self.latency_dirty = true;
+                Dirty {
+                    snapshot: true,
+                    ..Dirty::default()
+                }
+            }
+            Change::Tick { at, zone_rtts } => self.apply_tick(at, zone_rtts),
+            Change::GeoReplaced(db) => {
+                self.geo = Some(db);
+                Dirty {
+                    snapshot: true,
+                    ..Dirty::default()
+                }
+            }
+            Change::Reloaded(reloaded) => self.apply_reload(reloaded),
+        }
+    }
+
+    fn apply_report(&mut self, report: Report) -> Dirty {
+        if report.epoch != self.epoch {
+            return Dirty::default();
+        }
+        let Report {
+            key,
+            transition,
+            reason,
+            ..
+        } = report;
+        let (service, zone, address) = self.names(key);
+        tracing::info!(
+            service = %service,
+            zone = %zone,
+            endpoint = %address,
+            from = transition.from.name(),
+            to = transition.to.name(),
+            drained = self.drains.is_drained(&self.config.services[key.service].name, zone),
+            reason = %reason,
+            "health transition"
+        );
+        self.observed.insert(key, transition.to);
+        Dirty {
+            // Unknown to up changes nothing the answers use.
+            snapshot: transition.from.is_usable() != transition.to.is_usable(),
+            health: true,
+            drains: false,
+        }
+    }
+
+    fn apply_drain(&mut self, target: &DrainTarget, drained: bool) -> Dirty {
+        let changed = match target {
+            DrainTarget::Zone(zone) => self.drains.set_zone(zone, drained),
+            DrainTarget::Endpoint { service, zone } => {
+                let name = self.config.services[*service].name.clone();
+                self.drains.set_endpoint(&name, zone, drained)
+            }
+        };
+        let (zone, service) = match target {
+            DrainTarget::Zone(zone) => (zone.as_str(), None),
+            DrainTarget::Endpoint { service, zone } => (
+                zone.as_str(),
+                Some(self.config.services[*service].name.to_string()),
+            ),
+        };
+        tracing::info!(
+            zone,
+            service = service.as_deref().unwrap_or("*"),
+            drained,
+            changed,
+            "operator {}",
+            if drained { "drain" } else { "undrain" }
+        );
+        Dirty {
+            snapshot: changed,
+            drains: changed,
+            health: false,
+        }
+    }
+
+    fn apply_tick(&mut self, at: Instant, zone_rtts: Vec<(usize, f64)>) -> Dirty {
+        let mut dirty = Dirty::default();
+        if self.latency.expire(at, self.config.routing.latency_max_age) {
+            self.latency_dirty = true;
+            dirty.snapshot = true;
+        }
+        if let Some(here) = self.config.routing.this_zone {
+            let routing = &self.config.routing;
+            let ranking = self.latency.local_view(
+                zone_rtts,
+                routing.latency_margin,
+                routing.latency_margin_ms,
+            );
+            let order = |r: &Option<Ranking>| {
+                r.as_ref()
+                    .map(|r| r.zones.iter().map(|z| z.0).collect::<Vec<_>>())
+            };
+            if order(&ranking) != order(&self.local_latency) {
+                let names: Vec<&str> = order(&ranking)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|z| self.config.zones[z].name.as_str())
+                    .collect();
+                tracing::info!(
+                    zone = %self.config.zones[here].name,
+                    ranking = %names.join(" "),
+                    "local latency ranking changed"
+                );
+                dirty.snapshot = true;
+            }
+            self.local_latency = ranking;
+        }
+        dirty
+    }
+
+    fn apply_reload(&mut self, reloaded: Reloaded) -> Dirty {
+        let Reloaded {
+            config: next,
+            geo,
+            observed,
+        } = reloaded;
+        let zone_names = |c: &Config| c.zones.iter().map(|z| z.name.clone()).collect::<Vec<_>>();
+        if zone_names(&next) != zone_names(&self.config) {
+            // Measurements are kept by zone position; a new zone list would
+            // misattribute them.
+            self.latency = LatencyTable::default();
+            self.latency_dirty = true;
+            self.local_latency = None;
+        }
+        self.observed = observed;
+        self.geo = geo;
+        self.all_down = vec![false; next.services.len()];
+        self.config = next;
+        self.epoch += 1;
+        tracing::info!(
+            file = %self.config.source.display(),
+            zones = self.config.zones.len(),
+            services = self.config.services.len(),
+            "config reloaded"
+        );
+        Dirty {
+            snapshot: true,
+            ..Dirty::default()
+        }
+    }
+
+    /// The inputs of the next snapshot, which takes the next generation.
+    pub fn next_inputs(&mut self, answer_counters: AnswerCounters) -> Inputs {
+        self.generation += 1;
+        if self.latency_dirty {
+            let routing = &self.config.routing;
+            self.latency_view = Arc::new(
+                self.latency
+                    .view(routing.latency_margin, routing.latency_margin_ms),
+            );
+            self.latency_dirty = false;
+        }
+        Inputs {
+            config: self.config.clone(),
+            health: HealthView::build(&self.config, &self.observed, &self.drains),
+            drains: self.drains.clone(),
+            router: Router {
+                geo: self.geo.clone(),
+                cidr: cidr_map(&self.config),
+                latency: self.latency_view.clone(),
+                local_latency: self.local_latency.clone(),
+            },
+            answer_counters,
+            generation: self.generation,
+        }
+    }
+
+    /// Notes which services answer by their all-down rule in a snapshot
+    /// just built; returns the services that entered (`true`) or left
+    /// (`false`) that state since the last one.
+    pub fn all_down_changes(
+        &mut self,
+        is_all_down: impl Iterator<Item = bool>,
+    ) -> Vec<(usize, bool)> {
+        let mut changes = Vec::new();
+        for (i, now) in is_all_down.enumerate() {
+            if let Some(before) = self.all_down.get_mut(i)
+                && *before != now
+            {
+                *before = now;
+                changes.push((i, now));
+            }
+        }
+        changes
+    }
+
+    /// Service, zone and address of a probed address, as the config names them.
+    pub fn names(&self, key: AddressKey) -> (String, &str, IpAddr) {
+        let service = &self.config.services[key.service];
+        let endpoint = &service.endpoints[key.endpoint];
+        (
+            service.name.to_string(),
+            &self.config.zones[endpoint.zone].name,
+            endpoint.addresses[key.address],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::state::Transition;
+    use crate::snapshot::{build, detached_counters};
+
+    const CONFIG: &str = r#"
+[domain]
+name = "gslb.test."
+[[domain.nameservers]]
+name = "ns1"
+addresses = ["192.0.2.53"]
+[[zones]]
+name = "a"
+latitude = 0.0
+longitude = 0.0
+[[zones]]
+name = "b"
+latitude = 10.0
+longitude = 10.0
+[[services]]
+name = "www"
+policy = "failover"
+order = ["a", "b"]
+[[services.endpoints]]
+zone = "a"
+addresses = ["192.0.2.1"]
+[[services.endpoints]]
+zone = "b"
+addresses = ["192.0.2.2"]
+"#;
+
+    fn config(text: &str) -> Arc<Config> {
+        Arc::new(Config::parse(text, "test.toml".as_ref()).expect("test config is valid"))
+    }
+
+    fn state() -> State {
+        State::new(config(CONFIG), Drains::default(), None)
+    }
+
+    fn key(endpoint: usize) -> AddressKey {
+        AddressKey {
+            service: 0,
+            endpoint,
+            address: 0,
+        }
+    }
+
+    fn report(epoch: u64, endpoint: usize, from: Observed, to: Observed) -> Change {
+        Change::Health(Report {
+            epoch,
+            key: key(endpoint),
+            transition: Transition { from, to },
+            reason: "test".into(),
+        })
+    }
+
+    /// The zones the service answers with in a snapshot built from `state`.
+    fn answer(state: &mut State) -> Vec<String> {
+        let counters = detached_counters(&state.config);
+        let snapshot = build(state.next_inputs(counters));
+        let health = &snapshot.health.endpoints[0];
+        snapshot.config.services[0]
+            .endpoints
+            .iter()
+            .zip(health)
+            .filter(|(_, view)| view.is_serving())
+            .map(|(e, _)| snapshot.config.zones[e.zone].name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_flip_to_down_rebuilds_and_unknown_to_up_does_not() {
+        let mut state = state();
+        let dirty = state.apply(report(0, 0, Observed::Unknown, Observed::Up));
+        assert_eq!(
+            dirty,
+            Dirty {
+                snapshot: false,
+                drains: false,
+                health: true
+            }
+        );
+        let dirty = state.apply(report(0, 0, Observed::Up, Observed::Down));
+        assert!(dirty.snapshot && dirty.health && !dirty.drains);
+        assert_eq!(state.observed[&key(0)], Observed::Down);
+        assert_eq!(answer(&mut state), ["b"]);
+    }
+
+    #[test]
+    fn a_late_report_from_before_a_reload_is_ignored() {
+        let mut state = state();
+        state.epoch = 3;
+        let dirty = state.apply(report(2, 0, Observed::Up, Observed::Down));
+        assert_eq!(dirty, Dirty::default());
+        assert_eq!(state.observed[&key(0)], Observed::Unknown);
+    }
+
+    #[test]
+    fn a_drain_is_dirty_once_and_an_undrain_restores() {
+        let mut state = state();
+        let drain = |drained| Change::Drain {
+            target: DrainTarget::Zone("a".into()),
+            drained,
+        };
+        let dirty = state.apply(drain(true));
+        assert!(dirty.snapshot && dirty.drains);
+        assert_eq!(answer(&mut state), ["b"]);
+        assert_eq!(
+            state.apply(drain(true)),
+            Dirty::default(),
+            "already drained"
+        );
+        assert!(state.apply(drain(false)).drains);
+        assert_eq!(answer(&mut state), ["a", "b"]);
+
+        let endpoint = Change::Drain {
+            target: DrainTarget::Endpoint {
+                service: 0,
+                zone: "b".into(),
+            },
+            drained: true,
+        };
+        assert!(state.apply(endpoint).snapshot);
+        assert_eq!(answer(&mut state), ["a"]);
+        // Observed health is untouched by drains.
+        assert_eq!(state.observed[&key(1)], Observed::Unknown);
+    }
+
+    #[test]
+    fn a_reload_takes_the_carried_health_and_starts_a_new_epoch() {
+        let mut state = state();
+        assert!(
+            state
+                .apply(report(0, 0, Observed::Up, Observed::Down))
+                .snapshot
+        );
+        assert!(
+            state
+                .apply(Change::Drain {
+                    target: DrainTarget::Zone("b".into()),
+                    drained: true,
+                })
+                .drains
+        );
+        let next = config(&CONFIG.replace("192.0.2.2", "192.0.2.3"));
+        let observed = HashMap::from([(key(0), Observed::Down), (key(1), Observed::Unknown)]);
+        let dirty = state.apply(Change::Reloaded(Reloaded {
+            config: next.clone(),
+            geo: None,
+            observed,
+        }));
+        assert!(dirty.snapshot);
+        assert_eq!(state.epoch, 1);
+        assert!(Arc::ptr_eq(&state.config, &next));
+        assert_eq!(state.observed[&key(0)], Observed::Down, "kept");
+        assert!(state.drains.is_zone_drained("b"), "drains stay");
+        // Reports of the old epoch no longer count.
+        assert_eq!(
+            state.apply(report(0, 0, Observed::Down, Observed::Up)),
+            Dirty::default()
+        );
+        assert!(
+            state
+                .apply(report(1, 0, Observed::Down, Observed::Up))
+                .snapshot
+        );
+    }
+
+    #[test]
+    fn every_build_takes_the_next_generation() {
+        let mut state = state();
+        assert_eq!(state.generation, 1);
+        let counters = detached_counters(&state.config);
+        assert_eq!(build(state.next_inputs(counters.clone())).generation, 2);
+        assert_eq!(build(state.next_inputs(counters)).generation, 3);
+    }
+
+    #[test]
+    fn all_down_is_reported_on_entering_and_leaving_only() {
+        let mut state = state();
+        assert_eq!(state.all_down_changes([false].into_iter()), []);
+        assert_eq!(state.all_down_changes([true].into_iter()), [(0, true)]);
+        assert_eq!(state.all_down_changes([true].into_iter()), []);
+        assert_eq!(state.all_down_changes([false].into_iter()), [(0, false)]);
+    }
+
+    #[test]
+    fn measurements_expire_on_a_tick_after_their_max_age() {
+        let mut state = state();
+        let t0 = Instant::now();
+        let sample = LatencySample {
+            prefix: "203.0.113.0/24".parse().unwrap(),
+            zone: 1,
+            rtt_ms: 5.0,
+        };
+        let dirty = state.apply(Change::Latency {
+            samples: vec![sample],
+            at: t0,
+        });
+        assert!(dirty.snapshot);
+        let max_age = state.config.routing.latency_max_age;
+        let early = state.apply(Change::Tick {
+            at: t0 + max_age / 2,
+            zone_rtts: Vec::new(),
+        });
+        assert!(!early.snapshot, "nothing expired yet");
+        let late = state.apply(Change::Tick {
+            at: t0 + max_age + std::time::Duration::from_secs(1),
+            zone_rtts: Vec::new(),
+        });
+        assert!(late.snapshot, "the measurement aged out");
+    }
+}
