@@ -112,6 +112,20 @@ fn explain_offline_names_the_zone_and_the_reason() {
         "attribution shown:\n{stdout}"
     );
 
+    // The same service by its absolute name, as the API takes it too.
+    let out = meridian()
+        .args(["explain", "--config"])
+        .arg(example_path())
+        .args(["--name", "WWW.gslb.example", "--client", "193.0.0.0/24"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
+
     let out = meridian()
         .args(["explain", "--config"])
         .arg(example_path())

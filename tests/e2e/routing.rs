@@ -553,8 +553,30 @@ fn explain_says_why() {
     assert_eq!(e["ttl"], 30);
     // What explain says is what DNS does.
     assert_eq!(ask(&node, "10.3.0.0/24").0, chosen);
+    // A service is found by its relative name, its absolute name with or
+    // without the trailing dot, in any case; all say the same.
+    let domain = e["service"].as_str().unwrap().trim_start_matches("www.");
+    let domain = domain.trim_end_matches('.');
+    for name in [
+        format!("www.{domain}"),
+        format!("www.{domain}."),
+        format!("WWW.{}", domain.to_uppercase()),
+    ] {
+        let (status, same) = admin(
+            &node,
+            "GET",
+            &format!("/v1/explain?name={name}&client=10.3.0.0/24"),
+            None,
+        );
+        assert_eq!(status, 200, "{name}: {same}");
+        assert_eq!(same["chosen"], e["chosen"], "{name}");
+    }
     let (status, body) = admin(&node, "GET", "/v1/explain?name=nope&client=10.3.0.0", None);
     assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("services are"),
+        "{body}"
+    );
     let (status, body) = admin(&node, "GET", "/v1/explain?name=www&client=banana", None);
     assert_eq!(status, 400, "{body}");
 }
