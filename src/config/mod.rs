@@ -7,6 +7,7 @@
 //! A `Config` is immutable once built; a reload builds a new one and only a
 //! valid one ever replaces the running config.
 
+mod cluster;
 mod error;
 mod raw;
 mod validate;
@@ -37,6 +38,103 @@ pub struct Config {
     pub routing: RoutingSettings,
     /// Client networks whose zone order is fixed, overriding GeoIP.
     pub cidr_rules: Vec<CidrRule>,
+    /// The nodes serving this domain together; empty: this node alone.
+    pub cluster: ClusterSettings,
+    /// A digest of the file's text, so nodes can tell whether they run the
+    /// same config.
+    pub digest: String,
+}
+
+/// A digest of config text: 64 bits of SipHash under fixed keys, in hex.
+/// Not a defence against forgery (peers are authenticated by token); only
+/// a quick way to see that two nodes read the same bytes.
+fn digest(text: &str) -> String {
+    use std::hash::Hasher;
+    let mut hasher =
+        siphasher::sip::SipHasher13::new_with_keys(0x6d65_7269_6469_616e, 0x636f_6e66_6967);
+    hasher.write(text.as_bytes());
+    format!("{:016x}", hasher.finish())
+}
+
+/// The domain's nodes, and how they share what they see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// Every node, this one included; empty for a node alone.
+    pub nodes: Vec<ClusterNode>,
+    /// Bearer token for requests between nodes (required with peers).
+    pub token: Option<String>,
+    /// How often each peer's observations are pulled.
+    pub pull_interval: Duration,
+    /// How long one pull may take.
+    pub pull_timeout: Duration,
+    /// Observations older than this do not vote.
+    pub stale_after: Duration,
+    /// Down votes that take an address down; `None`: a majority of the
+    /// nodes with fresh observations.
+    pub quorum: Option<usize>,
+    /// Which of `nodes` this process is: set by [`Config::for_node`] from
+    /// `--node` or `MERIDIAN_NODE`, never from the file, so one file serves
+    /// every node.
+    pub this_node: Option<usize>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            nodes: Vec::new(),
+            token: None,
+            pull_interval: Duration::from_millis(250),
+            pull_timeout: Duration::from_millis(500),
+            stale_after: Duration::from_secs(2),
+            quorum: None,
+            this_node: None,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// Nodes in the cluster, at least this one.
+    pub fn size(&self) -> usize {
+        self.nodes.len().max(1)
+    }
+
+    /// The other nodes.
+    pub fn peers(&self) -> impl Iterator<Item = (usize, &ClusterNode)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| Some(*i) != self.this_node)
+    }
+
+    /// This node's name, if it is one of a cluster.
+    pub fn this_name(&self) -> Option<&str> {
+        self.this_node.map(|i| self.nodes[i].name.as_str())
+    }
+}
+
+/// One node of the cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterNode {
+    pub name: String,
+    /// Index into `zones`: where the node runs.
+    pub zone: usize,
+    /// Its admin endpoint (`http://addr:port` in the file).
+    pub admin: SocketAddr,
+}
+
+/// Why a config cannot serve as a given node.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NodeError {
+    #[error("node `{name}` is not in [[cluster.nodes]] of {file}; nodes are: {known}")]
+    Unknown {
+        name: String,
+        file: String,
+        known: String,
+    },
+    #[error(
+        "{file} defines {count} cluster nodes; say which one this is with --node NAME or MERIDIAN_NODE"
+    )]
+    Unnamed { file: String, count: usize },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -351,7 +449,44 @@ impl Config {
 
     /// Checks config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        validate::parse(text, path).map_err(ConfigError::Invalid)
+        let mut config = validate::parse(text, path).map_err(ConfigError::Invalid)?;
+        config.digest = digest(text);
+        Ok(config)
+    }
+
+    /// This config as seen by node `name` (from `--node` or
+    /// `MERIDIAN_NODE`): sets `cluster.this_node`, and `routing.this_zone`
+    /// to the node's zone unless the file sets it. With no cluster nodes
+    /// any name (or none) is accepted: the node is alone.
+    pub fn for_node(mut self, name: Option<&str>) -> Result<Config, NodeError> {
+        let file = self.source.display().to_string();
+        let nodes = &self.cluster.nodes;
+        if nodes.is_empty() {
+            return Ok(self);
+        }
+        let Some(name) = name else {
+            if nodes.len() == 1 {
+                let only = nodes[0].name.clone();
+                return self.for_node(Some(&only));
+            }
+            return Err(NodeError::Unnamed {
+                file,
+                count: nodes.len(),
+            });
+        };
+        let Some(i) = nodes.iter().position(|n| n.name == name) else {
+            let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            return Err(NodeError::Unknown {
+                name: name.to_string(),
+                file,
+                known: known.join(", "),
+            });
+        };
+        self.cluster.this_node = Some(i);
+        if self.routing.this_zone.is_none() {
+            self.routing.this_zone = Some(nodes[i].zone);
+        }
+        Ok(self)
     }
 
     pub fn zone_index(&self, name: &str) -> Option<usize> {

@@ -25,6 +25,7 @@ pub struct RawConfig {
     pub routing: Option<RawRouting>,
     #[serde(default)]
     pub cidr_rules: Vec<RawCidrRule>,
+    pub cluster: Option<super::cluster::RawCluster>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -296,6 +296,9 @@ impl Checker<'_, '_> {
         let geoip = self.geoip(raw.geoip);
         let routing = self.routing(raw.routing, &zones);
         let cidr_rules = self.cidr_rules(raw.cidr_rules, &zones);
+        let zone_names: Vec<&str> = zones.iter().map(|(z, _)| z.name.as_str()).collect();
+        let cluster =
+            super::cluster::check(raw.cluster, &zone_names, &self.config_dir, self.problems);
         self.conflicts(&records, &services, domain.as_ref());
         Some(Config {
             source: path.to_path_buf(),
@@ -307,6 +310,8 @@ impl Checker<'_, '_> {
             geoip: geoip?,
             routing: routing?,
             cidr_rules: cidr_rules?,
+            cluster: cluster?,
+            digest: String::new(),
         })
     }
 

@@ -4,8 +4,16 @@
 //! see, and both are shown. Persisted as a small JSON file, written to a
 //! temporary file and renamed over the old one, so a crash mid-write never
 //! leaves half a file and a restart keeps every drain.
+//!
+//! Every change to a target (a zone, or one service's endpoint in a zone)
+//! is kept as a [`DrainRecord`] stamped with a [`Version`]: when it was made
+//! and on which node. Nodes exchange their records and each keeps, per
+//! target, the record with the highest version (a last-writer-wins
+//! register), so concurrent drains and undrains made on different nodes end
+//! the same on every node, whatever order they arrive in. An undrain is a
+//! record too, so it spreads like a drain.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +29,66 @@ pub struct Drains {
     /// Single endpoints drained: one service in one zone.
     #[serde(default)]
     pub endpoints: BTreeSet<DrainedEndpoint>,
+    /// The latest change per target (see [`target_key`]), drains and
+    /// undrains alike; `zones` and `endpoints` follow from these. Files
+    /// written before versions existed have none: their drains count as
+    /// made at time 0.
+    #[serde(default)]
+    pub records: BTreeMap<String, DrainRecord>,
+}
+
+/// When and where a drain change was made; ordered by time, then node
+/// name, so any two versions compare the same way on every node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    pub node: String,
+}
+
+/// One change to one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRecord {
+    pub drained: bool,
+    pub version: Version,
+    /// Who asked (the requester's address, or the API's caller as given).
+    #[serde(default)]
+    pub who: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a drain applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainKey {
+    Zone(String),
+    /// A service (by [`service_key`]) in a zone.
+    Endpoint {
+        service: String,
+        zone: String,
+    },
+}
+
+/// The key a target's record is kept under: `zone/<zone>` or
+/// `endpoint/<service>/<zone>`.
+pub fn target_key(key: &DrainKey) -> String {
+    match key {
+        DrainKey::Zone(zone) => format!("zone/{zone}"),
+        DrainKey::Endpoint { service, zone } => format!("endpoint/{service}/{zone}"),
+    }
+}
+
+fn parse_target_key(key: &str) -> Option<DrainKey> {
+    if let Some(zone) = key.strip_prefix("zone/") {
+        return Some(DrainKey::Zone(zone.to_string()));
+    }
+    let (service, zone) = key.strip_prefix("endpoint/")?.rsplit_once('/')?;
+    Some(DrainKey::Endpoint {
+        service: service.to_string(),
+        zone: zone.to_string(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -62,10 +130,15 @@ impl Drains {
     /// Reads the state file; a missing file means no drains.
     pub fn load(path: &Path) -> Result<Drains, DrainsError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|source| DrainsError::Parse {
-                path: path.to_path_buf(),
-                source,
-            }),
+            Ok(text) => {
+                let mut drains: Drains =
+                    serde_json::from_str(&text).map_err(|source| DrainsError::Parse {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                drains.fill_missing_records();
+                Ok(drains)
+            }
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Drains::default()),
             Err(source) => Err(DrainsError::Read {
                 path: path.to_path_buf(),
@@ -104,25 +177,129 @@ impl Drains {
         self.is_zone_drained(zone) || self.is_endpoint_drained(service, zone)
     }
 
-    /// Sets a zone's drain; returns whether anything changed.
+    /// Sets a zone's drain as an anonymous local change; returns whether
+    /// anything changed.
     pub fn set_zone(&mut self, zone: &str, drained: bool) -> bool {
-        if drained {
-            self.zones.insert(zone.to_string())
-        } else {
-            self.zones.remove(zone)
-        }
+        let version = self.next_version(&DrainKey::Zone(zone.to_string()), 0, "");
+        self.set(
+            DrainKey::Zone(zone.to_string()),
+            DrainRecord {
+                drained,
+                version,
+                who: String::new(),
+                reason: None,
+            },
+        )
     }
 
-    /// Sets one endpoint's drain; returns whether anything changed.
+    /// Sets one endpoint's drain as an anonymous local change; returns
+    /// whether anything changed.
     pub fn set_endpoint(&mut self, service: &Name, zone: &str, drained: bool) -> bool {
-        let key = DrainedEndpoint {
+        let key = DrainKey::Endpoint {
             service: service_key(service),
             zone: zone.to_string(),
         };
-        if drained {
-            self.endpoints.insert(key)
-        } else {
-            self.endpoints.remove(&key)
+        let version = self.next_version(&key, 0, "");
+        self.set(
+            key,
+            DrainRecord {
+                drained,
+                version,
+                who: String::new(),
+                reason: None,
+            },
+        )
+    }
+
+    /// A version for a new local change to `key` made at `now_ms` on
+    /// `node`: later than any the target has, even if this node's clock is
+    /// behind the one that made the current record, so a local change
+    /// always takes effect.
+    pub fn next_version(&self, key: &DrainKey, now_ms: u64, node: &str) -> Version {
+        let floor = self
+            .records
+            .get(&target_key(key))
+            .map_or(0, |r| r.version.at_ms + 1);
+        Version {
+            at_ms: now_ms.max(floor),
+            node: node.to_string(),
+        }
+    }
+
+    /// Takes `record` for `key` if it is newer than the one kept; returns
+    /// whether the target's drained state changed.
+    pub fn set(&mut self, key: DrainKey, record: DrainRecord) -> bool {
+        let before = self.is_target_drained(&key);
+        let _ = self.record(key.clone(), record);
+        before != self.is_target_drained(&key)
+    }
+
+    fn is_target_drained(&self, key: &DrainKey) -> bool {
+        match key {
+            DrainKey::Zone(zone) => self.zones.contains(zone),
+            DrainKey::Endpoint { service, zone } => self.endpoints.contains(&DrainedEndpoint {
+                service: service.clone(),
+                zone: zone.clone(),
+            }),
+        }
+    }
+
+    /// Takes `record` for `key` if its version is newer than the one kept
+    /// (an equal version is the same change). Returns whether it was taken.
+    pub fn record(&mut self, key: DrainKey, record: DrainRecord) -> bool {
+        let id = target_key(&key);
+        if let Some(kept) = self.records.get(&id)
+            && kept.version >= record.version
+        {
+            return false;
+        }
+        let drained = record.drained;
+        self.records.insert(id, record);
+        match key {
+            DrainKey::Zone(zone) if drained => self.zones.insert(zone),
+            DrainKey::Zone(zone) => self.zones.remove(&zone),
+            DrainKey::Endpoint { service, zone } => {
+                let endpoint = DrainedEndpoint { service, zone };
+                if drained {
+                    self.endpoints.insert(endpoint)
+                } else {
+                    self.endpoints.remove(&endpoint)
+                }
+            }
+        };
+        true
+    }
+
+    /// Folds in another node's records; returns whether any was taken.
+    /// Applying the same records in any order, any number of times, gives
+    /// the same drains.
+    pub fn merge(&mut self, records: &BTreeMap<String, DrainRecord>) -> bool {
+        let mut taken = false;
+        for (id, record) in records {
+            if let Some(key) = parse_target_key(id) {
+                taken |= self.record(key, record.clone());
+            }
+        }
+        taken
+    }
+
+    /// Records for drains restored from a file written before versions
+    /// existed, so they spread to peers (at version 0, the oldest).
+    pub fn fill_missing_records(&mut self) {
+        let zones: Vec<DrainKey> = self.zones.iter().cloned().map(DrainKey::Zone).collect();
+        let endpoints = self.endpoints.iter().map(|e| DrainKey::Endpoint {
+            service: e.service.clone(),
+            zone: e.zone.clone(),
+        });
+        for key in zones.into_iter().chain(endpoints.collect::<Vec<_>>()) {
+            self.records
+                .entry(target_key(&key))
+                .or_insert_with(|| DrainRecord {
+                    drained: true,
+                    version: Version::default(),
+                    who: "state file".into(),
+                    reason: None,
+                });
         }
     }
 }
@@ -152,6 +329,78 @@ mod tests {
         assert!(loaded.is_drained(&Name::from_ascii("www.gslb.example.").unwrap(), "us-east"));
         assert!(!loaded.is_drained(&www, "ap-south"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn change(drained: bool, at_ms: u64, node: &str) -> DrainRecord {
+        DrainRecord {
+            drained,
+            version: Version {
+                at_ms,
+                node: node.into(),
+            },
+            who: format!("operator on {node}"),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn the_newest_change_wins_in_any_order() {
+        let zone = || DrainKey::Zone("eu-west".into());
+        let changes = [
+            (zone(), change(true, 10, "a")),
+            (zone(), change(false, 12, "c")),
+            (zone(), change(true, 12, "b")),
+        ];
+        // Every order of arrival ends the same: (12, "c") is the newest.
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2], [1, 2, 0]] {
+            let mut drains = Drains::default();
+            for i in order {
+                let (key, record) = changes[i].clone();
+                let _ = drains.record(key, record);
+            }
+            assert!(!drains.is_zone_drained("eu-west"), "{order:?}");
+            assert_eq!(drains.records["zone/eu-west"].version.node, "c");
+        }
+    }
+
+    #[test]
+    fn merging_records_is_idempotent_and_converges() {
+        let mut a = Drains::default();
+        let mut b = Drains::default();
+        let www = Name::from_ascii("www.gslb.example.").unwrap();
+        let key = DrainKey::Endpoint {
+            service: service_key(&www),
+            zone: "us-east".into(),
+        };
+        assert!(a.set(key.clone(), change(true, 5, "a")));
+        assert!(b.set(DrainKey::Zone("ap-south".into()), change(true, 6, "b")));
+        let a_records = a.records.clone();
+        assert!(a.merge(&b.records));
+        assert!(b.merge(&a_records));
+        assert!(!a.merge(&b.records), "nothing new the second time");
+        assert_eq!(a, b);
+        assert!(a.is_drained(&www, "us-east") && a.is_zone_drained("ap-south"));
+    }
+
+    #[test]
+    fn a_local_change_outranks_a_record_from_a_clock_ahead() {
+        let mut drains = Drains::default();
+        let zone = DrainKey::Zone("eu-west".into());
+        let _ = drains.record(zone.clone(), change(true, 1_000_000, "fast-clock"));
+        let version = drains.next_version(&zone, 5, "here");
+        assert_eq!(version.at_ms, 1_000_001);
+        assert!(drains.set(zone, change(false, version.at_ms, "here")));
+        assert!(!drains.is_zone_drained("eu-west"));
+    }
+
+    #[test]
+    fn a_state_file_without_versions_still_loads() {
+        let path = std::env::temp_dir().join(format!("meridian-old-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"zones": ["eu-west"], "endpoints": []}"#).unwrap();
+        let drains = Drains::load(&path).unwrap();
+        assert!(drains.is_zone_drained("eu-west"));
+        assert_eq!(drains.records["zone/eu-west"].version, Version::default());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
