@@ -18,6 +18,7 @@
 //! the binary and the tests start the same server.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod health;

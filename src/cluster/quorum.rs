@@ -126,7 +126,10 @@ mod tests {
     fn a_majority_seeing_down_takes_it_down_everywhere() {
         assert_eq!(decide(THREE, Down, [Some(Down), Some(Up)], Up).state, Down);
         assert_eq!(decide(THREE, Up, [Some(Down), Some(Down)], Up).state, Down);
-        assert_eq!(decide(THREE, Down, [Some(Down), Some(Down)], Up).state, Down);
+        assert_eq!(
+            decide(THREE, Down, [Some(Down), Some(Down)], Up).state,
+            Down
+        );
     }
 
     #[test]
@@ -152,7 +155,10 @@ mod tests {
         let d = decide(THREE, Down, [Some(Unknown), Some(Down)], Up);
         assert_eq!((d.fresh, d.voters, d.needed), (3, 2, 2));
         assert_eq!(d.state, Down);
-        assert_eq!(decide(THREE, Unknown, [Some(Unknown), None], Up).state, Unknown);
+        assert_eq!(
+            decide(THREE, Unknown, [Some(Unknown), None], Up).state,
+            Unknown
+        );
     }
 
     #[test]
@@ -162,7 +168,10 @@ mod tests {
             quorum: Some(3),
         };
         assert_eq!(decide(lenient, Down, [Some(Down), Some(Up)], Up).state, Up);
-        assert_eq!(decide(lenient, Down, [Some(Down), Some(Down)], Up).state, Down);
+        assert_eq!(
+            decide(lenient, Down, [Some(Down), Some(Down)], Up).state,
+            Down
+        );
         let eager = Rule {
             cluster_size: 3,
             quorum: Some(1),
