@@ -1,5 +1,7 @@
 use super::*;
 
+mod messages;
+
 const MINIMAL: &str = r#"
 [domain]
 name = "gslb.example."
