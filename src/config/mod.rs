@@ -7,6 +7,7 @@
 //! A `Config` is immutable once built; a reload builds a new one and only a
 //! valid one ever replaces the running config.
 
+pub mod defaults;
 mod error;
 mod raw;
 mod validate;
@@ -66,9 +67,9 @@ impl Default for RoutingSettings {
     fn default() -> Self {
         RoutingSettings {
             this_zone: None,
-            latency_margin: 0.2,
-            latency_margin_ms: 5.0,
-            latency_max_age: Duration::from_secs(600),
+            latency_margin: defaults::LATENCY_MARGIN,
+            latency_margin_ms: defaults::LATENCY_MARGIN_MS,
+            latency_max_age: defaults::LATENCY_MAX_AGE,
         }
     }
 }
@@ -222,6 +223,21 @@ pub enum AllDown {
     FailOpen,
     /// Answer with these addresses (a static "sorry" site, say).
     Fallback(Vec<IpAddr>),
+}
+
+impl AllDown {
+    /// `all_down = "fail-open"`.
+    pub const FAIL_OPEN: &'static str = "fail-open";
+    /// `all_down = "fallback"`.
+    pub const FALLBACK: &'static str = "fallback";
+
+    /// The rule as the config spells it, for logs and the explain output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AllDown::FailOpen => AllDown::FAIL_OPEN,
+            AllDown::Fallback(_) => AllDown::FALLBACK,
+        }
+    }
 }
 
 /// How a service orders its zones for a client. Every policy then skips

@@ -1,5 +1,6 @@
 use super::*;
 
+mod defaults;
 mod messages;
 
 const MINIMAL: &str = r#"
