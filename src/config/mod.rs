@@ -8,6 +8,7 @@
 //! valid one ever replaces the running config.
 
 mod cluster;
+pub mod defaults;
 mod error;
 mod raw;
 mod validate;
@@ -164,9 +165,9 @@ impl Default for RoutingSettings {
     fn default() -> Self {
         RoutingSettings {
             this_zone: None,
-            latency_margin: 0.2,
-            latency_margin_ms: 5.0,
-            latency_max_age: Duration::from_secs(600),
+            latency_margin: defaults::LATENCY_MARGIN,
+            latency_margin_ms: defaults::LATENCY_MARGIN_MS,
+            latency_max_age: defaults::LATENCY_MAX_AGE,
         }
     }
 }
@@ -323,11 +324,16 @@ pub enum AllDown {
 }
 
 impl AllDown {
-    /// The rule's name as the config writes it.
+    /// `all_down = "fail-open"`.
+    pub const FAIL_OPEN: &'static str = "fail-open";
+    /// `all_down = "fallback"`.
+    pub const FALLBACK: &'static str = "fallback";
+
+    /// The rule as the config spells it, for logs and the explain output.
     pub fn name(&self) -> &'static str {
         match self {
-            AllDown::FailOpen => "fail-open",
-            AllDown::Fallback(_) => "fallback",
+            AllDown::FailOpen => AllDown::FAIL_OPEN,
+            AllDown::Fallback(_) => AllDown::FALLBACK,
         }
     }
 }

@@ -1,5 +1,8 @@
 use super::*;
 
+mod defaults;
+mod messages;
+
 const MINIMAL: &str = r#"
 [domain]
 name = "gslb.example."
