@@ -24,6 +24,7 @@ pub mod health;
 pub mod metrics;
 pub mod routing;
 pub mod snapshot;
+pub mod time;
 
 mod run;
 pub use run::{Listeners, RunError, run};
