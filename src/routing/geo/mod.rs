@@ -56,6 +56,7 @@ mod tests;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use maxminddb::{MaxMindDbError, Reader};
@@ -83,6 +84,8 @@ pub struct GeoDb {
     v4: usize,
     /// Index into `files` of the file that answers IPv6 addresses.
     v6: usize,
+    /// See [`GeoDb::load_id`].
+    load_id: u64,
 }
 
 struct GeoFile {
@@ -259,7 +262,25 @@ impl GeoDb {
             .map(|(path, bytes)| GeoFile::open(path, bytes))
             .collect::<Result<Vec<_>, _>>()?;
         let (v4, v6) = assign_families(&files)?;
-        Ok(GeoDb { files, v4, v6 })
+        // Relaxed is enough: only uniqueness matters, not order.
+        static LOADS: AtomicU64 = AtomicU64::new(1);
+        let load_id = LOADS.fetch_add(1, Ordering::Relaxed);
+        Ok(GeoDb {
+            files,
+            v4,
+            v6,
+            load_id,
+        })
+    }
+
+    /// A number that no other `GeoDb` opened by this process has, never 0.
+    ///
+    /// Caches of per-database results key on it rather than on the
+    /// database's address: once a database is dropped, the next one opened
+    /// may be allocated at the same address, and its cache entries must not
+    /// be taken for the old one's.
+    pub fn load_id(&self) -> u64 {
+        self.load_id
     }
 
     /// What the database records for `ip`, and the network it falls in.

@@ -171,6 +171,19 @@ fn ipv4_mapped_addresses_are_looked_up_as_ipv4() {
 }
 
 #[test]
+fn every_load_has_its_own_id() {
+    let (_dir, path) = write(TestLayout::City, PLACES);
+    let first = GeoDb::open(std::slice::from_ref(&path)).unwrap();
+    let second = GeoDb::open(std::slice::from_ref(&path)).unwrap();
+    assert_ne!(first.load_id(), 0);
+    assert_ne!(second.load_id(), 0);
+    assert_ne!(first.load_id(), second.load_id());
+    drop(first);
+    let third = GeoDb::open(&[path]).unwrap();
+    assert!(third.load_id() > second.load_id());
+}
+
+#[test]
 fn record_keys_follow_records() {
     let (_dir, path) = write(TestLayout::City, PLACES);
     let db = GeoDb::open(&[path]).unwrap();
