@@ -41,9 +41,9 @@ impl Layout {
     /// Recognises the record layout from the keys of the first records, then
     /// checks that those records decode and that some carry coordinates.
     pub(super) fn detect(path: &Path, reader: &Reader<Vec<u8>>) -> Result<Layout, GeoError> {
-        let invalid = |source| GeoError::Invalid {
+        let invalid = |cause| GeoError::Invalid {
             path: path.to_owned(),
-            source,
+            cause,
         };
         let mut keys_seen = BTreeSet::new();
         let mut layout = None;
@@ -100,7 +100,7 @@ impl Layout {
         }
         if with_coordinates == 0 {
             return Err(match first_error {
-                Some(source) => invalid(source),
+                Some(cause) => invalid(cause),
                 None => GeoError::NoCoordinates {
                     path: path.to_owned(),
                 },

@@ -146,6 +146,11 @@ pub struct RecordKey {
 
 /// Why a set of GeoIP files could not be opened. Every message names the
 /// file and suggests the fix.
+///
+/// A message includes the underlying error (`cause`), which is therefore
+/// not also offered as [`std::error::Error::source`]: logs and the admin API
+/// print the message alone, and a reporter that walks the chain must not
+/// print the cause twice.
 #[derive(Debug, thiserror::Error)]
 pub enum GeoError {
     #[error(
@@ -158,21 +163,19 @@ pub enum GeoError {
          or an IPv4 file and an IPv6 file"
     )]
     TooManyFiles { count: usize },
-    #[error("cannot read geoip file {}: {source} (check the path in [geoip] files)", path.display())]
+    #[error("cannot read geoip file {}: {cause} (check the path in [geoip] files)", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
-        "{} is not a valid MaxMind DB (.mmdb) file: {source} \
+        "{} is not a valid MaxMind DB (.mmdb) file: {cause} \
          (download it again, or point [geoip] files at an .mmdb file)",
         path.display()
     )]
     Invalid {
         path: PathBuf,
-        #[source]
-        source: MaxMindDbError,
+        cause: MaxMindDbError,
     },
     #[error(
         "{} holds no records (is it the right file?); use geo/default.mmdb or a city database",
@@ -244,9 +247,9 @@ impl GeoDb {
             .iter()
             .map(|path| match std::fs::read(path) {
                 Ok(bytes) => Ok((path.clone(), bytes)),
-                Err(source) => Err(GeoError::Read {
+                Err(cause) => Err(GeoError::Read {
                     path: path.clone(),
-                    source,
+                    cause,
                 }),
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -416,7 +419,7 @@ impl GeoFile {
     fn open(path: PathBuf, bytes: Vec<u8>) -> Result<GeoFile, GeoError> {
         let reader = match Reader::from_source(bytes) {
             Ok(reader) => reader,
-            Err(source) => return Err(GeoError::Invalid { path, source }),
+            Err(cause) => return Err(GeoError::Invalid { path, cause }),
         };
         let layout = Layout::detect(&path, &reader)?;
         let meta = reader.metadata();

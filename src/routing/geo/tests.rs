@@ -274,11 +274,16 @@ fn refuses_files_it_cannot_use() {
     assert!(matches!(err, GeoError::Invalid { .. }));
     let message = err.to_string();
     assert!(message.starts_with(&format!("{} is not a valid", garbage.display())));
+    assert!(std::error::Error::source(&err).is_none());
 
     let missing = dir.path().join("missing.mmdb");
     let err = GeoDb::open(std::slice::from_ref(&missing)).unwrap_err();
     assert!(matches!(err, GeoError::Read { .. }));
     assert_eq!(err.path(), Some(missing.as_path()));
+    // The cause is in the message, once, and so not also the source.
+    let cause = std::fs::read(&missing).unwrap_err().to_string();
+    assert_eq!(err.to_string().matches(&cause).count(), 1, "{err}");
+    assert!(std::error::Error::source(&err).is_none());
 
     assert!(matches!(GeoDb::open(&[]), Err(GeoError::NoFiles)));
     let three = vec![garbage.clone(), garbage.clone(), garbage];
