@@ -34,6 +34,9 @@
 //! - A [`GeoDb`] is immutable once opened and holds its files in memory, so
 //!   a lookup is a pure function of the address: no lock, no I/O, no
 //!   allocation beyond the strings of the returned [`Location`].
+//! - Every [`GeoDb`] opened in a process has its own [`GeoDb::load_id`], so
+//!   caches of lookups can tell databases apart even when one is allocated
+//!   where a dropped one was.
 //! - Each address family is answered by exactly one file: one file that
 //!   holds both families, or an IPv4 file plus an IPv6 file (the layout DB-IP
 //!   publishes). `open` refuses anything that would leave a family without
