@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod publisher;
 pub mod routing;
 pub mod snapshot;
+pub mod time;
 
 mod run;
 pub use run::{Listeners, RunError, run};

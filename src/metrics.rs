@@ -374,96 +374,29 @@ impl Metrics {
     }
 
     /// Everything, in the Prometheus text exposition format (0.0.4).
+    ///
+    /// Families appear in a fixed order (DNS, service answers, probes,
+    /// health, reloads, snapshots) and series within a family sorted by
+    /// their labels, so two scrapes of the same counts are the same bytes.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
-        header(
-            &mut out,
-            "meridian_dns_queries_total",
-            "counter",
-            "DNS queries answered, by transport and query type.",
-        );
-        for (t, name) in [(Transport::Udp, "udp"), (Transport::Tcp, "tcp")] {
-            for (i, c) in self.dns.queries[t as usize].iter().enumerate() {
-                let qtype = match i {
-                    QTYPE_OTHER => "other",
-                    QTYPE_NONE => "none",
-                    _ => QTYPES[i].1,
-                };
-                let _ = writeln!(
-                    out,
-                    "meridian_dns_queries_total{{transport=\"{name}\",qtype=\"{qtype}\"}} {}",
-                    c.load(Relaxed)
-                );
-            }
-        }
-        header(
-            &mut out,
-            "meridian_dns_responses_total",
-            "counter",
-            "DNS responses sent, by rcode.",
-        );
-        for (i, c) in self.dns.responses.iter().enumerate() {
-            let rcode = RCODES.get(i).map_or("other", |r| r.1);
-            let _ = writeln!(
-                out,
-                "meridian_dns_responses_total{{rcode=\"{rcode}\"}} {}",
-                c.load(Relaxed)
-            );
-        }
-        counter(
-            &mut out,
-            "meridian_dns_truncated_total",
-            "UDP responses sent with TC=1.",
-            &self.dns.truncated,
-        );
-        counter(
-            &mut out,
-            "meridian_dns_fast_path_total",
-            "Replies made by the fast path; the others took the general path.",
-            &self.dns.fast_path,
-        );
-        counter(
-            &mut out,
-            "meridian_dns_tcp_refused_total",
-            "TCP connections closed on accept because their client already held tcp_max_connections_per_source.",
-            &self.dns.tcp_refused,
-        );
-        counter(
-            &mut out,
-            "meridian_dns_dropped_total",
-            "Packets not answered (no readable header, or a response).",
-            &self.dns.dropped,
-        );
+        self.dns.render(&mut out);
+        self.render_answers(&mut out);
+        self.render_probes(&mut out);
+        self.render_health(&mut out);
+        self.render_reloads(&mut out);
+        self.render_snapshots(&mut out);
+        out
+    }
 
+    fn render_answers(&self, out: &mut String) {
         header(
-            &mut out,
-            "meridian_dns_rate_limited_total",
-            "counter",
-            "UDP responses over the rate limit, by what was sent instead.",
-        );
-        for (action, n) in [
-            ("dropped", &self.dns.rrl_dropped),
-            ("slipped", &self.dns.rrl_slipped),
-        ] {
-            let _ = writeln!(
-                out,
-                "meridian_dns_rate_limited_total{{action=\"{action}\"}} {}",
-                n.load(Relaxed)
-            );
-        }
-        header(
-            &mut out,
+            out,
             "meridian_service_answers_total",
             "counter",
             "Service answers, by service and the zone they named.",
         );
-        let mut answers: Vec<_> = self
-            .answers
-            .iter()
-            .map(|e| (e.key().clone(), e.value().load(Relaxed)))
-            .collect();
-        answers.sort();
-        for ((service, zone), n) in answers {
+        for ((service, zone), n) in sorted_counts(&self.answers) {
             let _ = writeln!(
                 out,
                 "meridian_service_answers_total{{service=\"{}\",zone=\"{}\"}} {n}",
@@ -471,27 +404,24 @@ impl Metrics {
                 escape(&zone)
             );
         }
+    }
 
-        let mut probes: Vec<_> = self
-            .probes
-            .iter()
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect();
-        probes.sort_by(|a, b| a.0.cmp(&b.0));
-        // Per address, or summed per zone when there are too many
-        // addresses for a scrape to stay small.
+    /// Probe counts and the RTT histogram, per address, or summed per zone
+    /// when there are too many addresses for a scrape to stay small.
+    fn render_probes(&self, out: &mut String) {
         let by_zone = self.probe_metrics_by_zone.load(Relaxed);
         let mut rows: std::collections::BTreeMap<String, ProbeTotals> = Default::default();
-        for (l, stats) in &probes {
+        for entry in self.probes.iter() {
+            let l = entry.key();
             let key = if by_zone {
                 format!("zone=\"{}\"", escape(&l.zone))
             } else {
                 labels(l)
             };
-            rows.entry(key).or_default().add(stats);
+            rows.entry(key).or_default().add(entry.value());
         }
         header(
-            &mut out,
+            out,
             "meridian_probes_total",
             "counter",
             "Health probes, by endpoint address (or zone) and result.",
@@ -502,7 +432,7 @@ impl Metrics {
             }
         }
         header(
-            &mut out,
+            out,
             "meridian_probe_rtt_seconds",
             "histogram",
             "Successful probe round-trip time (first byte, or connect for TCP).",
@@ -525,20 +455,17 @@ impl Metrics {
             let _ = writeln!(out, "meridian_probe_rtt_seconds_sum{{{l}}} {sum}");
             let _ = writeln!(out, "meridian_probe_rtt_seconds_count{{{l}}} {cumulative}");
         }
+    }
 
+    /// Health transitions and all-down answers.
+    fn render_health(&self, out: &mut String) {
         header(
-            &mut out,
+            out,
             "meridian_health_transitions_total",
             "counter",
             "Observed health transitions of endpoint addresses, by the state entered.",
         );
-        let mut transitions: Vec<_> = self
-            .transitions
-            .iter()
-            .map(|e| (e.key().clone(), e.value().load(Relaxed)))
-            .collect();
-        transitions.sort();
-        for ((service, zone, to), n) in transitions {
+        for ((service, zone, to), n) in sorted_counts(&self.transitions) {
             let _ = writeln!(
                 out,
                 "meridian_health_transitions_total{{service=\"{}\",zone=\"{}\",to=\"{to}\"}} {n}",
@@ -547,69 +474,53 @@ impl Metrics {
             );
         }
         header(
-            &mut out,
+            out,
             "meridian_fail_open_total",
             "counter",
             "Times a service had no serving endpoint and fell back to its all-down answer.",
         );
-        let mut fail_open: Vec<_> = self
-            .fail_open
-            .iter()
-            .map(|e| (e.key().clone(), e.value().load(Relaxed)))
-            .collect();
-        fail_open.sort();
-        for (service, n) in fail_open {
+        for (service, n) in sorted_counts(&self.fail_open) {
             let _ = writeln!(
                 out,
                 "meridian_fail_open_total{{service=\"{}\"}} {n}",
                 escape(&service)
             );
         }
-        header(
-            &mut out,
-            "meridian_config_reloads_total",
-            "counter",
-            "Config reloads (SIGHUP or the admin API), by outcome.",
-        );
-        for (result, n) in [
-            ("accepted", &self.config_reloads),
-            ("rejected", &self.config_rejected),
-        ] {
-            let _ = writeln!(
-                out,
-                "meridian_config_reloads_total{{result=\"{result}\"}} {}",
-                n.load(Relaxed)
-            );
-        }
-        header(
-            &mut out,
-            "meridian_geoip_reloads_total",
-            "counter",
-            "GeoIP database replacements noticed on disk, by outcome.",
-        );
-        for (result, n) in [
-            ("accepted", &self.geoip_reloads),
-            ("rejected", &self.geoip_rejected),
-        ] {
-            let _ = writeln!(
-                out,
-                "meridian_geoip_reloads_total{{result=\"{result}\"}} {}",
-                n.load(Relaxed)
-            );
-        }
-        header(
-            &mut out,
-            "meridian_snapshots_published_total",
-            "counter",
-            "Snapshots built and swapped in.",
-        );
-        let _ = writeln!(
+    }
+
+    /// Config and GeoIP reloads, by outcome.
+    fn render_reloads(&self, out: &mut String) {
+        labelled_counters(
             out,
-            "meridian_snapshots_published_total {}",
-            self.snapshots.load(Relaxed)
+            "meridian_config_reloads_total",
+            "Config reloads (SIGHUP or the admin API), by outcome.",
+            "result",
+            [
+                ("accepted", &self.config_reloads),
+                ("rejected", &self.config_rejected),
+            ],
+        );
+        labelled_counters(
+            out,
+            "meridian_geoip_reloads_total",
+            "GeoIP database replacements noticed on disk, by outcome.",
+            "result",
+            [
+                ("accepted", &self.geoip_reloads),
+                ("rejected", &self.geoip_rejected),
+            ],
+        );
+    }
+
+    fn render_snapshots(&self, out: &mut String) {
+        counter(
+            out,
+            "meridian_snapshots_published_total",
+            "Snapshots built and swapped in.",
+            &self.snapshots,
         );
         header(
-            &mut out,
+            out,
             "meridian_snapshot_generation",
             "gauge",
             "Generation of the snapshot being served.",
@@ -619,7 +530,108 @@ impl Metrics {
             "meridian_snapshot_generation {}",
             self.generation.load(Relaxed)
         );
-        out
+    }
+}
+
+impl DnsCounters {
+    /// Queries, responses, and what happened to packets on the way.
+    fn render(&self, out: &mut String) {
+        header(
+            out,
+            "meridian_dns_queries_total",
+            "counter",
+            "DNS queries answered, by transport and query type.",
+        );
+        for (t, name) in [(Transport::Udp, "udp"), (Transport::Tcp, "tcp")] {
+            for (i, c) in self.queries[t as usize].iter().enumerate() {
+                let qtype = match i {
+                    QTYPE_OTHER => "other",
+                    QTYPE_NONE => "none",
+                    _ => QTYPES[i].1,
+                };
+                let _ = writeln!(
+                    out,
+                    "meridian_dns_queries_total{{transport=\"{name}\",qtype=\"{qtype}\"}} {}",
+                    c.load(Relaxed)
+                );
+            }
+        }
+        header(
+            out,
+            "meridian_dns_responses_total",
+            "counter",
+            "DNS responses sent, by rcode.",
+        );
+        for (i, c) in self.responses.iter().enumerate() {
+            let rcode = RCODES.get(i).map_or("other", |r| r.1);
+            let _ = writeln!(
+                out,
+                "meridian_dns_responses_total{{rcode=\"{rcode}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        counter(
+            out,
+            "meridian_dns_truncated_total",
+            "UDP responses sent with TC=1.",
+            &self.truncated,
+        );
+        counter(
+            out,
+            "meridian_dns_fast_path_total",
+            "Replies made by the fast path; the others took the general path.",
+            &self.fast_path,
+        );
+        counter(
+            out,
+            "meridian_dns_tcp_refused_total",
+            "TCP connections closed on accept because their client already held tcp_max_connections_per_source.",
+            &self.tcp_refused,
+        );
+        counter(
+            out,
+            "meridian_dns_dropped_total",
+            "Packets not answered (no readable header, or a response).",
+            &self.dropped,
+        );
+        labelled_counters(
+            out,
+            "meridian_dns_rate_limited_total",
+            "UDP responses over the rate limit, by what was sent instead.",
+            "action",
+            [
+                ("dropped", &self.rrl_dropped),
+                ("slipped", &self.rrl_slipped),
+            ],
+        );
+    }
+}
+
+/// A counter's current values by key, sorted by key.
+fn sorted_counts<K, V>(map: &DashMap<K, V>) -> Vec<(K, u64)>
+where
+    K: Clone + Ord + Eq + std::hash::Hash,
+    V: std::borrow::Borrow<AtomicU64>,
+{
+    let mut counts: Vec<(K, u64)> = map
+        .iter()
+        .map(|e| (e.key().clone(), e.value().borrow().load(Relaxed)))
+        .collect();
+    counts.sort();
+    counts
+}
+
+/// A counter with one label, a series per value of the label.
+fn labelled_counters<const N: usize>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: [(&str, &AtomicU64); N],
+) {
+    header(out, name, "counter", help);
+    for (value, n) in series {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", n.load(Relaxed));
     }
 }
 
@@ -738,5 +750,39 @@ mod tests {
         assert!(per_zone.contains("meridian_probe_rtt_seconds_bucket{zone=\"a\",le=\"0.005\"} 1"));
         assert!(per_zone.contains("meridian_probe_rtt_seconds_count{zone=\"a\"} 2"));
         assert!(per_zone.contains("meridian_probe_rtt_seconds_count{zone=\"b\"} 1"));
+    }
+
+    #[test]
+    fn families_come_in_a_fixed_order_each_once() {
+        let m = Metrics::default();
+        m.transition("www", "a", "down");
+        m.fail_open("www");
+        let text = m.render();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            families,
+            [
+                "meridian_dns_queries_total counter",
+                "meridian_dns_responses_total counter",
+                "meridian_dns_truncated_total counter",
+                "meridian_dns_fast_path_total counter",
+                "meridian_dns_tcp_refused_total counter",
+                "meridian_dns_dropped_total counter",
+                "meridian_dns_rate_limited_total counter",
+                "meridian_service_answers_total counter",
+                "meridian_probes_total counter",
+                "meridian_probe_rtt_seconds histogram",
+                "meridian_health_transitions_total counter",
+                "meridian_fail_open_total counter",
+                "meridian_config_reloads_total counter",
+                "meridian_geoip_reloads_total counter",
+                "meridian_snapshots_published_total counter",
+                "meridian_snapshot_generation gauge",
+            ]
+        );
+        assert!(text.ends_with("meridian_snapshot_generation 0\n"), "{text}");
     }
 }

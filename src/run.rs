@@ -27,22 +27,18 @@ pub struct Listeners {
 }
 
 /// Why a node could not start.
+///
+/// Messages include the underlying error, which is therefore not also the
+/// `source()`: `main` prints the whole chain, and the cause would appear
+/// twice.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot bind DNS address {addr}: {source}; pick a free port or stop what holds it")]
-    BindDns {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot bind admin address {addr}: {source}; pick a free port or stop what holds it")]
-    BindAdmin {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot bind DNS address {addr}: {cause}; pick a free port or stop what holds it")]
+    BindDns { addr: SocketAddr, cause: io::Error },
+    #[error("cannot bind admin address {addr}: {cause}; pick a free port or stop what holds it")]
+    BindAdmin { addr: SocketAddr, cause: io::Error },
     #[error("cannot start serving: {0}")]
-    Start(#[source] io::Error),
+    Start(io::Error),
     #[error(transparent)]
     State(#[from] DrainsError),
     #[error(transparent)]
@@ -58,12 +54,8 @@ impl Listeners {
             tcp: Vec::new(),
         };
         for addr in &settings.dns {
-            let bound = DnsSockets::bind(&[*addr], settings.udp_sockets).map_err(|source| {
-                RunError::BindDns {
-                    addr: *addr,
-                    source,
-                }
-            })?;
+            let bound = DnsSockets::bind(&[*addr], settings.udp_sockets)
+                .map_err(|cause| RunError::BindDns { addr: *addr, cause })?;
             dns.udp.extend(bound.udp);
             dns.tcp.extend(bound.tcp);
         }
@@ -71,10 +63,10 @@ impl Listeners {
             None => None,
             Some(addr) => {
                 let listener = std::net::TcpListener::bind(addr)
-                    .map_err(|source| RunError::BindAdmin { addr, source })?;
+                    .map_err(|cause| RunError::BindAdmin { addr, cause })?;
                 listener
                     .set_nonblocking(true)
-                    .map_err(|source| RunError::BindAdmin { addr, source })?;
+                    .map_err(|cause| RunError::BindAdmin { addr, cause })?;
                 Some(listener)
             }
         };

@@ -43,11 +43,12 @@ impl fmt::Display for Problem {
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}; check the path and its permissions", path.display())]
+    #[error("cannot read config file {}: {cause}; check the path and its permissions", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Named in the message, not exposed as `source()`, so a chain
+        /// printer does not repeat it.
+        cause: std::io::Error,
     },
     #[error("{}", render(.0))]
     Invalid(Vec<Problem>),

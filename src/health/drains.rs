@@ -99,26 +99,20 @@ pub struct DrainedEndpoint {
     pub zone: String,
 }
 
+/// Why the state file could not be read or written. The message includes
+/// the underlying error (`cause`), so it is not also the error's `source()`:
+/// printed with its chain, the cause would appear twice.
 #[derive(Debug, thiserror::Error)]
 pub enum DrainsError {
-    #[error("cannot read state file {}: {source}; check its permissions, or remove it to start with no drains", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("state file {} is not valid: {source}; fix it or remove it to start with no drains", path.display())]
+    #[error("cannot read state file {}: {cause}; check its permissions, or remove it to start with no drains", path.display())]
+    Read { path: PathBuf, cause: io::Error },
+    #[error("state file {} is not valid: {cause}; fix it or remove it to start with no drains", path.display())]
     Parse {
         path: PathBuf,
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
-    #[error("cannot write state file {}: {source}; drains still apply but will not survive a restart", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot write state file {}: {cause}; drains still apply but will not survive a restart", path.display())]
+    Write { path: PathBuf, cause: io::Error },
 }
 
 /// The key drains use for a service: its name, lowercase, fully qualified.
@@ -132,26 +126,26 @@ impl Drains {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let mut drains: Drains =
-                    serde_json::from_str(&text).map_err(|source| DrainsError::Parse {
+                    serde_json::from_str(&text).map_err(|cause| DrainsError::Parse {
                         path: path.to_path_buf(),
-                        source,
+                        cause,
                     })?;
                 drains.fill_missing_records();
                 Ok(drains)
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Drains::default()),
-            Err(source) => Err(DrainsError::Read {
+            Err(cause) => Err(DrainsError::Read {
                 path: path.to_path_buf(),
-                source,
+                cause,
             }),
         }
     }
 
     /// Writes the state file atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), DrainsError> {
-        let err = |source| DrainsError::Write {
+        let err = |cause| DrainsError::Write {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
@@ -409,6 +403,9 @@ mod tests {
         std::fs::write(&path, "{ not json").unwrap();
         let err = Drains::load(&path).unwrap_err();
         assert!(err.to_string().contains("is not valid"), "{err}");
+        // The JSON error is in the message, so not also the source: a
+        // reporter printing the chain would name it twice.
+        assert!(std::error::Error::source(&err).is_none());
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -21,7 +21,7 @@ use crate::routing::geo::{GeoDb, GeoError};
 /// Why a reload was rejected; the previous config keeps serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Geo(#[from] GeoError),

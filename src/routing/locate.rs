@@ -6,6 +6,12 @@
 //! and no sharing, and a miss costs one ordinary lookup. The map belongs to
 //! one database: when a snapshot brings another (a reload), it starts
 //! over. It is bounded, and simply cleared when full.
+//!
+//! Invariant: the map is tagged with the [`GeoDb::load_id`] of the database
+//! its entries came from, never with the database's address. Record keys
+//! are offsets into one file, so entries from another database would be
+//! plausible and wrong; and once a database is dropped its address may be
+//! handed to the next one opened, so an address cannot tell them apart.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -27,8 +33,9 @@ pub struct Located {
 }
 
 struct Cache {
-    /// Address of the database the entries came from.
-    db: usize,
+    /// [`GeoDb::load_id`] of the database the entries came from; 0, which
+    /// no database has, before the first lookup.
+    db: u64,
     records: HashMap<RecordKey, Option<Arc<Location>>>,
 }
 
@@ -45,7 +52,7 @@ pub fn locate(db: &Arc<GeoDb>, addr: IpAddr) -> Located {
             network,
         };
     };
-    let id = Arc::as_ptr(db) as usize;
+    let id = db.load_id();
     let location = CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.db != id || cache.records.len() >= CAPACITY {
@@ -95,6 +102,58 @@ mod tests {
             locate(&other, addr).location.as_deref(),
             db.lookup(addr).location.as_ref()
         );
-        CACHE.with(|c| assert_eq!(c.borrow().db, Arc::as_ptr(&other) as usize));
+        CACHE.with(|c| assert_eq!(c.borrow().db, other.load_id()));
+    }
+
+    /// A one-record City database placing 10.1.0.0/16 in `country`.
+    fn one_place(country: &str, latitude: f64, longitude: f64) -> GeoDb {
+        use mmdb_writer::{Value, Writer};
+        let mut writer = Writer::new("Test-City");
+        let record = Value::map([
+            ("country", Value::map([("iso_code", Value::from(country))])),
+            (
+                "location",
+                Value::map([
+                    ("latitude", Value::from(latitude)),
+                    ("longitude", Value::from(longitude)),
+                ]),
+            ),
+        ]);
+        writer
+            .insert_value("10.1.0.0/16".parse::<IpNet>().unwrap(), record)
+            .unwrap();
+        GeoDb::open_bytes(vec![("one.mmdb".into(), writer.to_bytes().unwrap())]).unwrap()
+    }
+
+    #[test]
+    fn a_new_database_at_an_old_address_is_not_served_from_the_old_cache() {
+        let addr: IpAddr = "10.1.2.3".parse().unwrap();
+        let mut db = Arc::new(one_place("US", 38.9, -77.4));
+        let us = locate(&db, addr)
+            .location
+            .expect("located in the first database");
+        assert_eq!(us.country.as_deref(), Some("US"));
+
+        // The second database puts the same address under the same record
+        // key, with other data: only the database tells the entries apart.
+        let second = one_place("DE", 50.1, 8.7);
+        assert_eq!(db.record_key(addr).0, second.record_key(addr).0);
+        assert_ne!(db.load_id(), second.load_id());
+
+        // Replace the first database in place: the second now lives at the
+        // very address the first had, as it may after a reload frees it.
+        let address = Arc::as_ptr(&db);
+        *Arc::get_mut(&mut db).expect("no other handle") = second;
+        assert_eq!(Arc::as_ptr(&db), address);
+
+        let de = locate(&db, addr)
+            .location
+            .expect("located in the second database");
+        assert_eq!(
+            de.country.as_deref(),
+            Some("DE"),
+            "served from the old cache"
+        );
+        assert_eq!((de.latitude, de.longitude), (50.1, 8.7));
     }
 }

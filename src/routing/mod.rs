@@ -166,117 +166,180 @@ pub fn route(
     }
 }
 
+/// An order of a service's endpoints, the ECS scope over which that order
+/// holds, and the evidence it rests on.
+type Ranked = (Vec<usize>, u8, Basis);
+
 /// Orders every endpoint of a service for a client, with the scope over
 /// which that order holds.
-fn rank(
+///
+/// Evidence is tried most specific first (see the module doc); each kind
+/// has its own function below, which answers `None` when it has nothing to
+/// say about this client.
+fn rank(config: &Config, router: &Router, service: usize, client: Client) -> Ranked {
+    let svc = &config.services[service];
+    match &svc.policy {
+        Policy::All => ((0..svc.endpoints.len()).collect(), 0, Basis::Fixed),
+        Policy::Failover(order) => (
+            complete(endpoints_in(svc, order), svc.endpoints.len()),
+            0,
+            Basis::Fixed,
+        ),
+        Policy::Weighted => by_hash(config, service, client),
+        Policy::Nearest | Policy::Geo(_) | Policy::Latency => {
+            if let Some(ranked) = by_cidr_rule(config, router, service, client) {
+                return ranked;
+            }
+            let located = router.geo.as_ref().map(|g| locate::locate(g, client.addr));
+            if svc.policy == Policy::Latency {
+                let location = located.as_ref().and_then(|m| m.location.as_deref());
+                if let Some(ranked) = by_measured_latency(config, router, service, client, location)
+                {
+                    return ranked;
+                }
+                if let Some(ranked) =
+                    by_local_latency(config, router, service, client, located.as_ref())
+                {
+                    return ranked;
+                }
+            }
+            by_location(config, router, service, client, located)
+        }
+    }
+}
+
+/// The endpoints of `svc` in the given zones, in the zones' order; zones
+/// without an endpoint are skipped.
+fn endpoints_in(svc: &crate::config::Service, zones: &[usize]) -> Vec<usize> {
+    zones
+        .iter()
+        .filter_map(|z| svc.endpoints.iter().position(|e| e.zone == *z))
+        .collect()
+}
+
+/// Weighted policy: rendezvous hashing of the client's /24 (IPv6 /56), or
+/// of its source prefix when that is shorter.
+fn by_hash(config: &Config, service: usize, client: Client) -> Ranked {
+    let len = client.source_prefix.min(match client.addr {
+        IpAddr::V4(_) => 24,
+        IpAddr::V6(_) => 56,
+    });
+    let network = IpNet::new(client.addr, len).expect("length fits").trunc();
+    (
+        weighted_order(config, service, network),
+        len,
+        Basis::Hash { network },
+    )
+}
+
+/// The longest CIDR rule holding the client, which outranks everything
+/// else: its zones first, then the rest in config order.
+fn by_cidr_rule(
     config: &Config,
     router: &Router,
     service: usize,
     client: Client,
-) -> (Vec<usize>, u8, Basis) {
+) -> Option<Ranked> {
     let svc = &config.services[service];
-    let by_zone = |zones: &[usize]| -> Vec<usize> {
-        zones
-            .iter()
-            .filter_map(|z| svc.endpoints.iter().position(|e| e.zone == *z))
-            .collect()
-    };
-    match &svc.policy {
-        Policy::All => ((0..svc.endpoints.len()).collect(), 0, Basis::Fixed),
-        Policy::Failover(order) => (
-            complete(by_zone(order), svc.endpoints.len()),
-            0,
-            Basis::Fixed,
-        ),
-        Policy::Weighted => {
-            let len = client.source_prefix.min(match client.addr {
-                IpAddr::V4(_) => 24,
-                IpAddr::V6(_) => 56,
-            });
-            let network = IpNet::new(client.addr, len).expect("length fits").trunc();
-            (
-                weighted_order(config, service, network),
-                len,
-                Basis::Hash { network },
-            )
-        }
-        Policy::Nearest | Policy::Geo(_) | Policy::Latency => {
-            // A CIDR rule outranks everything else.
-            if let Some((network, rule)) = router.cidr.lookup(client.addr, client.source_prefix) {
-                let order = complete(
-                    by_zone(&config.cidr_rules[*rule].zones),
-                    svc.endpoints.len(),
-                );
-                let scope = narrow(network.prefix_len(), client.addr, &router.cidr);
-                return (
-                    order,
-                    scope,
-                    Basis::CidrRule {
-                        network,
-                        rule: *rule,
-                    },
-                );
-            }
-            let located = router.geo.as_ref().map(|g| locate::locate(g, client.addr));
-            let location = located.as_ref().and_then(|m| m.location.clone());
-            if svc.policy == Policy::Latency {
-                if let Some((network, ranking)) =
-                    router.latency.lookup(client.addr, client.source_prefix)
-                {
-                    let zones: Vec<usize> = ranking.order().collect();
-                    let order =
-                        complete_by_distance(config, service, by_zone(&zones), location.as_deref());
-                    let scope =
-                        narrow(network.prefix_len(), client.addr, router.latency.prefixes());
-                    return (order, scope, Basis::Latency { network });
-                }
-                if let (Some(ranking), Some(loc), Some(here)) =
-                    (&router.local_latency, &location, config.routing.this_zone)
-                    && loc.country.is_some()
-                    && loc.country == config.zones[here].country
-                {
-                    let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
-                    let order =
-                        complete_by_distance(config, service, by_zone(&zones), location.as_deref());
-                    let scope = geo_scope(located.as_ref(), client, router);
-                    return (order, scope, Basis::LocalLatency);
-                }
-            }
-            let scope = geo_scope(located.as_ref(), client, router);
-            let Some(loc) = location else {
-                let network = located.map(|m| m.network);
-                // Nothing known of the client: the configured order.
-                let order = match &svc.policy {
-                    Policy::Geo(map) => complete(by_zone(&map.default), svc.endpoints.len()),
-                    _ => (0..svc.endpoints.len()).collect(),
-                };
-                return (order, scope, Basis::Unlocated { network });
-            };
-            let preferred = match &svc.policy {
-                Policy::Geo(map) => {
-                    let list = loc
-                        .region
-                        .as_ref()
-                        .and_then(|r| map.regions.get(r))
-                        .or_else(|| loc.country.as_ref().and_then(|c| map.countries.get(c)))
-                        .or_else(|| loc.continent.as_ref().and_then(|c| map.continents.get(c)))
-                        .unwrap_or(&map.default);
-                    by_zone(list)
-                }
-                _ => Vec::new(),
-            };
-            let order = complete_by_distance(config, service, preferred, Some(&loc));
-            let network = located.map_or(IpNet::default(), |m| m.network);
-            (
-                order,
-                scope,
-                Basis::Geo {
-                    network,
-                    location: loc,
-                },
-            )
-        }
+    let (network, rule) = router.cidr.lookup(client.addr, client.source_prefix)?;
+    let order = complete(
+        endpoints_in(svc, &config.cidr_rules[*rule].zones),
+        svc.endpoints.len(),
+    );
+    let scope = narrow(network.prefix_len(), client.addr, &router.cidr);
+    Some((
+        order,
+        scope,
+        Basis::CidrRule {
+            network,
+            rule: *rule,
+        },
+    ))
+}
+
+/// Latency policy: RTTs pushed for the client's prefix, fastest zone
+/// first, then the rest nearest first.
+fn by_measured_latency(
+    config: &Config,
+    router: &Router,
+    service: usize,
+    client: Client,
+    location: Option<&Location>,
+) -> Option<Ranked> {
+    let (network, ranking) = router.latency.lookup(client.addr, client.source_prefix)?;
+    let zones: Vec<usize> = ranking.order().collect();
+    let svc = &config.services[service];
+    let order = complete_by_distance(config, service, endpoints_in(svc, &zones), location);
+    let scope = narrow(network.prefix_len(), client.addr, router.latency.prefixes());
+    Some((order, scope, Basis::Latency { network }))
+}
+
+/// Latency policy: this node's own probe RTTs, which stand for the latency
+/// of clients GeoIP places in this node's zone's country.
+fn by_local_latency(
+    config: &Config,
+    router: &Router,
+    service: usize,
+    client: Client,
+    located: Option<&locate::Located>,
+) -> Option<Ranked> {
+    let ranking = router.local_latency.as_ref()?;
+    let location = located?.location.as_deref()?;
+    let here = config.routing.this_zone?;
+    if location.country.is_none() || location.country != config.zones[here].country {
+        return None;
     }
+    let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
+    let svc = &config.services[service];
+    let order = complete_by_distance(config, service, endpoints_in(svc, &zones), Some(location));
+    let scope = geo_scope(located, client, router);
+    Some((order, scope, Basis::LocalLatency))
+}
+
+/// GeoIP: the geo policy's map list for the client's location first, then
+/// every other endpoint nearest first. Without a location, the configured
+/// order (the geo map's default list first).
+fn by_location(
+    config: &Config,
+    router: &Router,
+    service: usize,
+    client: Client,
+    located: Option<locate::Located>,
+) -> Ranked {
+    let svc = &config.services[service];
+    let scope = geo_scope(located.as_ref(), client, router);
+    let Some(location) = located.as_ref().and_then(|m| m.location.clone()) else {
+        let network = located.map(|m| m.network);
+        let order = match &svc.policy {
+            Policy::Geo(map) => complete(endpoints_in(svc, &map.default), svc.endpoints.len()),
+            _ => (0..svc.endpoints.len()).collect(),
+        };
+        return (order, scope, Basis::Unlocated { network });
+    };
+    let preferred = match &svc.policy {
+        Policy::Geo(map) => endpoints_in(svc, geo_map_zones(map, &location)),
+        _ => Vec::new(),
+    };
+    let order = complete_by_distance(config, service, preferred, Some(&location));
+    let network = located.map_or(IpNet::default(), |m| m.network);
+    (order, scope, Basis::Geo { network, location })
+}
+
+/// The most specific list of a geo map that names the location: region,
+/// then country, then continent, then the default list.
+fn geo_map_zones<'m>(map: &'m crate::config::GeoMap, location: &Location) -> &'m [usize] {
+    location
+        .region
+        .as_ref()
+        .and_then(|r| map.regions.get(r))
+        .or_else(|| location.country.as_ref().and_then(|c| map.countries.get(c)))
+        .or_else(|| {
+            location
+                .continent
+                .as_ref()
+                .and_then(|c| map.continents.get(c))
+        })
+        .unwrap_or(&map.default)
 }
 
 /// The scope of a GeoIP-based decision: the database network, narrowed
@@ -758,6 +821,46 @@ longitude = 103.8
         // The measured zone drained: the next measured one.
         let d = route(&c, &health(&c, &["c"]), &r, 0, client("203.0.113.9"));
         assert_eq!(zones(&c, &d), ["a"]);
+    }
+
+    #[test]
+    fn latency_policy_uses_local_probes_for_clients_in_this_country() {
+        let c = config(
+            &service("latency", "[routing]\nthis_zone = \"b\"\n", [1, 1, 1]).replace(
+                "name = \"b\"\nlatitude = 50.0",
+                "name = \"b\"\ncountry = \"NL\"\nlatitude = 50.0",
+            ),
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("geo/default.mmdb");
+        let mut r = router(&c);
+        r.geo = Some(Arc::new(GeoDb::open(&[path]).unwrap()));
+        r.local_latency = Some(latency::Ranking {
+            zones: vec![(2, 3.0), (0, 9.0)],
+        });
+        let h = health(&c, &[]);
+        // 193.0.0.1 is in the Netherlands, this node's country: its probe
+        // RTTs rank c, then a; b, unmeasured, comes last.
+        let d = route(&c, &h, &r, 0, client("193.0.0.1"));
+        assert_eq!(d.basis, Basis::LocalLatency);
+        assert_eq!(d.ranked, [2, 0, 1]);
+        let geo = r.geo.as_ref().unwrap().lookup(client("193.0.0.1").addr);
+        assert_eq!(d.scope, geo.network.prefix_len());
+        // A client elsewhere is routed by distance.
+        let d = route(&c, &h, &r, 0, client("8.8.8.8"));
+        assert!(matches!(d.basis, Basis::Geo { .. }), "{:?}", d.basis);
+        assert_eq!(zones(&c, &d), ["a"]);
+        // Measurements pushed for the client's prefix come first.
+        let mut table = latency::LatencyTable::default();
+        table.push(
+            "193.0.0.0/24".parse().unwrap(),
+            1,
+            4.0,
+            std::time::Instant::now(),
+        );
+        r.latency = Arc::new(table.view(0.2, 5.0));
+        let d = route(&c, &h, &r, 0, client("193.0.0.1"));
+        assert!(matches!(d.basis, Basis::Latency { .. }), "{:?}", d.basis);
+        assert_eq!(zones(&c, &d), ["b"]);
     }
 
     #[test]

@@ -417,6 +417,16 @@ fn a_missing_or_corrupt_geoip_database_stops_the_start_with_its_name() {
             stderr.contains(&db.display().to_string()),
             "{what}: {stderr}"
         );
+        if setup.is_none() {
+            // The cause is named, and only once (the message embeds it, so
+            // it must not come back as the error's source).
+            let message = stderr
+                .lines()
+                .find(|line| line.starts_with("meridian: "))
+                .unwrap_or_else(|| panic!("{what}: no error line in {stderr}"));
+            let cause = std::fs::read(&db).unwrap_err().to_string();
+            assert_eq!(message.matches(&cause).count(), 1, "{message}");
+        }
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
