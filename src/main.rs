@@ -43,6 +43,10 @@ enum Command {
         /// Admin HTTP address. Replaces the config's `server.admin`.
         #[arg(long, value_name = "ADDR")]
         admin: Option<SocketAddr>,
+        /// Which of the config's `[[cluster.nodes]]` this process is, so
+        /// every node runs the same file.
+        #[arg(long, value_name = "NAME", env = "MERIDIAN_NODE")]
+        node: Option<String>,
     },
     /// Check a config file and print a summary; exits non-zero on any error.
     Check {
@@ -89,9 +93,10 @@ fn main() -> ExitCode {
             config,
             listen,
             admin,
+            node,
         } => {
             init_logging(cli.log_format);
-            match serve(&config, listen, admin) {
+            match serve(&config, listen, admin, node.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -116,8 +121,15 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn serve(path: &Path, listen: Vec<SocketAddr>, admin: Option<SocketAddr>) -> anyhow::Result<()> {
-    let mut config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+fn serve(
+    path: &Path,
+    listen: Vec<SocketAddr>,
+    admin: Option<SocketAddr>,
+    node: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut config = Config::load(path)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .for_node(node)?;
     if !listen.is_empty() {
         config.server.dns = listen;
     }

@@ -42,6 +42,8 @@ pub enum RunError {
     #[error(transparent)]
     State(#[from] DrainsError),
     #[error(transparent)]
+    Node(#[from] crate::config::NodeError),
+    #[error(transparent)]
     Geo(#[from] crate::routing::geo::GeoError),
 }
 
@@ -81,6 +83,12 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    if !config.cluster.nodes.is_empty() && config.cluster.this_node.is_none() {
+        return Err(RunError::Node(crate::config::NodeError::Unnamed {
+            file: config.source.display().to_string(),
+            count: config.cluster.nodes.len(),
+        }));
+    }
     let config = Arc::new(config);
     let settings = config.server.clone();
     let domain = config.domain.name.to_string();
@@ -111,6 +119,22 @@ pub async fn run(
     let (publisher, publisher_handle) =
         Publisher::new(store.clone(), metrics.clone(), drains, board.clone());
     let stop = tokio_util::sync::CancellationToken::new();
+    let pulls = Arc::new(crate::cluster::pull::PullBoard::new());
+    // Membership is read once: pullers follow the nodes listed at start.
+    let pullers = crate::cluster::pull::start(
+        &config.cluster,
+        pulls.clone(),
+        publisher.peer_sender(),
+        stop.clone(),
+    );
+    if let Some(node) = config.cluster.this_name() {
+        tracing::info!(
+            node,
+            peers = config.cluster.nodes.len() - 1,
+            pull_interval_ms = config.cluster.pull_interval.as_millis() as u64,
+            "cluster member"
+        );
+    }
     let publisher_task = tokio::spawn(publisher.run(stop.clone()));
     let reload_task = tokio::spawn(reload_on_sighup(publisher_handle.clone(), stop.clone()));
 
@@ -139,6 +163,7 @@ pub async fn run(
                 board: board.clone(),
                 metrics: metrics.clone(),
                 publisher: publisher_handle.clone(),
+                pulls: pulls.clone(),
             });
             let stop = stop.clone();
             tracing::info!(admin = %addr, "admin endpoint listening");
@@ -166,6 +191,7 @@ pub async fn run(
         let _ = task.await;
     }
     let _ = reload_task.await;
+    pullers.wait().await;
     // The publisher stops its probes before it returns.
     let _ = publisher_task.await;
     tracing::info!("stopped");

@@ -16,6 +16,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
+use crate::cluster::ClusterView;
 use crate::config::Config;
 use crate::dns::fast::FastTable;
 use crate::dns::table::DomainTable;
@@ -44,6 +45,8 @@ pub struct Snapshot {
     pub fast: FastTable,
     /// GeoIP, CIDR rules and latency rankings.
     pub router: Router,
+    /// The votes behind `health`, when several nodes share the checking.
+    pub cluster: ClusterView,
     pub answer_counters: AnswerCounters,
     /// Increases with every swap; shown by the admin API and in logs.
     pub generation: u64,
@@ -61,6 +64,7 @@ pub struct Inputs {
     pub health: HealthView,
     pub drains: Drains,
     pub router: Router,
+    pub cluster: ClusterView,
     pub answer_counters: AnswerCounters,
     pub generation: u64,
 }
@@ -75,6 +79,7 @@ pub fn build(inputs: Inputs) -> Snapshot {
         health,
         drains,
         router,
+        cluster,
         answer_counters,
         generation,
     } = inputs;
@@ -87,6 +92,7 @@ pub fn build(inputs: Inputs) -> Snapshot {
         table,
         fast,
         router,
+        cluster,
         answer_counters,
         generation,
         id: NEXT_SNAPSHOT_ID.fetch_add(1, Ordering::Relaxed),
@@ -125,6 +131,7 @@ impl Snapshot {
             health,
             drains,
             router,
+            cluster: ClusterView::default(),
             answer_counters,
             generation: 1,
         })
@@ -244,6 +251,7 @@ addresses = ["192.0.2.2"]
                 latency: Arc::default(),
                 local_latency: None,
             },
+            cluster: ClusterView::default(),
             answer_counters: detached_counters(&config),
             generation: 7,
         });

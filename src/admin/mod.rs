@@ -7,6 +7,7 @@
 //! without one, must come from loopback. Every error is JSON with the
 //! right 4xx status.
 
+mod cluster;
 mod time;
 
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 use crate::config::{CheckKind, Config};
 use crate::health::{AddressKey, EndpointView, HealthBoard};
 use crate::metrics::Metrics;
-use crate::publisher::{DrainTarget, LatencySample, PublisherHandle, ReloadError};
+use crate::publisher::{DrainRequest, DrainTarget, LatencySample, PublisherHandle, ReloadError};
 use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// Largest request body accepted (a batch of latency measurements).
@@ -38,6 +39,8 @@ pub struct AdminState {
     pub board: Arc<HealthBoard>,
     pub metrics: Arc<Metrics>,
     pub publisher: PublisherHandle,
+    /// Each peer's latest pull, for `/v1/cluster`.
+    pub pulls: Arc<crate::cluster::pull::PullBoard>,
 }
 
 /// The admin API. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
@@ -62,6 +65,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/explain", get(explain))
         .route("/v1/latency", post(push_latency))
         .route("/v1/reload", post(reload))
+        .route("/v1/cluster", get(cluster::status))
+        .route("/v1/cluster/observations", get(cluster::observations))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -238,32 +243,93 @@ async fn endpoint(
     }
 }
 
-async fn drain_zone(state: State<AdminState>, Path(zone): Path<String>) -> Response {
-    set_zone_drain(state, zone, true).await
+/// Who asked for a drain and why: the requester's address, and the
+/// optional `{"reason": "..."}` body.
+struct DrainNote {
+    who: String,
+    reason: Option<String>,
 }
 
-async fn undrain_zone(state: State<AdminState>, Path(zone): Path<String>) -> Response {
-    set_zone_drain(state, zone, false).await
+/// Longest drain reason kept.
+const MAX_REASON: usize = 512;
+
+fn drain_note(peer: SocketAddr, body: &[u8]) -> Result<DrainNote, ApiError> {
+    let who = peer.ip().to_string();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DrainNote { who, reason: None });
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        reason: Option<String>,
+    }
+    let parsed: Body = serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be empty or {{\"reason\": \"...\"}}: {e}"),
+        )
+    })?;
+    if parsed.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the reason is longer than {MAX_REASON} bytes; shorten it"),
+        ));
+    }
+    Ok(DrainNote {
+        who,
+        reason: parsed.reason.filter(|r| !r.trim().is_empty()),
+    })
+}
+
+type Peer = ConnectInfo<SocketAddr>;
+
+async fn drain_zone(
+    state: State<AdminState>,
+    ConnectInfo(peer): Peer,
+    Path(zone): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    set_zone_drain(state, peer, zone, true, &body).await
+}
+
+async fn undrain_zone(
+    state: State<AdminState>,
+    ConnectInfo(peer): Peer,
+    Path(zone): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    set_zone_drain(state, peer, zone, false, &body).await
 }
 
 async fn drain_endpoint(
     state: State<AdminState>,
+    ConnectInfo(peer): Peer,
     Path((zone, service)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Response {
-    set_endpoint_drain(state, zone, service, true).await
+    set_endpoint_drain(state, peer, zone, service, true, &body).await
 }
 
 async fn undrain_endpoint(
     state: State<AdminState>,
+    ConnectInfo(peer): Peer,
     Path((zone, service)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Response {
-    set_endpoint_drain(state, zone, service, false).await
+    set_endpoint_drain(state, peer, zone, service, false, &body).await
 }
 
-async fn set_zone_drain(State(state): State<AdminState>, zone: String, drained: bool) -> Response {
+async fn set_zone_drain(
+    State(state): State<AdminState>,
+    peer: SocketAddr,
+    zone: String,
+    drained: bool,
+    body: &[u8],
+) -> Response {
     let config = state.store.load_full().config.clone();
-    let z = match find_zone(&config, &zone) {
-        Ok(z) => z,
+    let result = find_zone(&config, &zone).and_then(|z| Ok((z, drain_note(peer, body)?)));
+    let (z, note) = match result {
+        Ok(found) => found,
         Err(err) => return err.into_response(),
     };
     let name = config.zones[z].name.clone();
@@ -271,6 +337,7 @@ async fn set_zone_drain(State(state): State<AdminState>, zone: String, drained: 
         &state,
         DrainTarget::Zone(name.clone()),
         drained,
+        note,
         json!({ "zone": name }),
     )
     .await
@@ -278,25 +345,27 @@ async fn set_zone_drain(State(state): State<AdminState>, zone: String, drained: 
 
 async fn set_endpoint_drain(
     State(state): State<AdminState>,
+    peer: SocketAddr,
     zone: String,
     service: String,
     drained: bool,
+    body: &[u8],
 ) -> Response {
     let config = state.store.load_full().config.clone();
-    let z = match find_zone(&config, &zone) {
-        Ok(z) => z,
+    let found = find_zone(&config, &zone).and_then(|z| {
+        let s = find_service(&config, &service)?;
+        if !config.services[s].endpoints.iter().any(|e| e.zone == z) {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("service `{service}` has no endpoint in zone `{zone}`"),
+            ));
+        }
+        Ok((z, s, drain_note(peer, body)?))
+    });
+    let (z, s, note) = match found {
+        Ok(found) => found,
         Err(err) => return err.into_response(),
     };
-    let s = match find_service(&config, &service) {
-        Ok(s) => s,
-        Err(err) => return err.into_response(),
-    };
-    if !config.services[s].endpoints.iter().any(|e| e.zone == z) {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("service `{service}` has no endpoint in zone `{zone}`"),
-        );
-    }
     let target = DrainTarget::Endpoint {
         service: s,
         zone: config.zones[z].name.clone(),
@@ -305,16 +374,24 @@ async fn set_endpoint_drain(
         "zone": config.zones[z].name,
         "service": config.services[s].name.to_string(),
     });
-    apply_drain(&state, target, drained, what).await
+    apply_drain(&state, target, drained, note, what).await
 }
 
 async fn apply_drain(
     state: &AdminState,
     target: DrainTarget,
     drained: bool,
+    note: DrainNote,
     what: Value,
 ) -> Response {
-    match state.publisher.drain(target, drained).await {
+    let request = DrainRequest {
+        target,
+        drained,
+        who: note.who,
+        reason: note.reason,
+        at_ms: crate::cluster::observation::unix_ms(std::time::SystemTime::now()),
+    };
+    match state.publisher.drain(request).await {
         Some(outcome) => {
             let mut body = what;
             body["drained"] = json!(drained);
@@ -353,7 +430,7 @@ async fn reload(State(state): State<AdminState>) -> Response {
                         })
                     })
                     .collect(),
-                ReloadError::Geo(_) => Vec::new(),
+                ReloadError::Geo(_) | ReloadError::Node(_) => Vec::new(),
             };
             let message = match &err {
                 ReloadError::Config(c) if c.is_invalid() => {
@@ -603,6 +680,7 @@ fn endpoint_json(snapshot: &Snapshot, board: &HealthBoard, s: usize, e: usize) -
                 Some(h) => json!({
                     "address": addr.to_string(),
                     "observed": h.observed,
+                    "cluster": cluster::votes_json(config, snapshot.cluster.addresses.get(&key)),
                     "since": time::rfc3339(h.since),
                     "last_probe": h.last_probe.map(time::rfc3339),
                     "last_result": match (&h.last_probe, &h.last_error) {
@@ -626,11 +704,32 @@ fn endpoint_json(snapshot: &Snapshot, board: &HealthBoard, s: usize, e: usize) -
     } else {
         Value::Null
     };
+    let drain_record = |key: crate::health::drains::DrainKey| {
+        snapshot
+            .drains
+            .records
+            .get(&crate::health::drains::target_key(&key))
+            .map(|r| {
+                json!({
+                    "drained": r.drained,
+                    "who": r.who,
+                    "reason": r.reason,
+                    "node": r.version.node,
+                    "at": time::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.version.at_ms)),
+                })
+            })
+    };
+    let zone_record = drain_record(crate::health::drains::DrainKey::Zone(zone.clone()));
+    let endpoint_record = drain_record(crate::health::drains::DrainKey::Endpoint {
+        service: crate::health::drains::service_key(&service.name),
+        zone: zone.clone(),
+    });
     json!({
         "service": service.name.to_string(),
         "zone": zone,
         "observed": EndpointView::observed_name(view),
         "forced": forced,
+        "drain_records": { "zone": zone_record, "endpoint": endpoint_record },
         "serving": view.is_some_and(|v| v.is_serving()),
         "min_healthy": endpoint.min_healthy,
         "check": check_text,

@@ -16,3 +16,28 @@
 pub mod observation;
 pub mod pull;
 pub mod quorum;
+
+use std::collections::HashMap;
+
+use crate::health::AddressKey;
+use crate::health::state::Observed;
+use quorum::Decision;
+
+/// What the nodes agreed, frozen into a snapshot for the admin API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterView {
+    /// Too few nodes had fresh observations: states are the last agreed.
+    pub is_fail_static: bool,
+    /// Nodes whose observations were fresh, this one included.
+    pub fresh_nodes: usize,
+    pub addresses: HashMap<AddressKey, AddressVotes>,
+}
+
+/// One address: this node's view, each peer's, and the decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddressVotes {
+    pub own: Observed,
+    pub decision: Decision,
+    /// Per peer (index in `cluster.nodes`): its view, `None` when stale.
+    pub votes: Vec<(usize, Option<Observed>)>,
+}

@@ -228,16 +228,12 @@ async fn fetch(addr: SocketAddr, token: &str) -> Result<NodeObservations, PullEr
     };
     tokio::pin!(connection);
     tokio::pin!(exchange);
-    loop {
-        tokio::select! {
-            result = &mut exchange => return result,
-            done = &mut connection => {
-                if let Err(e) = done {
-                    return Err(http(e));
-                }
-                // Closed after the response: the exchange finishes on its own.
-                return exchange.await;
-            }
-        }
+    tokio::select! {
+        result = &mut exchange => result,
+        done = &mut connection => match done {
+            Err(e) => Err(http(e)),
+            // Closed after the response: the exchange finishes on its own.
+            Ok(()) => exchange.await,
+        },
     }
 }

@@ -29,13 +29,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::pull::PeerReport;
 use crate::health::drains::Drains;
 use crate::health::{HealthBoard, Report};
 use crate::metrics::Metrics;
 use crate::routing::geo::GeoDb;
 use crate::snapshot::SnapshotStore;
 pub use reload::{ReloadError, load_drains};
-pub use state::{Change, Dirty, DrainTarget, LatencySample, State};
+pub use state::{Change, Dirty, DrainRequest, DrainTarget, LatencySample, State};
 
 /// The result of a drain request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +54,7 @@ pub struct DrainOutcome {
 #[derive(Debug)]
 enum Request {
     Drain {
-        target: DrainTarget,
-        drained: bool,
+        request: DrainRequest,
         reply: oneshot::Sender<DrainOutcome>,
     },
     Latency {
@@ -83,13 +83,8 @@ impl PublisherHandle {
     }
 
     /// Drains or undrains; returns once a snapshot carrying it is live.
-    pub async fn drain(&self, target: DrainTarget, drained: bool) -> Option<DrainOutcome> {
-        self.ask(|reply| Request::Drain {
-            target,
-            drained,
-            reply,
-        })
-        .await
+    pub async fn drain(&self, request: DrainRequest) -> Option<DrainOutcome> {
+        self.ask(|reply| Request::Drain { request, reply }).await
     }
 
     /// Re-reads the config file; returns once the new snapshot is live, or
@@ -145,6 +140,9 @@ pub struct Publisher {
     reports: mpsc::Receiver<Report>,
     /// Cloned into each generation of probe tasks.
     report_tx: mpsc::Sender<Report>,
+    /// Peers' observations, from the pullers.
+    peer_reports: mpsc::Receiver<PeerReport>,
+    peer_tx: mpsc::Sender<PeerReport>,
     store: Arc<SnapshotStore>,
     metrics: Arc<Metrics>,
     state: State,
@@ -168,6 +166,7 @@ impl Publisher {
     ) -> (Publisher, PublisherHandle) {
         let (tx, requests) = mpsc::channel(QUEUE);
         let (report_tx, reports) = mpsc::channel(QUEUE);
+        let (peer_tx, peer_reports) = mpsc::channel(QUEUE);
         let current = store.load_full();
         let mut state = State::new(current.config.clone(), drains, current.router.geo.clone());
         state.generation = current.generation;
@@ -175,6 +174,8 @@ impl Publisher {
             requests,
             reports,
             report_tx,
+            peer_reports,
+            peer_tx,
             geo_stamps: reload::geo_stamps(&current.config),
             board,
             probes: None,
@@ -183,6 +184,11 @@ impl Publisher {
             state,
         };
         (publisher, PublisherHandle { tx })
+    }
+
+    /// Where pullers send peers' observations.
+    pub fn peer_sender(&self) -> mpsc::Sender<PeerReport> {
+        self.peer_tx.clone()
     }
 
     /// Starts the checker pool, then folds in changes until `stop`; then
@@ -238,6 +244,7 @@ impl Publisher {
                     None => return,
                 },
                 Some(report) = self.reports.recv() => self.on_report(report),
+                Some(peer) = self.peer_reports.recv() => self.on_peer(peer),
                 _ = tick.tick() => self.on_tick(),
                 _ = geo_tick.tick() => self.check_geoip().await,
             };
@@ -245,11 +252,16 @@ impl Publisher {
             loop {
                 if let Ok(report) = self.reports.try_recv() {
                     dirty |= self.on_report(report);
+                } else if let Ok(peer) = self.peer_reports.try_recv() {
+                    dirty |= self.on_peer(peer);
                 } else if let Ok(request) = self.requests.try_recv() {
                     dirty |= self.on_request(request, &mut replies, stop).await;
                 } else {
                     break;
                 }
+            }
+            if dirty.drains {
+                self.persist_drains();
             }
             if dirty.snapshot {
                 self.publish();
@@ -263,12 +275,19 @@ impl Publisher {
     fn on_report(&mut self, report: Report) -> Dirty {
         let key = report.key;
         let to = report.transition.to;
-        let dirty = self.state.apply(Change::Health(report));
+        let dirty = self.state.apply(Change::Health {
+            report,
+            at: Instant::now(),
+        });
         if dirty.health {
             let (service, zone, _) = self.state.names(key);
             self.metrics.transition(&service, zone, to.name());
         }
         dirty
+    }
+
+    fn on_peer(&mut self, report: PeerReport) -> Dirty {
+        self.state.apply(Change::Peer(report))
     }
 
     async fn on_request(
@@ -278,17 +297,22 @@ impl Publisher {
         stop: &CancellationToken,
     ) -> Dirty {
         match request {
-            Request::Drain {
-                target,
-                drained,
-                reply,
-            } => {
-                let dirty = self.state.apply(Change::Drain { target, drained });
-                let persisted = self.persist_drains(dirty.drains);
+            Request::Drain { request, reply } => {
+                let before = (
+                    self.state.drains.zones.clone(),
+                    self.state.drains.endpoints.clone(),
+                );
+                let mut dirty = self.state.apply(Change::Drain(request));
+                let drains = &self.state.drains;
+                let changed = before != (drains.zones.clone(), drains.endpoints.clone());
+                // Persisted now rather than with the batch, so the reply
+                // can say whether it was.
+                let persisted = self.persist_drains();
+                dirty.drains = false;
                 replies.push(Reply::Drain(
                     reply,
                     DrainOutcome {
-                        changed: dirty.drains,
+                        changed,
                         persisted,
                         generation: 0,
                     },
@@ -321,13 +345,11 @@ impl Publisher {
         }
     }
 
-    /// Writes the drains to the state file when they changed; whether the
-    /// file holds them now.
-    fn persist_drains(&self, changed: bool) -> bool {
-        match (self.state.state_file(), changed) {
-            (None, _) => false,
-            (Some(_), false) => true,
-            (Some(path), true) => match self.state.drains.save(path) {
+    /// Writes the drains to the state file; whether the file holds them.
+    fn persist_drains(&self) -> bool {
+        match self.state.state_file() {
+            None => false,
+            Some(path) => match self.state.drains.save(path) {
                 Ok(()) => true,
                 Err(err) => {
                     tracing::warn!(%err, "drain not persisted");

@@ -25,6 +25,8 @@ pub enum ReloadError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Geo(#[from] GeoError),
+    #[error(transparent)]
+    Node(#[from] crate::config::NodeError),
 }
 
 /// Loads the persisted drains named by the config (none without a file).
@@ -43,9 +45,11 @@ pub async fn read_config(
     current_geo: Option<Arc<GeoDb>>,
 ) -> Result<(Config, Option<Arc<GeoDb>>), ReloadError> {
     let path = current.source.clone();
+    let node = current.cluster.this_name().map(str::to_string);
     let mut next = tokio::task::spawn_blocking(move || Config::load(&path))
         .await
-        .expect("config loading does not panic")?;
+        .expect("config loading does not panic")?
+        .for_node(node.as_deref())?;
     if next.server.dns != current.server.dns || next.server.admin != current.server.admin {
         tracing::warn!("listen addresses in the config changed; they apply at the next restart");
     }

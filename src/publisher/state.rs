@@ -15,8 +15,12 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
+use crate::cluster::observation::{AddressIdentity, identity};
+use crate::cluster::pull::PeerReport;
+use crate::cluster::quorum::{self, Decision};
+use crate::cluster::{AddressVotes, ClusterView};
 use crate::config::Config;
-use crate::health::drains::Drains;
+use crate::health::drains::{DrainKey, DrainRecord, Drains, service_key};
 use crate::health::state::Observed;
 use crate::health::{AddressKey, HealthView, Report, initial_observed};
 use crate::routing::geo::GeoDb;
@@ -31,6 +35,31 @@ pub enum DrainTarget {
     Zone(String),
     /// One service's endpoint in one zone (`service` indexes the config).
     Endpoint { service: usize, zone: String },
+}
+
+/// A drain or undrain as an operator asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainRequest {
+    pub target: DrainTarget,
+    pub drained: bool,
+    /// Who asked (for the record and the logs).
+    pub who: String,
+    pub reason: Option<String>,
+    /// When, in milliseconds since the Unix epoch, by this node's clock.
+    pub at_ms: u64,
+}
+
+impl DrainRequest {
+    /// An anonymous request at time 0 (tests, and callers with no clock).
+    pub fn new(target: DrainTarget, drained: bool) -> DrainRequest {
+        DrainRequest {
+            target,
+            drained,
+            who: String::new(),
+            reason: None,
+            at_ms: 0,
+        }
+    }
 }
 
 /// One measured RTT from a client prefix to a zone.
@@ -56,10 +85,12 @@ pub struct Reloaded {
 /// One thing that happened, as the pure step sees it.
 #[derive(Debug)]
 pub enum Change {
-    /// An address's observed state flipped.
-    Health(Report),
-    /// An operator drained or undrained something.
-    Drain { target: DrainTarget, drained: bool },
+    /// An address's observed state flipped (on this node), noticed `at`.
+    Health { report: Report, at: Instant },
+    /// An operator drained or undrained something on this node.
+    Drain(DrainRequest),
+    /// A peer's observations and drain records arrived.
+    Peer(PeerReport),
     /// Latency measurements pushed through the admin API, received `at`.
     Latency {
         samples: Vec<LatencySample>,
@@ -117,6 +148,19 @@ pub struct State {
     /// Services answering by their all-down rule in the last snapshot, so
     /// entering and leaving that state is reported once.
     all_down: Vec<bool>,
+    /// Each peer's latest observations, by index in `cluster.nodes`.
+    peers: HashMap<usize, PeerView>,
+    /// What the nodes agreed per address, and the votes behind it.
+    agreed: ClusterView,
+    /// The newest time a change brought, for judging peers' freshness.
+    now: Option<Instant>,
+}
+
+/// What one peer last said.
+#[derive(Debug)]
+struct PeerView {
+    received_at: Instant,
+    states: std::collections::BTreeMap<AddressIdentity, Observed>,
 }
 
 impl State {
@@ -135,7 +179,16 @@ impl State {
             local_latency: None,
             epoch: 0,
             generation: 1,
+            peers: HashMap::new(),
+            agreed: ClusterView::default(),
+            now: None,
         }
+        .agreeing()
+    }
+
+    fn agreeing(mut self) -> State {
+        let _ = self.agree();
+        self
     }
 
     /// Where drains are persisted, per the current config.
@@ -145,9 +198,16 @@ impl State {
 
     /// Folds one change in.
     pub fn apply(&mut self, change: Change) -> Dirty {
-        match change {
-            Change::Health(report) => self.apply_report(report),
-            Change::Drain { target, drained } => self.apply_drain(&target, drained),
+        let mut dirty = match change {
+            Change::Health { report, at } => {
+                self.saw(at);
+                self.apply_report(report)
+            }
+            Change::Drain(request) => self.apply_drain(request),
+            Change::Peer(report) => {
+                self.saw(report.received_at);
+                self.apply_peer(report)
+            }
             Change::Latency { samples, at } => {
                 let n = samples.len();
                 for sample in samples {
@@ -161,7 +221,10 @@ impl State {
                     ..Dirty::default()
                 }
             }
-            Change::Tick { at, zone_rtts } => self.apply_tick(at, zone_rtts),
+            Change::Tick { at, zone_rtts } => {
+                self.saw(at);
+                self.apply_tick(at, zone_rtts)
+            }
             Change::GeoReplaced(db) => {
                 self.geo = Some(db);
                 Dirty {
@@ -170,7 +233,148 @@ impl State {
                 }
             }
             Change::Reloaded(reloaded) => self.apply_reload(reloaded),
+        };
+        // Every change may move the agreed state: own views, peers' views,
+        // time (peers going stale), or the set of addresses.
+        dirty.snapshot |= self.agree();
+        dirty
+    }
+
+    fn saw(&mut self, at: Instant) {
+        if self.now.is_none_or(|now| now < at) {
+            self.now = Some(at);
         }
+    }
+
+    /// This node's name in the cluster, for drain versions.
+    fn node_name(&self) -> &str {
+        self.config.cluster.this_name().unwrap_or("")
+    }
+
+    fn apply_peer(&mut self, report: PeerReport) -> Dirty {
+        let PeerReport {
+            node,
+            observations,
+            received_at,
+        } = report;
+        let known = self.config.cluster.nodes.get(node).map(|n| n.name.as_str());
+        if known != Some(observations.node.as_str()) || Some(node) == self.config.cluster.this_node
+        {
+            tracing::warn!(
+                expected = known.unwrap_or("none"),
+                got = %observations.node,
+                "observations from an unexpected node ignored; check [[cluster.nodes]] admin addresses"
+            );
+            return Dirty::default();
+        }
+        let taken = self.drains.merge(&observations.drains);
+        if taken {
+            tracing::info!(peer = %observations.node, "drain records taken from peer");
+        }
+        self.peers.insert(
+            node,
+            PeerView {
+                received_at,
+                states: observations.states(),
+            },
+        );
+        Dirty {
+            snapshot: taken,
+            drains: taken,
+            health: false,
+        }
+    }
+
+    /// Recomputes the agreed state of every address from this node's view
+    /// and its fresh peers'; returns whether anything answers use, or
+    /// anything the votes show, changed.
+    fn agree(&mut self) -> bool {
+        let cluster = &self.config.cluster;
+        let rule = quorum::Rule {
+            cluster_size: cluster.size(),
+            quorum: cluster.quorum,
+        };
+        let peers: Vec<(usize, Option<&PeerView>)> = cluster
+            .peers()
+            .map(|(i, _)| {
+                let fresh = self.peers.get(&i).filter(|p| {
+                    self.now.is_some_and(|now| {
+                        now.saturating_duration_since(p.received_at) <= cluster.stale_after
+                    })
+                });
+                (i, fresh)
+            })
+            .collect();
+        let mut next = ClusterView::default();
+        for (key, own) in &self.observed {
+            let id = identity(&self.config, key);
+            let votes: Vec<(usize, Option<Observed>)> = peers
+                .iter()
+                .map(|(i, view)| {
+                    (
+                        *i,
+                        view.map(|v| v.states.get(&id).copied().unwrap_or(Observed::Unknown)),
+                    )
+                })
+                .collect();
+            let last = self
+                .agreed
+                .addresses
+                .get(key)
+                .map_or(*own, |a| a.decision.state);
+            let decision: Decision = quorum::decide(rule, *own, votes.iter().map(|v| v.1), last);
+            next.is_fail_static |= decision.is_fail_static;
+            next.fresh_nodes = decision.fresh;
+            next.addresses.insert(
+                *key,
+                AddressVotes {
+                    own: *own,
+                    decision,
+                    votes,
+                },
+            );
+        }
+        if next.is_fail_static != self.agreed.is_fail_static {
+            if next.is_fail_static {
+                tracing::warn!(
+                    fresh = next.fresh_nodes,
+                    needed = rule.min_fresh(),
+                    "too few nodes with fresh observations to decide health; keeping the last agreed state (fail static)"
+                );
+            } else {
+                tracing::info!(
+                    fresh = next.fresh_nodes,
+                    "enough nodes with fresh observations again; health decided by quorum"
+                );
+            }
+        }
+        // A node alone shows no votes, so only what answers use counts;
+        // with peers, the votes shown in `/v1/zones` count too.
+        let usable = |view: &ClusterView| -> Vec<(AddressKey, bool)> {
+            let mut v: Vec<_> = view
+                .addresses
+                .iter()
+                .map(|(k, a)| (*k, a.decision.state.is_usable()))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let changed = if cluster.nodes.len() > 1 {
+            next != self.agreed
+        } else {
+            usable(&next) != usable(&self.agreed)
+        };
+        self.agreed = next;
+        changed
+    }
+
+    /// The state answers use per address: the quorum's.
+    fn agreed_states(&self) -> HashMap<AddressKey, Observed> {
+        self.agreed
+            .addresses
+            .iter()
+            .map(|(k, a)| (*k, a.decision.state))
+            .collect()
     }
 
     fn apply_report(&mut self, report: Report) -> Dirty {
@@ -203,32 +407,53 @@ impl State {
         }
     }
 
-    fn apply_drain(&mut self, target: &DrainTarget, drained: bool) -> Dirty {
-        let changed = match target {
-            DrainTarget::Zone(zone) => self.drains.set_zone(zone, drained),
+    fn apply_drain(&mut self, request: DrainRequest) -> Dirty {
+        let DrainRequest {
+            target,
+            drained,
+            who,
+            reason,
+            at_ms,
+        } = request;
+        let (key, service) = match &target {
+            DrainTarget::Zone(zone) => (DrainKey::Zone(zone.clone()), None),
             DrainTarget::Endpoint { service, zone } => {
-                let name = self.config.services[*service].name.clone();
-                self.drains.set_endpoint(&name, zone, drained)
+                let name = &self.config.services[*service].name;
+                let key = DrainKey::Endpoint {
+                    service: service_key(name),
+                    zone: zone.clone(),
+                };
+                (key, Some(name.to_string()))
             }
         };
-        let (zone, service) = match target {
-            DrainTarget::Zone(zone) => (zone.as_str(), None),
-            DrainTarget::Endpoint { service, zone } => (
-                zone.as_str(),
-                Some(self.config.services[*service].name.to_string()),
-            ),
+        let version = self.drains.next_version(&key, at_ms, self.node_name());
+        let changed = self.drains.set(
+            key,
+            DrainRecord {
+                drained,
+                version,
+                who: who.clone(),
+                reason: reason.clone(),
+            },
+        );
+        let zone = match &target {
+            DrainTarget::Zone(zone) | DrainTarget::Endpoint { zone, .. } => zone.as_str(),
         };
         tracing::info!(
             zone,
             service = service.as_deref().unwrap_or("*"),
             drained,
             changed,
+            who = %who,
+            reason = reason.as_deref().unwrap_or(""),
             "operator {}",
             if drained { "drain" } else { "undrain" }
         );
+        // The record is new even when the state is not: persist it so the
+        // newest version survives a restart and spreads to peers.
         Dirty {
             snapshot: changed,
-            drains: changed,
+            drains: true,
             health: false,
         }
     }
@@ -312,7 +537,8 @@ impl State {
         }
         Inputs {
             config: self.config.clone(),
-            health: HealthView::build(&self.config, &self.observed, &self.drains),
+            health: HealthView::build(&self.config, &self.agreed_states(), &self.drains),
+            cluster: self.agreed.clone(),
             drains: self.drains.clone(),
             router: Router {
                 geo: self.geo.clone(),
@@ -405,12 +631,15 @@ addresses = ["192.0.2.2"]
     }
 
     fn report(epoch: u64, endpoint: usize, from: Observed, to: Observed) -> Change {
-        Change::Health(Report {
-            epoch,
-            key: key(endpoint),
-            transition: Transition { from, to },
-            reason: "test".into(),
-        })
+        Change::Health {
+            report: Report {
+                epoch,
+                key: key(endpoint),
+                transition: Transition { from, to },
+                reason: "test".into(),
+            },
+            at: Instant::now(),
+        }
     }
 
     /// The zones the service answers with in a snapshot built from `state`.
@@ -457,28 +686,22 @@ addresses = ["192.0.2.2"]
     #[test]
     fn a_drain_is_dirty_once_and_an_undrain_restores() {
         let mut state = state();
-        let drain = |drained| Change::Drain {
-            target: DrainTarget::Zone("a".into()),
-            drained,
-        };
+        let drain =
+            |drained| Change::Drain(DrainRequest::new(DrainTarget::Zone("a".into()), drained));
         let dirty = state.apply(drain(true));
         assert!(dirty.snapshot && dirty.drains);
         assert_eq!(answer(&mut state), ["b"]);
-        assert_eq!(
-            state.apply(drain(true)),
-            Dirty::default(),
-            "already drained"
-        );
-        assert!(state.apply(drain(false)).drains);
+        assert!(!state.apply(drain(true)).snapshot, "already drained");
+        assert!(state.apply(drain(false)).snapshot);
         assert_eq!(answer(&mut state), ["a", "b"]);
 
-        let endpoint = Change::Drain {
-            target: DrainTarget::Endpoint {
+        let endpoint = Change::Drain(DrainRequest::new(
+            DrainTarget::Endpoint {
                 service: 0,
                 zone: "b".into(),
             },
-            drained: true,
-        };
+            true,
+        ));
         assert!(state.apply(endpoint).snapshot);
         assert_eq!(answer(&mut state), ["a"]);
         // Observed health is untouched by drains.
@@ -495,10 +718,10 @@ addresses = ["192.0.2.2"]
         );
         assert!(
             state
-                .apply(Change::Drain {
-                    target: DrainTarget::Zone("b".into()),
-                    drained: true,
-                })
+                .apply(Change::Drain(DrainRequest::new(
+                    DrainTarget::Zone("b".into()),
+                    true
+                )))
                 .drains
         );
         let next = config(&CONFIG.replace("192.0.2.2", "192.0.2.3"));

@@ -189,7 +189,8 @@ async fn a_drain_is_live_and_persisted_when_the_reply_comes() {
     let task = node.start();
     let outcome = within(
         "drain",
-        node.handle.drain(DrainTarget::Zone("a".into()), true),
+        node.handle
+            .drain(DrainRequest::new(DrainTarget::Zone("a".into()), true)),
     )
     .await
     .expect("publisher answers");
@@ -201,7 +202,8 @@ async fn a_drain_is_live_and_persisted_when_the_reply_comes() {
 
     let again = within(
         "drain",
-        node.handle.drain(DrainTarget::Zone("a".into()), true),
+        node.handle
+            .drain(DrainRequest::new(DrainTarget::Zone("a".into()), true)),
     )
     .await
     .unwrap();

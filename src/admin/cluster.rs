@@ -1,0 +1,164 @@
+//! The cluster's part of the admin API: what this node tells its peers,
+//! and what an operator sees of every node.
+//!
+//! `GET /v1/cluster/observations` is for peers only: it needs the cluster
+//! token even for a read, because a node's observations steer the others'
+//! answers. `GET /v1/cluster` is for operators, like `/v1/zones`.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{AdminState, constant_time_eq, error, time};
+use crate::cluster::observation::{NodeObservations, own_addresses, unix_ms};
+use crate::cluster::{AddressVotes, ClusterView};
+use crate::config::Config;
+
+/// This node's observations, drain records and config digest.
+pub(super) async fn observations(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    let snapshot = state.store.load_full();
+    let cluster = &snapshot.config.cluster;
+    let Some(token) = &cluster.token else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this node is not part of a cluster ([cluster] has no token)",
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) => {}
+        Some(_) => return error(StatusCode::UNAUTHORIZED, "the cluster token is not valid"),
+        None => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "peers must send `Authorization: Bearer <cluster token>`",
+            );
+        }
+    }
+    let body = NodeObservations {
+        node: cluster.this_name().unwrap_or_default().to_string(),
+        config_digest: snapshot.config.digest.clone(),
+        generation: snapshot.generation,
+        sent_at_ms: unix_ms(SystemTime::now()),
+        addresses: own_addresses(&snapshot.config, &state.board),
+        drains: snapshot.drains.records.clone(),
+    };
+    Json(body).into_response()
+}
+
+/// Every node: reachability, last pull, config digest and generation.
+pub(super) async fn status(State(state): State<AdminState>) -> Response {
+    let snapshot = state.store.load_full();
+    let config = &snapshot.config;
+    let nodes: Vec<Value> = config
+        .cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let zone = &config.zones[node.zone].name;
+            if Some(i) == config.cluster.this_node {
+                return json!({
+                    "name": node.name,
+                    "zone": zone,
+                    "admin": node.admin.to_string(),
+                    "self": true,
+                    "reachable": true,
+                    "config_digest": config.digest,
+                    "config_differs": false,
+                    "generation": snapshot.generation,
+                });
+            }
+            let pull = state.pulls.get(&i).map(|p| p.clone()).unwrap_or_default();
+            let age = |t: Option<SystemTime>| {
+                t.and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .map(|d| d.as_secs_f64())
+            };
+            let fresh = age(pull.last_success)
+                .is_some_and(|a| a <= config.cluster.stale_after.as_secs_f64());
+            json!({
+                "name": node.name,
+                "zone": zone,
+                "admin": node.admin.to_string(),
+                "self": false,
+                "reachable": pull.error.is_none() && pull.last_success.is_some(),
+                "fresh": fresh,
+                "last_pull": pull.last_success.map(time::rfc3339),
+                "last_pull_age_s": age(pull.last_success),
+                "error": pull.error,
+                "config_digest": pull.config_digest,
+                "config_differs": pull.config_digest.as_ref().is_some_and(|d| *d != config.digest),
+                "generation": pull.generation,
+                "pulls_ok": pull.pulls_ok,
+                "pulls_failed": pull.pulls_failed,
+            })
+        })
+        .collect();
+    let view = &snapshot.cluster;
+    Json(json!({
+        "node": config.cluster.this_name(),
+        "nodes": nodes,
+        "fresh_nodes": view.fresh_nodes.max(1),
+        "needed_for_decisions": config.cluster.size() / 2 + 1,
+        "fail_static": view.is_fail_static,
+        "quorum": config.cluster.quorum,
+        "disagreements": disagreements(config, view),
+    }))
+    .into_response()
+}
+
+/// Addresses where this node's own probes see otherwise than the cluster
+/// decided: a cut path from here, or a problem only this node has.
+fn disagreements(config: &Config, view: &ClusterView) -> Vec<Value> {
+    let mut out: Vec<Value> = view
+        .addresses
+        .iter()
+        .filter(|(_, a)| {
+            a.own != crate::health::state::Observed::Unknown
+                && a.own.is_usable() != a.decision.state.is_usable()
+        })
+        .map(|(key, a)| {
+            let service = &config.services[key.service];
+            let endpoint = &service.endpoints[key.endpoint];
+            json!({
+                "service": service.name.to_string(),
+                "zone": config.zones[endpoint.zone].name,
+                "address": endpoint.addresses[key.address].to_string(),
+                "own": a.own,
+                "agreed": a.decision.state,
+            })
+        })
+        .collect();
+    out.sort_by_key(|v| v.to_string());
+    out
+}
+
+/// One address's votes, for `/v1/zones` and explain.
+pub(super) fn votes_json(config: &Config, votes: Option<&AddressVotes>) -> Value {
+    let Some(v) = votes.filter(|_| config.cluster.nodes.len() > 1) else {
+        return Value::Null;
+    };
+    let mut by_node = serde_json::Map::new();
+    if let Some(name) = config.cluster.this_name() {
+        by_node.insert(name.to_string(), json!(v.own));
+    }
+    for (i, view) in &v.votes {
+        let name = config.cluster.nodes[*i].name.clone();
+        by_node.insert(name, view.map_or(json!("stale"), |o| json!(o)));
+    }
+    json!({
+        "decision": v.decision.state,
+        "fail_static": v.decision.is_fail_static,
+        "down_votes": v.decision.down_votes,
+        "voters": v.decision.voters,
+        "needed": v.decision.needed,
+        "nodes": by_node,
+    })
+}
