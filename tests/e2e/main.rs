@@ -1,6 +1,7 @@
 //! End-to-end tests: real nodes on real sockets (see `harness`).
 
 mod abuse;
+mod answers;
 mod backend;
 mod geodata;
 mod harness;
