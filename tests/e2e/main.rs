@@ -14,3 +14,4 @@ mod health;
 mod interop;
 mod reload;
 mod routing;
+mod scopes;
