@@ -12,6 +12,7 @@ mod flood;
 
 mod health;
 mod interop;
+mod limits;
 mod reload;
 mod routing;
 mod scopes;
