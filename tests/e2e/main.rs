@@ -1,6 +1,7 @@
 //! End-to-end tests: real nodes on real sockets (see `harness`).
 
 mod abuse;
+mod admin_api;
 mod answers;
 mod backend;
 mod geodata;
