@@ -14,6 +14,7 @@ mod flood;
 mod health;
 mod interop;
 mod limits;
+mod probing;
 mod reload;
 mod routing;
 mod scopes;
