@@ -13,6 +13,7 @@ mod flood;
 
 mod health;
 mod interop;
+mod lifecycle;
 mod limits;
 mod probing;
 mod reload;
