@@ -147,6 +147,43 @@ fn a_write_from_a_non_loopback_peer_without_a_token_is_forbidden() {
 }
 
 #[test]
+fn a_loopback_client_of_an_ipv6_admin_socket_is_still_loopback() {
+    // An admin address given as IPv6 that IPv4 clients also reach (a
+    // dual-stack `[::]`, here its loopback-only form) sees 127.0.0.1 as
+    // ::ffff:127.0.0.1; that peer is loopback and may write.
+    let text = example_config_text();
+    let dir = private_dir();
+    let config = Config::parse(&text, &dir.join("test.toml")).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    let dns = DnsSockets::bind(&["127.0.0.1:0".parse().unwrap()], 1).unwrap();
+    let admin = match std::net::TcpListener::bind("[::ffff:127.0.0.1]:0") {
+        Ok(admin) => admin,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "bind [::ffff:127.0.0.1]: {e}"
+            );
+            eprintln!("SKIPPED: cannot bind [::ffff:127.0.0.1] here ({e})");
+            return;
+        }
+    };
+    admin.set_nonblocking(true).unwrap();
+    let node = Node::start_on(
+        config,
+        Listeners {
+            dns,
+            admin: Some(admin),
+        },
+    );
+    let url = format!(
+        "http://127.0.0.1:{}/v1/zones/us-east/drain",
+        node.admin.port()
+    );
+    let (status, body) = post_from("127.0.0.1", &url, None);
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
 fn a_body_over_the_limit_gets_413_and_changes_nothing() {
     let node =
         Node::start(&all_policy_example().replace("policy = \"all\"", "policy = \"latency\""));
