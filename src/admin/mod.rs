@@ -139,7 +139,7 @@ async fn authorize(
                 ),
             }
         }
-        None if peer.ip().is_loopback() => next.run(request).await,
+        None if peer.ip().to_canonical().is_loopback() => next.run(request).await,
         None => error(
             StatusCode::FORBIDDEN,
             "without an admin_token, state-changing requests are accepted from loopback only",

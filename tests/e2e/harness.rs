@@ -305,3 +305,148 @@ pub fn large_txt_config() -> String {
         strings(6)
     ))
 }
+
+impl Node {
+    /// Starts a node on sockets the test bound itself: `Listeners::bind`
+    /// of the config (so `udp_sockets` applies as in the binary), or an
+    /// admin address other than 127.0.0.1. `config.server.dns` and `admin`
+    /// are set to what was bound.
+    pub fn start_on(mut config: Config, listeners: Listeners) -> Node {
+        if GENERAL_PATH_ONLY.with(|only| only.get()) {
+            config.server.fast_path = false;
+        }
+        let dns_addr = listeners.dns.local_addrs()[0];
+        let admin_addr = listeners
+            .admin
+            .as_ref()
+            .map(|a| a.local_addr().unwrap())
+            .expect("an admin listener");
+        config.server.dns = listeners.dns.local_addrs();
+        config.server.admin = Some(admin_addr);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime
+                .block_on(run(config, listeners, async {
+                    let _ = stopped.await;
+                }))
+                .expect("node runs");
+        });
+        Node {
+            dns: dns_addr,
+            admin: admin_addr,
+            stop: Some(stop),
+            thread: Some(thread),
+            dir: None,
+        }
+    }
+
+    /// The whole `/metrics` text.
+    pub fn metrics_text(&self) -> String {
+        let response = reqwest::blocking::get(format!("http://{}/metrics", self.admin))
+            .expect("metrics are served");
+        assert_eq!(response.status().as_u16(), 200);
+        response.text().expect("metrics text")
+    }
+
+    /// The value of one exactly written series (name and labels), e.g.
+    /// `meridian_dns_rate_limited_total{action="dropped"}`; `None` if absent.
+    pub fn series(&self, series: &str) -> Option<f64> {
+        self.metrics_text()
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+}
+
+/// Polls `cond` every 25 ms until it holds; panics naming `what` after
+/// `within` (a generous bound: behaviour, not speed, is under test).
+pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < within {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{what}: not within {within:?}");
+}
+
+/// A TCP port that health checks of `kind = "tcp"` find open or closed: a
+/// listener on a loopback address that accepts and drops connections.
+/// Unlike `Backend`, the port is chosen by the test, so several addresses
+/// of one endpoint (which share the check's port) can listen on it.
+pub struct OpenPort {
+    pub addr: SocketAddr,
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OpenPort {
+    /// Listens on `addr` (a loopback address; port 0 picks one).
+    pub fn open(addr: SocketAddr) -> std::io::Result<OpenPort> {
+        assert!(addr.ip().is_loopback(), "tests probe loopback only");
+        let listener = std::net::TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = running.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                drop(stream);
+            }
+        });
+        Ok(OpenPort {
+            addr,
+            running,
+            thread: Some(thread),
+        })
+    }
+
+    /// Listeners on the same free port at each of `ips`.
+    pub fn open_all(ips: &[&str]) -> Vec<OpenPort> {
+        for _ in 0..50 {
+            let first = OpenPort::open(format!("{}:0", ips[0]).parse().unwrap()).unwrap();
+            let port = first.addr.port();
+            let rest: Result<Vec<OpenPort>, _> = ips[1..]
+                .iter()
+                .map(|ip| OpenPort::open(format!("{ip}:{port}").parse().unwrap()))
+                .collect();
+            if let Ok(rest) = rest {
+                let mut all = vec![first];
+                all.extend(rest);
+                return all;
+            }
+        }
+        panic!("no port free on all of {ips:?} in 50 tries");
+    }
+
+    /// Closes the port: connections are refused from now on.
+    pub fn close(&mut self) {
+        self.running
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+
+    /// Opens the same address and port again.
+    pub fn reopen(&mut self) {
+        assert!(self.thread.is_none(), "reopen after close");
+        *self = OpenPort::open(self.addr).expect("rebind the port");
+    }
+}
+
+impl Drop for OpenPort {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.close();
+        }
+    }
+}

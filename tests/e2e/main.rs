@@ -1,6 +1,8 @@
 //! End-to-end tests: real nodes on real sockets (see `harness`).
 
 mod abuse;
+mod admin_api;
+mod answers;
 mod backend;
 mod geodata;
 mod harness;
@@ -11,5 +13,9 @@ mod flood;
 
 mod health;
 mod interop;
+mod lifecycle;
+mod limits;
+mod probing;
 mod reload;
 mod routing;
+mod scopes;
