@@ -509,7 +509,20 @@ impl State {
         }
         self.observed = observed;
         self.geo = geo;
-        self.all_down = vec![false; next.services.len()];
+        // A service that stays keeps its all-down state, so a reload during
+        // an outage does not count and log a new one.
+        let was_all_down: HashMap<String, bool> = self
+            .config
+            .services
+            .iter()
+            .zip(&self.all_down)
+            .map(|(s, down)| (service_key(&s.name), *down))
+            .collect();
+        self.all_down = next
+            .services
+            .iter()
+            .map(|s| was_all_down.get(&service_key(&s.name)).copied().unwrap_or(false))
+            .collect();
         self.config = next;
         self.epoch += 1;
         tracing::info!(
@@ -755,6 +768,20 @@ addresses = ["192.0.2.2"]
         let counters = detached_counters(&state.config);
         assert_eq!(build(state.next_inputs(counters.clone())).generation, 2);
         assert_eq!(build(state.next_inputs(counters)).generation, 3);
+    }
+
+    #[test]
+    fn a_reload_during_an_outage_is_not_a_new_outage() {
+        let mut state = state();
+        assert_eq!(state.all_down_changes([true].into_iter()), [(0, true)]);
+        let observed = state.observed.clone();
+        let _ = state.apply(Change::Reloaded(Reloaded {
+            config: config(&CONFIG.replace("latitude = 10.0", "latitude = 11.0")),
+            geo: None,
+            observed,
+        }));
+        assert_eq!(state.all_down_changes([true].into_iter()), [], "still down, not new");
+        assert_eq!(state.all_down_changes([false].into_iter()), [(0, false)]);
     }
 
     #[test]
