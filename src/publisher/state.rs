@@ -521,7 +521,12 @@ impl State {
         self.all_down = next
             .services
             .iter()
-            .map(|s| was_all_down.get(&service_key(&s.name)).copied().unwrap_or(false))
+            .map(|s| {
+                was_all_down
+                    .get(&service_key(&s.name))
+                    .copied()
+                    .unwrap_or(false)
+            })
             .collect();
         self.config = next;
         self.epoch += 1;
@@ -780,7 +785,11 @@ addresses = ["192.0.2.2"]
             geo: None,
             observed,
         }));
-        assert_eq!(state.all_down_changes([true].into_iter()), [], "still down, not new");
+        assert_eq!(
+            state.all_down_changes([true].into_iter()),
+            [],
+            "still down, not new"
+        );
         assert_eq!(state.all_down_changes([false].into_iter()), [(0, false)]);
     }
 

@@ -8,6 +8,7 @@ mod geodata;
 mod harness;
 
 mod cli;
+mod cluster;
 mod dns;
 mod flood;
 
