@@ -248,6 +248,71 @@ pub fn tcp_exchange(stream: &mut TcpStream, query: &Message) -> Message {
     reply
 }
 
+/// How a TCP connection the server is expected to close ended, as the
+/// client sees it. A read timeout is `StillOpen`, never a close: a server
+/// that keeps the connection must fail the test, not pass it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The server closed it: the read returned 0 bytes.
+    Eof,
+    /// The server reset it (it closed with data unread, or it was gone).
+    Reset,
+    /// Bytes arrived: the server is still talking on it.
+    Data(usize),
+    /// Nothing within the wait: the connection is still open.
+    StillOpen,
+}
+
+/// One read on `stream`, waiting at most `within`, sorted into an [`Ending`].
+pub fn read_ending(stream: &mut TcpStream, within: Duration) -> Ending {
+    use std::io::ErrorKind;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    match stream.read(&mut buf) {
+        Ok(0) => Ending::Eof,
+        Ok(n) => Ending::Data(n),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Ending::StillOpen
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+            ) =>
+        {
+            Ending::Reset
+        }
+        Err(e) => panic!("unexpected error reading a TCP connection: {e}"),
+    }
+}
+
+/// Asserts the server closed `stream` (EOF or reset) within `within`, with
+/// nothing more said on it.
+pub fn assert_closed_by_server(stream: &mut TcpStream, within: Duration, what: &str) {
+    let ending = read_ending(stream, within);
+    assert!(
+        matches!(ending, Ending::Eof | Ending::Reset),
+        "{what}: expected the server to close the connection within {within:?}, got {ending:?}"
+    );
+}
+
+/// Reads and discards whatever the server still sends until it closes
+/// `stream`, for at most `within` in all; the ending is `StillOpen` if it
+/// never closed.
+pub fn drain_until_closed(stream: &mut TcpStream, within: Duration) -> Ending {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ending::StillOpen;
+        }
+        match read_ending(stream, left) {
+            Ending::Data(_) => continue,
+            ending => return ending,
+        }
+    }
+}
+
 /// A query for `name`/`qtype` with RD set, like a stub would send, no EDNS.
 pub fn query(name: &str, qtype: RecordType) -> Message {
     let mut message = Message::query();
