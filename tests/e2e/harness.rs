@@ -248,6 +248,65 @@ pub fn tcp_exchange(stream: &mut TcpStream, query: &Message) -> Message {
     reply
 }
 
+/// Finds `tool` on PATH for a test that drives it (dig, kdig, promtool).
+///
+/// Missing under `CI=true`: the test fails (`.ci/run` installs `package`).
+/// Missing elsewhere: `None`, and the caller returns at once. libtest
+/// cannot mark a test ignored once it runs, so such a test is reported
+/// as `ok` having checked nothing; to make that visible, a line
+/// `SKIPPED: <test> (<tool> not installed)` goes straight to the
+/// process's stderr (past libtest's capture), and a count of the skipped
+/// tests is printed again when the test binary exits.
+pub fn require_tool(tool: &str, package: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|path| path.is_file())
+    });
+    if found.is_some() {
+        return found;
+    }
+    if std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false") {
+        panic!("`{tool}` is not on PATH and CI is set: install {package}");
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("SKIPPED: {test} ({tool} not installed; apt-get install {package})");
+    // Written to the real stderr, not through eprintln!, which libtest
+    // captures and shows only for failing tests.
+    let _ = writeln!(std::io::stderr(), "{line}");
+    SKIPPED.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    static SUMMARY: std::sync::Once = std::sync::Once::new();
+    SUMMARY.call_once(|| {
+        // SAFETY: registers a plain `extern "C" fn` with no arguments; it
+        // runs once, at process exit, after libtest has printed its result.
+        unsafe {
+            libc::atexit(print_skipped);
+        }
+    });
+    None
+}
+
+/// The tests that ran nothing because a tool was missing.
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn print_skipped() {
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    skipped.sort();
+    let mut out = std::io::stderr();
+    let _ = writeln!(
+        out,
+        "\n{} end-to-end test(s) SKIPPED (counted as passed above; \
+         CI=true makes a missing tool a failure):",
+        skipped.len()
+    );
+    for line in skipped.iter() {
+        let _ = writeln!(out, "  {line}");
+    }
+}
+
 /// How a TCP connection the server is expected to close ended, as the
 /// client sees it. A read timeout is `StillOpen`, never a close: a server
 /// that keeps the connection must fail the test, not pass it.
