@@ -185,6 +185,18 @@ impl Node {
         reply
     }
 
+    /// Sends raw bytes as one query over a new TCP connection and returns
+    /// the raw reply.
+    pub fn tcp_raw(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut stream = self.tcp_connect();
+        tcp_send(&mut stream, bytes);
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).expect("reply length");
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut reply).expect("reply body");
+        reply
+    }
+
     /// Opens a TCP connection to the node's DNS port.
     pub fn tcp_connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.dns).unwrap();
@@ -370,6 +382,12 @@ pub fn drain_until_closed(stream: &mut TcpStream, within: Duration) -> Ending {
             ending => return ending,
         }
     }
+}
+
+/// The ARCOUNT of a raw message: the parser moves the OPT out of the
+/// additional section, so only the header says whether one was sent.
+pub fn arcount(wire: &[u8]) -> u16 {
+    u16::from_be_bytes([wire[10], wire[11]])
 }
 
 /// A query for `name`/`qtype` with RD set, like a stub would send, no EDNS.
