@@ -46,6 +46,10 @@ pub enum RunError {
     State(#[from] DrainsError),
     #[error(transparent)]
     Geo(#[from] crate::routing::geo::GeoError),
+    #[error(
+        "a DNS UDP thread died (its error is logged above), so the node stopped rather than serve on fewer threads; restart it, and report the error"
+    )]
+    UdpThreadDied,
 }
 
 impl Listeners {
@@ -168,7 +172,10 @@ pub async fn run(
     };
     tracing::info!(%domain, dns = ?dns_addrs, "serving");
 
-    shutdown.await;
+    let udp_died = tokio::select! {
+        _ = shutdown => false,
+        _ = dns.failed() => true,
+    };
     tracing::info!("shutting down: no new queries; finishing those in flight");
     stop.cancel();
     dns.shutdown().await;
@@ -179,6 +186,9 @@ pub async fn run(
     // The publisher stops its probes before it returns.
     let _ = publisher_task.await;
     tracing::info!("stopped");
+    if udp_died {
+        return Err(RunError::UdpThreadDied);
+    }
     Ok(())
 }
 
