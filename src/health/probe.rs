@@ -892,9 +892,17 @@ mod tests {
     }
 
     /// A port on which nothing listens (bound, then released).
-    async fn closed_port() -> u16 {
-        let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
-        listener.local_addr().unwrap().port()
+    /// A port nothing listens on, held by a socket that is bound but not
+    /// listening (a connection to it is reset), so no other test can take
+    /// the port while the probe runs. Keep the socket until then.
+    fn closed_port() -> (u16, socket2::Socket) {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&std::net::SocketAddr::from((LOCAL, 0)).into())
+            .unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        (port, socket)
     }
 
     #[tokio::test]
@@ -943,7 +951,7 @@ mod tests {
 
     #[tokio::test]
     async fn closed_port_is_refused() {
-        let port = closed_port().await;
+        let (port, _held) = closed_port();
         let r = run(check(CheckKind::Http, port)).await;
         assert_eq!(r.outcome, Err(ProbeError::Refused));
         assert_eq!((r.connect, r.first_byte, r.rtt()), (None, None, None));
@@ -1020,7 +1028,8 @@ mod tests {
         assert_eq!(r.first_byte, None);
         assert_eq!(r.rtt(), r.connect);
 
-        let r = run(check(CheckKind::Tcp, closed_port().await)).await;
+        let (port, _held) = closed_port();
+        let r = run(check(CheckKind::Tcp, port)).await;
         assert_eq!(r.outcome, Err(ProbeError::Refused));
     }
 
@@ -1128,7 +1137,7 @@ mod tests {
 
     #[tokio::test]
     async fn header_injection_is_refused_before_connecting() {
-        let port = closed_port().await;
+        let (port, _held) = closed_port();
         let mut c = check(CheckKind::Http, port);
         c.host = Some("a.test\r\nX-Evil: 1".into());
         assert!(matches!(
