@@ -232,12 +232,17 @@ fn dig_returns_our_server_cookie_and_it_is_accepted() {
     let mut forged = full.clone();
     let last = if forged.ends_with('0') { "1" } else { "0" };
     forged.replace_range(47.., last);
+    let start = std::time::Instant::now();
     let replies = dig_batch(&dig_bin, &node, &format!("+cookie={forged}"), 20);
+    let elapsed = start.elapsed();
     let slipped = replies.iter().filter(|r| r.flags().contains(&"tc")).count();
-    // Each of the node's two UDP threads refills one token a second.
+    // Each of the node's two UDP threads may hold one token when the batch
+    // starts and refills one a second: at most this many are answered.
+    let allowed = 2 * (2 + elapsed.as_secs() as usize);
+    assert!(allowed < 20, "the batch took {elapsed:?}: too slow to tell");
     assert!(
-        slipped >= 10,
-        "a forged server cookie is no exemption: {slipped} of {} slipped",
+        slipped >= 20 - allowed,
+        "a forged server cookie is no exemption: {slipped} of {} slipped in {elapsed:?}",
         replies.len()
     );
 }
