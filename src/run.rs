@@ -45,6 +45,10 @@ pub enum RunError {
     Node(#[from] crate::config::NodeError),
     #[error(transparent)]
     Geo(#[from] crate::routing::geo::GeoError),
+    #[error(
+        "a DNS UDP thread died (its error is logged above), so the node stopped rather than serve on fewer threads; restart it, and report the error"
+    )]
+    UdpThreadDied,
 }
 
 impl Listeners {
@@ -183,7 +187,10 @@ pub async fn run(
     let dns_addrs: Vec<String> = dns_addrs.iter().map(ToString::to_string).collect();
     tracing::info!(%domain, dns = %dns_addrs.join(" "), "serving");
 
-    shutdown.await;
+    let udp_died = tokio::select! {
+        _ = shutdown => false,
+        _ = dns.failed() => true,
+    };
     tracing::info!("shutting down: no new queries; finishing those in flight");
     stop.cancel();
     dns.shutdown().await;
@@ -195,6 +202,9 @@ pub async fn run(
     // The publisher stops its probes before it returns.
     let _ = publisher_task.await;
     tracing::info!("stopped");
+    if udp_died {
+        return Err(RunError::UdpThreadDied);
+    }
     Ok(())
 }
 

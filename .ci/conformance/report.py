@@ -4,7 +4,8 @@
     report.py zonemaster RESULTS.jsonl
         RESULTS.jsonl: `zonemaster-cli --json-stream --json-translate` output.
         Prints every message at NOTICE and above, and counts per level.
-        Fails on any ERROR or CRITICAL.
+        Fails on any WARNING, ERROR or CRITICAL (the README promises none;
+        the findings accepted for the test network are all NOTICE).
 
     report.py targets ALLOWED ZONEMASTER.jsonl PROBE.json
         ALLOWED: comma-separated addresses of the test network. Lists every
@@ -26,7 +27,7 @@ import sys
 from collections import Counter
 
 LEVELS = ["CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"]
-FAILING = {"CRITICAL", "ERROR"}
+FAILING = {"CRITICAL", "ERROR", "WARNING"}
 
 
 def zonemaster(path):
@@ -49,9 +50,9 @@ def zonemaster(path):
         return 1
     failing = sum(counts.get(level, 0) for level in FAILING)
     if failing:
-        print(f"zonemaster: FAIL, {failing} finding(s) at ERROR or CRITICAL")
+        print(f"zonemaster: FAIL, {failing} finding(s) at WARNING, ERROR or CRITICAL")
         return 1
-    print("zonemaster: pass (nothing at ERROR or CRITICAL)")
+    print("zonemaster: pass (nothing at WARNING, ERROR or CRITICAL)")
     return 0
 
 

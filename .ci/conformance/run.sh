@@ -17,7 +17,7 @@
 # the same domain, records and services, with the nameservers' glue replaced
 # by the namespace's addresses. zones/example.toml itself is not changed.
 #
-# Passes when Zonemaster reports nothing at ERROR or CRITICAL and
+# Passes when Zonemaster reports nothing at WARNING, ERROR or CRITICAL and
 # `dnsviz grok -l warning` reports no warning and no error; prints every
 # finding either way. Exit status 0 on a pass; 1 on findings; 2 when the
 # setup fails a check of its own (any other failure exits non-zero too).
@@ -179,8 +179,8 @@ verdict() { # check-name status
 
 # --- Zonemaster ----------------------------------------------------------
 # Every message down to DEBUG is kept: each query Zonemaster sends is one,
-# and they are checked below. NOTICE and above are printed; ERROR and
-# CRITICAL fail. IPv6 is left enabled: the derived config gives each
+# and they are checked below. NOTICE and above are printed; WARNING, ERROR
+# and CRITICAL fail. IPv6 is left enabled: the derived config gives each
 # nameserver one IPv4 address and the hints are IPv4, so there is nothing
 # to try over IPv6 (the result is the same with --no-ipv6).
 say "zonemaster-cli $(zonemaster-cli --version | awk '/CLI version/ {print $3}') on ${DOMAIN%.}, from the local root"

@@ -16,13 +16,20 @@
 //! close. A UDP thread blocks in its receive with no timeout (a timer per
 //! wait costs CPU under load, and wakes idle threads for nothing); shutting
 //! its socket down for reading wakes it, and it sees the token.
+//!
+//! A UDP thread that dies (a panic in answering) must not leave its socket
+//! open: the kernel would keep handing it a share of the port's datagrams
+//! with nobody reading them. Each thread owns its socket (the server keeps
+//! only weak handles, to wake it at shutdown), so the socket closes with
+//! the thread; the death is logged as an error and [`DnsServer::failed`]
+//! completes, and `run` stops the node with an error.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -146,8 +153,12 @@ pub struct TcpLimits {
 /// The running DNS server; dropped or stopped, it stops serving.
 pub struct DnsServer {
     udp_threads: Vec<JoinHandle<()>>,
-    /// Handles on the UDP sockets, to wake their threads at shutdown.
-    udp_sockets: Vec<UdpSocket>,
+    /// Weak handles on the UDP sockets, to wake their threads at shutdown.
+    /// Weak, because each thread owns its socket: when a thread dies, the
+    /// socket closes and leaves the SO_REUSEPORT group.
+    udp_sockets: Vec<Weak<UdpSocket>>,
+    /// Cancelled when a UDP thread ends other than by shutdown.
+    udp_died: CancellationToken,
     /// Read by the UDP threads after every receive: a plain flag, where the
     /// token's check takes a lock.
     udp_stop: Arc<AtomicBool>,
@@ -167,14 +178,38 @@ impl DnsServer {
         let mut udp_threads = Vec::new();
         let mut udp_sockets = Vec::new();
         let udp_stop = Arc::new(AtomicBool::new(false));
+        let udp_died = CancellationToken::new();
         for (i, socket) in sockets.udp.into_iter().enumerate() {
-            udp_sockets.push(socket.try_clone()?);
+            let socket = Arc::new(socket);
+            udp_sockets.push(Arc::downgrade(&socket));
             let store = store.clone();
             let metrics = metrics.clone();
             let stop = udp_stop.clone();
+            let died = udp_died.clone();
+            let name = format!("dns-udp-{i}");
             let thread = std::thread::Builder::new()
-                .name(format!("dns-udp-{i}"))
-                .spawn(move || serve_udp(socket, &store, &metrics, &stop))?;
+                .name(name.clone())
+                .spawn(move || {
+                    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        serve_udp(&socket, &store, &metrics, &stop)
+                    }));
+                    // Closed before anyone hears of the death, so no
+                    // datagram is queued on it afterwards.
+                    drop(socket);
+                    if let Err(panic) = served {
+                        let panic = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        tracing::error!(
+                            thread = %name,
+                            %panic,
+                            "a DNS UDP thread died; its socket is closed and the node stops"
+                        );
+                        died.cancel();
+                    }
+                })?;
             udp_threads.push(thread);
         }
         let tcp_tasks = TaskTracker::new();
@@ -194,10 +229,18 @@ impl DnsServer {
         Ok(DnsServer {
             udp_threads,
             udp_sockets,
+            udp_died,
             udp_stop,
             tcp_tasks,
             stop,
         })
+    }
+
+    /// Completes when a UDP thread has died (and its socket is closed):
+    /// the node is serving with fewer threads than it was given and should
+    /// stop. Pending for as long as every thread runs.
+    pub async fn failed(&self) {
+        self.udp_died.cancelled().await;
     }
 
     /// Stops reading new queries, lets open TCP queries finish, and waits
@@ -220,10 +263,11 @@ impl DnsServer {
     fn stop_reading(&self) {
         self.stop.cancel();
         self.udp_stop.store(true, Ordering::Release);
-        for socket in &self.udp_sockets {
+        // A socket whose thread died is already closed.
+        for socket in self.udp_sockets.iter().filter_map(Weak::upgrade) {
             // Unconnected UDP reports ENOTCONN here, yet Linux still marks
             // the socket shut and wakes its reader, which is all we need.
-            let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Read);
+            let _ = socket2::SockRef::from(&*socket).shutdown(std::net::Shutdown::Read);
         }
     }
 }
@@ -361,12 +405,12 @@ impl Answerer<'_, '_> {
     }
 }
 
-fn serve_udp(socket: UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop: &AtomicBool) {
+fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop: &AtomicBool) {
     let mut limiter = RateLimiter::new();
     let mut memo = DecisionMemo::new();
     let mut batch = batch::Batch::new();
     while !stop.load(Ordering::Acquire) {
-        let received = batch.receive(&socket);
+        let received = batch.receive(socket);
         if stop.load(Ordering::Acquire) {
             // Woken by the shutdown, or a last batch arriving with it.
             break;
@@ -404,11 +448,13 @@ fn serve_udp(socket: UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop: 
                 batch.skip(i);
                 continue;
             };
+            #[cfg(test)]
+            tests::poison(request);
             if !answerer.answer(request, Transport::Udp, source, out) {
                 batch.skip(i);
             }
         }
-        batch.send(&socket, received);
+        batch.send(socket, received);
         tally.flush(&metrics.dns);
     }
 }
@@ -605,4 +651,85 @@ async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::R
     }
     // Replies already made are delivered before the connection closes.
     flush(&mut writer, &mut pending, &limits).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    /// A query for a name with this label kills the UDP thread answering
+    /// it: the test's stand-in for a bug in the answer path.
+    const POISON: &[u8] = b"poison-udp-thread";
+
+    pub(super) fn poison(request: &[u8]) {
+        if request.windows(POISON.len()).any(|w| w == POISON) {
+            panic!("poisoned query");
+        }
+    }
+
+    fn query(name: &str) -> Vec<u8> {
+        let mut message = Message::query();
+        message.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        message.to_vec().unwrap()
+    }
+
+    /// Whether a query from a new socket (a new source port, so the kernel
+    /// may pick any of the port's sockets) is answered within 2 s.
+    fn answered(server: SocketAddr) -> bool {
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        client.send_to(&query("a.test."), server).unwrap();
+        client.recv(&mut [0u8; 512]).is_ok()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_udp_thread_closes_its_socket_and_is_reported() {
+        let text = "[domain]\nname = \"test.\"\n\n[[domain.nameservers]]\nname = \"ns1\"\n\
+                    addresses = [\"192.0.2.53\"]\n\n[[records]]\nname = \"a\"\ntype = \"A\"\n\
+                    data = \"192.0.2.1\"\n";
+        let config = Arc::new(Config::parse(text, std::path::Path::new("t.toml")).unwrap());
+        let metrics = Arc::new(Metrics::default());
+        let counters = metrics.answer_counters(&config);
+        let snapshot = Snapshot::initial(config, Default::default(), None, counters);
+        let store = Arc::new(SnapshotStore::new(snapshot));
+        let sockets = DnsSockets::bind(&["127.0.0.1:0".parse().unwrap()], 2).unwrap();
+        let addr = sockets.local_addrs()[0];
+        let limits = TcpLimits {
+            idle_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            max_connections: 4,
+            max_per_source: 4,
+            max_queries: 10,
+        };
+        let server = DnsServer::start(sockets, store, metrics, limits).unwrap();
+        let before = tokio::task::spawn_blocking(move || answered(addr))
+            .await
+            .unwrap();
+        assert!(before, "the server answers");
+
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .send_to(&query("poison-udp-thread.test."), addr)
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server.failed())
+            .await
+            .expect("a dead UDP thread is reported");
+
+        // The dead thread's socket left the port's group: every query from
+        // 40 different source ports lands on the live thread. (Had it stayed
+        // open, about half would be queued on it and never answered.)
+        let unanswered =
+            tokio::task::spawn_blocking(move || (0..40).filter(|_| !answered(addr)).count())
+                .await
+                .unwrap();
+        assert_eq!(unanswered, 0, "queries lost to the dead thread's socket");
+        tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+            .await
+            .expect("the server still shuts down");
+    }
 }

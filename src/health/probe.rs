@@ -247,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn closed_port_is_refused() {
-        let port = closed_port().await;
+        let (port, _held) = closed_port();
         let r = run(check(CheckKind::Http, port)).await;
         assert_eq!(r.outcome, Err(ProbeError::Refused));
         assert_eq!((r.connect, r.first_byte, r.rtt()), (None, None, None));
@@ -262,7 +262,8 @@ mod tests {
         assert_eq!(r.first_byte, None);
         assert_eq!(r.rtt(), r.connect);
 
-        let r = run(check(CheckKind::Tcp, closed_port().await)).await;
+        let (port, _held) = closed_port();
+        let r = run(check(CheckKind::Tcp, port)).await;
         assert_eq!(r.outcome, Err(ProbeError::Refused));
     }
 

@@ -154,35 +154,109 @@ fn tcp_connections_close_after_their_query_budget() {
         );
     }
     stream.write_all(&framed(&mail_query(None))).unwrap();
-    let mut buf = [0u8; 2];
-    let n = stream.read(&mut buf).unwrap_or(0);
-    assert_eq!(n, 0, "the fourth query is not answered on this connection");
+    assert_closed_by_server(
+        &mut stream,
+        CUT_WITHIN,
+        "the fourth query is not answered on this connection",
+    );
+}
+
+/// How long a test waits for a TCP limit of 300 ms to cut a connection:
+/// room for a loaded machine, and well below every other limit the test
+/// sets (60 s), so only the limit under test can end the connection.
+const CUT_WITHIN: Duration = Duration::from_secs(5);
+
+#[test]
+fn an_idle_tcp_connection_is_closed_after_the_idle_timeout() {
+    let node = Node::start(&example_with_server(
+        "tcp_idle_timeout = \"300ms\"\ntcp_read_timeout = \"60s\"",
+    ));
+    // One client never says anything; another is answered, then goes quiet.
+    let mut silent = node.tcp_connect();
+    let mut answered = node.tcp_connect();
+    assert_eq!(
+        tcp_exchange(&mut answered, &mail_query(None)).answers.len(),
+        1
+    );
+    assert_closed_by_server(&mut silent, CUT_WITHIN, "a client that never spoke");
+    assert_closed_by_server(&mut answered, CUT_WITHIN, "a client idle after its answer");
 }
 
 #[test]
-fn silent_and_slow_tcp_clients_cannot_hold_the_server() {
+fn a_query_that_stalls_midway_is_cut_after_the_read_timeout() {
     let node = Node::start(&example_with_server(
-        "tcp_max_connections = 4\ntcp_idle_timeout = \"300ms\"\ntcp_read_timeout = \"300ms\"",
+        "tcp_idle_timeout = \"60s\"\ntcp_read_timeout = \"300ms\"",
     ));
-    // Fill every slot: two clients say nothing, two start a query and stall.
-    let mut hogs: Vec<TcpStream> = (0..4)
-        .map(|_| TcpStream::connect(node.dns).unwrap())
-        .collect();
-    hogs[2].write_all(&[0]).unwrap();
-    hogs[3].write_all(&[0, 40, 1, 2]).unwrap();
-    let start = Instant::now();
-    let reply = node.tcp(&mail_query(None));
-    assert_eq!(reply.answers.len(), 1);
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "served after the hogs were cut"
-    );
-    // The hogs were closed by the server.
-    for hog in &mut hogs {
-        hog.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut buf = [0u8; 8];
-        assert_eq!(hog.read(&mut buf).unwrap_or(0), 0);
+    // Half a length prefix; a length and 2 of its 40 bytes.
+    let mut half_length = node.tcp_connect();
+    half_length.write_all(&[0]).unwrap();
+    let mut half_query = node.tcp_connect();
+    half_query.write_all(&[0, 40, 1, 2]).unwrap();
+    assert_closed_by_server(&mut half_length, CUT_WITHIN, "half a length prefix");
+    assert_closed_by_server(&mut half_query, CUT_WITHIN, "half a query");
+}
+
+#[test]
+fn connections_over_the_cap_wait_until_a_slot_frees() {
+    let node = Node::start(&example_with_server(
+        "tcp_max_connections = 2\ntcp_idle_timeout = \"60s\"\ntcp_read_timeout = \"60s\"",
+    ));
+    let mut held: Vec<TcpStream> = (0..2).map(|_| node.tcp_connect()).collect();
+    for stream in &mut held {
+        assert_eq!(tcp_exchange(stream, &mail_query(None)).answers.len(), 1);
     }
+    // The kernel completes the third handshake, but the server does not
+    // take the connection while both slots are held: no reply comes.
+    let mut third = node.tcp_connect();
+    third.write_all(&framed(&mail_query(None))).unwrap();
+    assert_eq!(
+        read_ending(&mut third, Duration::from_secs(1)),
+        Ending::StillOpen,
+        "a third connection is served with the cap at 2"
+    );
+    // One slot is given back: the waiting query is answered.
+    drop(held.pop());
+    third.set_read_timeout(Some(CUT_WITHIN)).unwrap();
+    let reply = tcp_recv(&mut third);
+    assert_eq!(reply.answers.len(), 1);
+}
+
+#[test]
+fn a_client_that_does_not_take_its_replies_is_cut_after_the_read_timeout() {
+    // One slot, so a reader that never reads would hold the server's only
+    // connection for as long as its reply write may wait.
+    let node = Node::start(&large_txt_config().replace(
+        "[server]\n",
+        "[server]\ntcp_max_connections = 1\ntcp_idle_timeout = \"60s\"\ntcp_read_timeout = \"300ms\"\n",
+    ));
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    // A small receive window, so the server's writes stall quickly.
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&node.dns.into()).unwrap();
+    let mut hog: TcpStream = socket.into();
+    hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    // Each query asks for 2.3 kB of TXT; 2,000 of them are megabytes of
+    // replies that this client never reads. The writes stop when the
+    // server stops reading (a timeout) or closes (an error).
+    let big = framed(&query("big.gslb.example.", RecordType::TXT));
+    for _ in 0..2000 {
+        if hog.write_all(&big).is_err() {
+            break;
+        }
+    }
+    let mut other = node.tcp_connect();
+    other.write_all(&framed(&mail_query(None))).unwrap();
+    assert!(
+        matches!(read_ending(&mut other, CUT_WITHIN), Ending::Data(_)),
+        "another client is served once the stalled reader is cut"
+    );
+    assert!(
+        matches!(
+            drain_until_closed(&mut hog, CUT_WITHIN),
+            Ending::Eof | Ending::Reset
+        ),
+        "the client that took no replies was disconnected"
+    );
 }
 
 /// A TCP connection to `node` from a chosen loopback address.
@@ -217,7 +291,13 @@ fn one_client_cannot_hold_every_tcp_slot() {
         assert!(is_served(hog), "within its share, a client is served");
     }
     let mut fourth = connect_from("127.0.0.1", &node);
-    assert!(!is_served(&mut fourth), "a fourth connection is closed");
+    // The write may already fail: the connection was closed on accept.
+    let _ = fourth.write_all(&framed(&mail_query(None)));
+    assert_closed_by_server(
+        &mut fourth,
+        CUT_WITHIN,
+        "a fourth connection from one client",
+    );
     let mut other = connect_from("127.0.0.2", &node);
     assert!(is_served(&mut other), "another client still gets a slot");
     assert_eq!(node.metric("meridian_dns_tcp_refused_total"), 1.0);
@@ -239,6 +319,9 @@ crate::also_on_general_path! {
     a_valid_cookie_exempts_a_client_from_rate_limiting,
     a_malformed_cookie_gets_formerr,
     tcp_connections_close_after_their_query_budget,
-    silent_and_slow_tcp_clients_cannot_hold_the_server,
+    an_idle_tcp_connection_is_closed_after_the_idle_timeout,
+    a_query_that_stalls_midway_is_cut_after_the_read_timeout,
+    connections_over_the_cap_wait_until_a_slot_frees,
+    a_client_that_does_not_take_its_replies_is_cut_after_the_read_timeout,
     one_client_cannot_hold_every_tcp_slot,
 }

@@ -1,10 +1,11 @@
 //! The `meridian` binary itself: `check`, `explain`, and `serve` with its
 //! signals, run as an operator would run them.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
@@ -136,44 +137,112 @@ fn explain_offline_names_the_zone_and_the_reason() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no service `nope`"));
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1, found by binding both.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// The built binary serving a config on a free loopback port, as an
+/// The built binary serving a config on ephemeral loopback ports, as an
 /// operator starts it. Killed on drop, so a failing test leaves nothing
 /// running.
 struct Served {
     child: Child,
     dns: SocketAddr,
+    admin: SocketAddr,
+    /// The JSON log lines read so far from the binary's stdout, by a
+    /// thread that reads until the process closes it.
+    logs: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Served {
-    /// Starts `meridian serve --config config --listen <free port>` plus
-    /// `args`, with its log on a pipe when `logs` is set.
-    fn start(config: &Path, args: &[&str], logs: bool) -> Served {
-        let port = free_port();
-        let output = || if logs { Stdio::piped() } else { Stdio::null() };
-        let child = meridian()
+    /// Starts `meridian serve --config config` plus `args` on port 0 for
+    /// DNS and admin, logging JSON, and learns the ports the kernel chose
+    /// from its "serving" and "admin endpoint listening" log lines: no port
+    /// is picked in advance, so no other test can take it in between.
+    fn start(config: &Path, args: &[&str]) -> Served {
+        let mut child = meridian()
             .args(["serve", "--config"])
             .arg(config)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--log-format", "json"])
             .args(args)
-            .stdout(output())
-            .stderr(output())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        Served {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let reader = {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    logs.lock().unwrap().push(line);
+                }
+            })
+        };
+        let mut served = Served {
             child,
-            dns: format!("127.0.0.1:{port}").parse().unwrap(),
+            dns: "0.0.0.0:0".parse().unwrap(),
+            admin: "0.0.0.0:0".parse().unwrap(),
+            logs,
+            reader: Some(reader),
+        };
+        let start = Instant::now();
+        loop {
+            let dns = served.logged_field("serving", "dns");
+            let admin = served.logged_field("admin endpoint listening", "admin");
+            if let (Some(dns), Some(admin)) = (dns, admin) {
+                // Debug forms: `[127.0.0.1:5300]` and `Some(127.0.0.1:8053)`.
+                let dns = dns.trim_matches(['[', ']']).split(", ").next().unwrap();
+                let admin = admin.trim_start_matches("Some(").trim_end_matches(')');
+                served.dns = dns.parse().expect("the logged DNS address parses");
+                served.admin = admin.parse().expect("the logged admin address parses");
+                return served;
+            }
+            if let Some(status) = served.child.try_wait().unwrap() {
+                panic!(
+                    "the binary exited ({status}) before serving:\n{}",
+                    served.logs()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the binary did not log its addresses:\n{}",
+                served.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Field `field` of the first log line whose message is `message`.
+    fn logged_field(&self, message: &str, field: &str) -> Option<String> {
+        self.log_lines()
+            .into_iter()
+            .find(|line| line["message"] == message)
+            .and_then(|line| line[field].as_str().map(str::to_string))
+    }
+
+    /// The log so far, parsed; every line must be JSON.
+    fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
+            })
+            .collect()
+    }
+
+    /// The log so far, as text.
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The whole log, once the process has exited and closed its stdout.
+    fn final_logs(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the log reader ends");
+        }
+        self.logs()
     }
 
     /// One UDP query, `None` if no reply came within 200 ms.
@@ -212,7 +281,8 @@ impl Served {
         assert!(sent.success(), "kill -{signal}");
     }
 
-    /// Waits for the process to exit, for 10 s at most.
+    /// Waits for the process to exit, for 10 s at most (well under the
+    /// idle timeout of the tests that keep a TCP connection open).
     fn exit_status(&mut self) -> ExitStatus {
         let start = Instant::now();
         loop {
@@ -238,35 +308,32 @@ impl Drop for Served {
 #[test]
 fn serve_answers_then_exits_cleanly_on_sigterm_and_sigint() {
     for signal in ["TERM", "INT"] {
-        let admin = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
         let dir = private_dir();
-        let config = example_in(&dir, "");
-        let admin = admin.to_string();
-        let mut served = Served::start(&config, &["--log-format", "json", "--admin", &admin], true);
+        // Idle connections are kept a minute: a shutdown that waited for
+        // them would miss the 10 s bound of `exit_status` by far.
+        let config = example_in(&dir, "tcp_idle_timeout = \"60s\"");
+        let mut served = Served::start(&config, &[]);
         let reply = served.first_answer("www.gslb.example.", RecordType::A);
         assert_eq!(reply.answers.len(), 1);
 
-        // An open TCP connection must not hold the shutdown up.
-        let _idle = std::net::TcpStream::connect(served.dns).unwrap();
+        // An open, answered, idle TCP connection must not hold the
+        // shutdown up (answered: the server has taken it, it is not just
+        // waiting in the listen queue).
+        let mut idle = std::net::TcpStream::connect(served.dns).unwrap();
+        idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let q = query("mail.gslb.example.", RecordType::A);
+        assert_eq!(tcp_exchange(&mut idle, &q).answers.len(), 1);
         served.signal(signal);
         let status = served.exit_status();
         assert!(status.success(), "SIG{signal}: exit {status}");
-        let mut logs = String::new();
-        served
-            .child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut logs)
-            .unwrap();
-        for line in logs.lines() {
-            serde_json::from_str::<serde_json::Value>(line)
-                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-        }
-        assert!(logs.contains("\"stopped\""), "{logs}");
+        let logs = served.final_logs();
+        // Every line is JSON (log_lines panics otherwise).
+        let lines = served.log_lines();
+        assert!(
+            lines.iter().any(|line| line["message"] == "stopped"),
+            "{logs}"
+        );
+        drop(idle);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
@@ -296,7 +363,7 @@ fn sighup_reloads_the_config_file() {
     let dir = private_dir();
     let config = example_in(&dir, "");
     let text = std::fs::read_to_string(&config).unwrap();
-    let mut served = Served::start(&config, &[], false);
+    let mut served = Served::start(&config, &[]);
     served.first_answer("gslb.example.", RecordType::TXT);
     let reloaded = "reloaded.gslb.example.";
     assert!(
@@ -348,7 +415,7 @@ fn example_in(dir: &Path, extra: &str) -> PathBuf {
 fn sigterm_lets_a_tcp_query_in_flight_finish() {
     let dir = private_dir();
     let config = example_in(&dir, "");
-    let mut served = Served::start(&config, &[], false);
+    let mut served = Served::start(&config, &[]);
     served.first_answer("gslb.example.", RecordType::TXT);
     let mut stream = std::net::TcpStream::connect(served.dns).unwrap();
     stream
@@ -373,11 +440,10 @@ fn sigterm_lets_a_tcp_query_in_flight_finish() {
     let reply = Message::from_vec(&reply).unwrap();
     assert_eq!(reply.id, q.id);
     assert_eq!(reply.answers.len(), 1);
-    let mut rest = [0u8; 1];
-    assert_eq!(
-        stream.read(&mut rest).unwrap_or(0),
-        0,
-        "then the connection closes"
+    assert_closed_by_server(
+        &mut stream,
+        Duration::from_secs(5),
+        "after the query in flight",
     );
     let status = served.exit_status();
     assert!(status.success(), "exit {status}");
@@ -437,18 +503,47 @@ fn an_unwritable_state_file_warns_and_the_drain_still_applies() {
     // A state file in a directory that does not exist: it reads as "no
     // drains" at start, and every write fails.
     let config = example_in(&dir, "");
+    let state = dir.join("no-such-dir/state.json");
     let text = std::fs::read_to_string(&config).unwrap().replace(
         &dir.join("state.json").display().to_string(),
-        &dir.join("no-such-dir/state.json").display().to_string(),
+        &state.display().to_string(),
     );
     std::fs::write(&config, text).unwrap();
-    let node = Node::start_file(&config);
-    let (status, body) = crate::health::admin(&node, "POST", "/v1/zones/eu-west/drain", None);
+    let served = Served::start(&config, &[]);
+    let client = reqwest::blocking::Client::new();
+    let admin = |method: reqwest::Method, path: &str| -> (u16, serde_json::Value) {
+        let response = client
+            .request(method, format!("http://{}{path}", served.admin))
+            .send()
+            .expect("admin answers");
+        (response.status().as_u16(), response.json().unwrap())
+    };
+    let (status, body) = admin(reqwest::Method::POST, "/v1/zones/eu-west/drain");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["changed"], true);
     assert_eq!(body["persisted"], false, "{body}");
-    let (_, zone) = crate::health::admin(&node, "GET", "/v1/zones/eu-west", None);
+    let (_, zone) = admin(reqwest::Method::GET, "/v1/zones/eu-west");
     assert_eq!(zone["drained"], true);
-    drop(node);
+    // The failed write is in the log, at WARN, naming what failed.
+    let start = Instant::now();
+    loop {
+        let warned = served.log_lines().into_iter().any(|line| {
+            line["level"] == "WARN"
+                && line["message"] == "drain not persisted"
+                && line["err"]
+                    .as_str()
+                    .is_some_and(|err| err.contains("state.json"))
+        });
+        if warned {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no warning about the state file in the log:\n{}",
+            served.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(served);
     std::fs::remove_dir_all(dir).unwrap();
 }

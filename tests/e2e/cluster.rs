@@ -27,7 +27,6 @@ struct Cluster {
     backends: Vec<Backend>,
     nodes: Vec<Option<Node>>,
     texts: Vec<String>,
-    listeners: Vec<Option<Listeners>>,
     dir: std::path::PathBuf,
 }
 
@@ -129,7 +128,6 @@ impl Cluster {
             backends,
             nodes: (0..3).map(|_| None).collect(),
             texts,
-            listeners: Vec::new(),
             dir,
         };
         for i in 0..3 {

@@ -185,6 +185,18 @@ impl Node {
         reply
     }
 
+    /// Sends raw bytes as one query over a new TCP connection and returns
+    /// the raw reply.
+    pub fn tcp_raw(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut stream = self.tcp_connect();
+        tcp_send(&mut stream, bytes);
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).expect("reply length");
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut reply).expect("reply body");
+        reply
+    }
+
     /// Opens a TCP connection to the node's DNS port.
     pub fn tcp_connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.dns).unwrap();
@@ -246,6 +258,136 @@ pub fn tcp_exchange(stream: &mut TcpStream, query: &Message) -> Message {
     let reply = Message::from_vec(&reply).expect("reply parses");
     assert_eq!(reply.id, query.id);
     reply
+}
+
+/// Finds `tool` on PATH for a test that drives it (dig, kdig, promtool).
+///
+/// Missing under `CI=true`: the test fails (`.ci/run` installs `package`).
+/// Missing elsewhere: `None`, and the caller returns at once. libtest
+/// cannot mark a test ignored once it runs, so such a test is reported
+/// as `ok` having checked nothing; to make that visible, a line
+/// `SKIPPED: <test> (<tool> not installed)` goes straight to the
+/// process's stderr (past libtest's capture), and a count of the skipped
+/// tests is printed again when the test binary exits.
+pub fn require_tool(tool: &str, package: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|path| path.is_file())
+    });
+    if found.is_some() {
+        return found;
+    }
+    if std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false") {
+        panic!("`{tool}` is not on PATH and CI is set: install {package}");
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("SKIPPED: {test} ({tool} not installed; apt-get install {package})");
+    // Written to the real stderr, not through eprintln!, which libtest
+    // captures and shows only for failing tests.
+    let _ = writeln!(std::io::stderr(), "{line}");
+    SKIPPED.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    static SUMMARY: std::sync::Once = std::sync::Once::new();
+    SUMMARY.call_once(|| {
+        // SAFETY: registers a plain `extern "C" fn` with no arguments; it
+        // runs once, at process exit, after libtest has printed its result.
+        unsafe {
+            libc::atexit(print_skipped);
+        }
+    });
+    None
+}
+
+/// The tests that ran nothing because a tool was missing.
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn print_skipped() {
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    skipped.sort();
+    let mut out = std::io::stderr();
+    let _ = writeln!(
+        out,
+        "\n{} end-to-end test(s) SKIPPED (counted as passed above; \
+         CI=true makes a missing tool a failure):",
+        skipped.len()
+    );
+    for line in skipped.iter() {
+        let _ = writeln!(out, "  {line}");
+    }
+}
+
+/// How a TCP connection the server is expected to close ended, as the
+/// client sees it. A read timeout is `StillOpen`, never a close: a server
+/// that keeps the connection must fail the test, not pass it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The server closed it: the read returned 0 bytes.
+    Eof,
+    /// The server reset it (it closed with data unread, or it was gone).
+    Reset,
+    /// Bytes arrived: the server is still talking on it.
+    Data(usize),
+    /// Nothing within the wait: the connection is still open.
+    StillOpen,
+}
+
+/// One read on `stream`, waiting at most `within`, sorted into an [`Ending`].
+pub fn read_ending(stream: &mut TcpStream, within: Duration) -> Ending {
+    use std::io::ErrorKind;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    match stream.read(&mut buf) {
+        Ok(0) => Ending::Eof,
+        Ok(n) => Ending::Data(n),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Ending::StillOpen
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+            ) =>
+        {
+            Ending::Reset
+        }
+        Err(e) => panic!("unexpected error reading a TCP connection: {e}"),
+    }
+}
+
+/// Asserts the server closed `stream` (EOF or reset) within `within`, with
+/// nothing more said on it.
+pub fn assert_closed_by_server(stream: &mut TcpStream, within: Duration, what: &str) {
+    let ending = read_ending(stream, within);
+    assert!(
+        matches!(ending, Ending::Eof | Ending::Reset),
+        "{what}: expected the server to close the connection within {within:?}, got {ending:?}"
+    );
+}
+
+/// Reads and discards whatever the server still sends until it closes
+/// `stream`, for at most `within` in all; the ending is `StillOpen` if it
+/// never closed.
+pub fn drain_until_closed(stream: &mut TcpStream, within: Duration) -> Ending {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ending::StillOpen;
+        }
+        match read_ending(stream, left) {
+            Ending::Data(_) => continue,
+            ending => return ending,
+        }
+    }
+}
+
+/// The ARCOUNT of a raw message: the parser moves the OPT out of the
+/// additional section, so only the header says whether one was sent.
+pub fn arcount(wire: &[u8]) -> u16 {
+    u16::from_be_bytes([wire[10], wire[11]])
 }
 
 /// A query for `name`/`qtype` with RD set, like a stub would send, no EDNS.

@@ -204,24 +204,88 @@ fn an_http_500_is_down_and_a_slow_200_is_up() {
     );
 }
 
+/// The probe counter of zone-a's address (127.0.0.1) for `result`.
+fn zone_a_probes(metrics: &str, result: &str) -> u64 {
+    let series = format!(
+        "meridian_probes_total{{service=\"www.gslb.test.\",zone=\"zone-a\",address=\"127.0.0.1\",result=\"{result}\"}} "
+    );
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
 #[test]
 fn a_flapping_endpoint_does_not_flip_on_every_probe() {
     let (a, b, c) = three_backends();
-    let node = Node::start(&config(&[&a, &b, &c], "kind = \"http\"", "", ""));
+    // zone-a is probed every second; a failure is re-checked at a fifth of
+    // that (README: "re-probed at a fifth of the interval").
+    let text = config(&[&a, &b, &c], "kind = \"http\"", "", "");
+    let fast = "interval = \"200ms\", timeout = \"200ms\"";
+    assert!(text.contains(fast), "the check settings changed");
+    let text = text.replacen(fast, "interval = \"1s\", timeout = \"500ms\"", 1);
+    let node = Node::start(&text);
     wait_for("zone-a probed up", FLIP_WITHIN, || {
         endpoint_view(&node, "zone-a")["addresses"][0]["observed"] == "up"
     });
     a.set_mode(Mode::Flapping);
-    let before = a.requests();
+    // Watch the probe counters: each probe that lands alone between two
+    // scrapes is timed, and the wait before the next probe is filed under
+    // the result of the one before it.
+    let counts = || {
+        let (_, metrics) = metrics_text(&node);
+        (
+            zone_a_probes(&metrics, "ok"),
+            zone_a_probes(&metrics, "fail"),
+        )
+    };
+    let mut last = counts();
+    let mut previous: Option<(Instant, bool)> = None;
+    let (mut after_fail, mut after_ok) = (Vec::new(), Vec::new());
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(2) {
+    while after_fail.len() < 4 || after_ok.len() < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "too few probes seen: after a failure {after_fail:?}, after a success {after_ok:?}"
+        );
         assert!(
             answer(&node).contains("127.0.0.1"),
             "a single failed probe removed the endpoint"
         );
         std::thread::sleep(Duration::from_millis(20));
+        let now = counts();
+        let (ok, fail) = (now.0 - last.0, now.1 - last.1);
+        last = now;
+        let probe = match (ok, fail) {
+            (0, 0) => continue,
+            (0, 1) => Some(true),
+            (1, 0) => Some(false),
+            // Several probes between two scrapes: their times are unknown.
+            _ => None,
+        };
+        let at = Instant::now();
+        if let (Some((then, failed)), Some(_)) = (previous, probe) {
+            let gap = at - then;
+            if failed {
+                after_fail.push(gap);
+            } else {
+                after_ok.push(gap);
+            }
+        }
+        previous = probe.map(|failed| (at, failed));
     }
-    assert!(a.requests() - before >= 6, "the endpoint kept being probed");
+    // A failure is re-probed far sooner than the interval (about 200 ms
+    // against 1 s); a success waits the interval.
+    let (quick, normal) = (median(after_fail.clone()), median(after_ok.clone()));
+    assert!(
+        quick * 2 < normal,
+        "re-probe after a failure {quick:?} (all: {after_fail:?}), after a success {normal:?} (all: {after_ok:?})"
+    );
     let (_, metrics) = metrics_text(&node);
     assert!(
         !metrics.contains("meridian_health_transitions_total{service=\"www.gslb.test.\",zone=\"zone-a\",to=\"down\"}"),
@@ -425,41 +489,27 @@ fn metrics_parse_as_prometheus_text() {
     ] {
         assert!(text.contains(needle), "missing {needle}:\n{text}");
     }
-    match which("promtool") {
-        Some(promtool) => {
-            use std::io::Write;
-            let mut child = std::process::Command::new(promtool)
-                .args(["check", "metrics"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "promtool rejects the metrics:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        None if std::env::var_os("CI").is_some() => {
-            panic!("promtool is not installed; .ci/run installs Debian's prometheus package")
-        }
-        None => eprintln!("promtool not installed: skipped the exposition-format check"),
+    if let Some(promtool) = require_tool("promtool", "prometheus") {
+        use std::io::Write;
+        let mut child = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool rejects the metrics:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-}
-
-fn which(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(tool))
-            .find(|p| p.is_file())
-    })
 }

@@ -3,28 +3,17 @@
 //!
 //! These tools parse replies independently of hickory-proto, so they catch
 //! wire-format mistakes that a test using the same library on both ends
-//! would not. When a tool is missing the test fails under CI (env `CI`
-//! set) and is skipped with a message otherwise.
+//! would not. When a tool is missing the test fails under CI (`CI=true`)
+//! and is reported as SKIPPED otherwise (see `harness::require_tool`).
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use crate::harness::*;
 
-/// Finds `tool` on PATH. Missing: a failure under CI, a skip elsewhere.
+/// Finds `tool` on PATH: see [`require_tool`] for what a missing tool does.
 fn require(tool: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(tool))
-            .find(|path| path.is_file())
-    });
-    if found.is_none() {
-        if std::env::var_os("CI").is_some() {
-            panic!("`{tool}` is not on PATH and CI is set: install {package}");
-        }
-        eprintln!("skipping: `{tool}` is not on PATH (install {package})");
-    }
-    found
+    require_tool(tool, package)
 }
 
 /// Runs a tool and returns its standard output; it must exit with 0.
@@ -188,13 +177,19 @@ fn dig_a_query_gets_an_authoritative_answer() {
 
 /// dig remembers nothing between runs, but it can send a server cookie it
 /// was given (+cookie=...): the second query's cookie must be recognised,
-/// and a forged one must not be.
+/// and a forged one must not be. "Recognised" is what a valid cookie buys:
+/// under a rate limit of 1 response a second, with every response over it
+/// slipped (an empty TC=1 reply), queries carrying our server cookie are
+/// all answered and queries carrying a forged one are mostly slipped.
 #[test]
 fn dig_returns_our_server_cookie_and_it_is_accepted() {
     let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
         return;
     };
-    let node = Node::start(&all_policy_example());
+    let node = Node::start(&all_policy_example().replace(
+        "[server]\n",
+        "[server]\nrrl_responses_per_second = 1\nrrl_slip = 1\n",
+    ));
     let first = dig(
         &dig_bin,
         &node,
@@ -204,7 +199,7 @@ fn dig_returns_our_server_cookie_and_it_is_accepted() {
         .text
         .lines()
         .find(|l| l.starts_with("; COOKIE: "))
-        .unwrap()
+        .unwrap_or_else(|| panic!("no cookie in the reply:\n{}", first.text))
         .to_string();
     let full = line["; COOKIE: ".len()..]
         .split_whitespace()
@@ -212,16 +207,78 @@ fn dig_returns_our_server_cookie_and_it_is_accepted() {
         .unwrap()
         .to_string();
     assert!(full.starts_with("0011223344556677"), "{line}");
+    assert_eq!(full.len(), 48, "{line}");
     let option = format!("+cookie={full}");
     let second = dig(&dig_bin, &node, &[&option, "mail.gslb.example.", "A"]);
     assert_eq!(second.status, "NOERROR", "{}", second.text);
     assert_eq!(second.answer.len(), 1);
-    // dig says "(good)" when the server cookie it sent comes back renewed.
     assert!(
         second.text.contains("; COOKIE: 0011223344556677"),
         "{}",
         second.text
     );
+
+    // 20 queries in one dig run with our server cookie: none is limited.
+    let replies = dig_batch(&dig_bin, &node, &option, 20);
+    let slipped = replies.iter().filter(|r| r.flags().contains(&"tc")).count();
+    assert_eq!(replies.len(), 20, "every query was answered");
+    assert_eq!(
+        slipped, 0,
+        "a valid server cookie exempts from rate limiting"
+    );
+    assert!(replies.iter().all(|r| r.answer.len() == 1));
+
+    // The same with the server cookie's last byte changed: limited.
+    let mut forged = full.clone();
+    let last = if forged.ends_with('0') { "1" } else { "0" };
+    forged.replace_range(47.., last);
+    let start = std::time::Instant::now();
+    let replies = dig_batch(&dig_bin, &node, &format!("+cookie={forged}"), 20);
+    let elapsed = start.elapsed();
+    let slipped = replies.iter().filter(|r| r.flags().contains(&"tc")).count();
+    // Each of the node's two UDP threads may hold one token when the batch
+    // starts and refills one a second: at most this many are answered.
+    let allowed = 2 * (2 + elapsed.as_secs() as usize);
+    assert!(allowed < 20, "the batch took {elapsed:?}: too slow to tell");
+    assert!(
+        slipped >= 20 - allowed,
+        "a forged server cookie is no exemption: {slipped} of {} slipped in {elapsed:?}",
+        replies.len()
+    );
+}
+
+/// `n` queries for mail's A in one dig run (`-f`, batch mode), each with
+/// `cookie` and `+ignore` (a TC=1 reply is taken as it is); the replies.
+fn dig_batch(dig_bin: &PathBuf, node: &Node, cookie: &str, n: usize) -> Vec<Dig> {
+    let dir = private_dir();
+    let batch = dir.join("batch");
+    std::fs::write(&batch, "mail.gslb.example. A\n".repeat(n)).unwrap();
+    let port = node.dns.port().to_string();
+    let args: Vec<String> = [
+        "+norec",
+        "+tries=1",
+        "+time=2",
+        "+ignore",
+        cookie,
+        "-p",
+        &port,
+        "@127.0.0.1",
+        "-f",
+        batch.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let text = run(dig_bin, &args);
+    std::fs::remove_dir_all(dir).unwrap();
+    // Each reply's output starts with dig's `; <<>> DiG` banner.
+    let replies: Vec<Dig> = text
+        .split("; <<>> DiG")
+        .filter(|chunk| chunk.contains(";; flags:"))
+        .map(Dig::parse)
+        .collect();
+    assert!(replies.iter().all(|r| r.status == "NOERROR"), "{text}");
+    replies
 }
 
 #[test]
@@ -468,16 +525,35 @@ fn dig_subnets_from_three_regions_get_three_zones() {
             [["www.gslb.example.", "30", "IN", "A", want]],
             "{subnet}"
         );
+        seen.push(reply.answer[0][4].clone());
+        // `; CLIENT-SUBNET: 8.8.8.0/24/16`: the source prefix echoed, then
+        // the scope, which must be the one explain reports for this client
+        // (the GeoIP network of the subnet), and never wider than /24.
         let ecs = reply
             .text
             .lines()
-            .find(|l| l.starts_with("; CLIENT-SUBNET:"))
+            .find_map(|l| l.strip_prefix("; CLIENT-SUBNET: "))
             .unwrap_or_else(|| panic!("no ECS echoed for {subnet}:\n{}", reply.text));
-        assert!(ecs.contains(subnet), "{ecs}");
-        seen.push(want);
+        let (source, scope) = ecs.trim().rsplit_once('/').expect("address/source/scope");
+        assert_eq!(source, subnet, "{ecs}");
+        let scope: u64 = scope.parse().expect("a numeric scope");
+        let (status, explained) = crate::health::admin(
+            &node,
+            "GET",
+            &format!("/v1/explain?name=www&client={subnet}"),
+            None,
+        );
+        assert_eq!(status, 200, "{explained}");
+        assert_eq!(
+            Some(scope),
+            explained["ecs_scope"].as_u64(),
+            "{subnet}: {explained}"
+        );
+        assert!((1..=24).contains(&scope), "{subnet}: scope /{scope}");
     }
+    seen.sort();
     seen.dedup();
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 3, "three regions, three zones: {seen:?}");
 }
 
 // Every test above, again with the fast path switched off.

@@ -621,31 +621,62 @@ fn latency_policy_uses_this_nodes_probe_rtts_for_clients_in_its_country() {
     let us = Backend::start("127.0.0.1");
     let eu = Backend::start("127.0.0.2");
     let ap = Backend::start("127.0.0.3");
-    // The nearest zone for US clients answers its probes slowly.
+    // The nearest zone for US clients answers its probes slowly (150 ms),
+    // yet well within the probe timeout (1 s): slow, not down, so only
+    // its RTT can push it back.
     us.set_mode(crate::backend::Mode::Slow);
     let setup = Setup::new(TestLayout::City);
+    let fast_checks = "interval = \"200ms\"\ntimeout = \"200ms\"";
     let text = setup.with_backends(
         "policy = \"latency\"",
         "[routing]\nthis_zone = \"us-east\"",
         "http",
         [&us, &eu, &ap],
     );
+    assert!(text.contains(fast_checks), "the check settings changed");
+    let text = text.replace(fast_checks, "interval = \"1s\"\ntimeout = \"1s\"");
     let node = Node::start(&text);
-    wait_for("US clients ranked by this node's probe RTTs", || {
-        let (_, e) = admin(
+    let explain = || {
+        admin(
             &node,
             "GET",
             "/v1/explain?name=www&client=10.1.2.0/24",
             None,
-        );
+        )
+        .1
+    };
+    let rtt = |e: &serde_json::Value, zone: &str| -> Option<f64> {
+        e["candidates"]
+            .as_array()?
+            .iter()
+            .find(|c| c["zone"] == zone)?["rtt_ms"]
+            .as_f64()
+    };
+    wait_for("US clients ranked by this node's probe RTTs", || {
+        let e = explain();
         e["basis"]["kind"] == "local_latency"
+            && ["us-east", "eu-west", "ap-south"]
+                .iter()
+                .all(|zone| rtt(&e, zone).is_some())
     });
+    // The slow zone is up, and last because of its RTT alone.
+    let (status, zone) = admin(&node, "GET", "/v1/zones/us-east", None);
+    assert_eq!(status, 200, "{zone}");
+    assert_eq!(zone["services"][0]["observed"], "up", "{zone}");
+    let e = explain();
+    let order: Vec<&str> = e["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["zone"].as_str().unwrap())
+        .collect();
+    assert_eq!(order.len(), 3, "{e}");
+    assert_eq!(order[2], "us-east", "the slow zone ranks last: {e}");
+    let slow = rtt(&e, "us-east").unwrap();
+    assert!(slow >= 100.0, "the backend's 150 ms shows: {e}");
+    assert!(rtt(&e, order[0]).unwrap() < slow && rtt(&e, order[1]).unwrap() < slow);
     let (zones, ecs) = ask(&node, "10.1.2.0/24");
-    assert_ne!(
-        zones,
-        ["us-east"],
-        "the slow zone is not chosen for nearby clients"
-    );
+    assert_eq!(zones, [order[0]], "the answer is the fastest zone");
     assert_eq!(ecs, Some((24, 16)));
     // Clients elsewhere are not ranked by this node's view: nearest.
     assert_eq!(ask(&node, "10.2.0.0/24").0, ["eu-west"]);

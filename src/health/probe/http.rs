@@ -663,7 +663,7 @@ mod tests {
 
     #[tokio::test]
     async fn header_injection_is_refused_before_connecting() {
-        let port = closed_port().await;
+        let (port, _held) = closed_port();
         let mut c = check(CheckKind::Http, port);
         c.host = Some("a.test\r\nX-Evil: 1".into());
         assert!(matches!(

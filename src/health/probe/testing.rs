@@ -121,10 +121,16 @@ where
     }
 }
 
-/// A port on which nothing listens (bound, then released).
-pub async fn closed_port() -> u16 {
-    let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
-    listener.local_addr().unwrap().port()
+/// A port nothing listens on, held by a socket that is bound but not
+/// listening (a connection to it is refused), so no other test can take
+/// the port while the probe runs. Keep the socket until then.
+pub fn closed_port() -> (u16, socket2::Socket) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((LOCAL, 0)).into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (port, socket)
 }
 
 /// Records the SNI of every ClientHello and serves one certificate.
