@@ -28,6 +28,8 @@ struct Cluster {
     nodes: Vec<Option<Node>>,
     texts: Vec<String>,
     dir: std::path::PathBuf,
+    /// Holds the port a cut path's probes go to, so nothing else takes it.
+    _closed: socket2::Socket,
 }
 
 /// The config every node runs; `closed_port_for` names a node and a zone
@@ -82,12 +84,14 @@ stale_after = "1s"
     text
 }
 
-/// A port on 127.0.0.1 that refuses connections.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    port
+/// A port on 127.0.0.1 that refuses connections: bound, not listening,
+/// held by the returned socket.
+fn closed_port() -> (u16, socket2::Socket) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (port, socket)
 }
 
 impl Cluster {
@@ -97,29 +101,22 @@ impl Cluster {
             .map(|ip| Backend::start(ip))
             .collect();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let mut listeners: Vec<Option<Listeners>> = (0..3)
+        let listeners: Vec<Listeners> = (0..3)
             .map(|_| {
                 let admin = std::net::TcpListener::bind(any).unwrap();
                 admin.set_nonblocking(true).unwrap();
-                Some(Listeners {
+                Listeners {
                     dns: DnsSockets::bind(&[any], 1).unwrap(),
                     admin: Some(admin),
-                })
+                }
             })
             .collect();
         let admins: Vec<SocketAddr> = listeners
             .iter()
-            .map(|l| {
-                l.as_ref()
-                    .unwrap()
-                    .admin
-                    .as_ref()
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-            })
+            .map(|l| l.admin.as_ref().unwrap().local_addr().unwrap())
             .collect();
-        let closed = cut.map(|node| (node, closed_port()));
+        let held = closed_port();
+        let closed = cut.map(|node| (node, held.0));
         let texts: Vec<String> = (0..3)
             .map(|i| config_text(&backends, &admins, closed, i))
             .collect();
@@ -129,9 +126,9 @@ impl Cluster {
             nodes: (0..3).map(|_| None).collect(),
             texts,
             dir,
+            _closed: held.1,
         };
-        for i in 0..3 {
-            let l = listeners[i].take().unwrap();
+        for (i, l) in listeners.into_iter().enumerate() {
             cluster.nodes[i] = Some(cluster.start_node(i, l));
         }
         cluster
