@@ -17,13 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::probe::{ProbeTarget, TlsConfigs, probe};
-use super::state::AddressHealth;
+use super::state::{AddressHealth, ProbeRecord, Thresholds};
 use super::{AddressKey, HealthBoard, Report, address_keys};
 use crate::config::{CheckKind, Config};
 use crate::metrics::{AddressLabels, Metrics};
 
-/// The quick re-probe interval while a flip is being confirmed: a fifth of
-/// the interval, but no faster than this.
+/// The floor of the quick re-probe interval.
 const CONFIRM_FLOOR: Duration = Duration::from_millis(100);
 
 /// Starts a task for every address whose check is not `none`. Each task
@@ -99,11 +98,30 @@ impl AddressTask {
             .map(|h| h.clone())
             .unwrap_or_else(|| AddressHealth::new(SystemTime::now()));
         let mut next = Instant::now() + jitter(&self.key, check.interval);
+        let quick = quick_interval(check.interval);
+        let thresholds = Thresholds {
+            rise: check.rise,
+            fall: check.fall,
+            spacing: quick,
+        };
+        // After a probe timed out, the one that confirms it gets a shorter
+        // deadline, so a hung load balancer is down after about one timeout
+        // plus one quick re-probe rather than `fall` full timeouts.
+        let mut after_timeout = false;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep_until(next.into()) => {}
             }
+            let confirming_timeout = after_timeout && health.is_confirming();
+            let confirm;
+            let target = if confirming_timeout {
+                confirm = self.confirm_target(&health, quick);
+                &confirm
+            } else {
+                &self.target
+            };
+            let started = SystemTime::now();
             let result = {
                 let Ok(_slot) = self.slots.acquire().await else {
                     return;
@@ -112,14 +130,20 @@ impl AddressTask {
                     _ = stop.cancelled() => return,
                     // Boxed: the probe's buffers live only while it runs,
                     // not in every idle task (5,000 tasks x ~20 KB).
-                    result = Box::pin(probe(&self.target, &self.tls)) => result,
+                    result = Box::pin(probe(target, &self.tls)) => result,
                 }
             };
             let ok = result.is_success();
+            after_timeout = matches!(&result.outcome, Err(e) if e.is_timeout());
             let rtt = if ok { result.rtt() } else { None };
             self.stats.record(ok, rtt);
-            let outcome = result.outcome.clone().map_err(|e| e.to_string());
-            let transition = health.record(outcome, rtt, check.rise, check.fall, SystemTime::now());
+            let record = ProbeRecord {
+                result: result.outcome.clone().map_err(|e| e.to_string()),
+                rtt,
+                started,
+                ended: SystemTime::now(),
+            };
+            let transition = health.record_probe(record, thresholds);
             self.board.insert(self.key, health.clone());
             if let Some(transition) = transition {
                 let reason = health
@@ -137,16 +161,40 @@ impl AddressTask {
                 let _ = self.reports.send(report).await;
             }
             let wait = if health.is_confirming() {
-                (check.interval / 5).max(CONFIRM_FLOOR).min(check.interval)
+                quick
             } else {
                 check.interval
             };
             // Keep the cadence from when the probe was due, not from when
             // the task woke or the probe ended, so wake-up delays and slow
             // probes do not stretch the interval; never go back in time.
-            next = (next + wait).max(Instant::now());
+            // A probe that timed out is followed at once by its confirming
+            // probe, whose own deadline is short.
+            next = if confirming_timeout || !after_timeout || !health.is_confirming() {
+                (next + wait).max(Instant::now())
+            } else {
+                Instant::now()
+            };
         }
     }
+
+    /// The target for a probe confirming a timeout: the deadline is the
+    /// quick re-probe interval, or four smoothed RTTs if that is longer (a
+    /// healthy but distant load balancer still makes it), never more than
+    /// the check's own timeout.
+    fn confirm_target(&self, health: &AddressHealth, quick: Duration) -> ProbeTarget {
+        let mut target = self.target.clone();
+        let typical = health.rtt.map_or(Duration::ZERO, |rtt| rtt * 4);
+        target.check.timeout = quick.max(typical).min(self.target.check.timeout);
+        target
+    }
+}
+
+/// The quick re-probe interval while a flip is being confirmed: a fifth of
+/// the interval, but no faster than [`CONFIRM_FLOOR`] nor slower than the
+/// interval.
+pub fn quick_interval(interval: Duration) -> Duration {
+    (interval / 5).max(CONFIRM_FLOOR).min(interval)
 }
 
 /// A start offset in `[0, interval)`, spread by the address's identity and

@@ -14,6 +14,12 @@
 //!   while up, a success while down) the scheduler probes again quickly
 //!   ([`AddressHealth::is_confirming`]), so a real death is confirmed in a
 //!   fraction of the interval while the thresholds still stop flapping.
+//! - The successes that bring a down address back must be spread out: one
+//!   counts only if its probe *started* at least the spacing (the quick
+//!   re-probe interval) after the previous counted success *ended*. A load
+//!   balancer that was hung and resumes answers the probe that was waiting
+//!   on it and the next one almost together; that burst is one piece of
+//!   evidence, not `rise` of them.
 
 use std::time::{Duration, SystemTime};
 
@@ -68,6 +74,28 @@ pub struct AddressHealth {
     /// Smoothed round-trip time (time to first byte, or connect for TCP).
     #[serde(serialize_with = "serialize_ms")]
     pub rtt: Option<Duration>,
+    /// When the last success that counted toward `rise` ended.
+    #[serde(skip)]
+    pub last_counted_success: Option<SystemTime>,
+}
+
+/// One probe's result and when it ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeRecord {
+    pub result: Result<(), String>,
+    pub rtt: Option<Duration>,
+    pub started: SystemTime,
+    pub ended: SystemTime,
+}
+
+/// The thresholds a check applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub rise: u32,
+    pub fall: u32,
+    /// Least time between the end of one counted success and the start of
+    /// the next probe whose success counts toward `rise`.
+    pub spacing: Duration,
 }
 
 fn serialize_ms<S: serde::Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -88,6 +116,7 @@ impl AddressHealth {
             last_probe: None,
             last_error: None,
             rtt: None,
+            last_counted_success: None,
         }
     }
 
@@ -99,7 +128,8 @@ impl AddressHealth {
         }
     }
 
-    /// Folds in one probe result; returns the transition, if any.
+    /// Folds in one probe result that ran at `now`, with no spacing rule;
+    /// returns the transition, if any.
     pub fn record(
         &mut self,
         result: Result<(), String>,
@@ -108,11 +138,48 @@ impl AddressHealth {
         fall: u32,
         now: SystemTime,
     ) -> Option<Transition> {
+        self.record_probe(
+            ProbeRecord {
+                result,
+                rtt,
+                started: now,
+                ended: now,
+            },
+            Thresholds {
+                rise,
+                fall,
+                spacing: Duration::ZERO,
+            },
+        )
+    }
+
+    /// Folds in one probe; returns the transition, if any.
+    pub fn record_probe(&mut self, probe: ProbeRecord, t: Thresholds) -> Option<Transition> {
+        let ProbeRecord {
+            result,
+            rtt,
+            started,
+            ended: now,
+        } = probe;
+        let Thresholds {
+            rise,
+            fall,
+            spacing,
+        } = t;
         self.probes += 1;
         self.last_probe = Some(now);
         let to = match result {
             Ok(()) => {
-                self.consecutive_ok = self.consecutive_ok.saturating_add(1);
+                // While down, a success too close behind the last counted
+                // one is part of the same burst: it neither counts nor
+                // breaks the run.
+                let spaced = self
+                    .last_counted_success
+                    .is_none_or(|last| started >= last + spacing);
+                if self.observed != Observed::Down || spaced {
+                    self.consecutive_ok = self.consecutive_ok.saturating_add(1);
+                    self.last_counted_success = Some(now);
+                }
                 self.consecutive_fail = 0;
                 self.last_error = None;
                 if let Some(sample) = rtt {
@@ -132,6 +199,7 @@ impl AddressHealth {
             Err(error) => {
                 self.consecutive_fail = self.consecutive_fail.saturating_add(1);
                 self.consecutive_ok = 0;
+                self.last_counted_success = None;
                 self.last_error = Some(error);
                 match self.observed {
                     Observed::Unknown | Observed::Up if self.consecutive_fail >= fall => {
@@ -262,6 +330,68 @@ mod tests {
         assert!(!h.is_confirming());
         run(&mut h, &[true], 2, 3);
         assert!(h.is_confirming());
+    }
+
+    fn probe(ok: bool, started_ms: u64, ended_ms: u64) -> ProbeRecord {
+        let at = |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+        ProbeRecord {
+            result: if ok { Ok(()) } else { Err("timed out".into()) },
+            rtt: None,
+            started: at(started_ms),
+            ended: at(ended_ms),
+        }
+    }
+
+    #[test]
+    fn a_burst_of_replies_after_a_hang_counts_once() {
+        let t = Thresholds {
+            rise: 2,
+            fall: 2,
+            spacing: Duration::from_millis(200),
+        };
+        let mut h = AddressHealth::new(SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            h.record_probe(probe(true, 0, 1), t).map(|x| x.to),
+            Some(Observed::Up)
+        );
+        let _ = h.record_probe(probe(false, 1000, 2000), t);
+        let down = h.record_probe(probe(false, 2200, 3200), t);
+        assert_eq!(down.map(|x| x.to), Some(Observed::Down));
+        // The load balancer resumes at 3500: the probe waiting since 3400
+        // is answered, and the next, started right after, too.
+        assert_eq!(h.record_probe(probe(true, 3400, 3500), t), None);
+        assert_eq!(
+            h.record_probe(probe(true, 3600, 3601), t),
+            None,
+            "burst: not spaced"
+        );
+        assert_eq!(h.observed, Observed::Down);
+        assert_eq!(h.consecutive_ok, 1);
+        // A success started a spacing after the counted one brings it back.
+        let up = h.record_probe(probe(true, 3700, 3701), t);
+        assert_eq!(up.map(|x| x.to), Some(Observed::Up));
+    }
+
+    #[test]
+    fn a_failure_between_successes_restarts_the_count() {
+        let t = Thresholds {
+            rise: 2,
+            fall: 1,
+            spacing: Duration::from_millis(100),
+        };
+        let mut h = AddressHealth::new(SystemTime::UNIX_EPOCH);
+        let _ = h.record_probe(probe(false, 0, 1), t);
+        assert_eq!(h.observed, Observed::Down);
+        let _ = h.record_probe(probe(true, 200, 201), t);
+        let _ = h.record_probe(probe(false, 400, 401), t);
+        let _ = h.record_probe(probe(true, 600, 601), t);
+        assert_eq!(
+            h.observed,
+            Observed::Down,
+            "one lucky success in a failing run"
+        );
+        let _ = h.record_probe(probe(true, 800, 801), t);
+        assert_eq!(h.observed, Observed::Up);
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum Mode {
     Slow,
     /// Alternates 200 and 500, request by request.
     Flapping,
+    /// Like a process stopped with SIGSTOP: requests are read and held;
+    /// [`Backend::resume`] answers every one still open at once, as the
+    /// process would when continued.
+    Stalled,
 }
 
 pub struct Backend {
@@ -56,6 +60,22 @@ impl Backend {
 
     pub fn set_mode(&self, mode: Mode) {
         self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    /// Ends a stall: healthy from now on, and every held request that is
+    /// still open gets its 200 now, together.
+    pub fn resume(&self) {
+        self.set_mode(Mode::Healthy);
+        let port = self.addr.port();
+        let mut stalled = STALLED.lock().unwrap();
+        stalled.retain_mut(|stream| {
+            if stream.local_addr().ok().map(|a| a.port()) != Some(port) {
+                return true;
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            false
+        });
     }
 
     pub fn requests(&self) -> u64 {
@@ -109,6 +129,9 @@ impl Drop for Backend {
     }
 }
 
+/// Requests held by stalled backends (each knows its own by local port).
+static STALLED: Mutex<Vec<TcpStream>> = Mutex::new(Vec::new());
+
 fn handle(mut stream: TcpStream, mode: u8, n: u64, held: &Mutex<Vec<TcpStream>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let mut buf = [0u8; 2048];
@@ -124,6 +147,10 @@ fn handle(mut stream: TcpStream, mode: u8, n: u64, held: &Mutex<Vec<TcpStream>>)
         "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfail";
     let reply = match mode {
         m if m == Mode::Healthy as u8 => ok,
+        m if m == Mode::Stalled as u8 => {
+            STALLED.lock().unwrap().push(stream);
+            return;
+        }
         m if m == Mode::Error as u8 => err,
         m if m == Mode::Slow as u8 => {
             std::thread::sleep(Duration::from_millis(150));

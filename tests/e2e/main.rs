@@ -17,6 +17,7 @@ mod interop;
 mod lifecycle;
 mod limits;
 mod probing;
+mod recovery;
 mod reload;
 mod routing;
 mod scopes;
