@@ -131,7 +131,8 @@ fn min_healthy_keeps_an_endpoint_up_only_while_enough_addresses_are() {
 }
 
 /// Four zones whose backends hang and a fifth, healthy one, every check
-/// HTTP; hung probes cost their 1 s timeout.
+/// HTTP; hung probes cost their 1 s timeout (`fall = 1`: a hung address is
+/// down after its first timeout, so no shorter confirming probe follows).
 fn hung_and_healthy(hung: &[Backend], healthy: &Backend, server: &str) -> String {
     let mut text = header(server);
     let all: Vec<&Backend> = hung.iter().chain([healthy]).collect();
@@ -142,7 +143,7 @@ fn hung_and_healthy(hung: &[Backend], healthy: &Backend, server: &str) -> String
     for (i, b) in all.iter().enumerate() {
         let interval = if i < hung.len() { "1s" } else { "200ms" };
         text += &format!(
-            "\n[[services.endpoints]]\nzone = \"z{i}\"\naddresses = [\"{}\"]\ncheck = {{ port = {}, interval = \"{interval}\", timeout = \"{interval}\", fall = 100 }}\n",
+            "\n[[services.endpoints]]\nzone = \"z{i}\"\naddresses = [\"{}\"]\ncheck = {{ port = {}, interval = \"{interval}\", timeout = \"{interval}\", fall = 1 }}\n",
             b.addr.ip(),
             b.addr.port()
         );
