@@ -25,10 +25,13 @@ use crate::metrics::{AddressLabels, Metrics};
 /// The floor of the quick re-probe interval.
 const CONFIRM_FLOOR: Duration = Duration::from_millis(100);
 
-/// Starts a task for every address whose check is not `none`. Each task
-/// resumes from the address's record on the board, so a reload does not
-/// forget what probes have seen; `epoch` tags its reports so the consumer
-/// can ignore late ones from a previous config.
+/// Starts a task for every address whose check is not `none`, shared by
+/// every service that checks the same address the same way: a load
+/// balancer fronting ten names is probed once per interval, not ten times,
+/// and all ten see the same results. Each task resumes from its addresses'
+/// records on the board, so a reload does not forget what probes have
+/// seen; `epoch` tags its reports so the consumer can ignore late ones from
+/// a previous config.
 pub fn start(
     config: &Arc<Config>,
     board: Arc<HealthBoard>,
@@ -40,10 +43,13 @@ pub fn start(
     let tracker = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(config.server.probe_concurrency));
     let tls = Arc::new(TlsConfigs::new());
+    let mut groups: Vec<(ProbeTarget, Vec<AddressKey>)> = Vec::new();
+    // Targets by address, so grouping is linear in practice.
+    let mut by_addr: std::collections::HashMap<std::net::IpAddr, Vec<usize>> =
+        std::collections::HashMap::new();
     let mut probed = 0usize;
     for key in address_keys(config) {
-        let service = &config.services[key.service];
-        let endpoint = &service.endpoints[key.endpoint];
+        let endpoint = &config.services[key.service].endpoints[key.endpoint];
         if endpoint.check.kind == CheckKind::None {
             continue;
         }
@@ -52,14 +58,34 @@ pub fn start(
             addr: endpoint.addresses[key.address],
             check: endpoint.check.clone(),
         };
-        let stats = metrics.probe_stats(AddressLabels {
-            service: service.name.to_string(),
-            zone: config.zones[endpoint.zone].name.clone(),
-            address: target.addr.to_string(),
-        });
+        let same = by_addr
+            .get(&target.addr)
+            .and_then(|ids| ids.iter().find(|&&i| groups[i].0 == target));
+        match same {
+            Some(&i) => groups[i].1.push(key),
+            None => {
+                by_addr.entry(target.addr).or_default().push(groups.len());
+                groups.push((target, vec![key]));
+            }
+        }
+    }
+    let tasks = groups.len();
+    for (target, keys) in groups {
+        let stats = keys
+            .iter()
+            .map(|key| {
+                let service = &config.services[key.service];
+                let endpoint = &service.endpoints[key.endpoint];
+                metrics.probe_stats(AddressLabels {
+                    service: service.name.to_string(),
+                    zone: config.zones[endpoint.zone].name.clone(),
+                    address: target.addr.to_string(),
+                })
+            })
+            .collect();
         let task = AddressTask {
             epoch,
-            key,
+            keys,
             target,
             board: board.clone(),
             stats,
@@ -72,18 +98,22 @@ pub fn start(
     tracker.close();
     tracing::info!(
         addresses = probed,
+        probes = tasks,
         concurrency = config.server.probe_concurrency,
         "checker pool started"
     );
     tracker
 }
 
+/// One probed target and every service's address it stands for.
 struct AddressTask {
     epoch: u64,
-    key: AddressKey,
+    /// Never empty; the first names the task (jitter).
+    keys: Vec<AddressKey>,
     target: ProbeTarget,
     board: Arc<HealthBoard>,
-    stats: Arc<crate::metrics::ProbeStats>,
+    /// One per key: a shared probe counts under each service it decides.
+    stats: Vec<Arc<crate::metrics::ProbeStats>>,
     reports: mpsc::Sender<Report>,
     slots: Arc<Semaphore>,
     tls: Arc<TlsConfigs>,
@@ -92,12 +122,15 @@ struct AddressTask {
 impl AddressTask {
     async fn run(self, stop: CancellationToken) {
         let check = &self.target.check;
+        // The most probed record among the keys: after a reload that put
+        // two services' addresses under one task, the better informed wins.
         let mut health = self
-            .board
-            .get(&self.key)
-            .map(|h| h.clone())
+            .keys
+            .iter()
+            .filter_map(|key| self.board.get(key).map(|h| h.clone()))
+            .max_by_key(|h| h.probes)
             .unwrap_or_else(|| AddressHealth::new(SystemTime::now()));
-        let mut next = Instant::now() + jitter(&self.key, check.interval);
+        let mut next = Instant::now() + jitter(&self.keys[0], check.interval);
         let quick = quick_interval(check.interval);
         let thresholds = Thresholds {
             rise: check.rise,
@@ -136,7 +169,9 @@ impl AddressTask {
             let ok = result.is_success();
             after_timeout = matches!(&result.outcome, Err(e) if e.is_timeout());
             let rtt = if ok { result.rtt() } else { None };
-            self.stats.record(ok, rtt);
+            for stats in &self.stats {
+                stats.record(ok, rtt);
+            }
             let record = ProbeRecord {
                 result: result.outcome.clone().map_err(|e| e.to_string()),
                 rtt,
@@ -144,21 +179,25 @@ impl AddressTask {
                 ended: SystemTime::now(),
             };
             let transition = health.record_probe(record, thresholds);
-            self.board.insert(self.key, health.clone());
+            for key in &self.keys {
+                self.board.insert(*key, health.clone());
+            }
             if let Some(transition) = transition {
                 let reason = health
                     .last_error
                     .clone()
                     .unwrap_or_else(|| format!("{} consecutive successes", health.consecutive_ok));
-                let report = Report {
-                    epoch: self.epoch,
-                    key: self.key,
-                    transition,
-                    reason,
-                };
-                // The receiver only goes away at shutdown, when nobody
-                // needs the report.
-                let _ = self.reports.send(report).await;
+                for key in &self.keys {
+                    let report = Report {
+                        epoch: self.epoch,
+                        key: *key,
+                        transition,
+                        reason: reason.clone(),
+                    };
+                    // The receiver only goes away at shutdown, when nobody
+                    // needs the report.
+                    let _ = self.reports.send(report).await;
+                }
             }
             let wait = if health.is_confirming() {
                 quick

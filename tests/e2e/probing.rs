@@ -274,3 +274,58 @@ fn probe_metrics_zone_sums_each_zones_addresses_into_one_series() {
         assert!(!line.contains("service="), "{line}");
     }
 }
+
+/// One service per path, each with one endpoint at `backend` checked over HTTP
+/// at `path` every 200 ms.
+fn services_on(backend: &Backend, paths: &[&str]) -> String {
+    let mut text = header("") + &zone("a", 0);
+    for (i, path) in paths.iter().enumerate() {
+        text += &format!(
+            "\n[[services]]\nname = \"s{i}\"\n[[services.endpoints]]\nzone = \"a\"\naddresses = [\"{}\"]\ncheck = {{ port = {}, path = \"{path}\", interval = \"200ms\", timeout = \"200ms\" }}\n",
+            backend.addr.ip(),
+            backend.addr.port()
+        );
+    }
+    text
+}
+
+/// Requests a backend gets over `window` while `node` probes it.
+fn requests_over(backend: &Backend, window: Duration) -> u64 {
+    let before = backend.requests();
+    std::thread::sleep(window);
+    backend.requests() - before
+}
+
+#[test]
+fn services_checking_one_address_the_same_way_share_its_probe() {
+    // Ten services behind one load balancer, checked alike: one probe per
+    // interval. Two more with another path: a second probe.
+    let shared = Backend::start("127.0.0.21");
+    let node = Node::start(&services_on(&shared, &["/health"; 10]));
+    wait_until("first probes", FLIP_WITHIN, || shared.requests() >= 2);
+    let window = Duration::from_secs(2);
+    let n = requests_over(&shared, window);
+    // 2 s at 200 ms is 10 probes; ten separate probes would be 100.
+    assert!((5..=20).contains(&n), "{n} probes for ten services in 2 s");
+
+    let mixed = Backend::start("127.0.0.22");
+    let other = Node::start(&services_on(&mixed, &["/health", "/health", "/ready"]));
+    wait_until("first probes", FLIP_WITHIN, || mixed.requests() >= 2);
+    let m = requests_over(&mixed, window);
+    assert!(
+        (12..=30).contains(&m),
+        "{m} probes for two distinct checks in 2 s"
+    );
+
+    // They share the verdict: all ten go down together.
+    drop(shared);
+    wait_until("every service down", FLIP_WITHIN, || {
+        let (_, body) = admin(&node, "GET", "/v1/zones/a", None);
+        body["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["observed"] == "down")
+    });
+    drop(other);
+}
