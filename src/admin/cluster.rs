@@ -114,6 +114,32 @@ pub(super) async fn status(State(state): State<AdminState>) -> Response {
     .into_response()
 }
 
+/// What `/metrics` shows of the cluster.
+pub(super) fn facts(state: &AdminState) -> crate::metrics::ClusterFacts {
+    let snapshot = state.store.load_full();
+    let config = &snapshot.config;
+    let peers = config
+        .cluster
+        .peers()
+        .map(|(i, node)| {
+            let pull = state.pulls.get(&i).map(|p| p.clone()).unwrap_or_default();
+            (
+                node.name.clone(),
+                pull.error.is_none() && pull.last_success.is_some(),
+                pull.pulls_ok,
+                pull.pulls_failed,
+            )
+        })
+        .collect();
+    crate::metrics::ClusterFacts {
+        nodes: config.cluster.nodes.len(),
+        fresh: snapshot.cluster.fresh_nodes.max(1),
+        is_fail_static: snapshot.cluster.is_fail_static,
+        disagreements: disagreements(config, &snapshot.cluster).len(),
+        peers,
+    }
+}
+
 /// Addresses where this node's own probes see otherwise than the cluster
 /// decided: a cut path from here, or a problem only this node has.
 fn disagreements(config: &Config, view: &ClusterView) -> Vec<Value> {

@@ -180,7 +180,13 @@ async fn off_runtime<T: Send + 'static>(
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
-    let text = match off_runtime(move || state.metrics.render()).await {
+    let text = match off_runtime(move || {
+        let mut text = state.metrics.render();
+        crate::metrics::render_cluster(&mut text, &cluster::facts(&state));
+        text
+    })
+    .await
+    {
         Ok(text) => text,
         Err(response) => return response,
     };

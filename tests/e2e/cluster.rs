@@ -254,6 +254,15 @@ fn one_nodes_cut_path_is_outvoted_and_it_says_so() {
     assert_eq!(disagreements[0]["zone"], "a");
     assert_eq!(disagreements[0]["own"], "down");
     assert_eq!(disagreements[0]["agreed"], "up");
+    assert_eq!(c.series("meridian_cluster_disagreements"), Some(1.0));
+    assert_eq!(
+        cluster.node(0).series("meridian_cluster_disagreements"),
+        Some(0.0)
+    );
+    assert_eq!(
+        c.series(r#"meridian_cluster_peer_reachable{node="node-a"}"#),
+        Some(1.0)
+    );
     // Its config differs from the others' (the cut is made by config here),
     // and the others see that.
     let a = get(cluster.node(0), "/v1/cluster");
