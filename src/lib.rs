@@ -2,20 +2,31 @@
 //! name with the nearest healthy zone's load balancer.
 //!
 //! The crate is laid out along the path a query takes and the path a change
-//! takes, which meet in one place:
+//! takes, which meet in one place, the snapshot. Dependencies point one way,
+//! down this list (`tests/architecture.rs` checks it):
 //!
-//! - [`config`] reads and checks the operator's TOML, reporting every
-//!   mistake with file, line and column.
-//! - [`snapshot`] holds the immutable state the answer path reads (config
-//!   plus the lookup tables built from it) and the store it is swapped in.
+//! - [`admin`] is the operator's HTTP endpoint: it reads the snapshot and
+//!   sends writes to the publisher.
+//! - [`publisher`] is the control plane: one task owns every change and
+//!   builds the next snapshot, around a pure `State::apply`.
+//! - [`snapshot`] holds the immutable state the answer path reads and its
+//!   pure `build`, and the store it is swapped in.
 //! - [`dns`] owns the wire: `answer` (the general path) and `fast` (the
 //!   common shapes, from pre-encoded bytes) turn request bytes into reply
 //!   bytes from one snapshot with no locks and no I/O; `server` owns the
 //!   UDP and TCP sockets and feeds them to those.
-//! - [`admin`] is the operator's HTTP endpoint.
+//! - [`routing`] decides which zones a client gets: location, policies,
+//!   latency, the decision memo, explain.
+//! - [`cluster`] is what nodes tell each other and how their votes become
+//!   one decision.
+//! - [`health`] probes, turns results into up/down, keeps drains, and
+//!   reports transitions on a channel.
+//! - [`config`] reads and checks the operator's TOML, reporting every
+//!   mistake with file, line and column.
+//! - [`metrics`] counts and renders; [`time`] formats dates.
 //!
-//! [`run`] wires them together over sockets the caller has already bound, so
-//! the binary and the tests start the same server.
+//! [`run()`] wires them together over sockets the caller has already bound,
+//! so the binary and the tests start the same server.
 
 pub mod admin;
 pub mod cluster;

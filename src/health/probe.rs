@@ -8,9 +8,9 @@
 //! This file holds what every kind of check shares: the target, the result
 //! and its errors, the clock, and the TCP connect (which is the whole of a
 //! `tcp` check). The rest is beside it, one concern a file:
-//! - [`tls`]: the rustls client configs, the `insecure` verifier, the server
+//! - `tls`: the rustls client configs, the `insecure` verifier, the server
 //!   name (SNI) and the handshake;
-//! - [`http`]: one HTTP/1.1 exchange over the stream opened here, with
+//! - `http`: one HTTP/1.1 exchange over the stream opened here, with
 //!   hyper's connection-level client (its doc says why that one and not a
 //!   client library such as reqwest).
 //!

@@ -230,7 +230,7 @@ impl AddressTask {
 }
 
 /// The quick re-probe interval while a flip is being confirmed: a fifth of
-/// the interval, but no faster than [`CONFIRM_FLOOR`] nor slower than the
+/// the interval, but no faster than `CONFIRM_FLOOR` nor slower than the
 /// interval.
 pub fn quick_interval(interval: Duration) -> Duration {
     (interval / 5).max(CONFIRM_FLOOR).min(interval)
