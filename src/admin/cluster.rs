@@ -166,6 +166,39 @@ fn disagreements(config: &Config, view: &ClusterView) -> Vec<Value> {
     out
 }
 
+/// Adds to each candidate of an explanation of service `s` the votes
+/// behind its addresses' health (in a cluster; nothing for a node alone).
+pub(super) fn add_votes(snapshot: &crate::snapshot::Snapshot, s: usize, body: &mut Value) {
+    let config = &snapshot.config;
+    if config.cluster.nodes.len() <= 1 {
+        return;
+    }
+    let Some(candidates) = body["candidates"].as_array_mut() else {
+        return;
+    };
+    for candidate in candidates {
+        let zone = candidate["zone"].as_str().unwrap_or_default();
+        let Some(e) = config.services[s]
+            .endpoints
+            .iter()
+            .position(|ep| config.zones[ep.zone].name == zone)
+        else {
+            continue;
+        };
+        let votes: Vec<Value> = (0..config.services[s].endpoints[e].addresses.len())
+            .map(|address| {
+                let key = crate::health::AddressKey {
+                    service: s,
+                    endpoint: e,
+                    address,
+                };
+                votes_json(config, snapshot.cluster.addresses.get(&key))
+            })
+            .collect();
+        candidate["votes"] = json!(votes);
+    }
+}
+
 /// One address's votes, for `/v1/zones` and explain.
 pub(super) fn votes_json(config: &Config, votes: Option<&AddressVotes>) -> Value {
     let Some(v) = votes.filter(|_| config.cluster.nodes.len() > 1) else {

@@ -494,6 +494,7 @@ async fn explain(
     );
     let mut body = serde_json::to_value(explanation).expect("explanation serializes");
     body["generation"] = json!(snapshot.generation);
+    cluster::add_votes(&snapshot, s, &mut body);
     Json(body).into_response()
 }
 

@@ -278,6 +278,12 @@ fn one_nodes_cut_path_is_outvoted_and_it_says_so() {
         get(cluster.node(0), "/v1/zones/a")["services"][0]["addresses"][0]["cluster"].clone();
     assert_eq!(votes["nodes"]["node-c"], "down", "{votes}");
     assert_eq!(votes["decision"], "up", "{votes}");
+    // Explain shows the same votes behind the zone it chose.
+    let e = get(c, "/v1/explain?name=www&client=198.51.100.7");
+    let chosen = &e["candidates"][0];
+    assert_eq!(chosen["zone"], "a", "{e}");
+    assert_eq!(chosen["votes"][0]["nodes"]["node-c"], "down", "{e}");
+    assert_eq!(chosen["votes"][0]["decision"], "up", "{e}");
 }
 
 #[test]
