@@ -125,6 +125,7 @@ impl Snapshot {
             cidr: crate::routing::cidr_map(&config),
             latency: Arc::new(LatencyView::default()),
             local_latency: None,
+            peer_latency: Vec::new(),
         };
         build(Inputs {
             config,
@@ -250,6 +251,7 @@ addresses = ["192.0.2.2"]
                 cidr: crate::routing::cidr_map(&config),
                 latency: Arc::default(),
                 local_latency: None,
+                peer_latency: Vec::new(),
             },
             cluster: ClusterView::default(),
             answer_counters: detached_counters(&config),

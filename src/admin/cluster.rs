@@ -49,6 +49,13 @@ pub(super) async fn observations(State(state): State<AdminState>, headers: Heade
         sent_at_ms: unix_ms(SystemTime::now()),
         addresses: own_addresses(&snapshot.config, &state.board),
         drains: snapshot.drains.records.clone(),
+        latency: snapshot
+            .router
+            .local_latency
+            .iter()
+            .flat_map(|r| &r.zones)
+            .map(|(zone, rtt)| (snapshot.config.zones[*zone].name.clone(), *rtt))
+            .collect(),
     };
     Json(body).into_response()
 }

@@ -30,6 +30,11 @@ pub struct NodeObservations {
     pub sent_at_ms: u64,
     pub addresses: Vec<AddressObservation>,
     pub drains: BTreeMap<String, DrainRecord>,
+    /// The node's ranking of zones by its own probe RTTs (zone, ms), best
+    /// first, as it uses it for clients in its own country; empty when it
+    /// has none.
+    #[serde(default)]
+    pub latency: Vec<(String, f64)>,
 }
 
 /// One address as one node's probes see it.

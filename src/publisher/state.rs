@@ -161,6 +161,8 @@ pub struct State {
 struct PeerView {
     received_at: Instant,
     states: std::collections::BTreeMap<AddressIdentity, Observed>,
+    /// The peer's own probe-RTT ranking, by this config's zone indices.
+    ranking: Option<Ranking>,
 }
 
 impl State {
@@ -271,15 +273,26 @@ impl State {
         if taken {
             tracing::info!(peer = %observations.node, "drain records taken from peer");
         }
+        let zones: Vec<(usize, f64)> = observations
+            .latency
+            .iter()
+            .filter_map(|(zone, rtt)| Some((self.config.zone_index(zone)?, *rtt)))
+            .collect();
+        let ranking = (!zones.is_empty()).then_some(Ranking { zones });
+        let order =
+            |r: Option<&Ranking>| r.map(|r| r.zones.iter().map(|z| z.0).collect::<Vec<_>>());
+        let reranked = order(self.peers.get(&node).and_then(|p| p.ranking.as_ref()))
+            != order(ranking.as_ref());
         self.peers.insert(
             node,
             PeerView {
                 received_at,
                 states: observations.states(),
+                ranking,
             },
         );
         Dirty {
-            snapshot: taken,
+            snapshot: taken || reranked,
             drains: taken,
             health: false,
         }
@@ -366,6 +379,21 @@ impl State {
         };
         self.agreed = next;
         changed
+    }
+
+    /// Fresh peers' probe-RTT rankings, by the zone each runs in.
+    fn peer_latency(&self) -> Vec<(usize, Ranking)> {
+        let cluster = &self.config.cluster;
+        cluster
+            .peers()
+            .filter_map(|(i, node)| {
+                let peer = self.peers.get(&i)?;
+                let fresh = self.now.is_some_and(|now| {
+                    now.saturating_duration_since(peer.received_at) <= cluster.stale_after
+                });
+                Some((node.zone, peer.ranking.clone().filter(|_| fresh)?))
+            })
+            .collect()
     }
 
     /// The state answers use per address: the quorum's.
@@ -563,6 +591,7 @@ impl State {
                 cidr: cidr_map(&self.config),
                 latency: self.latency_view.clone(),
                 local_latency: self.local_latency.clone(),
+                peer_latency: self.peer_latency(),
             },
             answer_counters,
             generation: self.generation,
@@ -791,6 +820,143 @@ addresses = ["192.0.2.2"]
             "still down, not new"
         );
         assert_eq!(state.all_down_changes([false].into_iter()), [(0, false)]);
+    }
+
+    /// A three-node cluster of this config, as node `a-node` sees it.
+    fn clustered() -> State {
+        let text = CONFIG.to_string()
+            + r#"
+[[zones]]
+name = "c"
+latitude = 20.0
+longitude = 20.0
+[cluster]
+token = "a-token-of-enough-length"
+[[cluster.nodes]]
+name = "a-node"
+zone = "a"
+admin = "http://127.0.0.1:1"
+[[cluster.nodes]]
+name = "b-node"
+zone = "b"
+admin = "http://127.0.0.1:2"
+[[cluster.nodes]]
+name = "c-node"
+zone = "c"
+admin = "http://127.0.0.1:3"
+"#;
+        let config = Config::parse(&text, "test.toml".as_ref())
+            .expect("test config is valid")
+            .for_node(Some("a-node"))
+            .unwrap();
+        State::new(Arc::new(config), Drains::default(), None)
+    }
+
+    fn peer(state: &State, node: usize, down: bool, at: Instant) -> Change {
+        let name = state.config.cluster.nodes[node].name.clone();
+        let config = &state.config;
+        let addresses = crate::health::address_keys(config)
+            .map(|key| {
+                let (service, zone, address) = identity(config, &key);
+                crate::cluster::observation::AddressObservation {
+                    service,
+                    zone,
+                    address,
+                    state: if down && key.endpoint == 0 {
+                        Observed::Down
+                    } else {
+                        Observed::Up
+                    },
+                    consecutive_ok: 0,
+                    consecutive_fail: 0,
+                    rtt_ms: None,
+                    last_result: None,
+                    last_probe_ms: None,
+                }
+            })
+            .collect();
+        Change::Peer(PeerReport {
+            node,
+            observations: crate::cluster::observation::NodeObservations {
+                node: name,
+                config_digest: String::new(),
+                generation: 1,
+                sent_at_ms: 0,
+                addresses,
+                drains: Default::default(),
+                latency: vec![("b".into(), 4.0), ("a".into(), 9.0)],
+            },
+            received_at: at,
+        })
+    }
+
+    #[test]
+    fn peers_votes_decide_and_stale_peers_leave_the_last_agreed_state() {
+        let mut state = clustered();
+        let t0 = Instant::now();
+        let own_down = |state: &mut State| {
+            state.apply(Change::Health {
+                report: Report {
+                    epoch: 0,
+                    key: key(0),
+                    transition: Transition {
+                        from: Observed::Up,
+                        to: Observed::Down,
+                    },
+                    reason: "cut".into(),
+                },
+                at: t0,
+            })
+        };
+        let _ = state.apply(peer(&state, 1, false, t0));
+        let _ = state.apply(peer(&state, 2, false, t0));
+        let _ = own_down(&mut state);
+        assert_eq!(
+            answer(&mut state),
+            ["a", "b"],
+            "this node alone sees a down"
+        );
+        assert_eq!(state.agreed.fresh_nodes, 3);
+        // b agrees: two of three.
+        assert!(state.apply(peer(&state, 1, true, t0)).snapshot);
+        assert_eq!(answer(&mut state), ["b"]);
+        // Both peers go stale: fail static on the agreed `down`, even if
+        // this node's own view recovers.
+        let later = t0 + state.config.cluster.stale_after + std::time::Duration::from_secs(1);
+        let _ = state.apply(Change::Tick {
+            at: later,
+            zone_rtts: Vec::new(),
+        });
+        assert!(state.agreed.is_fail_static);
+        state.observed.insert(key(0), Observed::Up);
+        let _ = state.apply(Change::Tick {
+            at: later,
+            zone_rtts: Vec::new(),
+        });
+        assert_eq!(answer(&mut state), ["b"], "last agreed state kept");
+    }
+
+    #[test]
+    fn a_fresh_peers_latency_ranking_reaches_the_router() {
+        let mut state = clustered();
+        let t0 = Instant::now();
+        assert!(state.apply(peer(&state, 1, false, t0)).snapshot);
+        let counters = detached_counters(&state.config);
+        let inputs = state.next_inputs(counters);
+        assert_eq!(inputs.router.peer_latency.len(), 1);
+        let (zone, ranking) = &inputs.router.peer_latency[0];
+        assert_eq!(*zone, 1, "b-node runs in b");
+        assert_eq!(ranking.zones, [(1, 4.0), (0, 9.0)]);
+        let later = t0 + state.config.cluster.stale_after + std::time::Duration::from_secs(1);
+        let _ = state.apply(Change::Tick {
+            at: later,
+            zone_rtts: Vec::new(),
+        });
+        let counters = detached_counters(&state.config);
+        assert!(
+            state.next_inputs(counters).router.peer_latency.is_empty(),
+            "stale"
+        );
     }
 
     #[test]

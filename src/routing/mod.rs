@@ -78,6 +78,26 @@ pub struct Router {
     pub latency: Arc<LatencyView>,
     /// This node's probe RTTs ranked, for clients in its own country.
     pub local_latency: Option<Ranking>,
+    /// Each fresh peer's probe RTTs ranked, by the zone the peer runs in:
+    /// for clients in that zone's country, the nearest vantage point's
+    /// measurement.
+    pub peer_latency: Vec<(usize, Ranking)>,
+}
+
+impl Router {
+    /// The probe-RTT ranking measured nearest a client in `country`: this
+    /// node's when it runs in that country, else a peer's that does.
+    pub fn node_ranking(&self, config: &Config, country: Option<&str>) -> Option<&Ranking> {
+        let country = country?;
+        let in_country = |zone: usize| config.zones[zone].country.as_deref() == Some(country);
+        if config.routing.this_zone.is_some_and(in_country) {
+            return self.local_latency.as_ref();
+        }
+        self.peer_latency
+            .iter()
+            .find(|(zone, _)| in_country(*zone))
+            .map(|(_, ranking)| ranking)
+    }
 }
 
 /// CIDR rules by network, for longest-prefix match: each network maps to
@@ -274,8 +294,9 @@ fn by_measured_latency(
     Some((order, scope, Basis::Latency { network }))
 }
 
-/// Latency policy: this node's own probe RTTs, which stand for the latency
-/// of clients GeoIP places in this node's zone's country.
+/// Latency policy: a node's own probe RTTs, which stand for the latency of
+/// clients GeoIP places in that node's zone's country (this node's, else a
+/// peer's).
 fn by_local_latency(
     config: &Config,
     router: &Router,
@@ -283,12 +304,8 @@ fn by_local_latency(
     client: Client,
     located: Option<&locate::Located>,
 ) -> Option<Ranked> {
-    let ranking = router.local_latency.as_ref()?;
     let location = located?.location.as_deref()?;
-    let here = config.routing.this_zone?;
-    if location.country.is_none() || location.country != config.zones[here].country {
-        return None;
-    }
+    let ranking = router.node_ranking(config, location.country.as_deref())?;
     let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
     let svc = &config.services[service];
     let order = complete_by_distance(config, service, endpoints_in(svc, &zones), Some(location));
@@ -541,7 +558,10 @@ pub fn explain(
         .latency
         .lookup(client.addr, client.source_prefix)
         .map(|(_, r)| r.to_ranking())
-        .or_else(|| router.local_latency.clone());
+        .or_else(|| {
+            let country = location.as_ref().and_then(|l| l.country.as_deref());
+            router.node_ranking(config, country).cloned()
+        });
     let candidates = decision
         .ranked
         .iter()
@@ -662,6 +682,7 @@ longitude = 103.8
             cidr: cidr_map(config),
             latency: Arc::new(LatencyView::default()),
             local_latency: None,
+            peer_latency: Vec::new(),
         }
     }
 
@@ -861,6 +882,47 @@ longitude = 103.8
         let d = route(&c, &h, &r, 0, client("193.0.0.1"));
         assert!(matches!(d.basis, Basis::Latency { .. }), "{:?}", d.basis);
         assert_eq!(zones(&c, &d), ["b"]);
+    }
+
+    #[test]
+    fn latency_policy_uses_a_peers_probes_for_clients_in_the_peers_country() {
+        // This node runs in b (NL); a peer runs in a (US).
+        let c = config(
+            &service("latency", "[routing]\nthis_zone = \"b\"\n", [1, 1, 1])
+                .replace(
+                    "name = \"b\"\nlatitude = 50.0",
+                    "name = \"b\"\ncountry = \"NL\"\nlatitude = 50.0",
+                )
+                .replace(
+                    "name = \"a\"\nlatitude",
+                    "name = \"a\"\ncountry = \"US\"\nlatitude",
+                ),
+        );
+        assert_eq!(c.zones[0].country.as_deref(), Some("US"), "fixture");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("geo/default.mmdb");
+        let mut r = router(&c);
+        r.geo = Some(Arc::new(GeoDb::open(&[path]).unwrap()));
+        r.local_latency = Some(latency::Ranking {
+            zones: vec![(2, 3.0), (0, 9.0)],
+        });
+        r.peer_latency = vec![(
+            0,
+            latency::Ranking {
+                zones: vec![(1, 2.0), (2, 7.0)],
+            },
+        )];
+        let h = health(&c, &[]);
+        // 8.8.8.8 is in the US: the peer in a measured b, then c.
+        let d = route(&c, &h, &r, 0, client("8.8.8.8"));
+        assert_eq!(d.basis, Basis::LocalLatency);
+        assert_eq!(d.ranked, [1, 2, 0]);
+        // The Netherlands is this node's own country: its own RTTs.
+        let d = route(&c, &h, &r, 0, client("193.0.0.1"));
+        assert_eq!(d.ranked, [2, 0, 1]);
+        // Without the peer's ranking, a US client is routed by distance.
+        r.peer_latency.clear();
+        let d = route(&c, &h, &r, 0, client("8.8.8.8"));
+        assert!(matches!(d.basis, Basis::Geo { .. }), "{:?}", d.basis);
     }
 
     #[test]
