@@ -50,6 +50,15 @@ const RTT_BUCKETS: &[f64] = &[
     0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Why probes fail, as the `reason` label of `meridian_probe_failures_total`
+/// names it (see `ProbeError::reason`); `other` is last and catches the rest.
+pub const PROBE_FAILURE_REASONS: &[&str] =
+    &["refused", "timeout", "status", "body", "tls", "other"];
+
+/// The version and commit this binary was built from (see `build.rs`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = env!("MERIDIAN_COMMIT");
+
 /// What the answer path reports about one reply.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplyFacts {
@@ -236,9 +245,24 @@ pub struct ProbeStats {
     /// Cumulative counts per RTT bucket, plus +Inf.
     rtt_buckets: [AtomicU64; RTT_BUCKETS.len() + 1],
     rtt_sum_micros: AtomicU64,
+    /// Failures by [`PROBE_FAILURE_REASONS`].
+    failed_by_reason: [AtomicU64; PROBE_FAILURE_REASONS.len()],
 }
 
 impl ProbeStats {
+    /// Counts one probe: `failure` is `None` for a success, else the
+    /// reason (one of [`PROBE_FAILURE_REASONS`]; anything else is `other`).
+    pub fn record_result(&self, failure: Option<&str>, rtt: Option<Duration>) {
+        if let Some(reason) = failure {
+            let i = PROBE_FAILURE_REASONS
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or(PROBE_FAILURE_REASONS.len() - 1);
+            self.failed_by_reason[i].fetch_add(1, Relaxed);
+        }
+        self.record(failure.is_none(), rtt);
+    }
+
     pub fn record(&self, ok: bool, rtt: Option<Duration>) {
         if ok {
             self.ok.fetch_add(1, Relaxed);
@@ -279,6 +303,10 @@ pub struct Metrics {
     geoip_rejected: AtomicU64,
     config_reloads: AtomicU64,
     config_rejected: AtomicU64,
+    /// Whether the last config reload was accepted (1 until one is rejected).
+    config_last_ok: AtomicBool,
+    /// Unix seconds of the last accepted config load (the start counts).
+    config_last_success: AtomicU64,
     /// Probe series summed per zone instead of per address.
     probe_metrics_by_zone: AtomicBool,
 }
@@ -290,10 +318,18 @@ struct ProbeTotals {
     failed: u64,
     rtt_buckets: [u64; RTT_BUCKETS.len() + 1],
     rtt_sum_micros: u64,
+    failed_by_reason: [u64; PROBE_FAILURE_REASONS.len()],
 }
 
 impl ProbeTotals {
     fn add(&mut self, stats: &ProbeStats) {
+        for (total, n) in self
+            .failed_by_reason
+            .iter_mut()
+            .zip(&stats.failed_by_reason)
+        {
+            *total += n.load(Relaxed);
+        }
         self.ok += stats.ok.load(Relaxed);
         self.failed += stats.failed.load(Relaxed);
         for (total, bucket) in self.rtt_buckets.iter_mut().zip(&stats.rtt_buckets) {
@@ -352,8 +388,16 @@ impl Metrics {
             .fetch_add(1, Relaxed);
     }
 
+    /// The config was loaded at start: the first success.
+    pub fn config_loaded(&self) {
+        self.config_last_ok.store(true, Relaxed);
+        self.config_last_success.store(unix_now(), Relaxed);
+    }
+
     pub fn config_reload(&self, accepted: bool) {
+        self.config_last_ok.store(accepted, Relaxed);
         if accepted {
+            self.config_last_success.store(unix_now(), Relaxed);
             self.config_reloads.fetch_add(1, Relaxed);
         } else {
             self.config_rejected.fetch_add(1, Relaxed);
@@ -386,6 +430,18 @@ impl Metrics {
         self.render_health(&mut out);
         self.render_reloads(&mut out);
         self.render_snapshots(&mut out);
+        header(
+            &mut out,
+            "meridian_build_info",
+            "gauge",
+            "Always 1; the labels say which build this node runs.",
+        );
+        let _ = writeln!(
+            out,
+            "meridian_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+            escape(VERSION),
+            escape(COMMIT)
+        );
         out
     }
 
@@ -455,6 +511,20 @@ impl Metrics {
             let _ = writeln!(out, "meridian_probe_rtt_seconds_sum{{{l}}} {sum}");
             let _ = writeln!(out, "meridian_probe_rtt_seconds_count{{{l}}} {cumulative}");
         }
+        header(
+            out,
+            "meridian_probe_failures_total",
+            "counter",
+            "Failed health probes, by endpoint address (or zone) and reason: refused, timeout, status, body, tls or other.",
+        );
+        for (l, t) in &rows {
+            for (reason, n) in PROBE_FAILURE_REASONS.iter().zip(t.failed_by_reason) {
+                let _ = writeln!(
+                    out,
+                    "meridian_probe_failures_total{{{l},reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
     }
 
     /// Health transitions and all-down answers.
@@ -499,6 +569,28 @@ impl Metrics {
                 ("accepted", &self.config_reloads),
                 ("rejected", &self.config_rejected),
             ],
+        );
+        header(
+            out,
+            "meridian_config_last_reload_successful",
+            "gauge",
+            "1 when the last config load or reload was accepted, 0 when it was rejected (the previous config still serves).",
+        );
+        let _ = writeln!(
+            out,
+            "meridian_config_last_reload_successful {}",
+            u8::from(self.config_last_ok.load(Relaxed))
+        );
+        header(
+            out,
+            "meridian_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last accepted config load (start or reload).",
+        );
+        let _ = writeln!(
+            out,
+            "meridian_config_last_reload_success_timestamp_seconds {}",
+            self.config_last_success.load(Relaxed)
         );
         labelled_counters(
             out,
@@ -604,6 +696,112 @@ impl DnsCounters {
                 ("slipped", &self.rrl_slipped),
             ],
         );
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Current state, read from the snapshot being served at scrape time (so
+/// it cannot drift from what DNS answers): per endpoint address whether it
+/// is up, drained and serving; per service whether every endpoint is out
+/// and whether it is failing open; the GeoIP files' build times.
+pub fn render_state(out: &mut String, snapshot: &crate::snapshot::Snapshot) {
+    let config = &snapshot.config;
+    let mut rows: Vec<(String, [u8; 3])> = Vec::new();
+    let mut services: Vec<(String, u8, u8)> = Vec::new();
+    for (s, service) in config.services.iter().enumerate() {
+        let name = service.name.to_string();
+        let views = snapshot.health.endpoints.get(s);
+        let mut any_serving = false;
+        for (e, endpoint) in service.endpoints.iter().enumerate() {
+            let view = views.and_then(|v| v.get(e));
+            let drained = view.is_some_and(|v| v.is_drained);
+            let serving = view.is_some_and(|v| v.is_serving());
+            any_serving |= serving;
+            for (a, address) in endpoint.addresses.iter().enumerate() {
+                let up = view
+                    .and_then(|v| v.addresses.get(a))
+                    .is_some_and(|o| o.is_usable());
+                let l = labels(&AddressLabels {
+                    service: name.clone(),
+                    zone: config.zones[endpoint.zone].name.clone(),
+                    address: address.to_string(),
+                });
+                rows.push((
+                    l,
+                    [u8::from(up), u8::from(drained), u8::from(serving && up)],
+                ));
+            }
+        }
+        let fail_open = !any_serving && service.all_down == crate::config::AllDown::FailOpen;
+        services.push((name, u8::from(!any_serving), u8::from(fail_open)));
+    }
+    rows.sort();
+    services.sort();
+    let families = [
+        (
+            "meridian_endpoint_address_up",
+            "1 while the address's health checks pass (as decided; drains aside).",
+        ),
+        (
+            "meridian_endpoint_address_drained",
+            "1 while an operator drain (of the zone or this endpoint) holds the address out.",
+        ),
+        (
+            "meridian_endpoint_address_serving",
+            "1 while the address can be in answers: up, and its endpoint up and not drained.",
+        ),
+    ];
+    for (i, (family, help)) in families.iter().enumerate() {
+        header(out, family, "gauge", help);
+        for (l, values) in &rows {
+            let _ = writeln!(out, "{family}{{{l}}} {}", values[i]);
+        }
+    }
+    header(
+        out,
+        "meridian_service_all_down",
+        "gauge",
+        "1 while no endpoint of the service is serving (down or drained everywhere).",
+    );
+    for (service, all_down, _) in &services {
+        let _ = writeln!(
+            out,
+            "meridian_service_all_down{{service=\"{}\"}} {all_down}",
+            escape(service)
+        );
+    }
+    header(
+        out,
+        "meridian_service_failing_open",
+        "gauge",
+        "1 while the service is all down and answers with every endpoint (all_down = \"fail-open\").",
+    );
+    for (service, _, fail_open) in &services {
+        let _ = writeln!(
+            out,
+            "meridian_service_failing_open{{service=\"{}\"}} {fail_open}",
+            escape(service)
+        );
+    }
+    header(
+        out,
+        "meridian_geoip_build_timestamp_seconds",
+        "gauge",
+        "Unix time the GeoIP database file being used was built, per file.",
+    );
+    if let Some(geo) = &snapshot.router.geo {
+        for (path, built) in geo.build_epochs() {
+            let _ = writeln!(
+                out,
+                "meridian_geoip_build_timestamp_seconds{{file=\"{}\"}} {built}",
+                escape(&path.display().to_string())
+            );
+        }
     }
 }
 
@@ -850,14 +1048,69 @@ mod tests {
                 "meridian_service_answers_total counter",
                 "meridian_probes_total counter",
                 "meridian_probe_rtt_seconds histogram",
+                "meridian_probe_failures_total counter",
                 "meridian_health_transitions_total counter",
                 "meridian_fail_open_total counter",
                 "meridian_config_reloads_total counter",
+                "meridian_config_last_reload_successful gauge",
+                "meridian_config_last_reload_success_timestamp_seconds gauge",
                 "meridian_geoip_reloads_total counter",
                 "meridian_snapshots_published_total counter",
                 "meridian_snapshot_generation gauge",
+                "meridian_build_info gauge",
             ]
         );
-        assert!(text.ends_with("meridian_snapshot_generation 0\n"), "{text}");
+        assert!(text.contains("meridian_snapshot_generation 0\n"), "{text}");
+        assert!(
+            text.ends_with(&format!(
+                "meridian_build_info{{version=\"{VERSION}\",commit=\"{COMMIT}\"}} 1\n"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn probe_failures_are_counted_by_reason() {
+        let m = Metrics::default();
+        let stats = m.probe_stats(AddressLabels {
+            service: "www".into(),
+            zone: "a".into(),
+            address: "127.0.0.1".into(),
+        });
+        stats.record_result(Some("timeout"), None);
+        stats.record_result(Some("timeout"), None);
+        stats.record_result(Some("refused"), None);
+        stats.record_result(Some("no such reason"), None);
+        stats.record_result(None, Some(Duration::from_millis(2)));
+        let text = m.render();
+        let l = "service=\"www\",zone=\"a\",address=\"127.0.0.1\"";
+        for (reason, n) in [("timeout", 2), ("refused", 1), ("other", 1), ("tls", 0)] {
+            let line = format!("meridian_probe_failures_total{{{l},reason=\"{reason}\"}} {n}\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(text.contains(&format!("meridian_probes_total{{{l},result=\"fail\"}} 4")));
+    }
+
+    #[test]
+    fn a_rejected_reload_clears_successful_but_keeps_the_last_success_time() {
+        let m = Metrics::default();
+        m.config_loaded();
+        let text = m.render();
+        assert!(text.contains("meridian_config_last_reload_successful 1\n"));
+        let stamp = |text: &str| -> u64 {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix("meridian_config_last_reload_success_timestamp_seconds ")
+                })
+                .expect("the family is rendered")
+                .parse()
+                .expect("a number")
+        };
+        let at = stamp(&text);
+        assert!(at > 1_600_000_000, "{at}");
+        m.config_reload(false);
+        let text = m.render();
+        assert!(text.contains("meridian_config_last_reload_successful 0\n"));
+        assert_eq!(stamp(&text), at);
     }
 }

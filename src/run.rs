@@ -112,6 +112,7 @@ pub async fn run(
     }
     let metrics = Arc::new(Metrics::default());
     metrics.set_probe_metrics_by_zone(config.server.probe_metrics_by_zone);
+    metrics.config_loaded();
     let store = Arc::new(SnapshotStore::new(Snapshot::initial(
         config.clone(),
         drains.clone(),

@@ -182,6 +182,7 @@ async fn off_runtime<T: Send + 'static>(
 async fn metrics(State(state): State<AdminState>) -> Response {
     let text = match off_runtime(move || {
         let mut text = state.metrics.render();
+        crate::metrics::render_state(&mut text, &state.store.load());
         crate::metrics::render_cluster(&mut text, &cluster::facts(&state));
         text
     })
@@ -418,8 +419,10 @@ async fn apply_drain(
 async fn reload(State(state): State<AdminState>) -> Response {
     match state.publisher.reload().await {
         Some(Ok(generation)) => {
-            let file = state.store.load().config.source.display().to_string();
-            Json(json!({ "reloaded": file, "generation": generation })).into_response()
+            let config = state.store.load().config.clone();
+            let file = config.source.display().to_string();
+            Json(json!({ "reloaded": file, "generation": generation, "warnings": config.warnings }))
+                .into_response()
         }
         Some(Err(err)) => {
             let problems: Vec<Value> = match &err {
@@ -436,7 +439,7 @@ async fn reload(State(state): State<AdminState>) -> Response {
                         })
                     })
                     .collect(),
-                ReloadError::Geo(_) | ReloadError::Node(_) => Vec::new(),
+                ReloadError::Geo(_) | ReloadError::Node(_) | ReloadError::Env(_) => Vec::new(),
             };
             let message = match &err {
                 ReloadError::Config(c) if c.is_invalid() => {

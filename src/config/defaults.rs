@@ -111,3 +111,6 @@ pub const LATENCY_MARGIN: f64 = 0.2;
 pub const LATENCY_MARGIN_MS: f64 = 5.0;
 /// Pushed latency measurements older than this are forgotten.
 pub const LATENCY_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Shortest admin token: 16 random characters resist guessing.
+pub const ADMIN_TOKEN_MIN_LEN: usize = 16;

@@ -68,6 +68,12 @@ impl ConfigError {
     }
 }
 
+/// A warning as `check` prints it and `serve` logs it: like a problem, but
+/// the config still loads.
+pub fn render_warning(problem: &Problem) -> String {
+    problem.to_string().replacen(": error: ", ": warning: ", 1)
+}
+
 fn render(problems: &[Problem]) -> String {
     let mut out = String::new();
     for problem in problems {
@@ -88,6 +94,9 @@ pub(crate) struct Problems<'a> {
     file: &'a Path,
     text: &'a str,
     list: Vec<Problem>,
+    /// Things that are allowed but probably not meant; they never stop a
+    /// config from loading.
+    warnings: Vec<Problem>,
 }
 
 impl<'a> Problems<'a> {
@@ -96,18 +105,54 @@ impl<'a> Problems<'a> {
             file,
             text,
             list: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
-    pub fn add(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
+    fn locate(&self, span: Range<usize>, message: String, hint: Option<String>) -> Problem {
         let (line, column) = line_column(self.text, span.start);
-        self.list.push(Problem {
+        Problem {
             file: self.file.to_path_buf(),
             line,
             column,
-            message: message.into(),
+            message,
             hint,
-        });
+        }
+    }
+
+    /// Records a problem, once: a value read for several things (a
+    /// service's `check` table, read for each of its endpoints) is wrong
+    /// once, at one place.
+    pub fn add(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
+        let problem = self.locate(span, message.into(), hint);
+        if !self.list.contains(&problem) {
+            self.list.push(problem);
+        }
+    }
+
+    /// Records a warning, once.
+    pub fn warn(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let warning = self.locate(span, message.into(), Some(hint.into()));
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+
+    /// The source text the spans point into.
+    pub fn text(&self) -> &str {
+        self.text
+    }
+
+    /// The warnings, rendered, in file order.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut list = self.warnings.clone();
+        list.sort_by_key(|p| (p.line, p.column));
+        list.iter().map(render_warning).collect()
     }
 
     pub fn hint(

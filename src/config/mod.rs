@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::{Name, RData};
 
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, Problem, render_warning};
 
 /// A checked configuration.
 #[derive(Debug, Clone)]
@@ -44,6 +44,10 @@ pub struct Config {
     /// A digest of the file's text, so nodes can tell whether they run the
     /// same config.
     pub digest: String,
+    /// What looks like a mistake but is allowed (a name that reads as fully
+    /// qualified but is relative, ...), rendered with file and line; `check`
+    /// prints them, `serve` logs them, a reload returns them.
+    pub warnings: Vec<String>,
 }
 
 /// A digest of config text: 64 bits of SipHash under fixed keys, in hex.
@@ -138,6 +142,26 @@ pub enum NodeError {
     Unnamed { file: String, count: usize },
 }
 
+/// Why a `MERIDIAN_*` environment variable cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnvError {
+    #[error(
+        "MERIDIAN_ADMIN_TOKEN is too short; use at least {} random characters, e.g. from `openssl rand -hex 16`",
+        defaults::ADMIN_TOKEN_MIN_LEN
+    )]
+    AdminToken,
+    #[error(
+        "MERIDIAN_COOKIE_SECRET must be 32 hexadecimal characters (16 bytes); generate one with `openssl rand -hex 16`"
+    )]
+    CookieSecret,
+}
+
+/// The environment variables that override a config's secrets, so a
+/// committed file needs none (the listen addresses and node name are
+/// flags, with their own variables).
+pub const ENV_ADMIN_TOKEN: &str = "MERIDIAN_ADMIN_TOKEN";
+pub const ENV_COOKIE_SECRET: &str = "MERIDIAN_COOKIE_SECRET";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeoipSettings {
     /// One `.mmdb` with both families, or one per family; relative paths
@@ -201,6 +225,10 @@ pub struct ServerSettings {
     /// Where operator drains are kept across restarts; relative paths are
     /// relative to the config file. `None`: drains live in memory only.
     pub state_file: Option<PathBuf>,
+    /// The DNS and admin addresses the file names (`dns` and `admin` may
+    /// come from flags or the environment instead), so a reload can tell
+    /// whether the file changed them.
+    pub file_listen: (Vec<SocketAddr>, Option<SocketAddr>),
     /// Bearer token required for state-changing admin requests. Without
     /// one, those requests are accepted from loopback only.
     pub admin_token: Option<String>,
@@ -491,6 +519,28 @@ impl Config {
         self.cluster.this_node = Some(i);
         if self.routing.this_zone.is_none() {
             self.routing.this_zone = Some(nodes[i].zone);
+        }
+        Ok(self)
+    }
+
+    /// This config with the secrets the environment sets (through `var`,
+    /// `std::env::var` outside tests) in place of the file's: an empty
+    /// variable counts as unset. Checked as the file's values are.
+    pub fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Result<Config, EnvError> {
+        let var = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(token) = var(ENV_ADMIN_TOKEN) {
+            if token.len() < defaults::ADMIN_TOKEN_MIN_LEN {
+                return Err(EnvError::AdminToken);
+            }
+            self.server.admin_token = Some(token);
+        }
+        if let Some(hex) = var(ENV_COOKIE_SECRET) {
+            let secret = validate::parse_hex16(&hex).ok_or(EnvError::CookieSecret)?;
+            self.server.cookie_secret = Some(secret);
         }
         Ok(self)
     }

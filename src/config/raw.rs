@@ -70,6 +70,8 @@ pub struct RawServer {
     pub tcp_max_connections_per_source: Option<Spanned<usize>>,
     pub state_file: Option<Spanned<String>>,
     pub admin_token: Option<Spanned<String>>,
+    pub admin_token_file: Option<Spanned<String>>,
+    pub cookie_secret_file: Option<Spanned<String>>,
     pub probe_concurrency: Option<Spanned<usize>>,
     pub cookie_secret: Option<Spanned<String>>,
     pub rrl_responses_per_second: Option<Spanned<u32>>,

@@ -228,7 +228,7 @@ fn durations_parse_with_units() {
     use super::validate::parse_duration;
     assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
     assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-    assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
+    assert_eq!(parse_duration("3"), None, "a duration needs a unit");
     assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
     assert_eq!(parse_duration("fast"), None);
     assert_eq!(parse_duration("2 fortnights"), None);

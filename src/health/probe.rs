@@ -130,6 +130,23 @@ impl ProbeError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, ProbeError::Timeout { .. })
     }
+
+    /// The failure's kind for the `reason` label of
+    /// `meridian_probe_failures_total`, one of
+    /// [`crate::metrics::PROBE_FAILURE_REASONS`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProbeError::Refused => "refused",
+            ProbeError::Timeout { .. } => "timeout",
+            ProbeError::Status(_) => "status",
+            ProbeError::BodyMismatch => "body",
+            ProbeError::Tls(_) => "tls",
+            ProbeError::Connect(_)
+            | ProbeError::Io { .. }
+            | ProbeError::BadResponse(_)
+            | ProbeError::InvalidCheck(_) => "other",
+        }
+    }
 }
 
 /// Probes `target` once. Never panics on anything the network does, and

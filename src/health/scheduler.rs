@@ -170,7 +170,7 @@ impl AddressTask {
             after_timeout = matches!(&result.outcome, Err(e) if e.is_timeout());
             let rtt = if ok { result.rtt() } else { None };
             for stats in &self.stats {
-                stats.record(ok, rtt);
+                stats.record_result(result.outcome.as_ref().err().map(|e| e.reason()), rtt);
             }
             let record = ProbeRecord {
                 result: result.outcome.clone().map_err(|e| e.to_string()),

@@ -333,9 +333,19 @@ impl Publisher {
                     dirty
                 }
                 Err(err) => {
+                    // One event, its problems in one field, so a log
+                    // search for the rejection finds all of them.
+                    let problems: Vec<String> = match &err {
+                        ReloadError::Config(c) if c.is_invalid() => {
+                            c.problems().iter().map(ToString::to_string).collect()
+                        }
+                        other => vec![other.to_string()],
+                    };
                     tracing::error!(
                         file = %self.state.config.source.display(),
-                        "config reload rejected; still serving the previous config:\n{err}"
+                        count = problems.len(),
+                        problems = %problems.join("; ").replace('\n', " "),
+                        "config reload rejected; still serving the previous config"
                     );
                     self.metrics.config_reload(false);
                     let _ = reply.send(Err(err));

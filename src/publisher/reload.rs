@@ -27,6 +27,8 @@ pub enum ReloadError {
     Geo(#[from] GeoError),
     #[error(transparent)]
     Node(#[from] crate::config::NodeError),
+    #[error(transparent)]
+    Env(#[from] crate::config::EnvError),
 }
 
 /// Loads the persisted drains named by the config (none without a file).
@@ -49,9 +51,23 @@ pub async fn read_config(
     let mut next = tokio::task::spawn_blocking(move || Config::load(&path))
         .await
         .expect("config loading does not panic")?
-        .for_node(node.as_deref())?;
-    if next.server.dns != current.server.dns || next.server.admin != current.server.admin {
-        tracing::warn!("listen addresses in the config changed; they apply at the next restart");
+        .for_node(node.as_deref())?
+        .with_env(|name| std::env::var(name).ok())?;
+    // Compared with what the file said before, not with what is served: the
+    // served addresses may come from flags, and differ from the file on
+    // every reload without anything having changed.
+    if next.server.file_listen != current.server.file_listen {
+        let message = format!(
+            "listen addresses in {} changed (dns {}, admin {}); they apply at the next restart",
+            next.source.display(),
+            listing(&next.server.file_listen.0),
+            next.server
+                .file_listen
+                .1
+                .map_or("off".to_string(), |a| a.to_string()),
+        );
+        tracing::warn!("{message}");
+        next.warnings.push(message);
     }
     next.server.dns = current.server.dns.clone();
     next.server.admin = current.server.admin;
@@ -69,6 +85,11 @@ pub async fn read_config(
         }
     };
     Ok((next, geo))
+}
+
+fn listing(addrs: &[std::net::SocketAddr]) -> String {
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    list.join(" ")
 }
 
 /// What makes an address the same one across configs.

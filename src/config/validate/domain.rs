@@ -133,8 +133,7 @@ impl Checker<'_, '_> {
             None => first_nameserver,
         };
         let rname = match &raw.rname {
-            // `user@host` names the mailbox `user.host`.
-            Some(r) => match names.any(&r.get_ref().replacen('@', ".", 1)) {
+            Some(r) => match names.any(&mailbox_name(r.get_ref())) {
                 Ok(n) => Some(n),
                 Err((msg, h)) => {
                     self.err(r.span(), msg, h);
@@ -153,5 +152,35 @@ impl Checker<'_, '_> {
             minimum: raw.minimum.unwrap_or(defaults::SOA_MINIMUM),
             ttl: raw.ttl.unwrap_or(defaults::SOA_TTL),
         })
+    }
+}
+
+/// `user@host` as the domain name of that mailbox (RFC 1035 section 8):
+/// `user.host.`, absolute (a mail address is never relative to the domain),
+/// with dots in `user` escaped so they stay inside its label. Anything
+/// without `@` is a name as written.
+fn mailbox_name(text: &str) -> String {
+    let text = text.trim();
+    match text.split_once('@') {
+        Some((user, host)) => {
+            let host = host.trim_end_matches('.');
+            format!("{}.{host}.", user.replace('.', "\\."))
+        }
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod mailbox_tests {
+    use super::mailbox_name;
+
+    #[test]
+    fn a_mail_address_becomes_an_absolute_name() {
+        assert_eq!(mailbox_name("dns-team@corp.test"), "dns-team.corp.test.");
+        assert_eq!(
+            mailbox_name("first.last@corp.test."),
+            "first\\.last.corp.test."
+        );
+        assert_eq!(mailbox_name("hostmaster"), "hostmaster");
     }
 }

@@ -35,7 +35,7 @@ use super::raw::RawConfig;
 use super::{Config, Problem};
 use names::Names;
 
-pub(crate) use values::parse_duration;
+pub(crate) use values::{parse_duration, parse_hex16};
 
 /// What is wrong with a value and how to fix it: a problem's message and
 /// hint before it is given a place in the file.
@@ -75,7 +75,9 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     }
     .check(raw, path);
     if problems.is_empty() {
-        Ok(config.expect("a config without problems is complete"))
+        let mut config = config.expect("a config without problems is complete");
+        config.warnings = problems.warnings();
+        Ok(config)
     } else {
         Err(problems.into_vec())
     }
@@ -102,9 +104,7 @@ impl Checker<'_, '_> {
         };
         let domain_span = raw_domain.span();
         let raw_domain = raw_domain.into_inner();
-        let names = Names {
-            apex: self.apex(&raw_domain.name)?,
-        };
+        let names = Names::new(self.apex(&raw_domain.name)?);
         let domain = self.domain(raw_domain, domain_span, &names);
         let records = self.records(raw.records, &names, domain.as_ref());
         let zones = self.zones(raw.zones);
@@ -116,6 +116,18 @@ impl Checker<'_, '_> {
         let cluster =
             super::cluster::check(raw.cluster, &zone_names, &self.config_dir, self.problems);
         self.conflicts(&records, &services, domain.as_ref());
+        for text in names.suspicious.take() {
+            // Found again in the text: names reach the resolver without
+            // their spans. The first quoted occurrence is where it was written.
+            let span = self
+                .problems
+                .text()
+                .find(&format!("\"{text}\""))
+                .or_else(|| self.problems.text().find(&text))
+                .map_or(0..0, |at| at..at + text.len());
+            let (message, hint) = names.warning(&text);
+            self.problems.warn(span, message, hint);
+        }
         Some(Config {
             source: path.to_path_buf(),
             server: server?,
@@ -128,6 +140,7 @@ impl Checker<'_, '_> {
             cidr_rules: cidr_rules?,
             cluster: cluster?,
             digest: String::new(),
+            warnings: Vec::new(),
         })
     }
 

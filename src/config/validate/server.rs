@@ -15,10 +15,46 @@ use crate::config::{RrlSettings, ServerSettings, defaults};
 /// UDP payload sizes we accept: below 512 is not DNS over UDP at all, and
 /// above 4096 (the usual EDNS buffer) replies only fragment.
 const UDP_PAYLOAD_LIMITS: RangeInclusive<u16> = 512..=4096;
-/// Shortest admin token: 16 random characters resist guessing.
-const ADMIN_TOKEN_MIN_LEN: usize = 16;
+use crate::config::defaults::ADMIN_TOKEN_MIN_LEN;
 
 impl Checker<'_, '_> {
+    /// A secret written inline (`key`) or read from a file (`key_file`,
+    /// trimmed), so the config can be committed without it; at most one of
+    /// the two. The file's contents carry the span of its name.
+    fn secret_from_file(
+        &mut self,
+        inline: Option<Spanned<String>>,
+        file: Option<Spanned<String>>,
+        key: &str,
+    ) -> Option<Spanned<String>> {
+        match (inline, file) {
+            (Some(inline), Some(_)) => {
+                self.err(
+                    inline.span(),
+                    format!("{key} and {key}_file are both set"),
+                    format!("keep one: {key}_file keeps the secret out of this file"),
+                );
+                None
+            }
+            (Some(inline), None) => Some(inline),
+            (None, Some(file)) => {
+                let path = self.config_dir.join(file.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => Some(Spanned::new(file.span(), text.trim().to_string())),
+                    Err(err) => {
+                        self.err(
+                            file.span(),
+                            format!("cannot read {key}_file {}: {err}", path.display()),
+                            "check the path (relative paths are relative to this file) and that the user Meridian runs as may read it",
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        }
+    }
+
     pub(super) fn server(&mut self, raw: RawServer) -> Option<ServerSettings> {
         let dns = match &raw.dns {
             None => Some(vec![defaults::DNS_LISTEN]),
@@ -56,15 +92,31 @@ impl Checker<'_, '_> {
             "tcp_max_connections",
             defaults::TCP_MAX_CONNECTIONS,
         );
-        let state_file = raw.state_file.map(|f| {
+        let state_file = raw.state_file.as_ref().map(|f| {
             let file = Path::new(f.get_ref());
-            if file.is_absolute() {
+            let path = if file.is_absolute() {
                 file.to_path_buf()
             } else {
                 self.config_dir.join(file)
+            };
+            // The file is written next to itself (a temporary, then a
+            // rename): without its directory the first drain fails.
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            if !dir.is_dir() {
+                self.err(
+                    f.span(),
+                    format!("state_file's directory {} does not exist", dir.display()),
+                    "create it (writable by the user Meridian runs as), or point state_file elsewhere; relative paths are relative to this file",
+                );
             }
+            path
         });
-        let admin_token = self.setting(raw.admin_token.as_ref(), None, |token| {
+        let admin_token_raw =
+            self.secret_from_file(raw.admin_token, raw.admin_token_file, "admin_token");
+        let cookie_secret_raw =
+            self.secret_from_file(raw.cookie_secret, raw.cookie_secret_file, "cookie_secret");
+        let admin_token = self.setting(admin_token_raw.as_ref(), None, |token| {
             let token = token.trim();
             if token.len() < ADMIN_TOKEN_MIN_LEN {
                 Err((
@@ -95,7 +147,7 @@ impl Checker<'_, '_> {
                 )),
             },
         );
-        let cookie_secret = self.setting(raw.cookie_secret.as_ref(), None, |hex| {
+        let cookie_secret = self.setting(cookie_secret_raw.as_ref(), None, |hex| {
             parse_hex16(hex.trim()).map(Some).ok_or_else(|| {
                 (
                     "cookie_secret must be 32 hexadecimal characters (16 bytes)".to_string(),
@@ -116,9 +168,11 @@ impl Checker<'_, '_> {
         );
         let tcp_read_timeout =
             self.duration(raw.tcp_read_timeout.as_ref(), defaults::TCP_READ_TIMEOUT);
+        let (dns, admin) = (dns?, admin?);
         Some(ServerSettings {
-            dns: dns?,
-            admin: admin?,
+            file_listen: (dns.clone(), admin),
+            dns,
+            admin,
             udp_payload_max: udp_payload_max?,
             udp_sockets: raw
                 .udp_sockets

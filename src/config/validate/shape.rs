@@ -33,13 +33,185 @@ pub(super) fn read(
             })
             .unwrap_or("?");
         let span = span_of_key(root.get_ref(), segs).unwrap_or(0..0);
+        let hint = match closest_key(key) {
+            Some(known) => format!("did you mean `{known}`?"),
+            None => {
+                "check the spelling against the configuration reference in README.md, or remove it"
+                    .to_string()
+            }
+        };
         problems.hint(
             span,
             format!("unknown key `{key}` in {}", describe_table(segs)),
-            "check the spelling against the configuration reference in README.md, or remove it",
+            hint,
         );
     }
     raw
+}
+
+/// Every key the config reads, in any table (a test keeps it complete), to
+/// suggest the one an unknown key was probably meant to be.
+const KNOWN_KEYS: &[&str] = &[
+    "addresses",
+    "admin",
+    "admin_token",
+    "admin_token_file",
+    "all_down",
+    "answers",
+    "body_contains",
+    "check",
+    "cidr_rules",
+    "cluster",
+    "continent",
+    "continents",
+    "cookie_secret",
+    "cookie_secret_file",
+    "countries",
+    "country",
+    "data",
+    "default",
+    "dns",
+    "domain",
+    "endpoints",
+    "expect_status",
+    "expire",
+    "fall",
+    "fallback",
+    "fast_path",
+    "files",
+    "geo",
+    "geoip",
+    "host",
+    "insecure",
+    "interval",
+    "kind",
+    "latency_margin",
+    "latency_margin_ms",
+    "latency_max_age",
+    "latitude",
+    "longitude",
+    "min_healthy",
+    "minimum",
+    "mname",
+    "name",
+    "nameservers",
+    "networks",
+    "nodes",
+    "order",
+    "path",
+    "policy",
+    "port",
+    "probe_concurrency",
+    "probe_metrics",
+    "pull_interval",
+    "pull_timeout",
+    "quorum",
+    "records",
+    "refresh",
+    "region",
+    "regions",
+    "retry",
+    "rise",
+    "rname",
+    "routing",
+    "rrl_responses_per_second",
+    "rrl_slip",
+    "serial",
+    "server",
+    "service_ttl",
+    "services",
+    "soa",
+    "stale_after",
+    "state_file",
+    "tcp_idle_timeout",
+    "tcp_max_connections",
+    "tcp_max_connections_per_source",
+    "tcp_max_queries",
+    "tcp_read_timeout",
+    "this_zone",
+    "timeout",
+    "token",
+    "token_file",
+    "ttl",
+    "type",
+    "udp_payload_max",
+    "udp_sockets",
+    "watch_interval",
+    "weight",
+    "zone",
+    "zones",
+];
+
+/// The known key nearest to `key` by edit distance, if near enough to be a
+/// typo: at most a third of its length, and at least one edit.
+fn closest_key(key: &str) -> Option<&'static str> {
+    let key = key.to_ascii_lowercase();
+    let limit = (key.chars().count() / 3).max(1);
+    KNOWN_KEYS
+        .iter()
+        .map(|known| (edit_distance(&key, known), *known))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance, with a swap of neighbours counting as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_the_raw_types_read_is_known() {
+        let sources = [include_str!("../raw.rs"), include_str!("../cluster.rs")];
+        for source in sources {
+            for line in source.lines() {
+                let Some(rest) = line.trim().strip_prefix("pub ") else {
+                    continue;
+                };
+                let Some((field, _)) = rest.split_once(':') else {
+                    continue;
+                };
+                if field
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+                    && field != "record_type"
+                {
+                    assert!(KNOWN_KEYS.contains(&field), "add `{field}` to KNOWN_KEYS");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_typo_gets_the_key_it_was_meant_to_be() {
+        assert_eq!(closest_key("lattitude"), Some("latitude"));
+        assert_eq!(closest_key("state_flie"), Some("state_file"));
+        assert_eq!(closest_key("completely_different"), None);
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -13,7 +13,9 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let value: f64 = number.parse().ok()?;
     let seconds = match unit.trim() {
         "ms" => value / 1000.0,
-        "" | "s" => value,
+        // A bare number is refused: `5` could mean seconds or
+        // milliseconds, and the hint asks for a unit.
+        "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
         _ => return None,
@@ -22,7 +24,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// 32 hexadecimal characters as 16 bytes.
-pub(super) fn parse_hex16(text: &str) -> Option<[u8; 16]> {
+pub(crate) fn parse_hex16(text: &str) -> Option<[u8; 16]> {
     if text.len() != 32 || !text.is_ascii() {
         return None;
     }

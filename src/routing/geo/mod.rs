@@ -371,6 +371,13 @@ impl GeoDb {
             .then_some(DBIP_ATTRIBUTION)
     }
 
+    /// Each file and the Unix time it was built (its metadata's build epoch).
+    pub fn build_epochs(&self) -> impl Iterator<Item = (&Path, u64)> {
+        self.files
+            .iter()
+            .map(|file| (file.path.as_path(), file.reader.metadata().build_epoch))
+    }
+
     /// The files this database was opened from, in the order given.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|file| file.path.as_path())
