@@ -7,13 +7,44 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use meridian::config::{CheckKind, Config};
 use meridian::{Listeners, run};
 
+/// `--version`: the crate version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MERIDIAN_COMMIT"),
+    ")"
+);
+
+const SERVE_AFTER_HELP: &str = "\
+Defaults: DNS on 127.0.0.1:5300 (UDP and TCP) and no admin endpoint, unless
+the config's [server] says otherwise; binding port 53 needs root or
+CAP_NET_BIND_SERVICE (the systemd unit in deploy/ grants it).
+
+Signals:
+  SIGHUP           re-read the config file (like POST /v1/reload); a config
+                   with errors is rejected whole and the previous one serves on
+  SIGTERM, SIGINT  stop: no new queries, finish those in flight, exit
+
+Environment:
+  MERIDIAN_CONFIG         the config file, instead of --config
+  MERIDIAN_LISTEN         DNS addresses, comma-separated, instead of --listen
+  MERIDIAN_ADMIN          admin address, instead of --admin
+  MERIDIAN_NODE           this node's name in [[cluster.nodes]], instead of --node
+  MERIDIAN_ADMIN_TOKEN    the admin token, over server.admin_token(_file)
+  MERIDIAN_COOKIE_SECRET  the DNS cookie secret, over server.cookie_secret(_file)
+  RUST_LOG                log filter (default: info), e.g. `debug` or
+                          `info,meridian::health=debug`
+  NOTIFY_SOCKET           set by systemd (Type=notify): READY=1 is sent once the
+                          sockets are bound and the first snapshot serves";
+
 #[derive(Parser)]
 #[command(
-    version,
+    name = "meridian",
+    version = VERSION,
     about = "Meridian: a DNS load balancer that answers with the nearest healthy zone"
 )]
 struct Cli {
@@ -30,34 +61,53 @@ enum LogFormat {
     Json,
 }
 
+/// The config file argument every command takes.
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The config file (TOML; see the configuration reference in README.md).
+    #[arg(long, short, value_name = "FILE", env = "MERIDIAN_CONFIG")]
+    config: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the domain described by a config file.
+    #[command(after_help = SERVE_AFTER_HELP)]
     Serve {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// DNS address (UDP and TCP); repeat for several. Replaces the
         /// config's `server.dns`.
-        #[arg(long = "listen", value_name = "ADDR")]
+        #[arg(
+            long = "listen",
+            value_name = "ADDR",
+            env = "MERIDIAN_LISTEN",
+            value_delimiter = ','
+        )]
         listen: Vec<SocketAddr>,
         /// Admin HTTP address. Replaces the config's `server.admin`.
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", env = "MERIDIAN_ADMIN")]
         admin: Option<SocketAddr>,
         /// Which of the config's `[[cluster.nodes]]` this process is, so
         /// every node runs the same file.
         #[arg(long, value_name = "NAME", env = "MERIDIAN_NODE")]
         node: Option<String>,
     },
-    /// Check a config file and print a summary; exits non-zero on any error.
+    /// Check a config file as `serve` would read it (GeoIP databases, state
+    /// file, token files included) and print a summary; exits non-zero
+    /// when `serve` would refuse to start.
     Check {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Check as this node of `[[cluster.nodes]]`.
+        #[arg(long, value_name = "NAME", env = "MERIDIAN_NODE")]
+        node: Option<String>,
     },
     /// Say which zone a client would get and why, offline (no probes run:
     /// every endpoint counts as healthy unless drained in the state file).
     Explain {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// The service, relative to the domain or fully qualified.
         #[arg(long)]
         name: String,
@@ -68,18 +118,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script, e.g.
+    /// `meridian completions bash > /etc/bash_completion.d/meridian`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `meridian man | man -l -`.
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config, node } => check(&config.config, node.as_deref()),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "meridian", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(Cli::command());
+            match page.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("meridian: cannot write the man page: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Explain {
             config,
             name,
             client,
             json,
-        } => match explain(&config, &name, &client, json) {
+        } => match explain(&config.config, &name, &client, json) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -96,7 +169,7 @@ fn main() -> ExitCode {
             node,
         } => {
             init_logging(cli.log_format);
-            match serve(&config, listen, admin, node.as_deref()) {
+            match serve(&config.config, listen, admin, node.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -108,12 +181,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The config as `serve` uses it: the file, as node `node`, with the
+/// environment's secrets over the file's.
+fn load(path: &Path, node: Option<&str>) -> anyhow::Result<Config> {
+    Ok(Config::load(path)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .for_node(node)?
+        .with_env(|name| std::env::var(name).ok())?)
+}
+
 fn init_logging(format: LogFormat) {
     // hickory logs every request at info; that is our job, and cheaper.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,hickory_proto=warn,hickory_server=warn".into());
+    // Colour codes only for a person at a terminal: journald, files and
+    // pipes get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(std::io::stdout);
     match format {
         LogFormat::Text => builder.init(),
@@ -127,9 +212,7 @@ fn serve(
     admin: Option<SocketAddr>,
     node: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut config = Config::load(path)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .for_node(node)?;
+    let mut config = load(path, node)?;
     if !listen.is_empty() {
         config.server.dns = listen;
     }
@@ -219,16 +302,58 @@ fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<
     Ok(out)
 }
 
-fn check(path: &Path) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("{err}");
-            return ExitCode::FAILURE;
+/// Everything `serve` reads before it binds, read the same way; a problem
+/// here is one that would stop `serve`.
+fn check(path: &Path, node: Option<&str>) -> ExitCode {
+    match checked(path, node) {
+        Ok((config, notes)) => {
+            for warning in &config.warnings {
+                eprintln!("{warning}");
+            }
+            for note in &notes {
+                eprintln!("{}: warning: {note}", path.display());
+            }
+            print!("{}", summary(&config));
+            ExitCode::SUCCESS
         }
+        Err(err) => {
+            eprintln!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The config as `serve` would use it, its state file and GeoIP databases
+/// opened, and warnings beyond the config's own.
+fn checked(path: &Path, node: Option<&str>) -> anyhow::Result<(Config, Vec<String>)> {
+    let mut notes = Vec::new();
+    // A shared cluster file is checked as a whole without a node name;
+    // `serve` will need one.
+    let config = if node.is_none() && Config::load(path).is_ok_and(|c| c.cluster.nodes.len() > 1) {
+        notes.push(
+            "several [[cluster.nodes]]: `serve` needs --node NAME or MERIDIAN_NODE; checked without one"
+                .to_string(),
+        );
+        Config::load(path)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_env(|name| std::env::var(name).ok())?
+    } else {
+        load(path, node)?
     };
-    print!("{}", summary(&config));
-    ExitCode::SUCCESS
+    let drains = meridian::publisher::load_drains(&config)?;
+    for zone in drains.unknown_zones(&config) {
+        let file = config
+            .server
+            .state_file
+            .as_deref()
+            .unwrap_or(Path::new("?"));
+        notes.push(format!(
+            "state file {} drains zone `{zone}`, which the config does not have; the drain does nothing (undrain it, or remove it from the file)",
+            file.display()
+        ));
+    }
+    meridian::publisher::open_geoip(&config)?;
+    Ok((config, notes))
 }
 
 fn summary(config: &Config) -> String {

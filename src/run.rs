@@ -106,6 +106,15 @@ pub async fn run(
             "drains restored from state file"
         );
     }
+    for zone in drains.unknown_zones(&config) {
+        tracing::warn!(
+            zone = %zone,
+            "the state file drains a zone the config does not have; the drain does nothing (undrain it through the admin API to drop it)"
+        );
+    }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let geo = open_geoip(&config)?;
     if let Some(db) = &geo {
         tracing::info!(geoip = %db.description(), "GeoIP database loaded");
@@ -187,12 +196,16 @@ pub async fn run(
     };
     let dns_addrs: Vec<String> = dns_addrs.iter().map(ToString::to_string).collect();
     tracing::info!(%domain, dns = %dns_addrs.join(" "), "serving");
+    // The sockets are bound and the first snapshot is live: a service
+    // manager waiting on us (systemd's Type=notify) may now send traffic.
+    notify_service_manager("READY=1");
 
     let udp_died = tokio::select! {
         _ = shutdown => false,
         _ = dns.failed() => true,
     };
     tracing::info!("shutting down: no new queries; finishing those in flight");
+    notify_service_manager("STOPPING=1");
     stop.cancel();
     dns.shutdown().await;
     if let Some(task) = admin_task {
@@ -205,6 +218,34 @@ pub async fn run(
     tracing::info!("stopped");
     if udp_died {
         return Err(RunError::UdpThreadDied);
+    }
+    Ok(())
+}
+
+/// Sends `state` to the service manager over the datagram socket named by
+/// `NOTIFY_SOCKET` (the sd_notify protocol: a path, or `@name` for Linux's
+/// abstract namespace). Nothing without the variable; a failure is logged
+/// and otherwise ignored, since serving matters more than telling.
+pub fn notify_service_manager(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(err) = send_notification(&socket, state) {
+        tracing::warn!(%err, socket = ?socket, state, "cannot notify the service manager");
+    }
+}
+
+fn send_notification(socket: &std::ffi::OsStr, state: &str) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::UnixDatagram;
+    let sender = UnixDatagram::unbound()?;
+    let bytes = socket.as_bytes();
+    if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        sender.send_to_addr(state.as_bytes(), &addr)?;
+    } else {
+        sender.send_to(state.as_bytes(), std::path::Path::new(socket))?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@ use super::*;
 
 mod defaults;
 mod messages;
+mod operator;
 
 const MINIMAL: &str = r#"
 [domain]

@@ -141,8 +141,14 @@ impl Drains {
         }
     }
 
-    /// Writes the state file atomically (temporary file, then rename).
+    /// Writes the state file atomically and durably: a temporary file,
+    /// flushed to disk, renamed over the old one, then the directory
+    /// flushed. Without the first flush a power loss after the rename can
+    /// leave an empty file (the rename reached the disk, the data did not),
+    /// which stops the node at its next start; without the second the
+    /// rename itself may be lost.
     pub fn save(&self, path: &Path) -> Result<(), DrainsError> {
+        use std::io::Write;
         let err = |cause| DrainsError::Write {
             path: path.to_path_buf(),
             cause,
@@ -151,8 +157,36 @@ impl Drains {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let text = serde_json::to_string_pretty(self).expect("drains serialize");
-        std::fs::write(&tmp, text + "\n").map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+        let mut file = std::fs::File::create(&tmp).map_err(err)?;
+        file.write_all(text.as_bytes()).map_err(err)?;
+        file.write_all(b"\n").map_err(err)?;
+        file.sync_all().map_err(err)?;
+        drop(file);
+        std::fs::rename(&tmp, path).map_err(err)?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)
+    }
+
+    /// Zones this state drains (whole, or for one service) that `config`
+    /// does not have: left over from a renamed or removed zone, or a typo
+    /// in a hand-edited file. They do no harm but drain nothing.
+    pub fn unknown_zones(&self, config: &crate::config::Config) -> Vec<String> {
+        let known = |zone: &str| config.zones.iter().any(|z| z.name == zone);
+        let mut unknown: Vec<String> = self
+            .zones
+            .iter()
+            .chain(self.endpoints.iter().map(|e| &e.zone))
+            .filter(|zone| !known(zone))
+            .cloned()
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        unknown
     }
 
     pub fn is_zone_drained(&self, zone: &str) -> bool {
@@ -395,6 +429,47 @@ mod tests {
         assert!(drains.is_zone_drained("eu-west"));
         assert_eq!(drains.records["zone/eu-west"].version, Version::default());
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn saving_leaves_no_temporary_file_and_needs_the_directory() {
+        let dir = std::env::temp_dir().join(format!("meridian-save-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let mut drains = Drains::default();
+        drains.set_zone("eu-west", true);
+        drains.save(&path).unwrap();
+        assert_eq!(Drains::load(&path).unwrap(), drains);
+        assert!(!dir.join("state.json.tmp").exists());
+        let missing = dir.join("no-such-dir").join("state.json");
+        let err = drains.save(&missing).unwrap_err();
+        assert!(err.to_string().contains("cannot write state file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn drains_of_zones_the_config_lacks_are_named() {
+        let config = crate::config::Config::parse(
+            r#"
+[domain]
+name = "gslb.test."
+[[domain.nameservers]]
+name = "ns1"
+addresses = ["192.0.2.53"]
+[[zones]]
+name = "eu-west"
+latitude = 0.0
+longitude = 0.0
+"#,
+            "test.toml".as_ref(),
+        )
+        .unwrap();
+        let mut drains = Drains::default();
+        drains.set_zone("eu-west", true);
+        drains.set_zone("eu-wset", true);
+        let www = Name::from_ascii("www.gslb.test.").unwrap();
+        drains.set_endpoint(&www, "ap-gone", true);
+        assert_eq!(drains.unknown_zones(&config), ["ap-gone", "eu-wset"]);
     }
 
     #[test]
