@@ -9,6 +9,7 @@ mod harness;
 
 mod cli;
 mod cluster;
+mod daemon;
 mod dns;
 mod flood;
 
