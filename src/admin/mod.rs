@@ -169,6 +169,11 @@ async fn healthz(State(state): State<AdminState>) -> Json<Value> {
     }))
 }
 
+/// A duration in milliseconds to two decimals (`0.25`), as people read it.
+fn rounded_ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
 /// Large renders (thousands of endpoints) run on the blocking pool so they
 /// never stall the runtime's workers, which also drive the probes.
 async fn off_runtime<T: Send + 'static>(
@@ -698,7 +703,10 @@ fn endpoint_json(snapshot: &Snapshot, board: &HealthBoard, s: usize, e: usize) -
                         (Some(_), None) => json!("ok"),
                         (Some(_), Some(err)) => json!(err),
                     },
-                    "rtt_ms": h.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                    // Rounded for people; and while the address is down its
+                    // RTT is from before, so it is shown as such, not as now.
+                    "rtt_ms": h.rtt.filter(|_| h.observed.is_usable()).map(rounded_ms),
+                    "last_rtt_ms": h.rtt.filter(|_| !h.observed.is_usable()).map(rounded_ms),
                     "consecutive_ok": h.consecutive_ok,
                     "consecutive_fail": h.consecutive_fail,
                     "probes": h.probes,

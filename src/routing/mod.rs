@@ -579,7 +579,8 @@ pub fn explain(
                     .map(|l| (distance_km(l, zone) * 10.0).round() / 10.0),
                 rtt_ms: latency
                     .as_ref()
-                    .and_then(|r| r.zones.iter().find(|z| z.0 == ep.zone).map(|z| z.1)),
+                    .and_then(|r| r.zones.iter().find(|z| z.0 == ep.zone).map(|z| z.1))
+                    .map(|ms| (ms * 100.0).round() / 100.0),
                 weight: ep.weight,
                 observed: EndpointView::observed_name(view),
                 drained: view.is_some_and(|v| v.is_drained),

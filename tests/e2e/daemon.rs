@@ -524,3 +524,58 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The admin API's view of the one address of `www` in zone `a`.
+fn address_view(node: &Node) -> serde_json::Value {
+    let body: serde_json::Value =
+        reqwest::blocking::get(format!("http://{}/v1/zones/a", node.admin))
+            .and_then(|r| r.json())
+            .expect("the zone view is served");
+    body["services"][0]["addresses"][0].clone()
+}
+
+#[test]
+fn rtts_are_rounded_and_a_down_address_shows_its_last_rtt_as_such() {
+    let mut port = OpenPort::open("127.0.0.1:0".parse().unwrap()).unwrap();
+    let node = Node::start(&format!(
+        r#"
+[domain]
+name = "gslb.test."
+[[domain.nameservers]]
+name = "ns1"
+addresses = ["192.0.2.53"]
+[[zones]]
+name = "a"
+latitude = 0.0
+longitude = 0.0
+[[services]]
+name = "www"
+check = {{ kind = "tcp", port = {}, interval = "200ms", timeout = "200ms", rise = 1, fall = 1 }}
+[[services.endpoints]]
+zone = "a"
+addresses = ["127.0.0.1"]
+"#,
+        port.addr.port()
+    ));
+    wait_until("the address is probed up", Duration::from_secs(20), || {
+        address_view(&node)["observed"] == "up"
+    });
+    let up = address_view(&node);
+    let rtt = up["rtt_ms"].as_f64().unwrap_or_else(|| panic!("{up}"));
+    assert_eq!((rtt * 100.0).round() / 100.0, rtt, "not rounded: {up}");
+    assert!(up["last_rtt_ms"].is_null(), "{up}");
+
+    port.close();
+    wait_until(
+        "the address is probed down",
+        Duration::from_secs(20),
+        || address_view(&node)["observed"] == "down",
+    );
+    let down = address_view(&node);
+    assert!(
+        down["rtt_ms"].is_null(),
+        "a stale RTT shown as current: {down}"
+    );
+    assert!(down["last_rtt_ms"].as_f64().is_some(), "{down}");
+    node.stop();
+}
