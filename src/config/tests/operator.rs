@@ -135,3 +135,44 @@ fn secrets_come_from_files_or_the_environment() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_cluster_example_is_valid_for_each_of_its_nodes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("zones/cluster.toml")).unwrap();
+    // Its secrets and state live in /etc/meridian and /var/lib/meridian on
+    // a node; here, in a directory of the test's own.
+    let dir = std::env::temp_dir().join(format!("meridian-cluster-ex-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("admin.token"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cluster.token"),
+        "fedcba9876543210fedcba9876543210\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("cookie.secret"),
+        "000102030405060708090a0b0c0d0e0f\n",
+    )
+    .unwrap();
+    let text = text
+        .replace("/etc/meridian/", &format!("{}/", dir.display()))
+        .replace("/var/lib/meridian/", &format!("{}/", dir.display()));
+    let config = crate::config::Config::parse(&text, &dir.join("meridian.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(
+        config.domain.soa.rname.to_ascii(),
+        "hostmaster.example.com."
+    );
+    assert_eq!(config.cluster.nodes.len(), 3);
+    assert!(config.server.admin_token.is_some() && config.server.cookie_secret.is_some());
+    for node in ["ns-us-east", "ns-eu-west", "ns-ap-south"] {
+        config.clone().for_node(Some(node)).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
