@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::dns::fast::FastTable;
+use crate::dns::encoded::FastTable;
 use crate::dns::table::DomainTable;
 use crate::health::drains::{Drains, DrainsError};
 use crate::health::state::{Observed, Transition};

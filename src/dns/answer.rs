@@ -24,22 +24,14 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use super::cookie::{self, CookieCheck};
 use super::table::{Lookup, Node};
+pub use super::wire::Transport;
+use super::wire::{self, HEADER_LEN};
 use crate::metrics::ReplyFacts;
-use crate::routing::{Client, route};
+use crate::routing::{AnswerAddresses, Client, answer_addresses, route};
 use crate::snapshot::Snapshot;
 
-/// How the request arrived; decides the size limit of the reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-/// The largest UDP reply to a client without EDNS (RFC 1035).
-const PLAIN_UDP_MAX: usize = 512;
 /// CNAME hops followed before giving up (loops, or just long chains).
 const MAX_CNAME_CHAIN: usize = 8;
-const DNS_HEADER_LEN: usize = 12;
 
 /// A reply ready to send, with what the counters need to know about it.
 #[derive(Debug, Clone)]
@@ -84,7 +76,7 @@ pub fn answer(
     source: IpAddr,
     snapshot: &Snapshot,
 ) -> Option<Reply> {
-    if request.len() < DNS_HEADER_LEN || request[2] & 0x80 != 0 {
+    if request.len() < HEADER_LEN || request[2] & 0x80 != 0 {
         // No header to answer, or a response: replying to responses is how
         // reflection loops start.
         return None;
@@ -129,7 +121,7 @@ pub fn answer(
 
 /// FORMERR for a packet whose header we can read but whose body we cannot.
 fn format_error(request: &[u8]) -> Vec<u8> {
-    let mut reply = vec![0u8; DNS_HEADER_LEN];
+    let mut reply = vec![0u8; HEADER_LEN];
     reply[0..2].copy_from_slice(&request[0..2]);
     // QR=1, opcode copied, RD copied; AA, TC clear.
     reply[2] = 0x80 | (request[2] & 0x78) | (request[2] & 0x01);
@@ -198,12 +190,8 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
         match client_subnet(edns) {
             Ok(None) => {}
             Ok(Some(ecs)) => {
-                if ecs.source_prefix() > 0 {
-                    asker.client = Client {
-                        addr: ecs.addr(),
-                        source_prefix: ecs.source_prefix(),
-                    };
-                }
+                asker.client =
+                    wire::routed_client(Some((ecs.addr(), ecs.source_prefix())), asker.source);
                 asker.ecs = Some(ecs);
             }
             Err(()) => {
@@ -223,7 +211,7 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
     if let (Some(ecs), Some(edns)) = (&asker.ecs, reply.edns.as_mut()) {
         // RFC 7871 7.2.1: echo family, source prefix and address; the scope
         // says how widely the answer applies.
-        let scope = asker.scope.min(ecs.source_prefix());
+        let scope = wire::echoed_scope(asker.scope, ecs.source_prefix());
         edns.options_mut()
             .insert(EdnsOption::Subnet(ClientSubnet::new(
                 ecs.addr(),
@@ -234,16 +222,12 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
     reply
 }
 
-pub(super) fn cookie_secret(snapshot: &Snapshot) -> [u8; 16] {
-    snapshot
-        .config
-        .server
-        .cookie_secret
-        .unwrap_or_else(cookie::process_secret)
+fn cookie_secret(snapshot: &Snapshot) -> [u8; 16] {
+    cookie::secret(snapshot.config.server.cookie_secret)
 }
 
-/// The query's client subnet, checked per RFC 7871 section 7.1.1: a
-/// scope in a query, or address bits beyond the source prefix, are errors.
+/// The query's client subnet, checked per RFC 7871 section 7.1.1
+/// ([`wire::is_valid_query_ecs`]); `Err` is FORMERR.
 fn client_subnet(edns: &Edns) -> Result<Option<ClientSubnet>, ()> {
     let Some(option) = edns.option(EdnsCode::Subnet) else {
         return Ok(None);
@@ -251,20 +235,7 @@ fn client_subnet(edns: &Edns) -> Result<Option<ClientSubnet>, ()> {
     let EdnsOption::Subnet(ecs) = option else {
         return Err(());
     };
-    let (bits, max): (u128, u8) = match ecs.addr() {
-        IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
-        IpAddr::V6(a) => (u128::from(a), 128),
-    };
-    let source = ecs.source_prefix();
-    if ecs.scope_prefix() != 0 || source > max {
-        return Err(());
-    }
-    let host_bits = if source == 0 {
-        bits
-    } else {
-        bits & (u128::MAX >> source)
-    };
-    if host_bits != 0 {
+    if !wire::is_valid_query_ecs(ecs.addr(), ecs.source_prefix(), ecs.scope_prefix()) {
         return Err(());
     }
     Ok(Some(*ecs))
@@ -371,15 +342,21 @@ fn service_answer(
     );
     asker.scope = decision.scope;
     let records = &snapshot.table.services[service];
-    if decision.is_all_down && decision.endpoints.is_empty() {
-        push_owned(&mut reply.answers, records.fallback(qtype), name);
-    } else {
-        for &e in &decision.endpoints {
-            push_owned(
-                &mut reply.answers,
-                records.records(qtype, e, !decision.is_all_down),
-                name,
-            );
+    match answer_addresses(&decision.endpoints, decision.is_all_down) {
+        AnswerAddresses::Fallback => {
+            push_owned(&mut reply.answers, records.fallback(qtype), name);
+        }
+        AnswerAddresses::Endpoints {
+            endpoints,
+            usable_only,
+        } => {
+            for &e in endpoints {
+                push_owned(
+                    &mut reply.answers,
+                    records.records(qtype, e, usable_only),
+                    name,
+                );
+            }
         }
     }
     if reply.answers.iter().all(|r| r.record_type() != qtype) {
@@ -452,16 +429,11 @@ fn encode(
     transport: Transport,
     snapshot: &Snapshot,
 ) -> Option<(Vec<u8>, bool)> {
-    let limit = match transport {
-        Transport::Tcp => usize::from(u16::MAX),
-        Transport::Udp => match &request.edns {
-            Some(edns) => usize::from(edns.max_payload()).clamp(
-                PLAIN_UDP_MAX,
-                usize::from(snapshot.config.server.udp_payload_max),
-            ),
-            None => PLAIN_UDP_MAX,
-        },
-    };
+    let limit = wire::reply_limit(
+        transport,
+        request.edns.as_ref().map(Edns::max_payload),
+        snapshot.config.server.udp_payload_max,
+    );
     if let Ok(bytes) = reply.to_vec()
         && bytes.len() <= limit
     {

@@ -1,0 +1,113 @@
+//! Test fixtures for the answer paths: the shipped example domain with a
+//! service for every policy and all-down rule, static records of several
+//! types, and a CIDR rule, built into a snapshot with chosen zones drained.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::encoded::FastTable;
+use super::table::DomainTable;
+use crate::config::Config;
+use crate::health::HealthView;
+use crate::health::drains::Drains;
+use crate::metrics::Metrics;
+use crate::routing::geo::GeoDb;
+use crate::snapshot::Snapshot;
+
+/// Services beside the example's `www`, for every policy and all-down rule.
+pub const EXTRA_SERVICES: &str = r#"
+[[services]]
+name = "api"
+policy = "failover"
+order = ["eu-west", "us-east", "ap-south"]
+all_down = "fallback"
+fallback = ["192.0.2.99", "2001:db8::99"]
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "us-east"
+addresses = ["192.0.2.20", "192.0.2.21"]
+[[services.endpoints]]
+zone = "eu-west"
+addresses = ["198.51.100.20"]
+[[services.endpoints]]
+zone = "ap-south"
+addresses = ["2001:db8:3::20"]
+
+[[services]]
+name = "split.apps"
+policy = "weighted"
+answers = 2
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "us-east"
+addresses = ["192.0.2.30"]
+weight = 5
+[[services.endpoints]]
+zone = "eu-west"
+addresses = ["198.51.100.30", "2001:db8:2::30"]
+weight = 3
+[[services.endpoints]]
+zone = "ap-south"
+addresses = ["203.0.113.30"]
+weight = 2
+
+[[services]]
+name = "every"
+policy = "all"
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "us-east"
+addresses = ["192.0.2.40", "2001:db8:1::40"]
+[[services.endpoints]]
+zone = "eu-west"
+addresses = ["198.51.100.40"]
+
+[[records]]
+name = "static"
+type = "A"
+data = "192.0.2.50"
+[[records]]
+name = "static"
+type = "TXT"
+data = "a static name"
+[[records]]
+name = "deep.empty.nonterminal"
+type = "AAAA"
+data = "2001:db8::50"
+
+[[cidr_rules]]
+networks = ["10.20.30.128/25"]
+zones = ["ap-south"]
+"#;
+
+pub fn config(extra: &str) -> Arc<Config> {
+    let text = std::fs::read_to_string("zones/example.toml").expect("example config");
+    let config = Config::parse(
+        &format!("{text}\n{EXTRA_SERVICES}\n{extra}"),
+        Path::new("zones/example.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(config)
+}
+
+pub fn snapshot(config: Arc<Config>, drained: &[&str]) -> Snapshot {
+    let geo = config
+        .geoip
+        .as_ref()
+        .map(|g| Arc::new(GeoDb::open(&g.files).expect("shipped GeoIP database")));
+    let mut drains = Drains::default();
+    for zone in drained {
+        drains.set_zone(zone, true);
+    }
+    let mut snapshot = Snapshot::initial(config.clone(), drains.clone(), geo, &Metrics::default());
+    // Rebuild with the drains in the health view.
+    snapshot.health = HealthView::build(&config, &HashMap::new(), &drains);
+    let table = DomainTable::build(&config, &snapshot.health);
+    snapshot.fast = FastTable::build(&config, &table);
+    snapshot.table = table;
+    snapshot
+}
