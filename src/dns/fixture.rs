@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+
 use super::encoded::FastTable;
 use super::table::DomainTable;
 use crate::config::Config;
@@ -110,4 +113,19 @@ pub fn snapshot(config: Arc<Config>, drained: &[&str]) -> Snapshot {
     snapshot.fast = FastTable::build(&config, &table);
     snapshot.table = table;
     snapshot
+}
+
+/// A query for `name` and `qtype` with RD set, and with an OPT record of
+/// payload 1232 when `edns` is true.
+pub fn query(name: &str, qtype: RecordType, edns: bool) -> Message {
+    let mut message = Message::query();
+    message.metadata.id = 0x4d52;
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    if edns {
+        let mut opt = Edns::new();
+        opt.set_max_payload(1232);
+        message.set_edns(opt);
+    }
+    message
 }
