@@ -463,12 +463,15 @@ mod tests {
     //! The general path's reply shapes, one rule per test, on the example
     //! domain with the fixture's extra services and records.
 
+    use std::collections::HashMap;
     use std::net::Ipv4Addr;
 
     use hickory_proto::rr::rdata::{A, CNAME};
 
     use super::*;
-    use crate::dns::fixture::{config, query, snapshot};
+    use crate::dns::fixture::{config, query, snapshot, snapshot_observed};
+    use crate::health::AddressKey;
+    use crate::health::state::Observed;
 
     /// A CNAME chain, a CNAME loop, a CNAME out of the domain, a
     /// delegation with glue, and a set too large for 512 bytes.
@@ -774,6 +777,51 @@ data = [
             ]
         );
         assert_eq!(facts.service.unwrap().endpoints, [0, 1, 2]);
+    }
+
+    #[test]
+    fn fail_open_answers_with_addresses_the_probes_see_down() {
+        // Every address of `www` (service 0) down, none drained: nothing
+        // serves, so fail-open names every address, down or not.
+        let config = config(EXTRA);
+        let mut observed = HashMap::new();
+        for (endpoint, e) in config.services[0].endpoints.iter().enumerate() {
+            for address in 0..e.addresses.len() {
+                let key = AddressKey {
+                    service: 0,
+                    endpoint,
+                    address,
+                };
+                observed.insert(key, Observed::Down);
+            }
+        }
+        let down = snapshot_observed(config, &observed, &[]);
+        let (reply, facts) = ask(&down, &query("www.gslb.example.", RecordType::A, true));
+        let addrs: Vec<Ipv4Addr> = reply.answers.iter().map(a).collect();
+        assert_eq!(
+            addrs,
+            [
+                Ipv4Addr::new(192, 0, 2, 10),
+                Ipv4Addr::new(198, 51, 100, 10),
+                Ipv4Addr::new(203, 0, 113, 10)
+            ]
+        );
+        assert_eq!(facts.service.unwrap().endpoints, [0, 1, 2]);
+        // One address back up: only its endpoint serves, and only it.
+        observed.insert(
+            AddressKey {
+                service: 0,
+                endpoint: 2,
+                address: 0,
+            },
+            Observed::Up,
+        );
+        let one = snapshot_observed(down.config.clone(), &observed, &[]);
+        let (reply, _) = ask(&one, &query("www.gslb.example.", RecordType::A, true));
+        let addrs: Vec<Ipv4Addr> = reply.answers.iter().map(a).collect();
+        assert_eq!(addrs, [Ipv4Addr::new(203, 0, 113, 10)]);
+        let (reply, _) = ask(&one, &query("www.gslb.example.", RecordType::AAAA, true));
+        assert_negative_soa(&reply);
     }
 
     #[test]

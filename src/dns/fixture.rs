@@ -12,8 +12,9 @@ use hickory_proto::rr::{Name, RecordType};
 use super::encoded::FastTable;
 use super::table::DomainTable;
 use crate::config::Config;
-use crate::health::HealthView;
 use crate::health::drains::Drains;
+use crate::health::state::Observed;
+use crate::health::{AddressKey, HealthView};
 use crate::metrics::Metrics;
 use crate::routing::geo::GeoDb;
 use crate::snapshot::Snapshot;
@@ -98,6 +99,16 @@ pub fn config(extra: &str) -> Arc<Config> {
 }
 
 pub fn snapshot(config: Arc<Config>, drained: &[&str]) -> Snapshot {
+    snapshot_observed(config, &HashMap::new(), drained)
+}
+
+/// A snapshot with the probes' view of some addresses (the rest unknown,
+/// which counts as usable) and some zones drained.
+pub fn snapshot_observed(
+    config: Arc<Config>,
+    observed: &HashMap<AddressKey, Observed>,
+    drained: &[&str],
+) -> Snapshot {
     let geo = config
         .geoip
         .as_ref()
@@ -107,8 +118,8 @@ pub fn snapshot(config: Arc<Config>, drained: &[&str]) -> Snapshot {
         drains.set_zone(zone, true);
     }
     let mut snapshot = Snapshot::initial(config.clone(), drains.clone(), geo, &Metrics::default());
-    // Rebuild with the drains in the health view.
-    snapshot.health = HealthView::build(&config, &HashMap::new(), &drains);
+    // Rebuild with these observations and the drains in the health view.
+    snapshot.health = HealthView::build(&config, observed, &drains);
     let table = DomainTable::build(&config, &snapshot.health);
     snapshot.fast = FastTable::build(&config, &table);
     snapshot.table = table;
