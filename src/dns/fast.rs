@@ -468,14 +468,126 @@ fn write_opt(
 
 #[cfg(test)]
 mod tests {
-    //! Shapes the fast path must decline: the general path answers them
-    //! (and [`super::super::differential`] checks the ones it takes).
+    //! Shapes the fast path must decline (the general path answers them;
+    //! `dns::differential` checks the ones it takes), and the promise that
+    //! answering allocates nothing once the memo knows the network.
+
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
 
     use super::*;
-    use crate::dns::fixture::{config, snapshot};
+    use crate::dns::fixture::{config, query, snapshot};
     use hickory_proto::op::{Edns, Message, Query};
     use hickory_proto::rr::Name;
     use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+
+    /// The system allocator, counting allocations per thread so tests
+    /// running at the same time do not see each other's.
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    // SAFETY: every call is passed to the system allocator unchanged; the
+    // counter is a const-initialised thread local, which never allocates.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            // SAFETY: the caller's contract is the system allocator's.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    fn allocations() -> u64 {
+        ALLOCATIONS.with(Cell::get)
+    }
+
+    #[test]
+    fn answering_allocates_nothing_once_the_memo_knows_the_network() {
+        let snapshot = snapshot(config(""), &[]);
+        let source: IpAddr = "192.0.2.77".parse().unwrap();
+        let mut requests = Vec::new();
+        for (name, qtype) in [
+            ("www.gslb.example.", RecordType::A),
+            ("www.gslb.example.", RecordType::AAAA),
+            ("api.gslb.example.", RecordType::A),
+            ("mail.gslb.example.", RecordType::A),
+            ("gslb.example.", RecordType::MX),
+            ("nope.gslb.example.", RecordType::A),
+            ("www.other.example.", RecordType::A),
+        ] {
+            requests.push(query(name, qtype, false).to_vec().unwrap());
+            let mut with_ecs = query(name, qtype, true);
+            let edns = with_ecs.edns.as_mut().unwrap();
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(
+                    "193.0.0.0".parse().unwrap(),
+                    24,
+                    0,
+                )));
+            edns.options_mut()
+                .insert(EdnsOption::Unknown(10, vec![7; 8]));
+            requests.push(with_ecs.to_vec().unwrap());
+        }
+        let mut memo = DecisionMemo::new();
+        let mut out = Vec::with_capacity(4096);
+        // The first round fills the memo.
+        for request in &requests {
+            assert!(
+                answer(
+                    request,
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out
+                )
+                .is_some()
+            );
+        }
+        let before = allocations();
+        for _ in 0..50 {
+            for request in &requests {
+                let reply = answer(
+                    request,
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out,
+                );
+                assert!(reply.is_some());
+            }
+        }
+        assert_eq!(allocations() - before, 0, "allocations on memo hits");
+        // The counter does count: a miss (a new network) allocates.
+        let mut fresh = DecisionMemo::new();
+        let before = allocations();
+        answer(
+            &requests[0],
+            Transport::Udp,
+            source,
+            &snapshot,
+            &mut fresh,
+            &mut out,
+        );
+        assert!(allocations() > before, "a memo miss allocates");
+    }
 
     #[test]
     fn malformed_and_unusual_shapes_are_declined_not_answered() {
