@@ -7,6 +7,9 @@
 //! replies must parse to the same message and report the same facts. Floors
 //! on how many of each kind of reply the fast path gave keep it from
 //! passing by declining everything.
+//!
+//! The third user of the decision-to-records rule, `routing::explain`, is
+//! held to the same addresses as the answers.
 
 use std::net::IpAddr;
 
@@ -17,9 +20,12 @@ use hickory_proto::rr::{Name, RecordType};
 use super::answer::answer as general_answer;
 use super::cookie;
 use super::fast::answer;
-use super::fixture::{config, snapshot};
+use super::fixture::{config, snapshot, snapshot_observed};
 use super::wire::Transport;
+use crate::health::AddressKey;
+use crate::health::state::Observed;
 use crate::routing::memo::DecisionMemo;
+use crate::routing::{Client, explain};
 use crate::snapshot::Snapshot;
 
 /// The cases are many and varied, and the same every run.
@@ -294,4 +300,103 @@ fn delegations_and_tiny_payloads_are_left_to_the_general_path() {
         )
         .is_none()
     );
+}
+
+/// The addresses of a service's A and AAAA answers from the general path,
+/// for a query from `source` with an ECS of `subnet` if given, sorted.
+fn answered_addresses(
+    snapshot: &Snapshot,
+    name: &str,
+    source: IpAddr,
+    subnet: Option<ipnet::IpNet>,
+) -> Vec<String> {
+    let mut addresses = Vec::new();
+    for qtype in [RecordType::A, RecordType::AAAA] {
+        let mut request = Message::query();
+        request.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        let mut edns = Edns::new();
+        if let Some(net) = subnet {
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::from(net)));
+        }
+        request.set_edns(edns);
+        let reply = general_answer(&request.to_vec().unwrap(), Transport::Tcp, source, snapshot)
+            .expect("a reply");
+        let reply = Message::from_vec(&reply.wire).unwrap();
+        addresses.extend(
+            reply
+                .answers
+                .iter()
+                .filter_map(|r| r.data.ip_addr())
+                .map(|a| a.to_string()),
+        );
+    }
+    addresses.sort();
+    addresses
+}
+
+/// Explain and the answer paths share one decision-to-records rule; this
+/// holds them to it: for every service, client and health state, explain
+/// names exactly the addresses DNS answers with.
+#[test]
+fn explain_names_the_addresses_the_answers_carry() {
+    let config = config("");
+    // Every address of `www` (service 0) down but one IPv4 in ap-south.
+    let mut mostly_down = std::collections::HashMap::new();
+    for (endpoint, e) in config.services[0].endpoints.iter().enumerate() {
+        for address in 0..e.addresses.len() {
+            let key = AddressKey {
+                service: 0,
+                endpoint,
+                address,
+            };
+            let up = endpoint == 2 && address == 0;
+            mostly_down.insert(key, if up { Observed::Up } else { Observed::Down });
+        }
+    }
+    let mut all_down = mostly_down.clone();
+    for observed in all_down.values_mut() {
+        *observed = Observed::Down;
+    }
+    let states = [
+        snapshot(config.clone(), &[]),
+        snapshot(config.clone(), &["eu-west"]),
+        snapshot(config.clone(), &["us-east", "eu-west", "ap-south"]),
+        snapshot_observed(config.clone(), &mostly_down, &[]),
+        snapshot_observed(config.clone(), &all_down, &[]),
+    ];
+    let source: IpAddr = "127.0.0.1".parse().unwrap();
+    let subnets = [
+        None,
+        Some("193.0.0.0/24"),
+        Some("202.12.27.0/24"),
+        Some("2001:4860::/32"),
+    ];
+    let mut compared = 0;
+    for snapshot in &states {
+        for (service, svc) in config.services.iter().enumerate() {
+            for subnet in subnets {
+                let subnet: Option<ipnet::IpNet> = subnet.map(|s| s.parse().unwrap());
+                let client = subnet.map_or(Client::from_source(source), |net| Client {
+                    addr: net.addr(),
+                    source_prefix: net.prefix_len(),
+                });
+                let explained = explain(
+                    &snapshot.config,
+                    &snapshot.health,
+                    &snapshot.router,
+                    service,
+                    client,
+                );
+                let mut said = explained.answer.clone();
+                said.sort();
+                let name = svc.name.to_ascii();
+                let answered = answered_addresses(snapshot, &name, source, subnet);
+                assert_eq!(said, answered, "{name} for {client:?}");
+                compared += usize::from(!answered.is_empty());
+            }
+        }
+    }
+    // Answers with addresses, not agreement on empty lists.
+    assert!(compared > 60, "{compared}");
 }
