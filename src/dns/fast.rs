@@ -260,7 +260,7 @@ struct Plan<'s, 'm> {
 /// Where the answer section comes from.
 enum Records<'s, 'm> {
     /// No records at this name: REFUSED or NXDOMAIN.
-    None,
+    Empty,
     /// The name's record set of the asked type, with its additional data;
     /// `None` is NODATA.
     Set(Option<&'s EncodedAnswer>),
@@ -310,10 +310,10 @@ fn plan<'s, 'm>(
         }
     };
     let (rcode, records) = match node {
-        _ if !in_domain => (ResponseCode::Refused, Records::None),
+        _ if !in_domain => (ResponseCode::Refused, Records::Empty),
         Some(FastNode::Declined) => return None,
         None if fast.has_delegations() => return None,
-        None => (ResponseCode::NXDomain, Records::None),
+        None => (ResponseCode::NXDomain, Records::Empty),
         Some(FastNode::Answerable { service, sets }) => match (service, question.qtype) {
             (Some(service), TYPE_A | TYPE_AAAA) => {
                 let ecs = question.edns.and_then(|e| e.ecs);
@@ -368,7 +368,7 @@ fn write(
     let mut count = 0u16;
     let mut additionals = None;
     match plan.records {
-        Records::None | Records::Set(None) => {}
+        Records::Empty | Records::Set(None) => {}
         Records::Set(Some(set)) => {
             out.extend_from_slice(&set.answers.wire);
             count = set.answers.count;
