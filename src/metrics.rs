@@ -15,7 +15,7 @@ use dashmap::DashMap;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::dns::Transport;
+use crate::dns::wire::Transport;
 
 const QTYPES: &[(RecordType, &str)] = &[
     (RecordType::A, "A"),
@@ -635,88 +635,13 @@ fn labelled_counters<const N: usize>(
     }
 }
 
-/// The cluster's state as `/metrics` shows it, gathered by the caller from
-/// the snapshot and the pullers (metrics knows neither).
-#[derive(Debug, Clone, Default)]
-pub struct ClusterFacts {
-    pub nodes: usize,
-    pub fresh: usize,
-    pub is_fail_static: bool,
-    /// Addresses this node's own probes see otherwise than agreed.
-    pub disagreements: usize,
-    /// Per peer: name, reachable at the last pull, pulls ok, pulls failed.
-    pub peers: Vec<(String, bool, u64, u64)>,
-}
-
-/// The cluster families; nothing for a node alone.
-pub fn render_cluster(out: &mut String, facts: &ClusterFacts) {
-    if facts.nodes <= 1 {
-        return;
-    }
-    let gauges = [
-        (
-            "meridian_cluster_nodes",
-            "Nodes in the cluster, this one included.",
-            facts.nodes,
-        ),
-        (
-            "meridian_cluster_fresh_nodes",
-            "Nodes whose observations are fresh enough to vote, this one included.",
-            facts.fresh,
-        ),
-        (
-            "meridian_cluster_fail_static",
-            "1 when too few nodes are fresh to decide health and the last agreed state is kept.",
-            usize::from(facts.is_fail_static),
-        ),
-        (
-            "meridian_cluster_disagreements",
-            "Addresses this node's own probes see otherwise than the cluster decided.",
-            facts.disagreements,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        header(out, name, "gauge", help);
-        let _ = writeln!(out, "{name} {value}");
-    }
-    header(
-        out,
-        "meridian_cluster_peer_reachable",
-        "gauge",
-        "1 when the last pull from the peer succeeded.",
-    );
-    for (name, reachable, _, _) in &facts.peers {
-        let _ = writeln!(
-            out,
-            "meridian_cluster_peer_reachable{{node=\"{}\"}} {}",
-            escape(name),
-            u8::from(*reachable)
-        );
-    }
-    header(
-        out,
-        "meridian_cluster_pulls_total",
-        "counter",
-        "Pulls of a peer's observations, by result.",
-    );
-    for (name, _, ok, failed) in &facts.peers {
-        for (result, n) in [("ok", ok), ("failed", failed)] {
-            let _ = writeln!(
-                out,
-                "meridian_cluster_pulls_total{{node=\"{}\",result=\"{result}\"}} {n}",
-                escape(name)
-            );
-        }
-    }
-}
-
 /// An unlabelled counter with its help text.
 fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
     header(out, name, "counter", help);
     let _ = writeln!(out, "{name} {}", value.load(Relaxed));
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -730,7 +655,7 @@ fn labels(l: &AddressLabels) -> String {
     )
 }
 
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -7,7 +7,6 @@
 //! A `Config` is immutable once built; a reload builds a new one and only a
 //! valid one ever replaces the running config.
 
-mod cluster;
 pub mod defaults;
 mod error;
 mod raw;

@@ -25,7 +25,7 @@ pub struct RawConfig {
     pub routing: Option<RawRouting>,
     #[serde(default)]
     pub cidr_rules: Vec<RawCidrRule>,
-    pub cluster: Option<super::cluster::RawCluster>,
+    pub cluster: Option<RawCluster>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,4 +169,25 @@ pub struct RawCheck {
     pub timeout: Option<Spanned<String>>,
     pub rise: Option<Spanned<u32>>,
     pub fall: Option<Spanned<u32>>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCluster {
+    pub token: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
+    pub pull_interval: Option<Spanned<String>>,
+    pub pull_timeout: Option<Spanned<String>>,
+    pub stale_after: Option<Spanned<String>>,
+    pub quorum: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub nodes: Vec<RawClusterNode>,
+}
+
+/// One of `[[cluster.nodes]]`.
+#[derive(Debug, Deserialize)]
+pub struct RawClusterNode {
+    pub name: Spanned<String>,
+    pub zone: Spanned<String>,
+    pub admin: Spanned<String>,
 }

@@ -2,7 +2,7 @@
 
 use hickory_proto::rr::Name;
 
-use super::Complaint;
+use super::values::Complaint;
 
 /// Resolves names against the domain's apex.
 pub(super) struct Names {
