@@ -77,6 +77,9 @@ pub struct RawServer {
     pub tcp_max_queries: Option<Spanned<usize>>,
     pub tcp_read_timeout: Option<Spanned<String>>,
     pub fast_path: Option<Spanned<bool>>,
+    pub identity: Option<Spanned<String>>,
+    pub nsid: Option<Spanned<bool>>,
+    pub id_server: Option<Spanned<bool>>,
     pub probe_metrics: Option<Spanned<String>>,
 }
 

@@ -18,8 +18,8 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::HINFO;
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption, NSIDPayload};
+use hickory_proto::rr::rdata::{HINFO, TXT};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use super::cookie::{self, CookieCheck};
@@ -171,6 +171,9 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
         }
         _ => {}
     }
+    if query.query_class() == DNSClass::CH && identify(&mut reply, query, snapshot) {
+        return reply;
+    }
     if query.query_class() != DNSClass::IN {
         reply.metadata.response_code = ResponseCode::Refused;
         return reply;
@@ -242,12 +245,53 @@ fn client_subnet(edns: &Edns) -> Result<Option<ClientSubnet>, ()> {
 }
 
 fn reply_edns(request: &Edns, snapshot: &Snapshot) -> Edns {
+    let server = &snapshot.config.server;
     let mut edns = Edns::new();
-    edns.set_max_payload(snapshot.config.server.udp_payload_max);
+    edns.set_max_payload(server.udp_payload_max);
     edns.set_version(0);
     // RFC 3225: DO is copied; we have no signatures to add.
     edns.set_dnssec_ok(request.flags().dnssec_ok);
+    // RFC 5001: a query that carries an (empty) NSID option asks which
+    // server answered; every reply to it says, errors included.
+    if server.nsid
+        && request.option(EdnsCode::NSID).is_some()
+        && let Some(payload) = server
+            .identity
+            .as_ref()
+            .and_then(|id| NSIDPayload::new(id.as_bytes().to_vec()).ok())
+    {
+        edns.options_mut().insert(EdnsOption::NSID(payload));
+    }
     edns
+}
+
+/// `id.server` and `hostname.bind` (RFC 4892) in class CH: the node's
+/// identity as a TXT record, so an operator can ask which node of the NS
+/// set answered (`dig CH TXT id.server @...`). Returns whether the query
+/// was one of those.
+fn identify(reply: &mut Message, query: &Query, snapshot: &Snapshot) -> bool {
+    let server = &snapshot.config.server;
+    let Some(identity) = server.identity.as_ref().filter(|_| server.id_server) else {
+        return false;
+    };
+    let name = query.name().to_lowercase();
+    let asked = ["id.server.", "hostname.bind."]
+        .iter()
+        .any(|n| name.to_ascii() == *n);
+    if !asked {
+        return false;
+    }
+    reply.metadata.authoritative = true;
+    if matches!(query.query_type(), RecordType::TXT | RecordType::ANY) {
+        let mut record = Record::from_rdata(
+            query.name().clone(),
+            0,
+            RData::TXT(TXT::new(vec![identity.clone()])),
+        );
+        record.dns_class = DNSClass::CH;
+        reply.add_answer(record);
+    }
+    true
 }
 
 /// Fills in the answer for a well-formed IN query.
