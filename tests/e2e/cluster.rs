@@ -454,7 +454,7 @@ fn nsid_and_id_server_name_the_node_that_answered() {
         let node = cluster.node(i);
         // NSID asked: the reply names the node, on UDP and TCP.
         let mut asked = query_edns("www.gslb.test.", RecordType::A, 1232);
-        let mut edns = asked.edns.clone().unwrap_or_else(Edns::new);
+        let mut edns = asked.edns.clone().unwrap_or_default();
         edns.options_mut()
             .insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).unwrap()));
         asked.set_edns(edns);
