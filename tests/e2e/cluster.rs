@@ -445,7 +445,7 @@ fn nsid_of(reply: &hickory_proto::op::Message) -> Option<String> {
 
 #[test]
 fn nsid_and_id_server_name_the_node_that_answered() {
-    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
     use hickory_proto::rr::{DNSClass, Name};
 
