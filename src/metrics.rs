@@ -15,7 +15,9 @@ use dashmap::DashMap;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::dns::Transport;
+use crate::dns::wire::Transport;
+
+mod dns_families;
 
 const QTYPES: &[(RecordType, &str)] = &[
     (RecordType::A, "A"),
@@ -625,184 +627,10 @@ impl Metrics {
     }
 }
 
-impl DnsCounters {
-    /// Queries, responses, and what happened to packets on the way.
-    fn render(&self, out: &mut String) {
-        header(
-            out,
-            "meridian_dns_queries_total",
-            "counter",
-            "DNS queries answered, by transport and query type.",
-        );
-        for (t, name) in [(Transport::Udp, "udp"), (Transport::Tcp, "tcp")] {
-            for (i, c) in self.queries[t as usize].iter().enumerate() {
-                let qtype = match i {
-                    QTYPE_OTHER => "other",
-                    QTYPE_NONE => "none",
-                    _ => QTYPES[i].1,
-                };
-                let _ = writeln!(
-                    out,
-                    "meridian_dns_queries_total{{transport=\"{name}\",qtype=\"{qtype}\"}} {}",
-                    c.load(Relaxed)
-                );
-            }
-        }
-        header(
-            out,
-            "meridian_dns_responses_total",
-            "counter",
-            "DNS responses sent, by rcode.",
-        );
-        for (i, c) in self.responses.iter().enumerate() {
-            let rcode = RCODES.get(i).map_or("other", |r| r.1);
-            let _ = writeln!(
-                out,
-                "meridian_dns_responses_total{{rcode=\"{rcode}\"}} {}",
-                c.load(Relaxed)
-            );
-        }
-        counter(
-            out,
-            "meridian_dns_truncated_total",
-            "UDP responses sent with TC=1.",
-            &self.truncated,
-        );
-        counter(
-            out,
-            "meridian_dns_fast_path_total",
-            "Replies made by the fast path; the others took the general path.",
-            &self.fast_path,
-        );
-        counter(
-            out,
-            "meridian_dns_tcp_refused_total",
-            "TCP connections closed on accept because their client already held tcp_max_connections_per_source.",
-            &self.tcp_refused,
-        );
-        counter(
-            out,
-            "meridian_dns_dropped_total",
-            "Packets not answered (no readable header, or a response).",
-            &self.dropped,
-        );
-        labelled_counters(
-            out,
-            "meridian_dns_rate_limited_total",
-            "UDP responses over the rate limit, by what was sent instead.",
-            "action",
-            [
-                ("dropped", &self.rrl_dropped),
-                ("slipped", &self.rrl_slipped),
-            ],
-        );
-    }
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Current state, read from the snapshot being served at scrape time (so
-/// it cannot drift from what DNS answers): per endpoint address whether it
-/// is up, drained and serving; per service whether every endpoint is out
-/// and whether it is failing open; the GeoIP files' build times.
-pub fn render_state(out: &mut String, snapshot: &crate::snapshot::Snapshot) {
-    let config = &snapshot.config;
-    let mut rows: Vec<(String, [u8; 3])> = Vec::new();
-    let mut services: Vec<(String, u8, u8)> = Vec::new();
-    for (s, service) in config.services.iter().enumerate() {
-        let name = service.name.to_string();
-        let views = snapshot.health.endpoints.get(s);
-        let mut any_serving = false;
-        for (e, endpoint) in service.endpoints.iter().enumerate() {
-            let view = views.and_then(|v| v.get(e));
-            let drained = view.is_some_and(|v| v.is_drained);
-            let serving = view.is_some_and(|v| v.is_serving());
-            any_serving |= serving;
-            for (a, address) in endpoint.addresses.iter().enumerate() {
-                let up = view
-                    .and_then(|v| v.addresses.get(a))
-                    .is_some_and(|o| o.is_usable());
-                let l = labels(&AddressLabels {
-                    service: name.clone(),
-                    zone: config.zones[endpoint.zone].name.clone(),
-                    address: address.to_string(),
-                });
-                rows.push((
-                    l,
-                    [u8::from(up), u8::from(drained), u8::from(serving && up)],
-                ));
-            }
-        }
-        let fail_open = !any_serving && service.all_down == crate::config::AllDown::FailOpen;
-        services.push((name, u8::from(!any_serving), u8::from(fail_open)));
-    }
-    rows.sort();
-    services.sort();
-    let families = [
-        (
-            "meridian_endpoint_address_up",
-            "1 while the address's health checks pass (as decided; drains aside).",
-        ),
-        (
-            "meridian_endpoint_address_drained",
-            "1 while an operator drain (of the zone or this endpoint) holds the address out.",
-        ),
-        (
-            "meridian_endpoint_address_serving",
-            "1 while the address can be in answers: up, and its endpoint up and not drained.",
-        ),
-    ];
-    for (i, (family, help)) in families.iter().enumerate() {
-        header(out, family, "gauge", help);
-        for (l, values) in &rows {
-            let _ = writeln!(out, "{family}{{{l}}} {}", values[i]);
-        }
-    }
-    header(
-        out,
-        "meridian_service_all_down",
-        "gauge",
-        "1 while no endpoint of the service is serving (down or drained everywhere).",
-    );
-    for (service, all_down, _) in &services {
-        let _ = writeln!(
-            out,
-            "meridian_service_all_down{{service=\"{}\"}} {all_down}",
-            escape(service)
-        );
-    }
-    header(
-        out,
-        "meridian_service_failing_open",
-        "gauge",
-        "1 while the service is all down and answers with every endpoint (all_down = \"fail-open\").",
-    );
-    for (service, _, fail_open) in &services {
-        let _ = writeln!(
-            out,
-            "meridian_service_failing_open{{service=\"{}\"}} {fail_open}",
-            escape(service)
-        );
-    }
-    header(
-        out,
-        "meridian_geoip_build_timestamp_seconds",
-        "gauge",
-        "Unix time the GeoIP database file being used was built, per file.",
-    );
-    if let Some(geo) = &snapshot.router.geo {
-        for (path, built) in geo.build_epochs() {
-            let _ = writeln!(
-                out,
-                "meridian_geoip_build_timestamp_seconds{{file=\"{}\"}} {built}",
-                escape(&path.display().to_string())
-            );
-        }
-    }
 }
 
 /// A counter's current values by key, sorted by key.
@@ -833,93 +661,18 @@ fn labelled_counters<const N: usize>(
     }
 }
 
-/// The cluster's state as `/metrics` shows it, gathered by the caller from
-/// the snapshot and the pullers (metrics knows neither).
-#[derive(Debug, Clone, Default)]
-pub struct ClusterFacts {
-    pub nodes: usize,
-    pub fresh: usize,
-    pub is_fail_static: bool,
-    /// Addresses this node's own probes see otherwise than agreed.
-    pub disagreements: usize,
-    /// Per peer: name, reachable at the last pull, pulls ok, pulls failed.
-    pub peers: Vec<(String, bool, u64, u64)>,
-}
-
-/// The cluster families; nothing for a node alone.
-pub fn render_cluster(out: &mut String, facts: &ClusterFacts) {
-    if facts.nodes <= 1 {
-        return;
-    }
-    let gauges = [
-        (
-            "meridian_cluster_nodes",
-            "Nodes in the cluster, this one included.",
-            facts.nodes,
-        ),
-        (
-            "meridian_cluster_fresh_nodes",
-            "Nodes whose observations are fresh enough to vote, this one included.",
-            facts.fresh,
-        ),
-        (
-            "meridian_cluster_fail_static",
-            "1 when too few nodes are fresh to decide health and the last agreed state is kept.",
-            usize::from(facts.is_fail_static),
-        ),
-        (
-            "meridian_cluster_disagreements",
-            "Addresses this node's own probes see otherwise than the cluster decided.",
-            facts.disagreements,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        header(out, name, "gauge", help);
-        let _ = writeln!(out, "{name} {value}");
-    }
-    header(
-        out,
-        "meridian_cluster_peer_reachable",
-        "gauge",
-        "1 when the last pull from the peer succeeded.",
-    );
-    for (name, reachable, _, _) in &facts.peers {
-        let _ = writeln!(
-            out,
-            "meridian_cluster_peer_reachable{{node=\"{}\"}} {}",
-            escape(name),
-            u8::from(*reachable)
-        );
-    }
-    header(
-        out,
-        "meridian_cluster_pulls_total",
-        "counter",
-        "Pulls of a peer's observations, by result.",
-    );
-    for (name, _, ok, failed) in &facts.peers {
-        for (result, n) in [("ok", ok), ("failed", failed)] {
-            let _ = writeln!(
-                out,
-                "meridian_cluster_pulls_total{{node=\"{}\",result=\"{result}\"}} {n}",
-                escape(name)
-            );
-        }
-    }
-}
-
 /// An unlabelled counter with its help text.
 fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
     header(out, name, "counter", help);
     let _ = writeln!(out, "{name} {}", value.load(Relaxed));
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn labels(l: &AddressLabels) -> String {
+pub(crate) fn labels(l: &AddressLabels) -> String {
     format!(
         "service=\"{}\",zone=\"{}\",address=\"{}\"",
         escape(&l.service),
@@ -928,7 +681,7 @@ fn labels(l: &AddressLabels) -> String {
     )
 }
 
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 
 use crate::cluster::ClusterView;
 use crate::config::Config;
-use crate::dns::fast::FastTable;
+use crate::dns::encoded::FastTable;
 use crate::dns::table::DomainTable;
 use crate::health::drains::Drains;
 use crate::health::{HealthView, initial_observed};

@@ -169,7 +169,10 @@ fn references(text: &str) -> Vec<String> {
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
                 .collect();
-            refs.push(path);
+            // `super::{a, b}` is a use tree, already expanded above.
+            if !path.ends_with("::") {
+                refs.push(path);
+            }
             rest = &rest[at + prefix.len()..];
         }
     }

@@ -17,6 +17,8 @@ use super::{AdminState, constant_time_eq, error, time};
 use crate::cluster::observation::{NodeObservations, own_addresses, unix_ms};
 use crate::cluster::{AddressVotes, ClusterView};
 use crate::config::Config;
+use crate::metrics::{escape, header};
+use std::fmt::Write as _;
 
 /// This node's observations, drain records and config digest.
 pub(super) async fn observations(State(state): State<AdminState>, headers: HeaderMap) -> Response {
@@ -122,7 +124,7 @@ pub(super) async fn status(State(state): State<AdminState>) -> Response {
 }
 
 /// What `/metrics` shows of the cluster.
-pub(super) fn facts(state: &AdminState) -> crate::metrics::ClusterFacts {
+pub(super) fn facts(state: &AdminState) -> ClusterFacts {
     let snapshot = state.store.load_full();
     let config = &snapshot.config;
     let peers = config
@@ -138,7 +140,7 @@ pub(super) fn facts(state: &AdminState) -> crate::metrics::ClusterFacts {
             )
         })
         .collect();
-    crate::metrics::ClusterFacts {
+    ClusterFacts {
         nodes: config.cluster.nodes.len(),
         fresh: snapshot.cluster.fresh_nodes.max(1),
         is_fail_static: snapshot.cluster.is_fail_static,
@@ -227,4 +229,79 @@ pub(super) fn votes_json(config: &Config, votes: Option<&AddressVotes>) -> Value
         "needed": v.decision.needed,
         "nodes": by_node,
     })
+}
+
+/// The cluster's state as `/metrics` shows it, from the snapshot and the
+/// pullers.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ClusterFacts {
+    pub nodes: usize,
+    pub fresh: usize,
+    pub is_fail_static: bool,
+    /// Addresses this node's own probes see otherwise than agreed.
+    pub disagreements: usize,
+    /// Per peer: name, reachable at the last pull, pulls ok, pulls failed.
+    pub peers: Vec<(String, bool, u64, u64)>,
+}
+
+/// The cluster families; nothing for a node alone.
+pub(super) fn render_cluster(out: &mut String, facts: &ClusterFacts) {
+    if facts.nodes <= 1 {
+        return;
+    }
+    let gauges = [
+        (
+            "meridian_cluster_nodes",
+            "Nodes in the cluster, this one included.",
+            facts.nodes,
+        ),
+        (
+            "meridian_cluster_fresh_nodes",
+            "Nodes whose observations are fresh enough to vote, this one included.",
+            facts.fresh,
+        ),
+        (
+            "meridian_cluster_fail_static",
+            "1 when too few nodes are fresh to decide health and the last agreed state is kept.",
+            usize::from(facts.is_fail_static),
+        ),
+        (
+            "meridian_cluster_disagreements",
+            "Addresses this node's own probes see otherwise than the cluster decided.",
+            facts.disagreements,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        header(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    header(
+        out,
+        "meridian_cluster_peer_reachable",
+        "gauge",
+        "1 when the last pull from the peer succeeded.",
+    );
+    for (name, reachable, _, _) in &facts.peers {
+        let _ = writeln!(
+            out,
+            "meridian_cluster_peer_reachable{{node=\"{}\"}} {}",
+            escape(name),
+            u8::from(*reachable)
+        );
+    }
+    header(
+        out,
+        "meridian_cluster_pulls_total",
+        "counter",
+        "Pulls of a peer's observations, by result.",
+    );
+    for (name, _, ok, failed) in &facts.peers {
+        for (result, n) in [("ok", ok), ("failed", failed)] {
+            let _ = writeln!(
+                out,
+                "meridian_cluster_pulls_total{{node=\"{}\",result=\"{result}\"}} {n}",
+                escape(name)
+            );
+        }
+    }
 }

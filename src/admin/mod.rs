@@ -8,6 +8,8 @@
 //! right 4xx status.
 
 mod cluster;
+mod drain;
+mod gauges;
 mod time;
 
 use std::net::SocketAddr;
@@ -24,7 +26,7 @@ use serde_json::{Value, json};
 use crate::config::{CheckKind, Config};
 use crate::health::{AddressKey, EndpointView, HealthBoard};
 use crate::metrics::Metrics;
-use crate::publisher::{DrainRequest, DrainTarget, LatencySample, PublisherHandle, ReloadError};
+use crate::publisher::{LatencySample, PublisherHandle, ReloadError};
 use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// Largest request body accepted (a batch of latency measurements).
@@ -51,16 +53,16 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/zones", get(zones))
         .route("/v1/zones/{zone}", get(zone))
-        .route("/v1/zones/{zone}/drain", post(drain_zone))
-        .route("/v1/zones/{zone}/undrain", post(undrain_zone))
+        .route("/v1/zones/{zone}/drain", post(drain::drain_zone))
+        .route("/v1/zones/{zone}/undrain", post(drain::undrain_zone))
         .route("/v1/zones/{zone}/endpoints/{service}", get(endpoint))
         .route(
             "/v1/zones/{zone}/endpoints/{service}/drain",
-            post(drain_endpoint),
+            post(drain::drain_endpoint),
         )
         .route(
             "/v1/zones/{zone}/endpoints/{service}/undrain",
-            post(undrain_endpoint),
+            post(drain::undrain_endpoint),
         )
         .route("/v1/explain", get(explain))
         .route("/v1/latency", post(push_latency))
@@ -187,8 +189,8 @@ async fn off_runtime<T: Send + 'static>(
 async fn metrics(State(state): State<AdminState>) -> Response {
     let text = match off_runtime(move || {
         let mut text = state.metrics.render();
-        crate::metrics::render_state(&mut text, &state.store.load());
-        crate::metrics::render_cluster(&mut text, &cluster::facts(&state));
+        gauges::render_state(&mut text, &state.store.load());
+        cluster::render_cluster(&mut text, &cluster::facts(&state));
         text
     })
     .await
@@ -251,170 +253,6 @@ async fn endpoint(
         None => error(
             StatusCode::NOT_FOUND,
             format!("service `{service}` has no endpoint in zone `{zone}`"),
-        ),
-    }
-}
-
-/// Who asked for a drain and why: the requester's address, and the
-/// optional `{"reason": "..."}` body.
-struct DrainNote {
-    who: String,
-    reason: Option<String>,
-}
-
-/// Longest drain reason kept.
-const MAX_REASON: usize = 512;
-
-fn drain_note(peer: SocketAddr, body: &[u8]) -> Result<DrainNote, ApiError> {
-    let who = peer.ip().to_string();
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DrainNote { who, reason: None });
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        reason: Option<String>,
-    }
-    let parsed: Body = serde_json::from_slice(body).map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("the body must be empty or {{\"reason\": \"...\"}}: {e}"),
-        )
-    })?;
-    if parsed.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("the reason is longer than {MAX_REASON} bytes; shorten it"),
-        ));
-    }
-    Ok(DrainNote {
-        who,
-        reason: parsed.reason.filter(|r| !r.trim().is_empty()),
-    })
-}
-
-type Peer = ConnectInfo<SocketAddr>;
-
-async fn drain_zone(
-    state: State<AdminState>,
-    ConnectInfo(peer): Peer,
-    Path(zone): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    set_zone_drain(state, peer, zone, true, &body).await
-}
-
-async fn undrain_zone(
-    state: State<AdminState>,
-    ConnectInfo(peer): Peer,
-    Path(zone): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    set_zone_drain(state, peer, zone, false, &body).await
-}
-
-async fn drain_endpoint(
-    state: State<AdminState>,
-    ConnectInfo(peer): Peer,
-    Path((zone, service)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Response {
-    set_endpoint_drain(state, peer, zone, service, true, &body).await
-}
-
-async fn undrain_endpoint(
-    state: State<AdminState>,
-    ConnectInfo(peer): Peer,
-    Path((zone, service)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Response {
-    set_endpoint_drain(state, peer, zone, service, false, &body).await
-}
-
-async fn set_zone_drain(
-    State(state): State<AdminState>,
-    peer: SocketAddr,
-    zone: String,
-    drained: bool,
-    body: &[u8],
-) -> Response {
-    let config = state.store.load_full().config.clone();
-    let result = find_zone(&config, &zone).and_then(|z| Ok((z, drain_note(peer, body)?)));
-    let (z, note) = match result {
-        Ok(found) => found,
-        Err(err) => return err.into_response(),
-    };
-    let name = config.zones[z].name.clone();
-    apply_drain(
-        &state,
-        DrainTarget::Zone(name.clone()),
-        drained,
-        note,
-        json!({ "zone": name }),
-    )
-    .await
-}
-
-async fn set_endpoint_drain(
-    State(state): State<AdminState>,
-    peer: SocketAddr,
-    zone: String,
-    service: String,
-    drained: bool,
-    body: &[u8],
-) -> Response {
-    let config = state.store.load_full().config.clone();
-    let found = find_zone(&config, &zone).and_then(|z| {
-        let s = find_service(&config, &service)?;
-        if !config.services[s].endpoints.iter().any(|e| e.zone == z) {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("service `{service}` has no endpoint in zone `{zone}`"),
-            ));
-        }
-        Ok((z, s, drain_note(peer, body)?))
-    });
-    let (z, s, note) = match found {
-        Ok(found) => found,
-        Err(err) => return err.into_response(),
-    };
-    let target = DrainTarget::Endpoint {
-        service: s,
-        zone: config.zones[z].name.clone(),
-    };
-    let what = json!({
-        "zone": config.zones[z].name,
-        "service": config.services[s].name.to_string(),
-    });
-    apply_drain(&state, target, drained, note, what).await
-}
-
-async fn apply_drain(
-    state: &AdminState,
-    target: DrainTarget,
-    drained: bool,
-    note: DrainNote,
-    what: Value,
-) -> Response {
-    let request = DrainRequest {
-        target,
-        drained,
-        who: note.who,
-        reason: note.reason,
-        at_ms: crate::cluster::observation::unix_ms(std::time::SystemTime::now()),
-    };
-    match state.publisher.drain(request).await {
-        Some(outcome) => {
-            let mut body = what;
-            body["drained"] = json!(drained);
-            body["changed"] = json!(outcome.changed);
-            body["persisted"] = json!(outcome.persisted);
-            body["generation"] = json!(outcome.generation);
-            Json(body).into_response()
-        }
-        None => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the node is shutting down; try another node",
         ),
     }
 }

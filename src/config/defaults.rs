@@ -39,6 +39,10 @@ pub const PROBE_CONCURRENCY: usize = 512;
 pub const RRL_SLIP: u32 = 2;
 /// Common UDP queries take the fast path.
 pub const FAST_PATH: bool = true;
+/// NSID is answered when asked for.
+pub const NSID: bool = true;
+/// `id.server` and `hostname.bind` are answered.
+pub const ID_SERVER: bool = true;
 /// Probe metrics are exported per endpoint address (`"address"`), not
 /// summed per zone.
 pub const PROBE_METRICS_BY_ZONE: bool = false;

@@ -7,7 +7,6 @@
 //! A `Config` is immutable once built; a reload builds a new one and only a
 //! valid one ever replaces the running config.
 
-mod cluster;
 pub mod defaults;
 mod error;
 mod raw;
@@ -48,6 +47,20 @@ pub struct Config {
     /// qualified but is relative, ...), rendered with file and line; `check`
     /// prints them, `serve` logs them, a reload returns them.
     pub warnings: Vec<String>,
+}
+
+/// This machine's host name, for a node alone with no `identity`.
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at
+    // most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+    (!name.is_empty()).then_some(name)
 }
 
 /// A digest of config text: 64 bits of SipHash under fixed keys, in hex.
@@ -249,6 +262,14 @@ pub struct ServerSettings {
     /// `probe_metrics = "zone"`: probe counters and RTT histograms summed
     /// per zone, for domains with too many addresses to export each.
     pub probe_metrics_by_zone: bool,
+    /// How this node names itself in NSID and `id.server`: the file's
+    /// `identity`, else the cluster node name, else the host name (filled
+    /// in by [`Config::for_node`]).
+    pub identity: Option<String>,
+    /// Answer NSID (RFC 5001) with the identity when a query asks for it.
+    pub nsid: bool,
+    /// Answer `id.server` and `hostname.bind` (class CH, TXT) with it.
+    pub id_server: bool,
 }
 
 /// Response rate limiting (UDP only).
@@ -496,6 +517,9 @@ impl Config {
         let file = self.source.display().to_string();
         let nodes = &self.cluster.nodes;
         if nodes.is_empty() {
+            if self.server.identity.is_none() {
+                self.server.identity = host_name();
+            }
             return Ok(self);
         }
         let Some(name) = name else {
@@ -517,6 +541,9 @@ impl Config {
             });
         };
         self.cluster.this_node = Some(i);
+        if self.server.identity.is_none() {
+            self.server.identity = Some(nodes[i].name.clone());
+        }
         if self.routing.this_zone.is_none() {
             self.routing.this_zone = Some(nodes[i].zone);
         }

@@ -25,7 +25,7 @@ pub struct RawConfig {
     pub routing: Option<RawRouting>,
     #[serde(default)]
     pub cidr_rules: Vec<RawCidrRule>,
-    pub cluster: Option<super::cluster::RawCluster>,
+    pub cluster: Option<RawCluster>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +79,9 @@ pub struct RawServer {
     pub tcp_max_queries: Option<Spanned<usize>>,
     pub tcp_read_timeout: Option<Spanned<String>>,
     pub fast_path: Option<Spanned<bool>>,
+    pub identity: Option<Spanned<String>>,
+    pub nsid: Option<Spanned<bool>>,
+    pub id_server: Option<Spanned<bool>>,
     pub probe_metrics: Option<Spanned<String>>,
 }
 
@@ -171,4 +174,25 @@ pub struct RawCheck {
     pub timeout: Option<Spanned<String>>,
     pub rise: Option<Spanned<u32>>,
     pub fall: Option<Spanned<u32>>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCluster {
+    pub token: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
+    pub pull_interval: Option<Spanned<String>>,
+    pub pull_timeout: Option<Spanned<String>>,
+    pub stale_after: Option<Spanned<String>>,
+    pub quorum: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub nodes: Vec<RawClusterNode>,
+}
+
+/// One of `[[cluster.nodes]]`.
+#[derive(Debug, Deserialize)]
+pub struct RawClusterNode {
+    pub name: Spanned<String>,
+    pub zone: Spanned<String>,
+    pub admin: Spanned<String>,
 }

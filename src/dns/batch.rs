@@ -184,3 +184,213 @@ fn source_ip(storage: &libc::sockaddr_storage) -> Option<IpAddr> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Real sockets on the loopback: each reply must reach the client whose
+    //! query filled its slot, skipped slots send nothing, and the slots
+    //! are clean for the next batch.
+
+    use std::io::ErrorKind;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn bound(addr: &str, timeout: Duration) -> UdpSocket {
+        let socket = UdpSocket::bind(addr).expect("a loopback socket");
+        socket.set_read_timeout(Some(timeout)).unwrap();
+        socket
+    }
+
+    fn server() -> UdpSocket {
+        bound("127.0.0.1:0", Duration::from_secs(5))
+    }
+
+    fn client(server: &UdpSocket) -> UdpSocket {
+        let ip = server.local_addr().unwrap().ip();
+        let client = bound(&SocketAddr::new(ip, 0).to_string(), Duration::from_secs(5));
+        client.connect(server.local_addr().unwrap()).unwrap();
+        client
+    }
+
+    /// Receives until `want` datagrams were taken (the kernel may hand
+    /// them over in more than one batch), replying to each as `reply` says
+    /// (`None`: skip it). Returns what each slot held, batch by batch.
+    fn serve(
+        batch: &mut Batch,
+        server: &UdpSocket,
+        want: usize,
+        mut reply: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Vec<Vec<(Vec<u8>, Option<IpAddr>)>> {
+        let mut batches = Vec::new();
+        let mut taken = 0;
+        while taken < want {
+            assert!(batches.len() < want, "at least one datagram per receive");
+            let n = batch.receive(server).expect("the datagrams sent");
+            assert!((1..=BATCH).contains(&n), "{n}");
+            let mut slots = Vec::new();
+            for i in 0..n {
+                let (request, source, out) = batch.slot(i);
+                slots.push((request.to_vec(), source));
+                match reply(request) {
+                    Some(bytes) => {
+                        out.clear();
+                        out.extend_from_slice(&bytes);
+                    }
+                    None => batch.skip(i),
+                }
+            }
+            batch.send(server, n);
+            taken += n;
+            batches.push(slots);
+        }
+        assert_eq!(taken, want);
+        batches
+    }
+
+    fn reply_to(request: &[u8]) -> Vec<u8> {
+        [b"re:", request].concat()
+    }
+
+    fn recv(client: &UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 100_000];
+        let n = client.recv(&mut buf).expect("a reply");
+        buf[..n].to_vec()
+    }
+
+    /// Nothing arrives within the client's read timeout.
+    fn assert_silent(client: &UdpSocket) {
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        match client.recv(&mut buf) {
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+                "{e}"
+            ),
+            Ok(n) => panic!("an unexpected datagram: {:?}", &buf[..n]),
+        }
+    }
+
+    #[test]
+    fn replies_reach_their_own_sources_and_skipped_slots_send_nothing() {
+        let server = server();
+        let clients: Vec<UdpSocket> = (0..4).map(|_| client(&server)).collect();
+        for (i, client) in clients.iter().enumerate() {
+            // Different lengths, so a slot showing a stale length shows.
+            client.send(&vec![b'a' + i as u8; 3 + i * 5]).unwrap();
+        }
+        let mut batch = Batch::new();
+        let batches = serve(&mut batch, &server, 4, |request| {
+            (request[0] != b'b').then(|| reply_to(request))
+        });
+        let slots: Vec<_> = batches.concat();
+        for (i, (request, source)) in slots.iter().enumerate() {
+            assert_eq!(*request, vec![b'a' + i as u8; 3 + i * 5]);
+            assert_eq!(*source, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        }
+        for (i, client) in clients.iter().enumerate() {
+            if i == 1 {
+                assert_silent(client);
+            } else {
+                assert_eq!(recv(client), reply_to(&vec![b'a' + i as u8; 3 + i * 5]));
+            }
+        }
+        // The next batch starts clean: the slot skipped last time is
+        // answered, and every slot shows only its new bytes.
+        for client in &clients {
+            client.send(b"x").unwrap();
+        }
+        let batches = serve(&mut batch, &server, 4, |request| Some(reply_to(request)));
+        assert!(batches.concat().iter().all(|(request, _)| request == b"x"));
+        for client in &clients {
+            assert_eq!(recv(client), b"re:x");
+        }
+    }
+
+    #[test]
+    fn more_datagrams_than_a_batch_take_several_receives_in_order() {
+        let server = server();
+        let client = client(&server);
+        let total = BATCH + 5;
+        for i in 0..total {
+            client.send(&(i as u32).to_be_bytes()).unwrap();
+        }
+        let mut batch = Batch::new();
+        let batches = serve(&mut batch, &server, total, |request| {
+            Some(reply_to(request))
+        });
+        assert!(batches.len() >= 2, "no batch holds more than {BATCH}");
+        let order: Vec<u32> = batches
+            .concat()
+            .iter()
+            .map(|(request, _)| u32::from_be_bytes(request[..].try_into().unwrap()))
+            .collect();
+        assert_eq!(order, (0..total as u32).collect::<Vec<_>>());
+        for i in 0..total {
+            assert_eq!(recv(&client), reply_to(&(i as u32).to_be_bytes()));
+        }
+    }
+
+    #[test]
+    fn a_reply_the_kernel_refuses_does_not_stop_the_others() {
+        let server = server();
+        let clients: Vec<UdpSocket> = (0..3).map(|_| client(&server)).collect();
+        for (i, client) in clients.iter().enumerate() {
+            client.send(&[i as u8]).unwrap();
+        }
+        let mut batch = Batch::new();
+        serve(&mut batch, &server, 3, |request| {
+            // Larger than any UDP datagram: sendmmsg fails on this one.
+            Some(if request == [1] {
+                vec![0; 70_000]
+            } else {
+                reply_to(request)
+            })
+        });
+        assert_eq!(recv(&clients[0]), reply_to(&[0]));
+        assert_silent(&clients[1]);
+        assert_eq!(recv(&clients[2]), reply_to(&[2]));
+    }
+
+    #[test]
+    fn a_datagram_longer_than_recv_max_is_cut() {
+        let server = server();
+        let client = client(&server);
+        client.send(&vec![7u8; RECV_MAX + 904]).unwrap();
+        let mut batch = Batch::new();
+        let batches = serve(&mut batch, &server, 1, |_| None);
+        assert_eq!(batches[0][0].0, vec![7u8; RECV_MAX]);
+    }
+
+    #[test]
+    fn ipv6_sources_are_read_and_answered() {
+        let server = bound("[::1]:0", Duration::from_secs(5));
+        let client = client(&server);
+        client.send(b"six").unwrap();
+        let mut batch = Batch::new();
+        let batches = serve(&mut batch, &server, 1, |request| Some(reply_to(request)));
+        assert_eq!(batches[0][0].1, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(recv(&client), b"re:six");
+    }
+
+    #[test]
+    fn an_idle_socket_times_out_and_the_batch_still_works_after() {
+        let server = bound("127.0.0.1:0", Duration::from_millis(100));
+        let mut batch = Batch::new();
+        let err = batch.receive(&server).expect_err("nothing was sent");
+        assert!(
+            matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "{err}"
+        );
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let client = client(&server);
+        client.send(b"late").unwrap();
+        serve(&mut batch, &server, 1, |request| Some(reply_to(request)));
+        assert_eq!(recv(&client), b"re:late");
+    }
+}

@@ -48,6 +48,12 @@ impl CookieCheck {
     }
 }
 
+/// The secret cookies are minted under: the configured one (shared by
+/// every node of the domain), else this process's own.
+pub fn secret(configured: Option<[u8; 16]>) -> [u8; 16] {
+    configured.unwrap_or_else(process_secret)
+}
+
 /// A random secret for this process, used when the config sets none.
 pub fn process_secret() -> [u8; 16] {
     static SECRET: OnceLock<[u8; 16]> = OnceLock::new();

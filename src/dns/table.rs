@@ -343,3 +343,286 @@ fn address_record(name: Name, ttl: u32, addr: IpAddr) -> Record {
     };
     Record::from_rdata(name, ttl, data)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::health::drains::Drains;
+    use crate::health::state::Observed;
+    use crate::health::{EndpointView, HealthView};
+
+    const DOMAIN: &str = r#"
+[domain]
+name = "t.example."
+ttl = 120
+[domain.soa]
+ttl = 30
+minimum = 600
+[[domain.nameservers]]
+name = "ns1"
+addresses = ["192.0.2.53"]
+[[domain.nameservers]]
+name = "ns.elsewhere.example."
+[[zones]]
+name = "a"
+latitude = 0.0
+longitude = 0.0
+[[zones]]
+name = "b"
+latitude = 10.0
+longitude = 10.0
+[[services]]
+name = "www"
+ttl = 20
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "a"
+addresses = ["192.0.2.1", "192.0.2.2", "2001:db8::1"]
+[[services.endpoints]]
+zone = "b"
+addresses = ["198.51.100.1"]
+[[services]]
+name = "api"
+all_down = "fallback"
+fallback = ["192.0.2.99", "2001:db8::99"]
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "a"
+addresses = ["192.0.2.9"]
+[[records]]
+name = "mail"
+type = "A"
+data = "192.0.2.25"
+[[records]]
+name = "mail"
+type = "AAAA"
+data = "2001:db8::25"
+[[records]]
+name = "@"
+type = "MX"
+data = "10 mail"
+[[records]]
+name = "_sip._udp"
+type = "SRV"
+data = "10 5 5060 mail"
+[[records]]
+name = "deep.empty.nt"
+type = "TXT"
+data = "deep"
+[[records]]
+name = "sub"
+type = "NS"
+data = "ns.sub"
+[[records]]
+name = "ns.sub"
+type = "A"
+data = "192.0.2.153"
+"#;
+
+    fn config() -> Config {
+        Config::parse(DOMAIN, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn table(config: &Config, health: &HealthView) -> DomainTable {
+        DomainTable::build(config, health)
+    }
+
+    fn all_unknown(config: &Config) -> HealthView {
+        HealthView::build(config, &HashMap::new(), &Drains::default())
+    }
+
+    fn lower(name: &str) -> LowerName {
+        LowerName::new(&Name::from_ascii(name).unwrap())
+    }
+
+    fn addrs(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| r.data.ip_addr().expect("an address").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn lookup_tells_every_kind_of_name_apart() {
+        let config = config();
+        let table = table(&config, &all_unknown(&config));
+        let Lookup::Found(apex) = table.lookup(&lower("T.Example.")) else {
+            panic!("the apex is found, in any case");
+        };
+        for t in [RecordType::SOA, RecordType::NS, RecordType::MX] {
+            assert!(apex.rrset(t).is_some(), "{t} at the apex");
+        }
+        assert!(apex.service().is_none() && !apex.is_delegation());
+        let Lookup::Found(www) = table.lookup(&lower("WWW.t.example.")) else {
+            panic!("the service's name is found");
+        };
+        assert_eq!(www.service(), Some(0));
+        // Ancestors of names with data exist, empty: NODATA, not NXDOMAIN.
+        for name in ["empty.nt.t.example.", "nt.t.example."] {
+            match table.lookup(&lower(name)) {
+                Lookup::Found(node) => assert!(node.is_empty(), "{name}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let Lookup::Found(deep) = table.lookup(&lower("deep.empty.nt.t.example.")) else {
+            panic!("the name with data");
+        };
+        assert!(!deep.is_empty());
+        for name in ["nope.t.example.", "x.nope.t.example.", "x.mail.t.example."] {
+            assert!(
+                matches!(table.lookup(&lower(name)), Lookup::NxDomain),
+                "{name}"
+            );
+        }
+        for name in ["example.", "other.example.", "xt.example.", "."] {
+            assert!(
+                matches!(table.lookup(&lower(name)), Lookup::OutOfDomain),
+                "{name}"
+            );
+        }
+        // At and below the cut, glue included, the cut answers.
+        for name in ["sub.t.example.", "ns.sub.t.example.", "a.b.sub.t.example."] {
+            let Lookup::Delegated { cut } = table.lookup(&lower(name)) else {
+                panic!("{name} is delegated");
+            };
+            assert!(cut.is_delegation());
+            let ns = cut.rrset(RecordType::NS).expect("the cut's NS set");
+            assert_eq!(
+                ns.records[0].name,
+                Name::from_ascii("sub.t.example.").unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn the_negative_ttl_is_the_smaller_of_the_soa_ttl_and_minimum() {
+        let config = config();
+        let table = table(&config, &all_unknown(&config));
+        assert_eq!(table.negative_ttl(), 30, "SOA ttl 30 < minimum 600");
+        assert_eq!(table.soa().ttl, 30);
+        let swapped = DOMAIN.replace("ttl = 30\nminimum = 600", "ttl = 900\nminimum = 45");
+        let config = Config::parse(&swapped, Path::new("t.toml")).unwrap();
+        let table = DomainTable::build(&config, &all_unknown(&config));
+        assert_eq!(table.negative_ttl(), 45);
+        assert_eq!(table.soa().ttl, 900, "the SOA itself keeps its TTL");
+    }
+
+    #[test]
+    fn static_records_take_their_ttl_and_glue_only_inside_the_domain() {
+        let config = config();
+        let table = table(&config, &all_unknown(&config));
+        let Lookup::Found(mail) = table.lookup(&lower("mail.t.example.")) else {
+            panic!("mail");
+        };
+        assert_eq!(mail.rrset(RecordType::A).unwrap().records[0].ttl, 120);
+        let Lookup::Found(apex) = table.lookup(table.apex()) else {
+            panic!("apex");
+        };
+        let ns = &apex.rrset(RecordType::NS).unwrap().records;
+        assert_eq!(ns.len(), 2);
+        assert_eq!(
+            addrs(
+                &table
+                    .additional_for(ns)
+                    .into_iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            ),
+            ["192.0.2.53"],
+            "glue for ns1 only: the other NS is outside the domain"
+        );
+    }
+
+    #[test]
+    fn additional_data_names_each_target_address_once() {
+        let config = config();
+        let table = table(&config, &all_unknown(&config));
+        let Lookup::Found(apex) = table.lookup(table.apex()) else {
+            panic!("apex");
+        };
+        let Lookup::Found(sip) = table.lookup(&lower("_sip._udp.t.example.")) else {
+            panic!("srv");
+        };
+        let mut records = apex.rrset(RecordType::MX).unwrap().records.clone();
+        records.extend(sip.rrset(RecordType::SRV).unwrap().records.clone());
+        let glue: Vec<Record> = table
+            .additional_for(&records)
+            .into_iter()
+            .cloned()
+            .collect();
+        assert_eq!(addrs(&glue), ["192.0.2.25", "2001:db8::25"]);
+        // Records with no target name add nothing.
+        let Lookup::Found(mail) = table.lookup(&lower("mail.t.example.")) else {
+            panic!("mail");
+        };
+        assert!(
+            table
+                .additional_for(&mail.rrset(RecordType::A).unwrap().records)
+                .is_empty()
+        );
+        assert_eq!(
+            table
+                .addresses(&Name::from_ascii("nope.t.example.").unwrap())
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn service_records_keep_usable_addresses_apart_from_all() {
+        let config = config();
+        let mut health = all_unknown(&config);
+        // Endpoint a of www: one address up, one down, the IPv6 one unknown.
+        health.endpoints[0][0] = EndpointView {
+            addresses: vec![Observed::Up, Observed::Down, Observed::Unknown],
+            is_up: true,
+            is_drained: false,
+        };
+        let table = table(&config, &health);
+        let www = &table.services[0];
+        assert_eq!(addrs(www.records(RecordType::A, 0, true)), ["192.0.2.1"]);
+        assert_eq!(
+            addrs(www.records(RecordType::A, 0, false)),
+            ["192.0.2.1", "192.0.2.2"]
+        );
+        assert_eq!(
+            addrs(www.records(RecordType::AAAA, 0, true)),
+            ["2001:db8::1"]
+        );
+        assert_eq!(addrs(www.records(RecordType::A, 1, true)), ["198.51.100.1"]);
+        assert!(www.records(RecordType::AAAA, 1, false).is_empty());
+        assert!(
+            www.records(RecordType::A, 7, false).is_empty(),
+            "no such endpoint"
+        );
+        let record = &www.records(RecordType::A, 0, true)[0];
+        assert_eq!(record.ttl, 20, "the service's TTL");
+        assert_eq!(record.name, Name::from_ascii("www.t.example.").unwrap());
+        assert!(!www.is_all_down);
+        assert!(www.fallback(RecordType::A).is_empty(), "fail-open has none");
+    }
+
+    #[test]
+    fn a_service_with_nothing_serving_is_all_down_with_its_fallback() {
+        let config = config();
+        let mut health = all_unknown(&config);
+        for view in &mut health.endpoints[0] {
+            view.is_drained = true;
+        }
+        health.endpoints[1][0].is_up = false;
+        let table = table(&config, &health);
+        assert!(table.services[0].is_all_down, "every endpoint drained");
+        let api = &table.services[1];
+        assert!(api.is_all_down, "its one endpoint down");
+        assert_eq!(addrs(api.fallback(RecordType::A)), ["192.0.2.99"]);
+        assert_eq!(addrs(api.fallback(RecordType::AAAA)), ["2001:db8::99"]);
+        // One serving endpoint is enough.
+        health.endpoints[0][1].is_drained = false;
+        assert!(!DomainTable::build(&config, &health).services[0].is_all_down);
+    }
+}

@@ -507,6 +507,35 @@ fn stable_hash(network: IpNet, service: &str, zone: &str) -> u64 {
     h ^ (h >> 33)
 }
 
+/// Where a service answer's addresses come from, given a decision: the
+/// one rule the fast path, the general path and [`explain`] all follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerAddresses<'d> {
+    /// Nothing is serving and the service's all-down rule is `fallback`:
+    /// its fallback addresses.
+    Fallback,
+    /// These endpoints' addresses, in decision order: only the usable ones
+    /// (`usable_only`), or every one under fail-open, where nothing is
+    /// serving and any address is as good as another.
+    Endpoints {
+        endpoints: &'d [usize],
+        usable_only: bool,
+    },
+}
+
+/// The addresses a decision answers with, from its endpoints and whether
+/// nothing was serving ([`Decision`], or a remembered one).
+pub fn answer_addresses(endpoints: &[usize], is_all_down: bool) -> AnswerAddresses<'_> {
+    if is_all_down && endpoints.is_empty() {
+        AnswerAddresses::Fallback
+    } else {
+        AnswerAddresses::Endpoints {
+            endpoints,
+            usable_only: !is_all_down,
+        }
+    }
+}
+
 /// One candidate zone as explain shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
@@ -589,10 +618,15 @@ pub fn explain(
             }
         })
         .collect();
-    let answer: Vec<String> = match (&svc.all_down, decision.is_all_down) {
-        (AllDown::Fallback(addrs), true) => addrs.iter().map(|a| a.to_string()).collect(),
-        _ => decision
-            .endpoints
+    let answer: Vec<String> = match answer_addresses(&decision.endpoints, decision.is_all_down) {
+        AnswerAddresses::Fallback => match &svc.all_down {
+            AllDown::Fallback(addrs) => addrs.iter().map(|a| a.to_string()).collect(),
+            AllDown::FailOpen => Vec::new(),
+        },
+        AnswerAddresses::Endpoints {
+            endpoints,
+            usable_only,
+        } => endpoints
             .iter()
             .flat_map(|e| {
                 let view = health.endpoints[service].get(*e);
@@ -601,7 +635,7 @@ pub fn explain(
                     .iter()
                     .enumerate()
                     .filter(move |(a, _)| {
-                        decision.is_all_down
+                        !usable_only
                             || view
                                 .and_then(|v| v.addresses.get(*a))
                                 .is_none_or(|o| o.is_usable())
@@ -625,10 +659,7 @@ pub fn explain(
             .collect(),
         answer,
         all_down: decision.is_all_down,
-        all_down_rule: match svc.all_down {
-            AllDown::FailOpen => "fail-open",
-            AllDown::Fallback(_) => "fallback",
-        },
+        all_down_rule: svc.all_down.name(),
         ecs_scope: decision.scope,
         ttl: svc.ttl,
         geoip: router.geo.as_ref().map(|g| g.description()),

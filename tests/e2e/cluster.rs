@@ -433,3 +433,50 @@ fn observations_are_served_only_with_the_cluster_token() {
     let before = get(node, "/v1/cluster");
     assert_eq!(before["node"], "node-a");
 }
+
+/// The raw NSID option (code 3) of a reply, if any.
+fn nsid_of(reply: &hickory_proto::op::Message) -> Option<String> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match reply.edns.as_ref()?.option(EdnsCode::NSID)? {
+        EdnsOption::NSID(payload) => Some(String::from_utf8_lossy(payload.as_ref()).into_owned()),
+        _ => None,
+    }
+}
+
+#[test]
+fn nsid_and_id_server_name_the_node_that_answered() {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
+    use hickory_proto::rr::{DNSClass, Name};
+
+    let cluster = Cluster::start(None);
+    for (i, name) in NODES.iter().enumerate() {
+        let node = cluster.node(i);
+        // NSID asked: the reply names the node, on UDP and TCP.
+        let mut asked = query_edns("www.gslb.test.", RecordType::A, 1232);
+        let mut edns = asked.edns.clone().unwrap_or_default();
+        edns.options_mut()
+            .insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).unwrap()));
+        asked.set_edns(edns);
+        assert_eq!(nsid_of(&node.udp(&asked)).as_deref(), Some(*name));
+        assert_eq!(nsid_of(&node.tcp(&asked)).as_deref(), Some(*name));
+        // Not asked: not told.
+        let plain = query_edns("www.gslb.test.", RecordType::A, 1232);
+        assert_eq!(nsid_of(&node.udp(&plain)), None);
+
+        for id in ["id.server.", "hostname.bind.", "ID.SERVER."] {
+            let mut q = Message::query();
+            q.metadata.id = 7;
+            let mut question = Query::query(Name::from_ascii(id).unwrap(), RecordType::TXT);
+            question.set_query_class(DNSClass::CH);
+            q.add_query(question);
+            let reply = node.udp(&q);
+            assert_eq!(reply.answers.len(), 1, "{id}: {reply:?}");
+            let RData::TXT(txt) = &reply.answers[0].data else {
+                panic!("{id}: {reply:?}");
+            };
+            assert_eq!(txt.to_string(), *name, "{id}");
+            assert_eq!(reply.answers[0].dns_class, DNSClass::CH);
+        }
+    }
+}

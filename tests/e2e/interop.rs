@@ -567,3 +567,38 @@ crate::also_on_general_path! {
     kdig_edns_payload_badvers_and_options,
     dig_subnets_from_three_regions_get_three_zones,
 }
+
+#[test]
+fn dig_nsid_and_ch_txt_id_server_name_the_node() {
+    let Some(dig_bin) = require("dig", "bind9-dnsutils") else {
+        return;
+    };
+    let text = all_policy_example().replace("[server]", "[server]\nidentity = \"ns-test-1\"");
+    assert!(
+        text.contains("identity"),
+        "the example has a [server] table"
+    );
+    let node = Node::start(&text);
+    let reply = dig(&dig_bin, &node, &["+nsid", "www.gslb.example.", "A"]);
+    assert_eq!(reply.status, "NOERROR", "{}", reply.text);
+    assert!(
+        reply.text.contains("; NSID: ") && reply.text.contains("\"ns-test-1\""),
+        "{}",
+        reply.text
+    );
+    let reply = dig(&dig_bin, &node, &["CH", "TXT", "id.server."]);
+    assert_eq!(reply.status, "NOERROR", "{}", reply.text);
+    assert_eq!(reply.answer.len(), 1, "{}", reply.text);
+    assert_eq!(
+        reply.answer[0].last().map(String::as_str),
+        Some("\"ns-test-1\"")
+    );
+    let reply = dig(&dig_bin, &node, &["CH", "TXT", "hostname.bind."]);
+    let last = reply.answer.first().and_then(|a| a.last());
+    assert_eq!(
+        last.map(String::as_str),
+        Some("\"ns-test-1\""),
+        "{}",
+        reply.text
+    );
+}

@@ -309,8 +309,9 @@ impl Drop for Gate {
 
 #[test]
 fn a_burst_of_transitions_costs_one_snapshot_not_one_each() {
-    // Ten services on one gated backend; rise 1 and fall 1, so one probe
-    // result flips each. While the gate is shut every probe times out:
+    // Ten services on one gated backend, each checking its own path (so
+    // ten probes, not one shared); rise 1 and fall 1, so one probe result
+    // flips each. While the gate is shut every probe times out:
     // all ten go down, and each keeps a probe waiting at the gate.
     let gate = Gate::start("127.0.0.1");
     let mut text = String::from(
@@ -319,7 +320,7 @@ fn a_burst_of_transitions_costs_one_snapshot_not_one_each() {
     );
     for i in 0..10 {
         text += &format!(
-            "\n[[services]]\nname = \"s{i}\"\npolicy = \"all\"\n[services.check]\nkind = \"http\"\nport = {}\ninterval = \"1s\"\ntimeout = \"1s\"\nrise = 1\nfall = 1\n[[services.endpoints]]\nzone = \"zone-a\"\naddresses = [\"127.0.0.1\"]\n",
+            "\n[[services]]\nname = \"s{i}\"\npolicy = \"all\"\n[services.check]\nkind = \"http\"\npath = \"/s{i}\"\nport = {}\ninterval = \"1s\"\ntimeout = \"1s\"\nrise = 1\nfall = 1\n[[services.endpoints]]\nzone = \"zone-a\"\naddresses = [\"127.0.0.1\"]\n",
             gate.addr.port()
         );
     }

@@ -8,6 +8,7 @@
 //! Defaults come from `config::defaults`.
 
 mod cidr;
+mod cluster;
 mod conflicts;
 mod domain;
 mod geoip;
@@ -37,9 +38,7 @@ use names::Names;
 
 pub(crate) use values::{parse_duration, parse_hex16};
 
-/// What is wrong with a value and how to fix it: a problem's message and
-/// hint before it is given a place in the file.
-type Complaint = (String, String);
+use values::Complaint;
 
 pub(super) fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     let mut problems = Problems::new(path, text);
@@ -113,8 +112,7 @@ impl Checker<'_, '_> {
         let routing = self.routing(raw.routing, &zones);
         let cidr_rules = self.cidr_rules(raw.cidr_rules, &zones);
         let zone_names: Vec<&str> = zones.iter().map(|(z, _)| z.name.as_str()).collect();
-        let cluster =
-            super::cluster::check(raw.cluster, &zone_names, &self.config_dir, self.problems);
+        let cluster = cluster::check(raw.cluster, &zone_names, &self.config_dir, self.problems);
         self.conflicts(&records, &services, domain.as_ref());
         for text in names.suspicious.take() {
             // Found again in the text: names reach the resolver without

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 
 use hickory_proto::rr::Name;
 
-use super::Complaint;
+use super::values::Complaint;
 
 /// Resolves names against the domain's apex.
 pub(super) struct Names {

@@ -15,6 +15,8 @@ use crate::config::{RrlSettings, ServerSettings, defaults};
 /// UDP payload sizes we accept: below 512 is not DNS over UDP at all, and
 /// above 4096 (the usual EDNS buffer) replies only fragment.
 const UDP_PAYLOAD_LIMITS: RangeInclusive<u16> = 512..=4096;
+/// Longest identity: one TXT character-string.
+const IDENTITY_MAX_LEN: usize = 255;
 use crate::config::defaults::ADMIN_TOKEN_MIN_LEN;
 
 impl Checker<'_, '_> {
@@ -168,6 +170,18 @@ impl Checker<'_, '_> {
         );
         let tcp_read_timeout =
             self.duration(raw.tcp_read_timeout.as_ref(), defaults::TCP_READ_TIMEOUT);
+        let identity = self.setting(raw.identity.as_ref(), None, |text| {
+            let text = text.trim();
+            if text.is_empty() || text.len() > IDENTITY_MAX_LEN || !text.is_ascii() {
+                return Err((
+                    format!("identity `{text}` is not usable in NSID and id.server"),
+                    format!(
+                        "use 1 to {IDENTITY_MAX_LEN} ASCII characters, e.g. the node's name `ns1-us-east`"
+                    ),
+                ));
+            }
+            Ok(Some(text.to_string()))
+        });
         let (dns, admin) = (dns?, admin?);
         Some(ServerSettings {
             file_listen: (dns.clone(), admin),
@@ -191,6 +205,11 @@ impl Checker<'_, '_> {
                 .fast_path
                 .map_or(defaults::FAST_PATH, Spanned::into_inner),
             probe_metrics_by_zone: probe_metrics_by_zone?,
+            identity: identity?,
+            nsid: raw.nsid.map_or(defaults::NSID, Spanned::into_inner),
+            id_server: raw
+                .id_server
+                .map_or(defaults::ID_SERVER, Spanned::into_inner),
         })
     }
 

@@ -3,6 +3,10 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+/// What is wrong with a value and how to fix it: a problem's message and
+/// hint before it is given a place in the file.
+pub(crate) type Complaint = (String, String);
+
 /// `500ms`, `2s`, `1m`, `1h`; a bare number is seconds.
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();

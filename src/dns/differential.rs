@@ -1,0 +1,402 @@
+//! The general path is the reference: every reply the fast path gives
+//! must say the same as the general path's reply to the same bytes.
+//!
+//! Thousands of generated queries (names in and out of the domain, mixed
+//! case, every common type, ECS subnets, cookies valid and not, payload
+//! sizes, UDP and TCP) go to both paths; where the fast path answers, the
+//! replies must parse to the same message and report the same facts. Floors
+//! on how many of each kind of reply the fast path gave keep it from
+//! passing by declining everything.
+//!
+//! The third user of the decision-to-records rule, `routing::explain`, is
+//! held to the same addresses as the answers.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::{Name, RecordType};
+
+use super::answer::answer as general_answer;
+use super::cookie;
+use super::fast::answer;
+use super::fixture::{config, snapshot, snapshot_observed};
+use super::wire::Transport;
+use crate::health::AddressKey;
+use crate::health::state::Observed;
+use crate::routing::memo::DecisionMemo;
+use crate::routing::{Client, explain};
+use crate::snapshot::Snapshot;
+
+/// The cases are many and varied, and the same every run.
+use crate::test_rng::Rng as Cases;
+
+fn mixed_case(name: &str, cases: &mut Cases) -> String {
+    name.chars()
+        .map(|c| {
+            if cases.one_in(3) {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn query(cases: &mut Cases, snapshot: &Snapshot) -> (Vec<u8>, IpAddr) {
+    let source = *cases.pick(&[
+        "127.0.0.1",
+        "8.8.4.4",
+        "193.0.0.9",
+        "10.20.30.140",
+        "2001:4860::1",
+        "::ffff:202.12.27.33",
+    ]);
+    let source: IpAddr = source.parse().unwrap();
+    let names = [
+        "www.gslb.example.",
+        "api.gslb.example.",
+        "split.apps.gslb.example.",
+        "every.gslb.example.",
+        "static.gslb.example.",
+        "gslb.example.",
+        "mail.gslb.example.",
+        "docs.gslb.example.",
+        "apps.gslb.example.",
+        "empty.nonterminal.gslb.example.",
+        "nope.gslb.example.",
+        "x.www.gslb.example.",
+        "www.other.example.",
+        "_sip._udp.gslb.example.",
+    ];
+    let name = *cases.pick(&names);
+    let name = mixed_case(name, cases);
+    let qtype = *cases.pick(&[
+        RecordType::A,
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::TXT,
+        RecordType::MX,
+        RecordType::SOA,
+        RecordType::ANY,
+        RecordType::CNAME,
+        RecordType::NS,
+        RecordType::SRV,
+        RecordType::CAA,
+        RecordType::DS,
+        RecordType::AXFR,
+        RecordType::Unknown(200),
+        RecordType::Unknown(65280),
+    ]);
+    let mut message = Message::query();
+    message.metadata.id = cases.next() as u16;
+    message.metadata.recursion_desired = cases.one_in(2);
+    message.metadata.checking_disabled = cases.one_in(5);
+    message.add_query(Query::query(Name::from_ascii(&name).unwrap(), qtype));
+    let subnets = [
+        "8.8.8.0/24",
+        "193.0.0.0/24",
+        "202.12.27.0/24",
+        "10.20.30.0/24",
+        "10.20.30.128/25",
+        "10.20.30.200/32",
+        "81.2.69.0/24",
+        "1.0.0.0/8",
+        "0.0.0.0/0",
+        "2001:4860::/32",
+        "2a00:1450:4001::/48",
+        "2001:200::/56",
+    ];
+    if !cases.one_in(4) {
+        let mut edns = Edns::new();
+        edns.set_max_payload(*cases.pick(&[512u16, 1232, 4096, 100, 1400]));
+        edns.set_dnssec_ok(cases.one_in(4));
+        if cases.one_in(3) {
+            let client = cases.next().to_be_bytes();
+            let payload = match cases.next() % 4 {
+                0 => client.to_vec(),
+                1 => client[..5].to_vec(),
+                2 => [&client[..], &[1u8; 16]].concat(),
+                _ => {
+                    // A server cookie this node minted for `source`.
+                    cookie::reply(
+                        client,
+                        source,
+                        &cookie::secret(snapshot.config.server.cookie_secret),
+                    )
+                    .to_vec()
+                }
+            };
+            edns.options_mut().insert(EdnsOption::Unknown(10, payload));
+        }
+        if !cases.one_in(3) {
+            let net: ipnet::IpNet = cases.pick(&subnets).parse().unwrap();
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::from(net)));
+        }
+        message.set_edns(edns);
+    }
+
+    (message.to_vec().unwrap(), source)
+}
+
+fn compare(
+    snapshot: &Snapshot,
+    transport: Transport,
+    request: &[u8],
+    source: IpAddr,
+    memo: &mut DecisionMemo,
+) -> Option<Answered> {
+    let mut out = Vec::new();
+    // Server cookies carry the time in seconds: a second may end between
+    // the two answers, so on a difference both are asked again (the
+    // general path alone again would still be a second later).
+    let mut attempts = 0;
+    let (fast, fast_msg, slow, slow_msg) = loop {
+        attempts += 1;
+        let fast = answer(request, transport, source, snapshot, memo, &mut out)?;
+        let fast = (
+            fast.facts,
+            fast.has_valid_cookie,
+            fast.service.map(|(s, e)| (s, e.to_vec())),
+        );
+        let slow = general_answer(request, transport, source, snapshot).expect("a reply");
+        let fast_msg = Message::from_vec(&out).expect("the fast reply parses");
+        let slow_msg = Message::from_vec(&slow.wire).unwrap();
+        if fast_msg == slow_msg || attempts == 3 {
+            break (fast, fast_msg, slow, slow_msg);
+        }
+    };
+    let (fast_facts, fast_valid_cookie, fast_service) = fast;
+    assert_eq!(fast_valid_cookie, slow.has_valid_cookie);
+    assert_eq!(fast_msg, slow_msg, "request {request:02x?} from {source}");
+    assert_eq!(fast_facts.rcode, slow.facts.rcode);
+    assert_eq!(fast_facts.qtype, slow.facts.qtype);
+    assert!(!slow.facts.truncated);
+    let slow_hit = slow.service.map(|h| (h.service, h.endpoints));
+    assert_eq!(fast_service, slow_hit);
+    Some(Answered {
+        refused: fast_facts.rcode == ResponseCode::Refused,
+        with_additionals: !fast_msg.additionals.is_empty(),
+        with_valid_cookie: fast_valid_cookie,
+        with_ecs_scope: has_ecs_scope(&fast_msg),
+    })
+}
+
+/// What kind of reply the fast path gave, so tests know it took them all.
+struct Answered {
+    refused: bool,
+    with_additionals: bool,
+    with_valid_cookie: bool,
+    with_ecs_scope: bool,
+}
+
+fn has_ecs_scope(reply: &Message) -> bool {
+    reply.edns.as_ref().is_some_and(|e| {
+        matches!(e.option(EdnsCode::Subnet), Some(EdnsOption::Subnet(s)) if s.scope_prefix() > 0)
+    })
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    answered: usize,
+    refused: usize,
+    with_additionals: usize,
+    with_valid_cookie: usize,
+    with_ecs_scope: usize,
+}
+
+fn differential(snapshot: &Snapshot, seed: u64, rounds: usize) -> Tally {
+    let mut cases = Cases(seed);
+    let mut memo = DecisionMemo::new();
+    let mut tally = Tally::default();
+    for _ in 0..rounds {
+        let (request, source) = query(&mut cases, snapshot);
+        let transport = if cases.one_in(4) {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        if let Some(answered) = compare(snapshot, transport, &request, source, &mut memo) {
+            tally.answered += 1;
+            tally.refused += usize::from(answered.refused);
+            tally.with_additionals += usize::from(answered.with_additionals);
+            tally.with_valid_cookie += usize::from(answered.with_valid_cookie);
+            tally.with_ecs_scope += usize::from(answered.with_ecs_scope);
+        }
+    }
+    tally
+}
+
+#[test]
+fn fast_replies_match_the_general_path() {
+    let snapshot = snapshot(config(""), &[]);
+    let tally = differential(&snapshot, 0x5eed, 20_000);
+    // The shapes it is for are most of these cases: it must take them.
+    assert!(tally.answered > 6_000, "{tally:?} of 20000");
+    assert!(tally.with_valid_cookie > 200, "{tally:?}");
+    assert!(tally.with_additionals > 100, "{tally:?}");
+    assert!(tally.refused > 100, "{tally:?}");
+    assert!(tally.with_ecs_scope > 150, "{tally:?}");
+}
+
+#[test]
+fn fast_replies_match_when_zones_are_down() {
+    for drained in [
+        &["eu-west"][..],
+        &["us-east", "eu-west"],
+        &["us-east", "eu-west", "ap-south"],
+    ] {
+        let snapshot = snapshot(config(""), drained);
+        let tally = differential(&snapshot, 0xd0a1, 5_000);
+        assert!(tally.answered > 1_000, "{drained:?}: {tally:?}");
+    }
+}
+
+#[test]
+fn delegations_and_tiny_payloads_are_left_to_the_general_path() {
+    let extra = "[[records]]\nname = \"sub\"\ntype = \"NS\"\ndata = \"ns.sub\"\n\
+                 [[records]]\nname = \"ns.sub\"\ntype = \"A\"\ndata = \"192.0.2.53\"\n";
+    let snapshot = snapshot(config(extra), &[]);
+    differential(&snapshot, 0xde1e, 5_000);
+    let mut memo = DecisionMemo::new();
+    let mut out = Vec::new();
+    let below_cut = {
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("ns.sub.gslb.example.").unwrap(),
+            RecordType::A,
+        ));
+        m.to_vec().unwrap()
+    };
+    let source: IpAddr = "127.0.0.1".parse().unwrap();
+    assert!(
+        answer(
+            &below_cut,
+            Transport::Udp,
+            source,
+            &snapshot,
+            &mut memo,
+            &mut out
+        )
+        .is_none()
+    );
+    let missing = {
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("nope.gslb.example.").unwrap(),
+            RecordType::A,
+        ));
+        m.to_vec().unwrap()
+    };
+    assert!(
+        answer(
+            &missing,
+            Transport::Udp,
+            source,
+            &snapshot,
+            &mut memo,
+            &mut out
+        )
+        .is_none()
+    );
+}
+
+/// The addresses of a service's A and AAAA answers from the general path,
+/// for a query from `source` with an ECS of `subnet` if given, sorted.
+fn answered_addresses(
+    snapshot: &Snapshot,
+    name: &str,
+    source: IpAddr,
+    subnet: Option<ipnet::IpNet>,
+) -> Vec<String> {
+    let mut addresses = Vec::new();
+    for qtype in [RecordType::A, RecordType::AAAA] {
+        let mut request = Message::query();
+        request.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        let mut edns = Edns::new();
+        if let Some(net) = subnet {
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::from(net)));
+        }
+        request.set_edns(edns);
+        let reply = general_answer(&request.to_vec().unwrap(), Transport::Tcp, source, snapshot)
+            .expect("a reply");
+        let reply = Message::from_vec(&reply.wire).unwrap();
+        addresses.extend(
+            reply
+                .answers
+                .iter()
+                .filter_map(|r| r.data.ip_addr())
+                .map(|a| a.to_string()),
+        );
+    }
+    addresses.sort();
+    addresses
+}
+
+/// Explain and the answer paths share one decision-to-records rule; this
+/// holds them to it: for every service, client and health state, explain
+/// names exactly the addresses DNS answers with.
+#[test]
+fn explain_names_the_addresses_the_answers_carry() {
+    let config = config("");
+    // Every address of `www` (service 0) down but one IPv4 in ap-south.
+    let mut mostly_down = std::collections::HashMap::new();
+    for (endpoint, e) in config.services[0].endpoints.iter().enumerate() {
+        for address in 0..e.addresses.len() {
+            let key = AddressKey {
+                service: 0,
+                endpoint,
+                address,
+            };
+            let up = endpoint == 2 && address == 0;
+            mostly_down.insert(key, if up { Observed::Up } else { Observed::Down });
+        }
+    }
+    let mut all_down = mostly_down.clone();
+    for observed in all_down.values_mut() {
+        *observed = Observed::Down;
+    }
+    let states = [
+        snapshot(config.clone(), &[]),
+        snapshot(config.clone(), &["eu-west"]),
+        snapshot(config.clone(), &["us-east", "eu-west", "ap-south"]),
+        snapshot_observed(config.clone(), &mostly_down, &[]),
+        snapshot_observed(config.clone(), &all_down, &[]),
+    ];
+    let source: IpAddr = "127.0.0.1".parse().unwrap();
+    let subnets = [
+        None,
+        Some("193.0.0.0/24"),
+        Some("202.12.27.0/24"),
+        Some("2001:4860::/32"),
+    ];
+    let mut compared = 0;
+    for snapshot in &states {
+        for (service, svc) in config.services.iter().enumerate() {
+            for subnet in subnets {
+                let subnet: Option<ipnet::IpNet> = subnet.map(|s| s.parse().unwrap());
+                let client = subnet.map_or(Client::from_source(source), |net| Client {
+                    addr: net.addr(),
+                    source_prefix: net.prefix_len(),
+                });
+                let explained = explain(
+                    &snapshot.config,
+                    &snapshot.health,
+                    &snapshot.router,
+                    service,
+                    client,
+                );
+                let mut said = explained.answer.clone();
+                said.sort();
+                let name = svc.name.to_ascii();
+                let answered = answered_addresses(snapshot, &name, source, subnet);
+                assert_eq!(said, answered, "{name} for {client:?}");
+                compared += usize::from(!answered.is_empty());
+            }
+        }
+    }
+    // Answers with addresses, not agreement on empty lists.
+    assert!(compared > 60, "{compared}");
+}

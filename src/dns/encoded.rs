@@ -1,0 +1,311 @@
+//! The snapshot's answer data pre-encoded for the fast path.
+//!
+//! Built once per snapshot ([`FastTable::build`], called by the snapshot
+//! build), never changed afterwards: every record set the fast path may
+//! answer with is encoded here as the bytes a reply carries, with the
+//! question's name as owner (a compression pointer), so answering is
+//! copying. Names are keyed in lower-case wire form, as the fast path reads
+//! them from a query.
+//!
+//! Invariants the fast path relies on: a name is `Answerable` only if it
+//! has no CNAME and lies at or below no delegation (those need the general
+//! path's chain following and referrals); record data is written with
+//! names in full, so the bytes are valid after any question.
+//!
+//! This module reads the domain table and the config and nothing above
+//! them: the snapshot imports it, so it must not import the snapshot.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+use super::table::{DomainTable, ServiceRecords};
+use super::wire::HEADER_LEN;
+use crate::config::Config;
+
+/// A compression pointer to the question's name, which always starts right
+/// after the header: every answer's owner is the name as the client wrote it.
+const OWNER_IS_QNAME: [u8; 2] = [0xC0, HEADER_LEN as u8];
+
+/// Resource records of one set, encoded with the question's name as owner.
+#[derive(Debug, Clone, Default)]
+pub(super) struct EncodedSet {
+    pub(super) count: u16,
+    pub(super) wire: Box<[u8]>,
+}
+
+impl EncodedSet {
+    /// Records answering the question: their owner is the question's name.
+    fn encode(records: &[Record]) -> EncodedSet {
+        EncodedSet::encode_each(records.iter(), |_| OWNER_IS_QNAME.to_vec())
+    }
+
+    /// Records under their own names (additional data), written in full.
+    fn encode_owned(records: &[&Record]) -> EncodedSet {
+        EncodedSet::encode_each(records.iter().copied(), |r| wire_name(&r.name))
+    }
+
+    fn encode_each<'r>(
+        records: impl Iterator<Item = &'r Record>,
+        owner: impl Fn(&Record) -> Vec<u8>,
+    ) -> EncodedSet {
+        let mut wire = Vec::new();
+        let mut count = 0u16;
+        for record in records {
+            let Some(rdata) = rdata_bytes(&record.data) else {
+                continue;
+            };
+            wire.extend_from_slice(&owner(record));
+            wire.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
+            wire.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
+            wire.extend_from_slice(&record.ttl.to_be_bytes());
+            wire.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            wire.extend_from_slice(&rdata);
+            count += 1;
+        }
+        EncodedSet {
+            count,
+            wire: wire.into_boxed_slice(),
+        }
+    }
+}
+
+/// Record data with any names in it written in full, so the bytes can
+/// follow any question.
+fn rdata_bytes(data: &RData) -> Option<Vec<u8>> {
+    let mut rdata = Vec::new();
+    let mut encoder = BinEncoder::new(&mut rdata);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    data.emit(&mut encoder).ok()?;
+    Some(rdata)
+}
+
+/// One record set's answer and the additional data that goes with it.
+#[derive(Debug)]
+pub(super) struct EncodedAnswer {
+    pub(super) record_type: u16,
+    pub(super) answers: EncodedSet,
+    pub(super) additionals: EncodedSet,
+}
+
+/// What a name in the domain allows the fast path to do.
+#[derive(Debug)]
+pub(super) enum FastNode {
+    /// No CNAME, not at or below a delegation: every data type is
+    /// answered here from its record set or with NODATA (a service's A
+    /// and AAAA by routing).
+    Answerable {
+        service: Option<usize>,
+        sets: Vec<EncodedAnswer>,
+    },
+    /// Left to the general path.
+    Declined,
+}
+
+/// One service's address records per endpoint, encoded.
+#[derive(Debug, Default)]
+pub(super) struct FastService {
+    /// Per endpoint: A usable, A all, AAAA usable, AAAA all.
+    endpoints: Vec<[EncodedSet; 4]>,
+    fallback_a: EncodedSet,
+    fallback_aaaa: EncodedSet,
+}
+
+impl FastService {
+    fn build(records: &ServiceRecords) -> FastService {
+        let endpoints = (0..records.a.len())
+            .map(|e| {
+                [
+                    EncodedSet::encode(records.records(RecordType::A, e, true)),
+                    EncodedSet::encode(records.records(RecordType::A, e, false)),
+                    EncodedSet::encode(records.records(RecordType::AAAA, e, true)),
+                    EncodedSet::encode(records.records(RecordType::AAAA, e, false)),
+                ]
+            })
+            .collect();
+        FastService {
+            endpoints,
+            fallback_a: EncodedSet::encode(records.fallback(RecordType::A)),
+            fallback_aaaa: EncodedSet::encode(records.fallback(RecordType::AAAA)),
+        }
+    }
+
+    /// One endpoint's A (or AAAA) records: its usable addresses, or all.
+    #[inline]
+    pub(super) fn endpoint(
+        &self,
+        endpoint: usize,
+        is_v6: bool,
+        usable_only: bool,
+    ) -> Option<&EncodedSet> {
+        let sets = self.endpoints.get(endpoint)?;
+        Some(&sets[usize::from(is_v6) * 2 + usize::from(!usable_only)])
+    }
+
+    /// The all-down fallback's A (or AAAA) records.
+    #[inline]
+    pub(super) fn fallback(&self, is_v6: bool) -> &EncodedSet {
+        if is_v6 {
+            &self.fallback_aaaa
+        } else {
+            &self.fallback_a
+        }
+    }
+}
+
+/// The snapshot's data in the form the fast path reads.
+#[derive(Debug)]
+pub struct FastTable {
+    /// The apex in lower-case wire form.
+    apex: Box<[u8]>,
+    /// By lower-case wire name; only names at or below the apex.
+    nodes: HashMap<Box<[u8]>, FastNode, foldhash::fast::FixedState>,
+    /// With delegations, a missing name may lie below a cut (a referral,
+    /// not NXDOMAIN): the general path decides those.
+    has_delegations: bool,
+    services: Vec<FastService>,
+    /// The SOA of negative answers, names written in full as configured.
+    negative_soa: Box<[u8]>,
+    udp_payload_max: u16,
+}
+
+impl FastTable {
+    /// Encodes `table` (the snapshot's domain table, built from `config`).
+    pub fn build(config: &Config, table: &DomainTable) -> FastTable {
+        let mut nodes = HashMap::with_hasher(foldhash::fast::FixedState::default());
+        let cuts: Vec<Vec<u8>> = table
+            .nodes()
+            .filter(|(_, node)| node.is_delegation())
+            .map(|(name, _)| lower_wire(&Name::from(name)))
+            .collect();
+        let apex = lower_wire(&Name::from(table.apex()));
+        for (name, node) in table.nodes() {
+            let wire = lower_wire(&Name::from(name));
+            if !is_at_or_below(&wire, &apex) {
+                // The table holds only names in the domain; were one
+                // outside, finding it must still not make it ours.
+                continue;
+            }
+            let below_cut = cuts.iter().any(|cut| is_at_or_below(&wire, cut));
+            let entry = if below_cut || node.cname().is_some() {
+                FastNode::Declined
+            } else {
+                let sets = node
+                    .rrsets()
+                    .iter()
+                    .map(|set| EncodedAnswer {
+                        record_type: u16::from(set.record_type),
+                        answers: EncodedSet::encode(&set.records),
+                        additionals: EncodedSet::encode_owned(&table.additional_for(&set.records)),
+                    })
+                    .collect();
+                FastNode::Answerable {
+                    service: node.service(),
+                    sets,
+                }
+            };
+            nodes.insert(wire.into_boxed_slice(), entry);
+        }
+        FastTable {
+            apex: apex.into_boxed_slice(),
+            nodes,
+            has_delegations: !cuts.is_empty(),
+            services: table.services.iter().map(FastService::build).collect(),
+            negative_soa: negative_soa(table),
+            udp_payload_max: config.server.udp_payload_max,
+        }
+    }
+}
+
+impl FastTable {
+    /// The node at a lower-case wire name, if the domain has one there.
+    /// Every node is the apex or below it: finding a name proves it is in
+    /// the domain.
+    #[inline]
+    pub(super) fn node(&self, lower_name: &[u8]) -> Option<&FastNode> {
+        self.nodes.get(lower_name)
+    }
+
+    /// Whether a lower-case wire name is the apex or lies below it.
+    #[inline]
+    pub(super) fn is_in_domain(&self, lower_name: &[u8]) -> bool {
+        lower_name
+            .len()
+            .checked_sub(self.apex.len())
+            .is_some_and(|at| lower_name[at..] == *self.apex && is_label_start(lower_name, at))
+    }
+
+    /// Whether the domain has delegations: then a missing name may lie
+    /// below a cut (a referral, not NXDOMAIN).
+    #[inline]
+    pub(super) fn has_delegations(&self) -> bool {
+        self.has_delegations
+    }
+
+    #[inline]
+    pub(super) fn service(&self, service: usize) -> &FastService {
+        &self.services[service]
+    }
+
+    /// The SOA record of negative answers, with the negative TTL.
+    #[inline]
+    pub(super) fn negative_soa(&self) -> &[u8] {
+        &self.negative_soa
+    }
+
+    /// The EDNS payload size we advertise and the most a UDP reply may take.
+    #[inline]
+    pub(super) fn udp_payload_max(&self) -> u16 {
+        self.udp_payload_max
+    }
+}
+
+/// Whether `at` is where a label starts in wire name `name`.
+fn is_label_start(name: &[u8], at: usize) -> bool {
+    let mut cursor = 0;
+    while cursor < at {
+        cursor += usize::from(name[cursor]) + 1;
+    }
+    cursor == at
+}
+
+fn negative_soa(table: &DomainTable) -> Box<[u8]> {
+    let mut soa = table.soa().clone();
+    soa.ttl = table.negative_ttl();
+    EncodedSet::encode_owned(&[&soa]).wire
+}
+
+/// A name as length-prefixed labels, as spelled, root included.
+fn wire_name(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label);
+    }
+    wire.push(0);
+    wire
+}
+
+/// A name as length-prefixed labels, ASCII lower-cased, root included.
+fn lower_wire(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.push(0);
+    wire
+}
+
+/// Whether wire name `name` equals `ancestor` or lies below it.
+fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
+    let mut at = 0;
+    while at < name.len() {
+        if &name[at..] == ancestor {
+            return true;
+        }
+        at += usize::from(name[at]) + 1;
+    }
+    false
+}

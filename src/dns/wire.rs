@@ -1,0 +1,226 @@
+//! Wire rules both answer paths share, written once.
+//!
+//! Meridian answers a query on one of two paths: the fast path
+//! ([`super::fast`]) reads bytes in place and copies pre-encoded records,
+//! the general path ([`mod@super::answer`]) parses into hickory-proto's
+//! `Message`. They must say the same thing, so every rule that is not
+//! about how bytes are read or written lives here and both call it: the
+//! header and UDP size limits, which ECS options a query may carry
+//! (RFC 7871 section 7.1.1), which client a query is routed for, and the
+//! scope echoed back.
+//!
+//! This module knows nothing of the snapshot: it is plain data in, plain
+//! data out, so the pre-encoded tables ([`super::encoded`]) can use it too.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::ResponseCode;
+
+use crate::routing::Client;
+
+/// Bytes of the DNS header (RFC 1035 section 4.1.1).
+pub const HEADER_LEN: usize = 12;
+/// The largest UDP reply to a client without EDNS (RFC 1035 section 2.3.4);
+/// also the least an EDNS client may advertise (RFC 6891 section 6.2.5).
+pub const PLAIN_UDP_MAX: usize = 512;
+/// Names in wire form are at most this long (RFC 1035 section 3.1).
+pub const NAME_MAX: usize = 255;
+
+pub const TYPE_A: u16 = 1;
+pub const TYPE_AAAA: u16 = 28;
+pub const TYPE_OPT: u16 = 41;
+pub const CLASS_IN: u16 = 1;
+pub const OPTION_ECS: u16 = 8;
+pub const OPTION_COOKIE: u16 = 10;
+
+/// How the request arrived; decides the size limit of the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The largest reply we may send: over UDP the client's EDNS payload size
+/// (`None` without EDNS), never below 512 nor above our own
+/// `udp_payload_max`; over TCP whatever the length prefix can carry.
+#[inline]
+pub fn reply_limit(transport: Transport, edns_payload: Option<u16>, udp_payload_max: u16) -> usize {
+    match (transport, edns_payload) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, Some(payload)) => {
+            usize::from(payload).clamp(PLAIN_UDP_MAX, usize::from(udp_payload_max))
+        }
+        (Transport::Udp, None) => PLAIN_UDP_MAX,
+    }
+}
+
+/// The low four bits of an rcode, as the header carries them. The fast
+/// path's three are written out so the hot path makes no call for them.
+#[inline]
+pub fn rcode_low(rcode: ResponseCode) -> u8 {
+    match rcode {
+        ResponseCode::NoError => 0,
+        ResponseCode::NXDomain => 3,
+        ResponseCode::Refused => 5,
+        other => other.low(),
+    }
+}
+
+/// Address bits of an ECS family (RFC 7871 section 6, IANA address
+/// family numbers): 1 is IPv4, 2 is IPv6; other families are not served.
+#[inline]
+pub fn ecs_family_bits(family: u16) -> Option<u8> {
+    match family {
+        1 => Some(32),
+        2 => Some(128),
+        _ => None,
+    }
+}
+
+/// Bytes of address an ECS option carries for a source prefix: the prefix
+/// rounded up to whole bytes (RFC 7871 section 6).
+#[inline]
+pub fn ecs_address_len(source_prefix: u8) -> usize {
+    usize::from(source_prefix).div_ceil(8)
+}
+
+/// Whether a query's ECS option is well formed per RFC 7871 section
+/// 7.1.1: no scope (that is the server's to set), a source prefix no
+/// longer than the address, and no address bits set past the source
+/// prefix. A query that breaks any of these gets FORMERR.
+#[inline]
+pub fn is_valid_query_ecs(addr: IpAddr, source_prefix: u8, scope: u8) -> bool {
+    // Shifting the prefix out leaves the bits past it; a shift by the
+    // whole width (a full-length prefix) leaves none.
+    let past_prefix_is_zero = match addr {
+        IpAddr::V4(a) => {
+            source_prefix <= 32
+                && u32::from(a)
+                    .checked_shl(u32::from(source_prefix))
+                    .is_none_or(|rest| rest == 0)
+        }
+        IpAddr::V6(a) => {
+            source_prefix <= 128
+                && u128::from(a)
+                    .checked_shl(u32::from(source_prefix))
+                    .is_none_or(|rest| rest == 0)
+        }
+    };
+    scope == 0 && past_prefix_is_zero
+}
+
+/// The client a query is routed for: its ECS subnet when it has one with
+/// a source prefix, else the packet's source. A source prefix of 0 is the
+/// resolver asking us not to use its clients' addresses (RFC 7871 section
+/// 7.1.2); the packet's source is all there is then.
+#[inline]
+pub fn routed_client(ecs: Option<(IpAddr, u8)>, source: IpAddr) -> Client {
+    match ecs {
+        Some((addr, source_prefix)) if source_prefix > 0 => Client {
+            addr,
+            source_prefix,
+        },
+        _ => Client::from_source(source),
+    }
+}
+
+/// The scope echoed in a reply's ECS (RFC 7871 section 7.2.1): how widely
+/// the answer applies, never longer than the query's source prefix.
+#[inline]
+pub fn echoed_scope(decision_scope: u8, source_prefix: u8) -> u8 {
+    decision_scope.min(source_prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn udp_replies_fit_the_clients_payload_within_our_bounds() {
+        assert_eq!(reply_limit(Transport::Udp, None, 1232), 512);
+        assert_eq!(reply_limit(Transport::Udp, Some(100), 1232), 512);
+        assert_eq!(reply_limit(Transport::Udp, Some(1000), 1232), 1000);
+        assert_eq!(reply_limit(Transport::Udp, Some(4096), 1232), 1232);
+        assert_eq!(reply_limit(Transport::Tcp, None, 1232), 65535);
+        assert_eq!(reply_limit(Transport::Tcp, Some(512), 1232), 65535);
+    }
+
+    #[test]
+    fn ecs_in_a_query_has_no_scope_and_no_bits_past_its_prefix() {
+        assert!(is_valid_query_ecs(ip("8.8.8.0"), 24, 0));
+        assert!(is_valid_query_ecs(ip("0.0.0.0"), 0, 0));
+        assert!(is_valid_query_ecs(ip("8.8.8.8"), 32, 0));
+        assert!(is_valid_query_ecs(ip("2001:db8::"), 32, 0));
+        assert!(!is_valid_query_ecs(ip("8.8.8.0"), 24, 8), "a scope");
+        assert!(!is_valid_query_ecs(ip("8.8.9.0"), 23, 0), "a bit past /23");
+        assert!(!is_valid_query_ecs(ip("1.0.0.0"), 0, 0), "a bit past /0");
+        assert!(
+            !is_valid_query_ecs(ip("8.8.8.8"), 33, 0),
+            "longer than IPv4"
+        );
+        assert!(!is_valid_query_ecs(ip("2001:db8::1"), 64, 0));
+        assert!(!is_valid_query_ecs(ip("::"), 129, 0));
+    }
+
+    #[test]
+    fn rcodes_keep_their_numbers() {
+        for rcode in [
+            ResponseCode::NoError,
+            ResponseCode::FormErr,
+            ResponseCode::NXDomain,
+            ResponseCode::Refused,
+            ResponseCode::BADVERS,
+        ] {
+            assert_eq!(rcode_low(rcode), rcode.low(), "{rcode:?}");
+        }
+        assert_eq!(rcode_low(ResponseCode::NXDomain), 3);
+    }
+
+    #[test]
+    fn ecs_families_and_address_lengths() {
+        assert_eq!(ecs_family_bits(1), Some(32));
+        assert_eq!(ecs_family_bits(2), Some(128));
+        assert_eq!(ecs_family_bits(3), None);
+        assert_eq!(ecs_address_len(0), 0);
+        assert_eq!(ecs_address_len(1), 1);
+        assert_eq!(ecs_address_len(24), 3);
+        assert_eq!(ecs_address_len(25), 4);
+        assert_eq!(ecs_address_len(56), 7);
+    }
+
+    #[test]
+    fn the_routed_client_is_the_subnet_unless_its_prefix_is_zero() {
+        let source = ip("127.0.0.1");
+        assert_eq!(
+            routed_client(Some((ip("193.0.0.0"), 24)), source),
+            Client {
+                addr: ip("193.0.0.0"),
+                source_prefix: 24
+            }
+        );
+        assert_eq!(
+            routed_client(Some((ip("0.0.0.0"), 0)), source),
+            Client::from_source(source)
+        );
+        assert_eq!(routed_client(None, source), Client::from_source(source));
+        // A mapped IPv4 source is routed as IPv4.
+        assert_eq!(
+            routed_client(None, ip("::ffff:202.12.27.33")),
+            Client {
+                addr: ip("202.12.27.33"),
+                source_prefix: 32
+            }
+        );
+    }
+
+    #[test]
+    fn the_echoed_scope_never_exceeds_the_source_prefix() {
+        assert_eq!(echoed_scope(16, 24), 16);
+        assert_eq!(echoed_scope(24, 16), 16);
+        assert_eq!(echoed_scope(24, 0), 0);
+    }
+}
