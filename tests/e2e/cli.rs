@@ -500,8 +500,8 @@ fn a_missing_or_corrupt_geoip_database_stops_the_start_with_its_name() {
 #[test]
 fn an_unwritable_state_file_warns_and_the_drain_still_applies() {
     let dir = private_dir();
-    // A state file in a directory that does not exist: it reads as "no
-    // drains" at start, and every write fails.
+    // A state file whose directory goes away once the node has started
+    // (a missing one is refused at start): every write fails.
     let config = example_in(&dir, "");
     let state = dir.join("no-such-dir/state.json");
     let text = std::fs::read_to_string(&config).unwrap().replace(
@@ -509,7 +509,9 @@ fn an_unwritable_state_file_warns_and_the_drain_still_applies() {
         &state.display().to_string(),
     );
     std::fs::write(&config, text).unwrap();
+    std::fs::create_dir(dir.join("no-such-dir")).unwrap();
     let served = Served::start(&config, &[]);
+    std::fs::remove_dir(dir.join("no-such-dir")).unwrap();
     let client = reqwest::blocking::Client::new();
     let admin = |method: reqwest::Method, path: &str| -> (u16, serde_json::Value) {
         let response = client
