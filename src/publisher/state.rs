@@ -635,38 +635,17 @@ mod tests {
     use crate::health::state::Transition;
     use crate::snapshot::{build, detached_counters};
 
-    const CONFIG: &str = r#"
-[domain]
-name = "gslb.test."
-[[domain.nameservers]]
-name = "ns1"
-addresses = ["192.0.2.53"]
-[[zones]]
-name = "a"
-latitude = 0.0
-longitude = 0.0
-[[zones]]
-name = "b"
-latitude = 10.0
-longitude = 10.0
-[[services]]
-name = "www"
-policy = "failover"
-order = ["a", "b"]
-[[services.endpoints]]
-zone = "a"
-addresses = ["192.0.2.1"]
-[[services.endpoints]]
-zone = "b"
-addresses = ["192.0.2.2"]
-"#;
+    fn config_text() -> String {
+        let service = "policy = \"failover\"\norder = [\"a\", \"b\"]";
+        crate::test_config::www(service, &["192.0.2.1"], "192.0.2.2")
+    }
 
     fn config(text: &str) -> Arc<Config> {
-        Arc::new(Config::parse(text, "test.toml".as_ref()).expect("test config is valid"))
+        crate::test_config::shared(text)
     }
 
     fn state() -> State {
-        State::new(config(CONFIG), Drains::default(), None)
+        State::new(config(&config_text()), Drains::default(), None)
     }
 
     fn key(endpoint: usize) -> AddressKey {
@@ -771,7 +750,7 @@ addresses = ["192.0.2.2"]
                 )))
                 .drains
         );
-        let next = config(&CONFIG.replace("192.0.2.2", "192.0.2.3"));
+        let next = config(&config_text().replace("192.0.2.2", "192.0.2.3"));
         let observed = HashMap::from([(key(0), Observed::Down), (key(1), Observed::Unknown)]);
         let dirty = state.apply(Change::Reloaded(Reloaded {
             config: next.clone(),
@@ -810,7 +789,7 @@ addresses = ["192.0.2.2"]
         assert_eq!(state.all_down_changes([true].into_iter()), [(0, true)]);
         let observed = state.observed.clone();
         let _ = state.apply(Change::Reloaded(Reloaded {
-            config: config(&CONFIG.replace("latitude = 10.0", "latitude = 11.0")),
+            config: config(&config_text().replace("latitude = 10.0", "latitude = 11.0")),
             geo: None,
             observed,
         }));
@@ -824,7 +803,7 @@ addresses = ["192.0.2.2"]
 
     /// A three-node cluster of this config, as node `a-node` sees it.
     fn clustered() -> State {
-        let text = CONFIG.to_string()
+        let text = config_text()
             + r#"
 [[zones]]
 name = "c"
