@@ -43,4 +43,6 @@ mod run;
 pub use run::{Listeners, RunError, run};
 
 #[cfg(test)]
+mod test_config;
+#[cfg(test)]
 mod test_rng;

@@ -176,39 +176,16 @@ impl SnapshotStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::health::state::Observed;
     use crate::health::{AddressKey, HealthView};
 
-    const CONFIG: &str = r#"
-[domain]
-name = "gslb.test."
-[[domain.nameservers]]
-name = "ns1"
-addresses = ["192.0.2.53"]
-[[zones]]
-name = "a"
-latitude = 0.0
-longitude = 0.0
-[[zones]]
-name = "b"
-latitude = 10.0
-longitude = 10.0
-[[services]]
-name = "www"
-policy = "failover"
-order = ["a", "b"]
-check = { kind = "none" }
-[[services.endpoints]]
-zone = "a"
-addresses = ["192.0.2.1"]
-[[services.endpoints]]
-zone = "b"
-addresses = ["192.0.2.2"]
-"#;
-
     fn config() -> Arc<Config> {
-        Arc::new(Config::parse(CONFIG, "test.toml".as_ref()).expect("test config is valid"))
+        let service = "policy = \"failover\"\norder = [\"a\", \"b\"]\ncheck = { kind = \"none\" }";
+        crate::test_config::shared(&crate::test_config::www(
+            service,
+            &["192.0.2.1"],
+            "192.0.2.2",
+        ))
     }
 
     #[test]

@@ -357,9 +357,10 @@ fn check_fast_path(
         let again = answer(data, transport, source, snapshot).expect("answered before");
         general = Message::from_vec(&again.wire).expect("checked above");
         out.clear();
-        MEMO.with_borrow_mut(|memo| {
-            fast::answer(data, transport, source, snapshot, memo, &mut out).expect("answered before")
+        let repeated = MEMO.with_borrow_mut(|memo| {
+            fast::answer(data, transport, source, snapshot, memo, &mut out).is_some()
         });
+        assert!(repeated, "the fast path answered before");
         fast = Message::from_vec(&out).expect("checked above");
     }
     assert_eq!(

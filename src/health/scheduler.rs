@@ -243,3 +243,114 @@ fn jitter(key: &AddressKey, interval: Duration) -> Duration {
     let fraction = (hash % 10_000) as f64 / 10_000.0;
     interval.mul_f64(fraction)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::state::Observed;
+
+    /// Two services and a third with another port, all at 127.0.0.1 and
+    /// TCP-checked every 100 ms; `fall = 1` so one refusal flips.
+    fn config(port: u16, other: u16) -> Arc<Config> {
+        let check = |port| {
+            format!(
+                "check = {{ kind = \"tcp\", port = {port}, interval = \"100ms\", timeout = \"100ms\", rise = 1, fall = 1 }}"
+            )
+        };
+        let mut text = crate::test_config::TWO_ZONES.to_string();
+        for (name, port) in [("www", port), ("api", port), ("other", other)] {
+            text += &format!(
+                "\n[[services]]\nname = \"{name}\"\n{}\n[[services.endpoints]]\nzone = \"a\"\naddresses = [\"127.0.0.1\"]\n",
+                check(port)
+            );
+        }
+        crate::test_config::shared(&text)
+    }
+
+    fn key(service: usize) -> AddressKey {
+        AddressKey {
+            service,
+            endpoint: 0,
+            address: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn equal_checks_share_one_probe_and_every_service_hears_its_flip() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepting = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                drop(stream);
+            }
+        });
+        let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other_port = other.local_addr().unwrap().port();
+        let config = config(port, other_port);
+        let board = Arc::new(crate::health::initial_board(&config, SystemTime::now()));
+        let (tx, mut rx) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        let tracker = start(
+            &config,
+            board.clone(),
+            Arc::new(Metrics::default()),
+            tx,
+            stop.clone(),
+            7,
+        );
+        // First success: unknown to up, for www and api from one probe.
+        let mut ups = Vec::new();
+        while ups.len() < 3 {
+            let report = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("reports within 5 s")
+                .unwrap();
+            assert_eq!(report.epoch, 7);
+            assert_eq!(report.transition.to, Observed::Up);
+            ups.push(report.key);
+        }
+        ups.sort();
+        assert_eq!(ups, [key(0), key(1), key(2)]);
+        let probes = |k| board.get(&k).map(|h| h.probes).unwrap();
+        assert_eq!(probes(key(0)), probes(key(1)), "one probe, one record");
+
+        // The shared address starts refusing: both its services go down,
+        // the third service's address (another port) stays up.
+        accepting.abort();
+        let _ = accepting.await;
+        let mut downs = Vec::new();
+        while downs.len() < 2 {
+            let report = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("reports within 5 s")
+                .unwrap();
+            assert_eq!(report.transition.to, Observed::Down, "{report:?}");
+            downs.push(report.key);
+        }
+        downs.sort();
+        assert_eq!(downs, [key(0), key(1)]);
+        assert_eq!(board.get(&key(2)).unwrap().observed, Observed::Up);
+        stop.cancel();
+        tracker.wait().await;
+        drop(other);
+    }
+
+    #[test]
+    fn the_quick_interval_is_a_fifth_within_bounds() {
+        assert_eq!(
+            quick_interval(Duration::from_secs(1)),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            quick_interval(Duration::from_millis(200)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            quick_interval(Duration::from_millis(50)),
+            Duration::from_millis(50)
+        );
+    }
+}

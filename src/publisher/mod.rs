@@ -263,6 +263,9 @@ impl Publisher {
             if dirty.drains {
                 self.persist_drains();
             }
+            if dirty.votes {
+                dirty.snapshot |= self.state.settle();
+            }
             if dirty.snapshot {
                 self.publish();
             }

@@ -174,33 +174,11 @@ mod tests {
     use super::*;
     use crate::health::state::Observed;
 
-    const CONFIG: &str = r#"
-[domain]
-name = "gslb.test."
-[[domain.nameservers]]
-name = "ns1"
-addresses = ["192.0.2.53"]
-[[zones]]
-name = "a"
-latitude = 0.0
-longitude = 0.0
-[[zones]]
-name = "b"
-latitude = 10.0
-longitude = 10.0
-[[services]]
-name = "www"
-[[services.endpoints]]
-zone = "a"
-addresses = ["192.0.2.1"]
-[[services.endpoints]]
-zone = "b"
-addresses = ["192.0.2.2"]
-"#;
-
-    fn parse(text: &str) -> Config {
-        Config::parse(text, "test.toml".as_ref()).expect("test config is valid")
+    fn config_text() -> String {
+        crate::test_config::www("", &["192.0.2.1"], "192.0.2.2")
     }
+
+    use crate::test_config::parse;
 
     fn probed_down(now: SystemTime) -> AddressHealth {
         let mut health = AddressHealth::new(now);
@@ -222,11 +200,11 @@ addresses = ["192.0.2.2"]
     #[test]
     fn an_address_that_stays_keeps_its_health_and_a_changed_one_starts_afresh() {
         let now = SystemTime::now();
-        let current = parse(CONFIG);
+        let current = parse(&config_text());
         let board = vec![(key(0, 0), probed_down(now)), (key(0, 1), probed_down(now))];
         // Zone b's address changes; a new service `api` comes first, so
         // every index of `www` moves.
-        let next = parse(&CONFIG.replace("192.0.2.2", "192.0.2.3").replace(
+        let next = parse(&config_text().replace("192.0.2.2", "192.0.2.3").replace(
             "[[services]]\nname = \"www\"",
             "[[services]]\nname = \"api\"\n[[services.endpoints]]\nzone = \"a\"\naddresses = [\"192.0.2.1\"]\n\n[[services]]\nname = \"www\"",
         ));
@@ -252,9 +230,9 @@ addresses = ["192.0.2.2"]
     #[test]
     fn an_address_whose_check_becomes_none_is_up() {
         let now = SystemTime::now();
-        let current = parse(CONFIG);
+        let current = parse(&config_text());
         let board = vec![(key(0, 0), probed_down(now))];
-        let next = parse(&CONFIG.replace(
+        let next = parse(&config_text().replace(
             "name = \"www\"",
             "name = \"www\"\ncheck = { kind = \"none\" }",
         ));

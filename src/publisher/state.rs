@@ -119,6 +119,9 @@ pub struct Dirty {
     /// An address's observed state changed (counted in metrics even when
     /// answers stay the same).
     pub health: bool,
+    /// Something the cluster's votes depend on changed: recount them with
+    /// [`State::settle`] before building.
+    pub votes: bool,
 }
 
 impl std::ops::BitOrAssign for Dirty {
@@ -126,6 +129,7 @@ impl std::ops::BitOrAssign for Dirty {
         self.snapshot |= other.snapshot;
         self.drains |= other.drains;
         self.health |= other.health;
+        self.votes |= other.votes;
     }
 }
 
@@ -150,8 +154,16 @@ pub struct State {
     all_down: Vec<bool>,
     /// Each peer's latest observations, by index in `cluster.nodes`.
     peers: HashMap<usize, PeerView>,
-    /// What the nodes agreed per address, and the votes behind it.
+    /// What the nodes agreed per address, and the votes behind it (empty
+    /// for a node alone, which decides by its own probes).
     agreed: ClusterView,
+    /// Something a vote depends on changed since `agreed` was computed:
+    /// recompute before the next snapshot ([`State::settle`]), once per
+    /// batch rather than once per change.
+    votes_stale: bool,
+    /// Each address's identity across nodes, for matching peers' votes;
+    /// computed per config, only in a cluster.
+    identities: HashMap<AddressKey, AddressIdentity>,
     /// The newest time a change brought, for judging peers' freshness.
     now: Option<Instant>,
 }
@@ -183,14 +195,33 @@ impl State {
             generation: 1,
             peers: HashMap::new(),
             agreed: ClusterView::default(),
+            votes_stale: false,
+            identities: HashMap::new(),
             now: None,
         }
-        .agreeing()
+        .with_identities()
     }
 
-    fn agreeing(mut self) -> State {
-        let _ = self.agree();
+    fn with_identities(mut self) -> State {
+        self.index_identities();
+        let _ = self.settle();
         self
+    }
+
+    fn is_clustered(&self) -> bool {
+        self.config.cluster.nodes.len() > 1
+    }
+
+    fn index_identities(&mut self) {
+        self.identities = if self.is_clustered() {
+            self.observed
+                .keys()
+                .map(|key| (*key, identity(&self.config, key)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        self.votes_stale = true;
     }
 
     /// Where drains are persisted, per the current config.
@@ -236,10 +267,24 @@ impl State {
             }
             Change::Reloaded(reloaded) => self.apply_reload(reloaded),
         };
-        // Every change may move the agreed state: own views, peers' views,
-        // time (peers going stale), or the set of addresses.
-        dirty.snapshot |= self.agree();
+        // In a cluster every change may move the agreed state (own views,
+        // peers' views, time making peers stale, the set of addresses); the
+        // votes are recounted once the batch is in ([`State::settle`]).
+        if self.is_clustered() {
+            self.votes_stale = true;
+            dirty.votes = true;
+        }
         dirty
+    }
+
+    /// Recounts the votes if anything they depend on changed; returns
+    /// whether the answers, or the votes shown, changed. Cheap when
+    /// nothing did, and a no-op for a node alone.
+    pub fn settle(&mut self) -> bool {
+        if !std::mem::take(&mut self.votes_stale) || !self.is_clustered() {
+            return false;
+        }
+        self.agree()
     }
 
     fn saw(&mut self, at: Instant) {
@@ -295,6 +340,7 @@ impl State {
             snapshot: taken || reranked,
             drains: taken,
             health: false,
+            votes: false,
         }
     }
 
@@ -302,6 +348,7 @@ impl State {
     /// and its fresh peers'; returns whether anything answers use, or
     /// anything the votes show, changed.
     fn agree(&mut self) -> bool {
+        let identities = &self.identities;
         let cluster = &self.config.cluster;
         let rule = quorum::Rule {
             cluster_size: cluster.size(),
@@ -320,13 +367,15 @@ impl State {
             .collect();
         let mut next = ClusterView::default();
         for (key, own) in &self.observed {
-            let id = identity(&self.config, key);
+            let Some(id) = identities.get(key) else {
+                continue;
+            };
             let votes: Vec<(usize, Option<Observed>)> = peers
                 .iter()
                 .map(|(i, view)| {
                     (
                         *i,
-                        view.map(|v| v.states.get(&id).copied().unwrap_or(Observed::Unknown)),
+                        view.map(|v| v.states.get(id).copied().unwrap_or(Observed::Unknown)),
                     )
                 })
                 .collect();
@@ -361,22 +410,8 @@ impl State {
                 );
             }
         }
-        // A node alone shows no votes, so only what answers use counts;
-        // with peers, the votes shown in `/v1/zones` count too.
-        let usable = |view: &ClusterView| -> Vec<(AddressKey, bool)> {
-            let mut v: Vec<_> = view
-                .addresses
-                .iter()
-                .map(|(k, a)| (*k, a.decision.state.is_usable()))
-                .collect();
-            v.sort_unstable();
-            v
-        };
-        let changed = if cluster.nodes.len() > 1 {
-            next != self.agreed
-        } else {
-            usable(&next) != usable(&self.agreed)
-        };
+        // The votes shown in `/v1/zones` count as a change too.
+        let changed = next != self.agreed;
         self.agreed = next;
         changed
     }
@@ -396,13 +431,19 @@ impl State {
             .collect()
     }
 
-    /// The state answers use per address: the quorum's.
-    fn agreed_states(&self) -> HashMap<AddressKey, Observed> {
-        self.agreed
-            .addresses
-            .iter()
-            .map(|(k, a)| (*k, a.decision.state))
-            .collect()
+    /// The state answers use per address: the quorum's in a cluster, this
+    /// node's own alone.
+    fn agreed_states(&self) -> std::borrow::Cow<'_, HashMap<AddressKey, Observed>> {
+        if !self.is_clustered() {
+            return std::borrow::Cow::Borrowed(&self.observed);
+        }
+        std::borrow::Cow::Owned(
+            self.agreed
+                .addresses
+                .iter()
+                .map(|(k, a)| (*k, a.decision.state))
+                .collect(),
+        )
     }
 
     fn apply_report(&mut self, report: Report) -> Dirty {
@@ -432,6 +473,7 @@ impl State {
             snapshot: transition.from.is_usable() != transition.to.is_usable(),
             health: true,
             drains: false,
+            votes: false,
         }
     }
 
@@ -483,6 +525,7 @@ impl State {
             snapshot: changed,
             drains: true,
             health: false,
+            votes: false,
         }
     }
 
@@ -557,6 +600,19 @@ impl State {
             })
             .collect();
         self.config = next;
+        // The votes' last agreed states follow their addresses, whose
+        // positions in the config may have moved.
+        let old_agreed: HashMap<AddressIdentity, AddressVotes> =
+            std::mem::take(&mut self.agreed.addresses)
+                .into_iter()
+                .filter_map(|(key, votes)| Some((self.identities.get(&key)?.clone(), votes)))
+                .collect();
+        self.index_identities();
+        self.agreed.addresses = self
+            .identities
+            .iter()
+            .filter_map(|(key, id)| Some((*key, old_agreed.get(id)?.clone())))
+            .collect();
         self.epoch += 1;
         tracing::info!(
             file = %self.config.source.display(),
@@ -572,6 +628,7 @@ impl State {
 
     /// The inputs of the next snapshot, which takes the next generation.
     pub fn next_inputs(&mut self, answer_counters: AnswerCounters) -> Inputs {
+        let _ = self.settle();
         self.generation += 1;
         if self.latency_dirty {
             let routing = &self.config.routing;
@@ -635,38 +692,17 @@ mod tests {
     use crate::health::state::Transition;
     use crate::snapshot::{build, detached_counters};
 
-    const CONFIG: &str = r#"
-[domain]
-name = "gslb.test."
-[[domain.nameservers]]
-name = "ns1"
-addresses = ["192.0.2.53"]
-[[zones]]
-name = "a"
-latitude = 0.0
-longitude = 0.0
-[[zones]]
-name = "b"
-latitude = 10.0
-longitude = 10.0
-[[services]]
-name = "www"
-policy = "failover"
-order = ["a", "b"]
-[[services.endpoints]]
-zone = "a"
-addresses = ["192.0.2.1"]
-[[services.endpoints]]
-zone = "b"
-addresses = ["192.0.2.2"]
-"#;
+    fn config_text() -> String {
+        let service = "policy = \"failover\"\norder = [\"a\", \"b\"]";
+        crate::test_config::www(service, &["192.0.2.1"], "192.0.2.2")
+    }
 
     fn config(text: &str) -> Arc<Config> {
-        Arc::new(Config::parse(text, "test.toml".as_ref()).expect("test config is valid"))
+        crate::test_config::shared(text)
     }
 
     fn state() -> State {
-        State::new(config(CONFIG), Drains::default(), None)
+        State::new(config(&config_text()), Drains::default(), None)
     }
 
     fn key(endpoint: usize) -> AddressKey {
@@ -712,7 +748,8 @@ addresses = ["192.0.2.2"]
             Dirty {
                 snapshot: false,
                 drains: false,
-                health: true
+                health: true,
+                votes: false,
             }
         );
         let dirty = state.apply(report(0, 0, Observed::Up, Observed::Down));
@@ -771,7 +808,7 @@ addresses = ["192.0.2.2"]
                 )))
                 .drains
         );
-        let next = config(&CONFIG.replace("192.0.2.2", "192.0.2.3"));
+        let next = config(&config_text().replace("192.0.2.2", "192.0.2.3"));
         let observed = HashMap::from([(key(0), Observed::Down), (key(1), Observed::Unknown)]);
         let dirty = state.apply(Change::Reloaded(Reloaded {
             config: next.clone(),
@@ -810,7 +847,7 @@ addresses = ["192.0.2.2"]
         assert_eq!(state.all_down_changes([true].into_iter()), [(0, true)]);
         let observed = state.observed.clone();
         let _ = state.apply(Change::Reloaded(Reloaded {
-            config: config(&CONFIG.replace("latitude = 10.0", "latitude = 11.0")),
+            config: config(&config_text().replace("latitude = 10.0", "latitude = 11.0")),
             geo: None,
             observed,
         }));
@@ -824,7 +861,7 @@ addresses = ["192.0.2.2"]
 
     /// A three-node cluster of this config, as node `a-node` sees it.
     fn clustered() -> State {
-        let text = CONFIG.to_string()
+        let text = config_text()
             + r#"
 [[zones]]
 name = "c"
@@ -918,7 +955,9 @@ admin = "http://127.0.0.1:3"
         );
         assert_eq!(state.agreed.fresh_nodes, 3);
         // b agrees: two of three.
-        assert!(state.apply(peer(&state, 1, true, t0)).snapshot);
+        assert!(state.apply(peer(&state, 1, true, t0)).votes);
+        assert!(state.settle(), "the recount changes the answers");
+        assert!(!state.settle(), "nothing changed since");
         assert_eq!(answer(&mut state), ["b"]);
         // Both peers go stale: fail static on the agreed `down`, even if
         // this node's own view recovers.
@@ -927,6 +966,7 @@ admin = "http://127.0.0.1:3"
             at: later,
             zone_rtts: Vec::new(),
         });
+        assert!(state.settle());
         assert!(state.agreed.is_fail_static);
         state.observed.insert(key(0), Observed::Up);
         let _ = state.apply(Change::Tick {

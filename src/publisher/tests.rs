@@ -12,34 +12,13 @@ use crate::health::state::{Observed, Transition};
 use crate::health::{AddressKey, initial_board};
 use crate::snapshot::Snapshot;
 
-const CONFIG: &str = r#"
-[domain]
-name = "gslb.test."
-[[domain.nameservers]]
-name = "ns1"
-addresses = ["192.0.2.53"]
-[[zones]]
-name = "a"
-latitude = 0.0
-longitude = 0.0
-[[zones]]
-name = "b"
-latitude = 10.0
-longitude = 10.0
-[[services]]
-name = "www"
-policy = "failover"
-order = ["a", "b"]
-# Probes never come due during a test: reports are sent by hand.
-check = { kind = "tcp", port = 9, interval = "1h", timeout = "1s" }
-[[services.endpoints]]
-zone = "a"
-addresses = ["127.0.0.1", "127.0.0.11"]
-min_healthy = 2
-[[services.endpoints]]
-zone = "b"
-addresses = ["127.0.0.2"]
-"#;
+/// Zone a has two addresses, both needed (`min_healthy = 2`). Probes never
+/// come due during a test: reports are sent by hand.
+fn config_text() -> String {
+    let service = "policy = \"failover\"\norder = [\"a\", \"b\"]\n\
+                   check = { kind = \"tcp\", port = 9, interval = \"1h\", timeout = \"1s\" }";
+    crate::test_config::www(service, &["127.0.0.1", "127.0.0.11"], "127.0.0.2")
+}
 
 /// A directory of its own under the system's temporary directory, removed
 /// on drop.
@@ -151,7 +130,7 @@ use std::future::Future;
 #[tokio::test]
 async fn a_burst_of_reports_queued_together_costs_one_build() {
     let dir = TempDir::new("burst");
-    let mut node = Node::new(&dir, CONFIG);
+    let mut node = Node::new(&dir, &config_text());
     // Queued before the publisher runs, so they are in one batch with the
     // latency request that follows them.
     node.reports.send(down(0)).await.unwrap();
@@ -178,7 +157,7 @@ async fn a_burst_of_reports_queued_together_costs_one_build() {
 async fn a_drain_is_live_and_persisted_when_the_reply_comes() {
     let dir = TempDir::new("drain");
     let state_file = dir.0.join("state.json");
-    let text = CONFIG.replace(
+    let text = config_text().replace(
         "[domain]",
         &format!(
             "[server]\nstate_file = {:?}\n\n[domain]",
@@ -216,7 +195,7 @@ async fn a_drain_is_live_and_persisted_when_the_reply_comes() {
 #[tokio::test]
 async fn a_rejected_reload_keeps_the_old_config_and_a_good_one_keeps_health() {
     let dir = TempDir::new("reload");
-    let mut node = Node::new(&dir, CONFIG);
+    let mut node = Node::new(&dir, &config_text());
     node.reports.send(down(0)).await.unwrap();
     // What the probe task would have written beside its report.
     let mut probed = crate::health::state::AddressHealth::new(SystemTime::now());
@@ -230,7 +209,7 @@ async fn a_rejected_reload_keeps_the_old_config_and_a_good_one_keeps_health() {
 
     std::fs::write(
         &node.config_path,
-        CONFIG.replace("latitude = 10.0", "latitude = 100.0"),
+        config_text().replace("latitude = 10.0", "latitude = 100.0"),
     )
     .unwrap();
     let before = node.store.load_full();
@@ -251,7 +230,7 @@ async fn a_rejected_reload_keeps_the_old_config_and_a_good_one_keeps_health() {
     // (one address down: below min_healthy) carries over.
     std::fs::write(
         &node.config_path,
-        CONFIG.replace("127.0.0.2\"", "127.0.0.3\""),
+        config_text().replace("127.0.0.2\"", "127.0.0.3\""),
     )
     .unwrap();
     let generation = within("reload", node.handle.reload())

@@ -32,6 +32,32 @@ pub struct TestPlace {
     pub region: Option<&'static str>,
 }
 
+/// Test networks at known cities, shared by the routing and scope tests.
+pub const NEW_YORK: TestPlace = TestPlace {
+    network: "10.1.0.0/16",
+    latitude: 40.7,
+    longitude: -74.0,
+    country: "US",
+    continent: "NA",
+    region: Some("US-NY"),
+};
+pub const FRANKFURT: TestPlace = TestPlace {
+    network: "10.2.0.0/16",
+    latitude: 50.1,
+    longitude: 8.7,
+    country: "DE",
+    continent: "EU",
+    region: None,
+};
+pub const SINGAPORE: TestPlace = TestPlace {
+    network: "10.3.0.0/16",
+    latitude: 1.35,
+    longitude: 103.8,
+    country: "SG",
+    continent: "AS",
+    region: None,
+};
+
 /// The record schema to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestLayout {

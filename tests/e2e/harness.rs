@@ -114,42 +114,18 @@ impl Node {
         Node::start_config(config)
     }
 
-    pub fn start_config(mut config: Config) -> Node {
+    pub fn start_config(config: Config) -> Node {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        config.server.dns = vec![any];
-        config.server.admin = Some(any);
-        if GENERAL_PATH_ONLY.with(|only| only.get()) {
-            config.server.fast_path = false;
-        }
         let dns = DnsSockets::bind(&[any], 2).expect("bind DNS sockets");
         let admin = std::net::TcpListener::bind(any).expect("bind admin");
         admin.set_nonblocking(true).unwrap();
-        let dns_addr = dns.local_addrs()[0];
-        let admin_addr = admin.local_addr().unwrap();
-        let listeners = Listeners {
-            dns,
-            admin: Some(admin),
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime
-                .block_on(run(config, listeners, async {
-                    let _ = stopped.await;
-                }))
-                .expect("node runs");
-        });
-        Node {
-            dns: dns_addr,
-            admin: admin_addr,
-            stop: Some(stop),
-            thread: Some(thread),
-            dir: None,
-        }
+        Node::start_on(
+            config,
+            Listeners {
+                dns,
+                admin: Some(admin),
+            },
+        )
     }
 
     /// The value of an unlabelled metric from `/metrics`.

@@ -12,37 +12,16 @@ use hickory_proto::rr::{RData, RecordType};
 use serde_json::json;
 
 use crate::backend::Backend;
-use crate::geodata::{TestLayout, TestPlace, write_mmdb};
+use crate::geodata::{FRANKFURT, NEW_YORK, SINGAPORE, TestLayout, TestPlace, write_mmdb};
 use crate::harness::*;
 use crate::health::admin;
 
 /// Test networks placed at known cities: New York, Frankfurt, Singapore;
 /// loopback (where test queries come from) in London.
 const PLACES: &[TestPlace] = &[
-    TestPlace {
-        network: "10.1.0.0/16",
-        latitude: 40.7,
-        longitude: -74.0,
-        country: "US",
-        continent: "NA",
-        region: Some("US-NY"),
-    },
-    TestPlace {
-        network: "10.2.0.0/16",
-        latitude: 50.1,
-        longitude: 8.7,
-        country: "DE",
-        continent: "EU",
-        region: None,
-    },
-    TestPlace {
-        network: "10.3.0.0/16",
-        latitude: 1.35,
-        longitude: 103.8,
-        country: "SG",
-        continent: "AS",
-        region: None,
-    },
+    NEW_YORK,
+    FRANKFURT,
+    SINGAPORE,
     TestPlace {
         network: "127.0.0.0/8",
         latitude: 51.5,

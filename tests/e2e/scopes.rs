@@ -12,35 +12,14 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::json;
 
-use crate::geodata::{TestLayout, TestPlace, write_mmdb};
+use crate::geodata::{FRANKFURT, NEW_YORK, SINGAPORE, TestLayout, TestPlace, write_mmdb};
 use crate::harness::*;
 
 /// New York, Frankfurt and Singapore networks, and an IPv6 /48 in New York.
 const PLACES: &[TestPlace] = &[
-    TestPlace {
-        network: "10.1.0.0/16",
-        latitude: 40.7,
-        longitude: -74.0,
-        country: "US",
-        continent: "NA",
-        region: Some("US-NY"),
-    },
-    TestPlace {
-        network: "10.2.0.0/16",
-        latitude: 50.1,
-        longitude: 8.7,
-        country: "DE",
-        continent: "EU",
-        region: None,
-    },
-    TestPlace {
-        network: "10.3.0.0/16",
-        latitude: 1.35,
-        longitude: 103.8,
-        country: "SG",
-        continent: "AS",
-        region: None,
-    },
+    NEW_YORK,
+    FRANKFURT,
+    SINGAPORE,
     TestPlace {
         network: "2001:db8:1::/48",
         latitude: 40.7,
