@@ -579,3 +579,81 @@ addresses = ["127.0.0.1"]
     assert!(down["last_rtt_ms"].as_f64().is_some(), "{down}");
     node.stop();
 }
+
+#[test]
+fn the_state_file_reaches_the_disk_before_and_after_its_rename() {
+    let Some(strace) = require_tool("strace", "strace") else {
+        return;
+    };
+    let dir = private_dir();
+    let config = example_in(&dir, "");
+    let trace = dir.join("trace");
+    let mut command = Command::new(strace);
+    command
+        .args([
+            "-f",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_meridian"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
+    let daemon = Daemon::spawn(command);
+    let admin = daemon.admin();
+    let response = reqwest::blocking::Client::new()
+        .post(format!("http://{admin}/v1/zones/eu-west/drain"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: serde_json::Value = response.json().unwrap();
+    assert_eq!(body["persisted"], true, "{body}");
+    // Stop meridian itself (killing strace would detach it and leave it
+    // running); strace exits with it.
+    let strace_pid = daemon.child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children")).unwrap();
+    let meridian_pid = children
+        .split_whitespace()
+        .next()
+        .expect("strace runs meridian");
+    let status = Command::new("kill")
+        .args(["-TERM", meridian_pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut daemon = daemon;
+    let start = Instant::now();
+    while daemon.child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "meridian did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(daemon);
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let calls: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("sync(") || l.contains("rename"))
+        .collect();
+    let rename = calls
+        .iter()
+        .position(|l| l.contains("state.json.tmp"))
+        .unwrap_or_else(|| panic!("no rename of the state file in:\n{trace}"));
+    assert!(
+        calls[..rename]
+            .iter()
+            .any(|l| l.contains("fsync(") || l.contains("fdatasync(")),
+        "the temporary file is not flushed before the rename:\n{}",
+        calls.join("\n")
+    );
+    assert!(
+        calls[rename + 1..].iter().any(|l| l.contains("fsync(")),
+        "the directory is not flushed after the rename:\n{}",
+        calls.join("\n")
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
