@@ -657,3 +657,65 @@ fn the_state_file_reaches_the_disk_before_and_after_its_rename() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_rejected_reload_is_one_log_event_listing_every_problem() {
+    let dir = private_dir();
+    let config = example_in(&dir, "");
+    let mut command = meridian();
+    command.args(["serve", "--config"]).arg(&config).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let daemon = Daemon::spawn(command);
+    let admin = daemon.admin();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("latitude = 53.3", "lattitude = 53.3\nlatitude = 53.3")
+            .replace("\"198.51.100.53\"", "\"198.51.100.530\""),
+    )
+    .unwrap();
+    let (status, body) = post_reload(admin, None);
+    assert_eq!(status, 422, "{body}");
+    let start = Instant::now();
+    let rejected = loop {
+        let events: Vec<serde_json::Value> = daemon
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v: &serde_json::Value| {
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("config reload rejected"))
+            })
+            .collect();
+        if !events.is_empty() {
+            break events;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            daemon.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let event = &rejected[0];
+    assert_eq!(event["level"], "ERROR");
+    let problems = event["problems"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{event}"));
+    let count = event["count"].as_u64().unwrap_or_else(|| panic!("{event}"));
+    assert!(count >= 1, "{event}");
+    assert!(
+        problems.contains("lattitude") || problems.contains("ttl"),
+        "{event}"
+    );
+    assert!(!problems.contains('\n'), "one line: {event}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
