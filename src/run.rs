@@ -2,7 +2,9 @@
 //!
 //! Binding is separate from running so the binary binds what the config
 //! (or its flags) says and tests bind ephemeral ports, and both then run
-//! the very same server.
+//! the very same server. A service manager that passed `NOTIFY_SOCKET`
+//! hears `READY=1` only once the sockets are bound and the first snapshot
+//! serves, and `STOPPING=1` when shutdown begins.
 
 use std::future::Future;
 use std::io;
