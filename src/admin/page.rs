@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use super::{AdminState, off_runtime, parse_client, time};
 use crate::config::AllDown;
-use crate::health::EndpointView;
 use crate::health::state::Observed;
+use crate::health::{AddressKey, EndpointView, HealthBoard};
 use crate::publisher::events::{Event, EventKind};
 use crate::snapshot::Snapshot;
 
@@ -83,7 +83,7 @@ fn status_json(state: &AdminState) -> Value {
                 "continent": zone.continent,
                 "country": zone.country,
                 "drained": snapshot.drains.is_zone_drained(&zone.name),
-                "state": zone_state(&snapshot, z),
+                "state": zone_state(&snapshot, &state.board, z),
             })
         })
         .collect();
@@ -105,7 +105,7 @@ fn status_json(state: &AdminState) -> Value {
                     let view = snapshot.health.endpoints.get(s).and_then(|v| v.get(e));
                     json!({
                         "zone": config.zones[endpoint.zone].name,
-                        "state": endpoint_state(&snapshot, s, e),
+                        "state": endpoint_state(&snapshot, &state.board, s, e),
                         "serving": view.is_some_and(EndpointView::is_serving),
                         "answers": answers,
                     })
@@ -164,14 +164,27 @@ fn is_all_down(snapshot: &Snapshot, s: usize) -> bool {
 
 /// One endpoint as the page colours it. `failing open` is a down endpoint
 /// that answers still name because nothing in its service is serving.
-fn endpoint_state(snapshot: &Snapshot, s: usize, e: usize) -> &'static str {
+/// `unknown` is read from the board: a first probe's unknown-to-up changes
+/// nothing the answers use, so the snapshot is not rebuilt for it.
+fn endpoint_state(snapshot: &Snapshot, board: &HealthBoard, s: usize, e: usize) -> &'static str {
     let Some(view) = snapshot.health.endpoints.get(s).and_then(|v| v.get(e)) else {
         return "unknown";
     };
     let service = &snapshot.config.services[s];
     if view.is_drained {
         "drained"
-    } else if view.is_up && view.addresses.iter().all(|a| *a == Observed::Unknown) {
+    } else if view.is_up
+        && (0..view.addresses.len()).all(|address| {
+            let key = AddressKey {
+                service: s,
+                endpoint: e,
+                address,
+            };
+            board
+                .get(&key)
+                .is_none_or(|h| h.observed == Observed::Unknown)
+        })
+    {
         "unknown"
     } else if view.is_up {
         "up"
@@ -184,7 +197,7 @@ fn endpoint_state(snapshot: &Snapshot, s: usize, e: usize) -> &'static str {
 
 /// A zone's state over its endpoints: the one they share, else the worst
 /// that matters to an operator (`failing open`), else `degraded`.
-fn zone_state(snapshot: &Snapshot, z: usize) -> &'static str {
+fn zone_state(snapshot: &Snapshot, board: &HealthBoard, z: usize) -> &'static str {
     let config = &snapshot.config;
     if snapshot.drains.is_zone_drained(&config.zones[z].name) {
         return "drained";
@@ -199,7 +212,7 @@ fn zone_state(snapshot: &Snapshot, z: usize) -> &'static str {
                 .iter()
                 .enumerate()
                 .filter(move |(_, ep)| ep.zone == z)
-                .map(move |(e, _)| endpoint_state(snapshot, s, e))
+                .map(move |(e, _)| endpoint_state(snapshot, board, s, e))
         })
         .collect();
     match states.first() {
