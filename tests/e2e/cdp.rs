@@ -200,12 +200,22 @@ impl Browser {
         self.send(method, params, Some(&session))
     }
 
-    /// Loads `url` in the page.
+    /// Loads `url` in the page and waits until it has loaded.
     pub fn navigate(&mut self, url: &str) {
         let result = self.call("Page.navigate", json!({"url": url}));
         assert!(
             result.get("errorText").is_none(),
             "chromium could not load {url}: {result}"
+        );
+        let loaded = format!(
+            "document.readyState === 'complete' && location.href === {}",
+            json!(url)
+        );
+        self.wait_for(
+            "the page loads",
+            REPLY_WITHIN,
+            &loaded,
+            "location.href + ' ' + document.readyState",
         );
     }
 
@@ -225,9 +235,13 @@ impl Browser {
     /// Polls `expression` every 100 ms until it is `true`; panics naming
     /// `what` after `within`, with `explain` evaluated for the message.
     pub fn wait_for(&mut self, what: &str, within: Duration, expression: &str, explain: &str) {
+        // A page still loading may not have the elements yet: a throw is
+        // "not yet", not a failure.
+        let guarded =
+            format!("(() => {{ try {{ return {expression}; }} catch (e) {{ return false; }} }})()");
         let start = Instant::now();
         while start.elapsed() < within {
-            if self.eval(expression) == json!(true) {
+            if self.eval(&guarded) == json!(true) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -336,3 +336,93 @@ fn every_documented_route_is_served() {
     assert_eq!(status["zones"].as_array().map(Vec::len), Some(3));
     let _: &Value = &status["events"];
 }
+
+/// Three nodes sharing their probes: the page of one of them lists every
+/// node, the quorum, and each node's vote on each address.
+#[test]
+fn the_status_page_shows_every_node_and_its_votes() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let names = ["node-a", "node-b", "node-c"];
+    let backends = [
+        Backend::start("127.0.0.1"),
+        Backend::start("127.0.0.2"),
+        Backend::start("127.0.0.3"),
+    ];
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let listeners: Vec<meridian::Listeners> = (0..3)
+        .map(|_| {
+            let admin = std::net::TcpListener::bind(any).unwrap();
+            admin.set_nonblocking(true).unwrap();
+            meridian::Listeners {
+                dns: meridian::dns::DnsSockets::bind(&[any], 1).unwrap(),
+                admin: Some(admin),
+            }
+        })
+        .collect();
+    let admins: Vec<std::net::SocketAddr> = listeners
+        .iter()
+        .map(|l| l.admin.as_ref().unwrap().local_addr().unwrap())
+        .collect();
+    let mut text = config(&[&backends[0], &backends[1], &backends[2]]);
+    text += "\n[cluster]\ntoken = \"status-page-cluster-token-0123456789\"\npull_interval = \"100ms\"\npull_timeout = \"300ms\"\nstale_after = \"1s\"\n";
+    for ((name, zone), admin) in names
+        .iter()
+        .zip(["us-east", "eu-west", "ap-south"])
+        .zip(&admins)
+    {
+        text += &format!(
+            "\n[[cluster.nodes]]\nname = \"{name}\"\nzone = \"{zone}\"\nadmin = \"http://{admin}\"\n"
+        );
+    }
+    let dir = private_dir();
+    let mut nodes: Vec<Option<Node>> = listeners
+        .into_iter()
+        .zip(names)
+        .map(|(l, name)| {
+            let config = meridian::config::Config::parse(&text, &dir.join(format!("{name}.toml")))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .for_node(Some(name))
+                .unwrap();
+            Some(Node::start_on(config, l))
+        })
+        .collect();
+    let first = nodes[0].as_ref().unwrap();
+
+    let mut browser = Browser::start(&chromium, private_dir().join("profile"), 1440, 1300);
+    browser.navigate(&format!("http://{}/", first.admin));
+    browser.wait_for(
+        "the page lists three fresh nodes",
+        SHOWN_WITHIN,
+        "!document.getElementById('cluster-section').hidden && \
+         document.querySelectorAll('#nodes tbody tr').length === 3 && \
+         document.getElementById('quorum').textContent.startsWith('3 fresh node(s) of 3') && \
+         [...document.querySelectorAll('#nodes tbody tr')].filter(tr => tr.cells[2].textContent === 'yes, fresh').length === 2",
+        "document.getElementById('cluster-section').textContent",
+    );
+    browser.wait_for(
+        "each address shows the votes of every node",
+        SHOWN_WITHIN,
+        "['node-a: up', 'node-b: up', 'node-c: up'].every(v => document.querySelector('[data-zone-card=\"eu-west\"]').textContent.includes(v)) && \
+         document.querySelector('[data-zone-card=\"eu-west\"]').textContent.includes('quorum up')",
+        "document.getElementById('zones').textContent",
+    );
+    browser.eval("window.__loadedOnce = 'same page'; true");
+    nodes[2].take().unwrap().stop();
+    browser.wait_for(
+        "the stopped node is shown unreachable",
+        SHOWN_WITHIN,
+        "[...document.querySelectorAll('#nodes tbody tr')].some(tr => tr.cells[0].textContent === 'node-c' && tr.cells[2].textContent.startsWith('no'))",
+        "document.getElementById('nodes').textContent",
+    );
+    assert_eq!(browser.eval("window.__loadedOnce"), "same page");
+    std::fs::write(
+        artifacts_dir().join("status-page-cluster.png"),
+        browser.screenshot(),
+    )
+    .expect("write the screenshot");
+    drop(browser);
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(dir);
+}
