@@ -277,6 +277,27 @@ fn the_status_page_follows_a_zone_going_down_without_a_reload() {
         &format!("{} === 'up'", zone_state_js("ap-south")),
         SHOWN_ZONES_JS,
     );
+
+    // Every load balancer stopped: `www` fails open (the default all-down
+    // rule), and the page says so rather than plain "down".
+    backends[0].stop();
+    backends[2].stop();
+    browser.wait_for(
+        "every zone shows failing open",
+        SHOWN_WITHIN,
+        &format!(
+            "['us-east', 'eu-west', 'ap-south'].every(z => {} === 'failing open')",
+            zone_state_js("z").replace("\"z\"", "\"' + z + '\"")
+        ),
+        SHOWN_ZONES_JS,
+    );
+    assert!(
+        browser
+            .eval("document.getElementById('announce').textContent")
+            .as_str()
+            .is_some_and(|t| t.contains("is now failing open")),
+        "the change is announced to screen readers"
+    );
 }
 
 /// Every route the description documents answers with its method: not the
