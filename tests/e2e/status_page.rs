@@ -355,7 +355,39 @@ fn every_documented_route_is_served() {
     let europe = regions.iter().find(|r| r["region"] == "Europe").unwrap();
     assert_eq!(europe["chosen"], serde_json::json!(["eu-west"]), "{europe}");
     assert_eq!(status["zones"].as_array().map(Vec::len), Some(3));
-    let _: &Value = &status["events"];
+    // The drains and undrains sent above (paths in sorted order: zone
+    // drain, endpoint drain, endpoint undrain, zone undrain), newest
+    // first, with who.
+    let events = status["events"].as_array().expect("events");
+    let kinds: Vec<(&str, &str, Option<&str>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["zone"].as_str().unwrap(),
+                e["service"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("undrain", "us-east", None),
+            ("undrain", "us-east", Some("www.gslb.example.")),
+            ("drain", "us-east", Some("www.gslb.example.")),
+            ("drain", "us-east", None),
+        ],
+        "{status}"
+    );
+    assert!(events.iter().all(|e| e["who"] == "127.0.0.1"), "{status}");
+    let (code, body) = admin(&node, "GET", "/v1/status?service=nope", None);
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = admin(&node, "GET", "/v1/status?service=www", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["services"][0]["regions"].as_array().map(Vec::len),
+        Some(7)
+    );
 }
 
 /// Three nodes sharing their probes: the page of one of them lists every
