@@ -343,6 +343,36 @@ mod tests {
         );
     }
 
+    /// Every `$ref` in the description points at a schema it defines.
+    #[test]
+    fn openapi_references_resolve() {
+        fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(r)) = map.get("$ref") {
+                        out.push(r);
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 10, "{found:?}");
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("`{r}` is not a local schema"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "`{r}` names no schema"
+            );
+        }
+    }
+
     #[test]
     fn the_page_loads_nothing_from_outside() {
         for outside in ["http://", "https://", "//cdn", "@import", "<link"] {
