@@ -48,8 +48,15 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 impl Browser {
     /// Starts `chromium` headless with a fresh profile in `profile` (a new
     /// directory, removed on drop) and a `width` x `height` window, and
-    /// attaches to its blank page.
-    pub fn start(chromium: &Path, profile: std::path::PathBuf, width: u32, height: u32) -> Browser {
+    /// attaches to its blank page. The browser's own messages go to `log`,
+    /// for when it does not start.
+    pub fn start(
+        chromium: &Path,
+        profile: std::path::PathBuf,
+        log: &Path,
+        width: u32,
+        height: u32,
+    ) -> Browser {
         use std::os::fd::AsRawFd;
         let (browser_reads, we_write) = pipe();
         let (we_read, browser_writes) = pipe();
@@ -74,7 +81,7 @@ impl Browser {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(log).expect("create the chromium log"));
         // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork
         // and exec. The ends are first moved above 10 so that placing one
         // on 3 cannot overwrite the other.
@@ -165,10 +172,9 @@ impl Browser {
         let deadline = Instant::now() + REPLY_WITHIN;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let reply = self
-                .replies
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("no reply from chromium to {method}: {e}"));
+            let reply = self.replies.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("no reply from chromium to {method}: {e}; see its log in target/artifacts/")
+            });
             if reply["method"] == "Runtime.exceptionThrown" {
                 let details = &reply["params"]["exceptionDetails"];
                 self.page_errors.push(format!(

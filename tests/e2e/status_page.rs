@@ -147,7 +147,8 @@ fn the_status_page_follows_a_zone_going_down_without_a_reload() {
     });
     assert!(up, "every zone probed up within 20 s: {last}");
 
-    let mut browser = Browser::start(&chromium, private_dir(), 1440, 1300);
+    let log = artifacts_dir().join("chromium-status-page.log");
+    let mut browser = Browser::start(&chromium, private_dir(), &log, 1440, 1300);
     browser.navigate(&format!("http://{}/", node.admin));
     browser.wait_for(
         "the page shows three zones up",
@@ -443,7 +444,8 @@ fn the_status_page_shows_every_node_and_its_votes() {
         .collect();
     let first = nodes[0].as_ref().unwrap();
 
-    let mut browser = Browser::start(&chromium, private_dir(), 1440, 1300);
+    let log = artifacts_dir().join("chromium-status-page-cluster.log");
+    let mut browser = Browser::start(&chromium, private_dir(), &log, 1440, 1300);
     browser.navigate(&format!("http://{}/", first.admin));
     browser.wait_for(
         "the page lists three fresh nodes",
