@@ -134,6 +134,7 @@ pub async fn run(
     let board = Arc::new(crate::health::initial_board(&config, SystemTime::now()));
     let (publisher, publisher_handle) =
         Publisher::new(store.clone(), metrics.clone(), drains, board.clone());
+    let events = publisher.events();
     let stop = tokio_util::sync::CancellationToken::new();
     let pulls = Arc::new(crate::cluster::pull::PullBoard::new());
     // Membership is read once: pullers follow the nodes listed at start.
@@ -180,6 +181,7 @@ pub async fn run(
                 metrics: metrics.clone(),
                 publisher: publisher_handle.clone(),
                 pulls: pulls.clone(),
+                events: events.clone(),
             });
             let stop = stop.clone();
             tracing::info!(admin = %addr, "admin endpoint listening");

@@ -10,6 +10,7 @@
 mod cluster;
 mod drain;
 mod gauges;
+mod page;
 mod time;
 
 use std::net::SocketAddr;
@@ -43,12 +44,17 @@ pub struct AdminState {
     pub publisher: PublisherHandle,
     /// Each peer's latest pull, for `/v1/cluster`.
     pub pulls: Arc<crate::cluster::pull::PullBoard>,
+    /// Recent flips and drains, for the status page.
+    pub events: Arc<crate::publisher::events::EventLog>,
 }
 
 /// The admin API. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// so write requests can be checked for a loopback peer.
 pub fn router(state: AdminState) -> Router {
     Router::new()
+        .route("/", get(page::index))
+        .route("/v1/status", get(page::status))
+        .route("/v1/openapi.json", get(page::openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/zones", get(zones))

@@ -18,6 +18,7 @@
 //! and timers, runs the checker pool for the current config (restarting it
 //! on reload), persists drains, counts metrics and answers callers.
 
+pub mod events;
 pub mod reload;
 pub mod state;
 
@@ -153,6 +154,8 @@ pub struct Publisher {
     /// Stops the current generation of probe tasks (a child of the node's
     /// stop token), and tracks them.
     probes: Option<(CancellationToken, TaskTracker)>,
+    /// Recent flips and drains, for the status page.
+    events: Arc<events::EventLog>,
 }
 
 impl Publisher {
@@ -179,11 +182,17 @@ impl Publisher {
             geo_stamps: reload::geo_stamps(&current.config),
             board,
             probes: None,
+            events: Arc::default(),
             store,
             metrics,
             state,
         };
         (publisher, PublisherHandle { tx })
+    }
+
+    /// The recent events this publisher records, for the admin API.
+    pub fn events(&self) -> Arc<events::EventLog> {
+        self.events.clone()
     }
 
     /// Where pullers send peers' observations.
@@ -277,14 +286,17 @@ impl Publisher {
 
     fn on_report(&mut self, report: Report) -> Dirty {
         let key = report.key;
-        let to = report.transition.to;
+        let (transition, reason) = (report.transition, report.reason.clone());
         let dirty = self.state.apply(Change::Health {
             report,
             at: Instant::now(),
         });
         if dirty.health {
-            let (service, zone, _) = self.state.names(key);
-            self.metrics.transition(&service, zone, to.name());
+            let (service, zone, address) = self.state.names(key);
+            self.metrics
+                .transition(&service, zone, transition.to.name());
+            self.events
+                .health(&service, zone, address, transition, reason);
         }
         dirty
     }
@@ -305,9 +317,13 @@ impl Publisher {
                     self.state.drains.zones.clone(),
                     self.state.drains.endpoints.clone(),
                 );
+                let noted = self.events.drain_event(&self.state.config, &request);
                 let mut dirty = self.state.apply(Change::Drain(request));
                 let drains = &self.state.drains;
                 let changed = before != (drains.zones.clone(), drains.endpoints.clone());
+                if changed {
+                    self.events.push(noted);
+                }
                 // Persisted now rather than with the batch, so the reply
                 // can say whether it was.
                 let persisted = self.persist_drains();

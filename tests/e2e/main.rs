@@ -4,6 +4,7 @@ mod abuse;
 mod admin_api;
 mod answers;
 mod backend;
+mod cdp;
 mod geodata;
 mod harness;
 
@@ -22,3 +23,4 @@ mod recovery;
 mod reload;
 mod routing;
 mod scopes;
+mod status_page;
