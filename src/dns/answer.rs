@@ -329,7 +329,9 @@ fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot, asker: &mut 
                 negative(reply, snapshot);
                 return;
             }
-            Lookup::Found(node) => {
+            // A wildcard's records answer under the name asked for: every
+            // record is copied under `name` (RFC 4592 section 3.4.1).
+            Lookup::Found(node) | Lookup::Wildcard(node) => {
                 reply.metadata.authoritative = true;
                 if qtype == RecordType::ANY {
                     if hop == 0 {
