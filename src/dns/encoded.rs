@@ -10,7 +10,9 @@
 //! Invariants the fast path relies on: a name is `Answerable` only if it
 //! has no CNAME and lies at or below no delegation (those need the general
 //! path's chain following and referrals); record data is written with
-//! names in full, so the bytes are valid after any question.
+//! names in full, so the bytes are valid after any question. Because every
+//! answer's owner is a pointer to the question, a wildcard's node (`*.x`)
+//! answers for any name it covers without re-encoding.
 //!
 //! This module reads the domain table and the config and nothing above
 //! them: the snapshot imports it, so it must not import the snapshot.

@@ -18,8 +18,9 @@
 //!
 //! The fast path answers only what it fully understands: data types (the
 //! record set with its additional data, or NODATA) at names with no CNAME
-//! and no delegation above them, NXDOMAIN where the domain has no
-//! delegations, REFUSED outside the domain, with at most an OPT of version
+//! and no delegation above them, NXDOMAIN or the covering wildcard's answer
+//! (RFC 4592, found by [`super::encoded::FastTable::wildcard_for`]) where
+//! the domain has no delegations, REFUSED outside the domain, with at most an OPT of version
 //! 0 whose options are a well-formed ECS and a DNS cookie (the shapes
 //! resolvers send). For anything else it declines (`None`) and the caller
 //! uses the general path, which stays the reference: the two are compared

@@ -21,3 +21,4 @@ mod recovery;
 mod reload;
 mod routing;
 mod scopes;
+mod wildcard;
