@@ -9,6 +9,7 @@ mod harness;
 
 mod cli;
 mod cluster;
+mod corners;
 mod dns;
 mod flood;
 
