@@ -131,7 +131,8 @@ data = "www"
 
 [[services]]
 name = "*.pool"
-policy = "geo"
+policy = "failover"
+order = ["eu-west", "us-east"]
 
 [services.check]
 kind = "none"
