@@ -2,7 +2,9 @@
 //! FORMERR caused by EDNS keeps the OPT (RFC 6891 section 7), surplus ECS
 //! address bytes are FORMERR (RFC 7871 section 7.1.1), a cookie without a
 //! question gets a server cookie (RFC 7873 section 5.4), other opcodes get
-//! RD back but not CD, and class ANY is answered as IN.
+//! RD back but not CD, and class ANY is answered as IN. And replies leave
+//! from the address each query was sent to when the node is bound to a
+//! wildcard address.
 
 use std::time::Duration;
 
@@ -176,7 +178,47 @@ fn class_any_is_answered_as_in() {
     assert_eq!(reply.response_code, ResponseCode::Refused);
 }
 
+#[test]
+fn a_node_bound_to_0_0_0_0_answers_from_the_address_asked() {
+    let text = all_policy_example();
+    let dir = private_dir();
+    let config = meridian::config::Config::parse(&text, &dir.join("test.toml")).unwrap();
+    let dns = meridian::dns::DnsSockets::bind(&["0.0.0.0:0".parse().unwrap()], 2).unwrap();
+    let port = dns.local_addrs()[0].port();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    admin.set_nonblocking(true).unwrap();
+    let node = Node::start_on(
+        config,
+        meridian::Listeners {
+            dns,
+            admin: Some(admin),
+        },
+    );
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    for (round, target) in ["127.0.0.2", "127.0.0.3", "127.0.0.1", "127.0.0.3"]
+        .iter()
+        .enumerate()
+    {
+        let target: std::net::SocketAddr = format!("{target}:{port}").parse().unwrap();
+        let mut request = query_edns("www.gslb.example.", RecordType::A, 1232);
+        request.metadata.id = 0x5000 + round as u16;
+        client.send_to(&request.to_vec().unwrap(), target).unwrap();
+        let (len, from) = client.recv_from(&mut buf).expect("a reply");
+        assert_eq!(from, target, "the reply leaves from the address asked");
+        let reply = Message::from_vec(&buf[..len]).unwrap();
+        assert_eq!(reply.id, request.metadata.id);
+        assert_eq!(reply.answers.len(), 3);
+    }
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 crate::also_on_general_path! {
+    a_node_bound_to_0_0_0_0_answers_from_the_address_asked,
     a_formerr_caused_by_edns_carries_the_opt,
     surplus_ecs_address_bytes_get_formerr,
     a_cookie_without_a_question_gets_a_server_cookie,
