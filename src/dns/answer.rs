@@ -7,12 +7,15 @@
 //!
 //! Behaviour follows what resolvers and registries expect of an
 //! authoritative server (Knot DNS is the reference): AA on authoritative
-//! data, RA never, RD and CD copied; REFUSED outside the domain; SOA in the
-//! authority section of NXDOMAIN and NODATA; CNAME chains followed inside
-//! the domain; referrals with glue below delegations; EDNS(0) per RFC 6891
-//! (BADVERS for versions above 0, unknown options ignored); TC=1 with the
-//! OPT kept when a UDP reply does not fit; a minimal answer to ANY
-//! (RFC 8482); FORMERR or silence for malformed packets.
+//! data, RA never, RD copied and CD too on QUERY; REFUSED outside the
+//! domain; class ANY answered as IN; SOA in the authority section of
+//! NXDOMAIN and NODATA; wildcards per RFC 4592; CNAME chains followed
+//! inside the domain; referrals with glue below delegations; EDNS(0) per
+//! RFC 6891 (BADVERS for versions above 0, unknown options ignored, the
+//! OPT kept on a FORMERR the options caused); TC=1 with the OPT kept when a
+//! UDP reply does not fit; a minimal answer to ANY (RFC 8482); a server
+//! cookie for a cookie with no question (RFC 7873 section 5.4); FORMERR or
+//! silence for malformed packets.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
