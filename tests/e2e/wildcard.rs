@@ -262,6 +262,68 @@ fn explain_finds_the_wildcard_service_for_a_covered_name() {
     }
 }
 
+#[test]
+fn check_rejects_a_star_anywhere_but_a_whole_leftmost_label() {
+    let dir = private_dir();
+    let path = dir.join("stars.toml");
+    let mut text = format!("{}\n{WILDCARDS}", all_policy_example());
+    for (owner, record_type, data) in [
+        ("a*.b", "A", "192.0.2.1"),
+        ("*.*", "A", "192.0.2.1"),
+        ("x.*.y", "TXT", "t"),
+        ("*.child", "NS", "ns.elsewhere.example."),
+    ] {
+        text.push_str(&format!(
+            "\n[[records]]\nname = \"{owner}\"\ntype = \"{record_type}\"\ndata = \"{data}\"\n"
+        ));
+    }
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for owner in ["a*.b", "*.*", "x.*.y"] {
+        let line = text
+            .lines()
+            .position(|l| l == format!("name = \"{owner}\""))
+            .unwrap()
+            + 1;
+        let location = format!("{}:{line}:", path.display());
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&location)
+                    && l.contains("has `*` where a wildcard cannot be")),
+            "{owner} at {location}:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("is a wildcard and cannot hold NS records"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: write a wildcard as `*.name`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("4 errors in config"), "{stderr}");
+    // The valid wildcards alone pass.
+    std::fs::write(&path, format!("{}\n{WILDCARDS}", all_policy_example())).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 crate::also_on_general_path! {
     a_wildcard_service_answers_every_name_below_it_under_the_query_spelling,
     other_types_at_a_matched_wildcard_are_nodata,
