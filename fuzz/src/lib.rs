@@ -114,6 +114,37 @@ name = "*.wild"
 type = "A"
 data = "192.0.2.98"
 
+[[records]]
+name = "*.wild"
+type = "MX"
+data = "10 mail"
+
+[[records]]
+name = "real.wild"
+type = "TXT"
+data = "not covered by the wildcard"
+
+[[records]]
+name = "*.wild-alias"
+type = "CNAME"
+data = "www"
+
+[[services]]
+name = "*.pool"
+policy = "failover"
+order = ["eu-west", "us-east"]
+
+[services.check]
+kind = "none"
+
+[[services.endpoints]]
+zone = "us-east"
+addresses = ["192.0.2.18", "2001:db8:1::18"]
+
+[[services.endpoints]]
+zone = "eu-west"
+addresses = ["198.51.100.18"]
+
 [[services]]
 name = "geo"
 policy = "geo"

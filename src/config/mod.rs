@@ -597,7 +597,38 @@ impl Config {
                     .eq_ignore_ascii_case(wanted)
             })
         };
-        position(&name).or_else(|| position(&relative))
+        position(&name)
+            .or_else(|| position(&relative))
+            .or_else(|| self.wildcard_service(&name))
+            .or_else(|| self.wildcard_service(&relative))
+    }
+
+    /// The wildcard service that answers for `name` (absolute, without the
+    /// trailing dot) as the DNS does (RFC 4592): `*.` its closest encloser,
+    /// the deepest ancestor that exists, and only if `name` itself does not.
+    fn wildcard_service(&self, name: &str) -> Option<usize> {
+        let name = Name::from_ascii(format!("{name}.")).ok()?;
+        if !self.domain.name.zone_of(&name) {
+            return None;
+        }
+        // A name exists when some configured name is at or below it.
+        let owners: Vec<&Name> = self
+            .records
+            .iter()
+            .map(|r| &r.name)
+            .chain(self.services.iter().map(|s| &s.name))
+            .chain(self.domain.nameservers.iter().map(|n| &n.name))
+            .collect();
+        let exists = |n: &Name| n == &self.domain.name || owners.iter().any(|o| n.zone_of(o));
+        if exists(&name) {
+            return None;
+        }
+        let mut encloser = name.base_name();
+        while !exists(&encloser) {
+            encloser = encloser.base_name();
+        }
+        let source = Name::from_ascii("*").ok()?.append_domain(&encloser).ok()?;
+        self.services.iter().position(|s| s.name == source)
     }
 }
 

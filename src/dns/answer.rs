@@ -7,12 +7,15 @@
 //!
 //! Behaviour follows what resolvers and registries expect of an
 //! authoritative server (Knot DNS is the reference): AA on authoritative
-//! data, RA never, RD and CD copied; REFUSED outside the domain; SOA in the
-//! authority section of NXDOMAIN and NODATA; CNAME chains followed inside
-//! the domain; referrals with glue below delegations; EDNS(0) per RFC 6891
-//! (BADVERS for versions above 0, unknown options ignored); TC=1 with the
-//! OPT kept when a UDP reply does not fit; a minimal answer to ANY
-//! (RFC 8482); FORMERR or silence for malformed packets.
+//! data, RA never, RD copied and CD too on QUERY; REFUSED outside the
+//! domain; class ANY answered as IN; SOA in the authority section of
+//! NXDOMAIN and NODATA; wildcards per RFC 4592; CNAME chains followed
+//! inside the domain; referrals with glue below delegations; EDNS(0) per
+//! RFC 6891 (BADVERS for versions above 0, unknown options ignored, the
+//! OPT kept on a FORMERR the options caused); TC=1 with the OPT kept when a
+//! UDP reply does not fit; a minimal answer to ANY (RFC 8482); a server
+//! cookie for a cookie with no question (RFC 7873 section 5.4); FORMERR or
+//! silence for malformed packets.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -61,6 +64,9 @@ struct Asker {
     client: Client,
     /// The query's ECS option, echoed with our scope.
     ecs: Option<ClientSubnet>,
+    /// Every ECS option carries exactly the address bytes its prefix
+    /// needs; hickory-proto drops surplus bytes, so this is read raw.
+    ecs_lengths_are_exact: bool,
     /// The scope the answer actually used; 0 unless a service decided.
     scope: u8,
     hit: Option<ServiceHit>,
@@ -81,26 +87,18 @@ pub fn answer(
         // reflection loops start.
         return None;
     }
+    let opt_options = wire::opt_options(request);
     let message = match Message::from_vec(request) {
         Ok(message) => message,
-        Err(_) => {
-            return Some(Reply {
-                wire: format_error(request),
-                facts: ReplyFacts {
-                    qtype: None,
-                    rcode: ResponseCode::FormErr,
-                    truncated: false,
-                },
-                service: None,
-                has_valid_cookie: false,
-            });
-        }
+        Err(_) => return Some(format_error(request, opt_options, transport, snapshot)),
     };
     let mut asker = Asker {
         source,
         cookie: CookieCheck::Absent,
         client: Client::from_source(source),
         ecs: None,
+        ecs_lengths_are_exact: opt_options
+            .is_none_or(|options| wire::ecs_lengths_are_exact(&request[options])),
         scope: 0,
         hit: None,
     };
@@ -120,20 +118,74 @@ pub fn answer(
 }
 
 /// FORMERR for a packet whose header we can read but whose body we cannot.
-fn format_error(request: &[u8]) -> Vec<u8> {
-    let mut reply = vec![0u8; HEADER_LEN];
-    reply[0..2].copy_from_slice(&request[0..2]);
+/// When the fault is in the OPT's options (the packet reads with them
+/// left out), the reply carries our OPT and the question, so the client
+/// can tell a bad option from a server without EDNS (RFC 6891 section 7);
+/// otherwise it is the header alone.
+fn format_error(
+    request: &[u8],
+    opt_options: Option<std::ops::Range<usize>>,
+    transport: Transport,
+    snapshot: &Snapshot,
+) -> Reply {
+    let without_options = opt_options.and_then(|options| {
+        let mut bytes = request.to_vec();
+        bytes.drain(options.clone());
+        bytes[options.start - 2..options.start].copy_from_slice(&[0, 0]);
+        Message::from_vec(&bytes).ok()
+    });
+    if let Some(parsed) = without_options.filter(|m| m.edns.is_some()) {
+        let mut reply = Message::new(parsed.id, MessageType::Response, parsed.op_code);
+        reply.metadata.recursion_desired = parsed.recursion_desired;
+        if parsed.op_code == OpCode::Query {
+            reply.metadata.checking_disabled = parsed.checking_disabled;
+        }
+        if let Some(edns) = &parsed.edns {
+            reply.set_edns(reply_edns(edns, snapshot));
+        }
+        if parsed.queries.len() == 1 {
+            reply.add_queries(parsed.queries.iter().cloned());
+        }
+        reply.metadata.response_code = ResponseCode::FormErr;
+        if let Some((wire, truncated)) = encode(reply, &parsed, transport, snapshot) {
+            return Reply {
+                wire,
+                facts: ReplyFacts {
+                    qtype: parsed.queries.first().map(|q| q.query_type()),
+                    rcode: ResponseCode::FormErr,
+                    truncated,
+                },
+                service: None,
+                has_valid_cookie: false,
+            };
+        }
+    }
+    let mut wire = vec![0u8; HEADER_LEN];
+    wire[0..2].copy_from_slice(&request[0..2]);
     // QR=1, opcode copied, RD copied; AA, TC clear.
-    reply[2] = 0x80 | (request[2] & 0x78) | (request[2] & 0x01);
-    reply[3] = ResponseCode::FormErr.low();
-    reply
+    wire[2] = 0x80 | (request[2] & 0x78) | (request[2] & 0x01);
+    wire[3] = ResponseCode::FormErr.low();
+    Reply {
+        wire,
+        facts: ReplyFacts {
+            qtype: None,
+            rcode: ResponseCode::FormErr,
+            truncated: false,
+        },
+        service: None,
+        has_valid_cookie: false,
+    }
 }
 
 /// The reply as a message, before size limits are applied.
 fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message {
     let mut reply = Message::new(request.id, MessageType::Response, request.op_code);
     reply.metadata.recursion_desired = request.recursion_desired;
-    reply.metadata.checking_disabled = request.checking_disabled;
+    // CD is a QUERY flag; to other opcodes only RD is copied (RFC 8906
+    // section 8.1.4's expectations, as Knot does).
+    if request.op_code == OpCode::Query {
+        reply.metadata.checking_disabled = request.checking_disabled;
+    }
     if let Some(edns) = &request.edns {
         reply.set_edns(reply_edns(edns, snapshot));
     }
@@ -145,6 +197,21 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
 
     if request.op_code != OpCode::Query {
         reply.metadata.response_code = ResponseCode::NotImp;
+        return reply;
+    }
+    if request.queries.is_empty()
+        && let Some(edns) = &request.edns
+        && edns.version() == 0
+        && edns.option(EdnsCode::Cookie).is_some()
+    {
+        // RFC 7873 section 5.4: no question, only a cookie, asks for a
+        // server cookie: NOERROR with one.
+        asker.cookie = query_cookie(edns, asker.source, snapshot);
+        if asker.cookie == CookieCheck::Malformed {
+            reply.metadata.response_code = ResponseCode::FormErr;
+        } else {
+            add_server_cookie(&mut reply, asker, snapshot);
+        }
         return reply;
     }
     if request.queries.len() != 1 {
@@ -174,18 +241,14 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
     if query.query_class() == DNSClass::CH && identify(&mut reply, query, snapshot) {
         return reply;
     }
-    if query.query_class() != DNSClass::IN {
+    // Class ANY asks for every class; ours is IN, so it is answered as
+    // IN (as Knot, NSD and PowerDNS do). The question keeps its class.
+    if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY) {
         reply.metadata.response_code = ResponseCode::Refused;
         return reply;
     }
     if let Some(edns) = &request.edns {
-        asker.cookie = match edns.option(EdnsCode::Cookie) {
-            None => CookieCheck::Absent,
-            Some(EdnsOption::Unknown(_, data)) => {
-                cookie::check(data, asker.source, &cookie_secret(snapshot))
-            }
-            Some(_) => CookieCheck::Malformed,
-        };
+        asker.cookie = query_cookie(edns, asker.source, snapshot);
         if asker.cookie == CookieCheck::Malformed {
             reply.metadata.response_code = ResponseCode::FormErr;
             return reply;
@@ -202,15 +265,16 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
                 return reply;
             }
         }
+        if !asker.ecs_lengths_are_exact {
+            // RFC 7871 section 7.1.1: more address bytes than the source
+            // prefix needs is malformed.
+            asker.ecs = None;
+            reply.metadata.response_code = ResponseCode::FormErr;
+            return reply;
+        }
     }
     resolve(&mut reply, query, snapshot, asker);
-    if let (Some(client), Some(edns)) = (asker.cookie.client_cookie(), reply.edns.as_mut()) {
-        let payload = cookie::reply(client, asker.source, &cookie_secret(snapshot));
-        edns.options_mut().insert(EdnsOption::Unknown(
-            u16::from(EdnsCode::Cookie),
-            payload.to_vec(),
-        ));
-    }
+    add_server_cookie(&mut reply, asker, snapshot);
     if let (Some(ecs), Some(edns)) = (&asker.ecs, reply.edns.as_mut()) {
         // RFC 7871 7.2.1: echo family, source prefix and address; the scope
         // says how widely the answer applies.
@@ -223,6 +287,26 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
             )));
     }
     reply
+}
+
+/// The query's DNS cookie, checked against this node's secret.
+fn query_cookie(edns: &Edns, source: IpAddr, snapshot: &Snapshot) -> CookieCheck {
+    match edns.option(EdnsCode::Cookie) {
+        None => CookieCheck::Absent,
+        Some(EdnsOption::Unknown(_, data)) => cookie::check(data, source, &cookie_secret(snapshot)),
+        Some(_) => CookieCheck::Malformed,
+    }
+}
+
+/// Our server cookie for the query's client cookie, in the reply's OPT.
+fn add_server_cookie(reply: &mut Message, asker: &Asker, snapshot: &Snapshot) {
+    if let (Some(client), Some(edns)) = (asker.cookie.client_cookie(), reply.edns.as_mut()) {
+        let payload = cookie::reply(client, asker.source, &cookie_secret(snapshot));
+        edns.options_mut().insert(EdnsOption::Unknown(
+            u16::from(EdnsCode::Cookie),
+            payload.to_vec(),
+        ));
+    }
 }
 
 fn cookie_secret(snapshot: &Snapshot) -> [u8; 16] {
@@ -329,7 +413,9 @@ fn resolve(reply: &mut Message, query: &Query, snapshot: &Snapshot, asker: &mut 
                 negative(reply, snapshot);
                 return;
             }
-            Lookup::Found(node) => {
+            // A wildcard's records answer under the name asked for: every
+            // record is copied under `name` (RFC 4592 section 3.4.1).
+            Lookup::Found(node) | Lookup::Wildcard(node) => {
                 reply.metadata.authoritative = true;
                 if qtype == RecordType::ANY {
                     if hop == 0 {

@@ -11,6 +11,14 @@
 //! receive headers' pointers into it are set once and stay valid; only
 //! what the kernel overwrites is reset between calls. Send headers point
 //! at reply buffers that may grow, so they are filled per send.
+//!
+//! A socket bound to a wildcard address (`0.0.0.0`, `[::]`) on a host with
+//! several addresses must answer from the address each query was sent to,
+//! or resolvers drop the reply. Such sockets ask the kernel for each
+//! datagram's destination ([`report_destinations`]: IP_PKTINFO,
+//! IPV6_RECVPKTINFO); the control message it writes into the slot's
+//! control buffer is handed back on the send as the source to use. Other
+//! sockets get no control message, and their replies carry none.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -22,10 +30,51 @@ pub const BATCH: usize = 32;
 /// Largest UDP datagram we read; anything longer is not a sane query.
 pub const RECV_MAX: usize = 4096;
 
+/// Room for one control message with the larger packet info (IPv6's).
+const CONTROL_LEN: usize = 64;
+
+/// A control message buffer, aligned as `cmsghdr` needs.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u8; CONTROL_LEN]);
+
+/// Asks the kernel to report each datagram's destination address on a
+/// socket bound to a wildcard address, so [`Batch::send`] can answer from
+/// it. Sockets bound to one address need nothing: their replies leave
+/// from it.
+pub fn report_destinations(socket: &UdpSocket) -> io::Result<()> {
+    let local = socket.local_addr()?;
+    if !local.ip().is_unspecified() {
+        return Ok(());
+    }
+    let (level, name) = match local.ip() {
+        IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_PKTINFO),
+        IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and an int option of its true size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// One thread's receive and send buffers.
 pub struct Batch {
     requests: Box<[[u8; RECV_MAX]; BATCH]>,
     sources: Box<[libc::sockaddr_storage; BATCH]>,
+    /// Per slot, the destination the kernel reported (if asked to), made
+    /// into the source the reply is sent from.
+    controls: Box<[Control; BATCH]>,
     received: [libc::mmsghdr; BATCH],
     recv_iov: [libc::iovec; BATCH],
     /// Reply bytes per slot; capacity is kept across batches.
@@ -49,6 +98,7 @@ impl Batch {
                 .try_into()
                 .expect("BATCH buffers"),
             sources,
+            controls: Box::new([Control([0; CONTROL_LEN]); BATCH]),
             received,
             recv_iov,
             replies: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
@@ -64,10 +114,12 @@ impl Batch {
             };
             let source: *mut libc::sockaddr_storage = &mut batch.sources[i];
             let iov: *mut libc::iovec = &mut batch.recv_iov[i];
+            let control: *mut Control = &mut batch.controls[i];
             let header = &mut batch.received[i].msg_hdr;
             header.msg_name = source.cast();
             header.msg_iov = iov;
             header.msg_iovlen = 1;
+            header.msg_control = control.cast();
         }
         batch
     }
@@ -79,6 +131,7 @@ impl Batch {
         // filled last time; the pointers set in `new` still hold.
         for received in &mut self.received[..self.filled] {
             received.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            received.msg_hdr.msg_controllen = CONTROL_LEN as _;
             received.msg_hdr.msg_flags = 0;
             received.msg_len = 0;
         }
@@ -129,13 +182,25 @@ impl Batch {
                 iov_base: self.replies[i].as_mut_ptr().cast(),
                 iov_len: self.replies[i].len(),
             };
+            // Only a socket that asked for destinations has a control
+            // message; it goes back as the reply's source.
+            let controllen = self.received[i].msg_hdr.msg_controllen;
+            if controllen > 0 {
+                // SAFETY: the kernel wrote `controllen` bytes of control
+                // messages into this slot's buffer, which the header names.
+                unsafe { source_from_destination(&self.received[i].msg_hdr) };
+            }
             let header = &mut self.outgoing[queued].msg_hdr;
             header.msg_name = (&mut self.sources[i] as *mut libc::sockaddr_storage).cast();
             header.msg_namelen = self.received[i].msg_hdr.msg_namelen;
             header.msg_iov = &mut self.send_iov[queued];
             header.msg_iovlen = 1;
-            header.msg_control = std::ptr::null_mut();
-            header.msg_controllen = 0;
+            header.msg_control = if controllen > 0 {
+                (&mut self.controls[i] as *mut Control).cast()
+            } else {
+                std::ptr::null_mut()
+            };
+            header.msg_controllen = controllen;
             header.msg_flags = 0;
             queued += 1;
         }
@@ -162,6 +227,33 @@ impl Batch {
             // full buffer): drop it and carry on with the others.
             tracing::debug!(%err, "udp send failed");
             sent += 1;
+        }
+    }
+}
+
+/// Turns the packet info a datagram arrived with into the packet info
+/// its reply is sent with: the query's destination becomes the reply's
+/// source. IPv4's `in_pktinfo` is read for `ipi_spec_dst` on send, so the
+/// destination is copied there and the interface left to routing; IPv6's
+/// `in6_pktinfo` means the same both ways and is sent back as it came.
+///
+/// # Safety
+///
+/// `header` must describe control messages the kernel wrote into a buffer
+/// of at least `msg_controllen` bytes.
+unsafe fn source_from_destination(header: &libc::msghdr) {
+    // SAFETY: the caller's contract; the CMSG macros stay inside it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_PKTINFO {
+                let info = libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>();
+                let mut pktinfo = info.read_unaligned();
+                pktinfo.ipi_spec_dst = pktinfo.ipi_addr;
+                pktinfo.ipi_ifindex = 0;
+                info.write_unaligned(pktinfo);
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
         }
     }
 }
@@ -374,6 +466,52 @@ mod tests {
         let batches = serve(&mut batch, &server, 1, |request| Some(reply_to(request)));
         assert_eq!(batches[0][0].1, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
         assert_eq!(recv(&client), b"re:six");
+    }
+
+    /// A wildcard-bound server asked at `targets`, each on its port: every
+    /// reply must come from the address its query went to.
+    fn assert_replies_from_the_address_asked(wildcard: &str, client_at: &str, targets: &[&str]) {
+        let server = bound(wildcard, Duration::from_secs(5));
+        report_destinations(&server).expect("packet info on a wildcard socket");
+        let port = server.local_addr().unwrap().port();
+        let client = bound(client_at, Duration::from_secs(5));
+        let mut batch = Batch::new();
+        for round in 0..2 {
+            for target in targets {
+                let to: SocketAddr = SocketAddr::new(target.parse().unwrap(), port);
+                client.send_to(target.as_bytes(), to).unwrap();
+            }
+            serve(&mut batch, &server, targets.len(), |request| {
+                Some(reply_to(request))
+            });
+            let mut buf = [0u8; 256];
+            for _ in targets {
+                let (n, from) = client.recv_from(&mut buf).expect("a reply");
+                let asked = std::str::from_utf8(&buf[3..n]).unwrap();
+                assert_eq!(from.ip().to_string(), asked, "round {round}");
+                assert_eq!(from.port(), port);
+            }
+        }
+    }
+
+    #[test]
+    fn a_wildcard_socket_replies_from_the_address_each_query_was_sent_to() {
+        assert_replies_from_the_address_asked(
+            "0.0.0.0:0",
+            "127.0.0.1:0",
+            &["127.0.0.2", "127.0.0.3", "127.0.0.1"],
+        );
+        assert_replies_from_the_address_asked("[::]:0", "[::1]:0", &["::1"]);
+        // A socket bound to one address needs no packet info, and asks
+        // for none: its replies carry no control message.
+        let server = server();
+        report_destinations(&server).unwrap();
+        let client = client(&server);
+        client.send(b"one").unwrap();
+        let mut batch = Batch::new();
+        serve(&mut batch, &server, 1, |request| Some(reply_to(request)));
+        assert_eq!(batch.received[0].msg_hdr.msg_controllen, 0);
+        assert_eq!(recv(&client), b"re:one");
     }
 
     #[test]

@@ -68,6 +68,17 @@ fn query(cases: &mut Cases, snapshot: &Snapshot) -> (Vec<u8>, IpAddr) {
         "x.www.gslb.example.",
         "www.other.example.",
         "_sip._udp.gslb.example.",
+        // Wildcards: covered names at one and two labels down, the
+        // wildcard's own name, names below existing names (never covered),
+        // a record wildcard and a CNAME wildcard.
+        "host.apps.gslb.example.",
+        "a.b.apps.gslb.example.",
+        "*.apps.gslb.example.",
+        "x.split.apps.gslb.example.",
+        "x.wild.gslb.example.",
+        "real.wild.gslb.example.",
+        "x.real.wild.gslb.example.",
+        "x.wild-alias.gslb.example.",
     ];
     let name = *cases.pick(&names);
     let name = mixed_case(name, cases);
@@ -251,6 +262,129 @@ fn fast_replies_match_when_zones_are_down() {
         let tally = differential(&snapshot, 0xd0a1, 5_000);
         assert!(tally.answered > 1_000, "{drained:?}: {tally:?}");
     }
+}
+
+#[test]
+fn wildcard_names_are_answered_on_the_fast_path_as_on_the_general_path() {
+    let snapshot = snapshot(config(""), &[]);
+    let wildcard_service = snapshot
+        .config
+        .services
+        .iter()
+        .position(|s| s.name.is_wildcard())
+        .expect("the fixture has a wildcard service");
+    let mut memo = DecisionMemo::new();
+    let source: IpAddr = "193.0.0.9".parse().unwrap();
+    let ask = |name: &str, qtype: RecordType| {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        m.to_vec().unwrap()
+    };
+    for (name, qtype, rcode, answers) in [
+        (
+            "Host.APPS.gslb.example.",
+            RecordType::A,
+            ResponseCode::NoError,
+            1,
+        ),
+        (
+            "a.b.apps.gslb.example.",
+            RecordType::A,
+            ResponseCode::NoError,
+            1,
+        ),
+        (
+            "host.apps.gslb.example.",
+            RecordType::TXT,
+            ResponseCode::NoError,
+            0,
+        ),
+        (
+            "x.split.apps.gslb.example.",
+            RecordType::A,
+            ResponseCode::NXDomain,
+            0,
+        ),
+        (
+            "X.wild.gslb.example.",
+            RecordType::TXT,
+            ResponseCode::NoError,
+            1,
+        ),
+        (
+            "x.wild.gslb.example.",
+            RecordType::MX,
+            ResponseCode::NoError,
+            1,
+        ),
+        (
+            "x.wild.gslb.example.",
+            RecordType::A,
+            ResponseCode::NoError,
+            0,
+        ),
+        (
+            "real.wild.gslb.example.",
+            RecordType::TXT,
+            ResponseCode::NoError,
+            0,
+        ),
+        (
+            "x.real.wild.gslb.example.",
+            RecordType::A,
+            ResponseCode::NXDomain,
+            0,
+        ),
+        (
+            "nope.gslb.example.",
+            RecordType::A,
+            ResponseCode::NXDomain,
+            0,
+        ),
+    ] {
+        let request = ask(name, qtype);
+        let answered = compare(&snapshot, Transport::Udp, &request, source, &mut memo);
+        assert!(
+            answered.is_some(),
+            "{name} {qtype}: the fast path answers it"
+        );
+        let reply = general_answer(&request, Transport::Udp, source, &snapshot).unwrap();
+        let message = Message::from_vec(&reply.wire).unwrap();
+        assert_eq!(message.metadata.response_code, rcode, "{name} {qtype}");
+        assert_eq!(message.answers.len(), answers, "{name} {qtype}");
+        for record in &message.answers {
+            // The owner is the name as asked, case and all.
+            assert_eq!(record.name.to_string(), name, "{name} {qtype}");
+        }
+        if name.to_ascii_lowercase().ends_with(".apps.gslb.example.")
+            && rcode == ResponseCode::NoError
+            && answers > 0
+        {
+            assert_eq!(reply.service.map(|h| h.service), Some(wildcard_service));
+        }
+    }
+    // A CNAME at a wildcard: the general path's, with the owner the name asked.
+    let request = ask("X.wild-alias.gslb.example.", RecordType::A);
+    let mut out = Vec::new();
+    assert!(
+        answer(
+            &request,
+            Transport::Udp,
+            source,
+            &snapshot,
+            &mut memo,
+            &mut out
+        )
+        .is_none()
+    );
+    let reply = general_answer(&request, Transport::Udp, source, &snapshot).unwrap();
+    let message = Message::from_vec(&reply.wire).unwrap();
+    assert_eq!(
+        message.answers[0].name.to_string(),
+        "X.wild-alias.gslb.example."
+    );
+    assert_eq!(message.answers[0].record_type(), RecordType::CNAME);
+    assert_eq!(message.answers.last().unwrap().record_type(), RecordType::A);
 }
 
 #[test]

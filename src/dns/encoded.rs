@@ -10,7 +10,9 @@
 //! Invariants the fast path relies on: a name is `Answerable` only if it
 //! has no CNAME and lies at or below no delegation (those need the general
 //! path's chain following and referrals); record data is written with
-//! names in full, so the bytes are valid after any question.
+//! names in full, so the bytes are valid after any question. Because every
+//! answer's owner is a pointer to the question, a wildcard's node (`*.x`)
+//! answers for any name it covers without re-encoding.
 //!
 //! This module reads the domain table and the config and nothing above
 //! them: the snapshot imports it, so it must not import the snapshot.
@@ -21,7 +23,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::table::{DomainTable, ServiceRecords};
-use super::wire::HEADER_LEN;
+use super::wire::{HEADER_LEN, NAME_MAX};
 use crate::config::Config;
 
 /// A compression pointer to the question's name, which always starts right
@@ -164,6 +166,9 @@ pub struct FastTable {
     /// With delegations, a missing name may lie below a cut (a referral,
     /// not NXDOMAIN): the general path decides those.
     has_delegations: bool,
+    /// With wildcards, a missing name may be covered by one (an answer,
+    /// not NXDOMAIN): [`FastTable::wildcard_for`] finds it.
+    has_wildcards: bool,
     services: Vec<FastService>,
     /// The SOA of negative answers, names written in full as configured.
     negative_soa: Box<[u8]>,
@@ -211,6 +216,7 @@ impl FastTable {
             apex: apex.into_boxed_slice(),
             nodes,
             has_delegations: !cuts.is_empty(),
+            has_wildcards: table.has_wildcards(),
             services: table.services.iter().map(FastService::build).collect(),
             negative_soa: negative_soa(table),
             udp_payload_max: config.server.udp_payload_max,
@@ -241,6 +247,36 @@ impl FastTable {
     #[inline]
     pub(super) fn has_delegations(&self) -> bool {
         self.has_delegations
+    }
+
+    /// Whether the domain has wildcard names: then a missing name may be
+    /// covered by one.
+    #[inline]
+    pub(super) fn has_wildcards(&self) -> bool {
+        self.has_wildcards
+    }
+
+    /// For a lower-case wire name in the domain that has no node, the
+    /// wildcard covering it (RFC 4592 section 3.3.1): `*.` its closest
+    /// encloser, the longest suffix that is a node. Every ancestor of a
+    /// node is a node, so the first suffix found is the closest. `None`
+    /// is NXDOMAIN. Only meaningful without delegations, where no cut
+    /// can lie between the name and its encloser.
+    pub(super) fn wildcard_for(&self, lower_name: &[u8]) -> Option<&FastNode> {
+        let mut at = 0;
+        while at < lower_name.len() {
+            at += usize::from(lower_name[at]) + 1;
+            let suffix = lower_name.get(at..)?;
+            if self.nodes.contains_key(suffix) {
+                // `\x01*` and the encloser: shorter than the name, whose
+                // first label took at least two bytes.
+                let mut source = [0u8; NAME_MAX];
+                source[..2].copy_from_slice(b"\x01*");
+                source[2..2 + suffix.len()].copy_from_slice(suffix);
+                return self.nodes.get(&source[..2 + suffix.len()]);
+            }
+        }
+        None
     }
 
     #[inline]

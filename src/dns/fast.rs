@@ -18,8 +18,9 @@
 //!
 //! The fast path answers only what it fully understands: data types (the
 //! record set with its additional data, or NODATA) at names with no CNAME
-//! and no delegation above them, NXDOMAIN where the domain has no
-//! delegations, REFUSED outside the domain, with at most an OPT of version
+//! and no delegation above them, NXDOMAIN or the covering wildcard's answer
+//! (RFC 4592, found by [`super::encoded::FastTable::wildcard_for`]) where
+//! the domain has no delegations, REFUSED outside the domain, with at most an OPT of version
 //! 0 whose options are a well-formed ECS and a DNS cookie (the shapes
 //! resolvers send). For anything else it declines (`None`) and the caller
 //! uses the general path, which stays the reference: the two are compared
@@ -292,11 +293,16 @@ fn plan<'s, 'm>(
     memo: &'m mut DecisionMemo,
 ) -> Option<Plan<'s, 'm>> {
     let fast = &snapshot.fast;
-    let node = fast.node(name);
+    let mut node = fast.node(name);
     // Every node is in the domain, so only a miss needs the suffix test.
     // Names outside the domain are refused (after the cookie and ECS
     // checks, as on the general path): floods of random names stay cheap.
     let in_domain = node.is_some() || fast.is_in_domain(name);
+    if node.is_none() && in_domain && fast.has_wildcards() && !fast.has_delegations() {
+        // A wildcard answers exactly as its own name would, under the
+        // query's name: the encoded owner is a pointer to the question.
+        node = fast.wildcard_for(name);
+    }
     // Cookies are bound to the packet's source, not to the ECS subnet.
     let cookie = match question.edns.and_then(|e| e.cookie) {
         None => CookieCheck::Absent,

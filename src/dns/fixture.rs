@@ -1,6 +1,6 @@
 //! Test fixtures for the answer paths: the shipped example domain with a
 //! service for every policy and all-down rule, static records of several
-//! types, and a CIDR rule, built into a snapshot with chosen zones drained.
+//! types, wildcards (a service, records, a CNAME), and a CIDR rule, built into a snapshot with chosen zones drained.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -79,6 +79,34 @@ data = "a static name"
 name = "deep.empty.nonterminal"
 type = "AAAA"
 data = "2001:db8::50"
+
+[[services]]
+name = "*.apps"
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "us-east"
+addresses = ["192.0.2.60", "2001:db8:1::60"]
+[[services.endpoints]]
+zone = "eu-west"
+addresses = ["198.51.100.60"]
+
+[[records]]
+name = "*.wild"
+type = "TXT"
+data = "from the wildcard"
+[[records]]
+name = "*.wild"
+type = "MX"
+data = "10 mail"
+[[records]]
+name = "real.wild"
+type = "A"
+data = "192.0.2.61"
+[[records]]
+name = "*.wild-alias"
+type = "CNAME"
+data = "www"
 
 [[cidr_rules]]
 networks = ["10.20.30.128/25"]

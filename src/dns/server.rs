@@ -121,7 +121,9 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     socket.bind(&addr.into())?;
-    Ok(socket.into())
+    let socket: UdpSocket = socket.into();
+    batch::report_destinations(&socket)?;
+    Ok(socket)
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -92,6 +92,10 @@ pub enum Lookup<'t> {
     Delegated { cut: &'t Node },
     /// The name exists; it may still have no data (an empty non-terminal).
     Found(&'t Node),
+    /// The name does not exist, but a wildcard at its closest encloser
+    /// covers it (RFC 4592 section 3.3.1): answer from the wildcard's node,
+    /// with the query's name as owner.
+    Wildcard(&'t Node),
     /// The name does not exist.
     NxDomain,
 }
@@ -143,6 +147,8 @@ pub struct DomainTable {
     soa: Record,
     negative_ttl: u32,
     nodes: HashMap<LowerName, Node>,
+    /// Some name is `*.something`: a missing name may be covered by it.
+    has_wildcards: bool,
 }
 
 impl DomainTable {
@@ -171,6 +177,7 @@ impl DomainTable {
             soa: soa_record.clone(),
             negative_ttl: soa.negative_ttl(),
             nodes: HashMap::new(),
+            has_wildcards: false,
         };
         table.insert(soa_record);
         for ns in &domain.nameservers {
@@ -245,6 +252,7 @@ impl DomainTable {
     }
 
     fn node_mut(&mut self, name: &Name) -> &mut Node {
+        self.has_wildcards |= name.is_wildcard();
         // Ancestors up to the apex exist as (possibly empty) nodes.
         let mut ancestor = name.base_name();
         while ancestor.num_labels() > self.apex_labels {
@@ -274,6 +282,13 @@ impl DomainTable {
     }
 
     /// Finds `name`, stopping at the first delegation on the way down.
+    ///
+    /// A name that does not exist is matched against the wildcard at its
+    /// closest encloser, the deepest existing ancestor (RFC 4592 section
+    /// 3.3.1). Every ancestor of a name with data is a node, empty
+    /// non-terminals included, so a wildcard never covers a name below
+    /// an existing one; and a cut on the way down answers before any
+    /// wildcard is looked at, so none matches at or below a delegation.
     pub fn lookup(&self, name: &LowerName) -> Lookup<'_> {
         if !self.apex.zone_of(name) {
             return Lookup::OutOfDomain;
@@ -288,15 +303,35 @@ impl DomainTable {
                 match self.nodes.get(&LowerName::new(&ancestor)) {
                     Some(node) if node.is_delegation => return Lookup::Delegated { cut: node },
                     Some(_) => {}
-                    None => return Lookup::NxDomain,
+                    None => return self.wildcard_at(&ancestor.base_name()),
                 }
             }
         }
         match self.nodes.get(name) {
             Some(node) if node.is_delegation => Lookup::Delegated { cut: node },
             Some(node) => Lookup::Found(node),
+            None => self.wildcard_at(&Name::from(name).base_name()),
+        }
+    }
+
+    /// The answer for a missing name whose closest encloser is `encloser`:
+    /// the wildcard `*.encloser` if there is one, else NXDOMAIN.
+    fn wildcard_at(&self, encloser: &Name) -> Lookup<'_> {
+        if !self.has_wildcards {
+            return Lookup::NxDomain;
+        }
+        let Ok(source) = Name::from_ascii("*").and_then(|star| star.append_domain(encloser)) else {
+            return Lookup::NxDomain;
+        };
+        match self.nodes.get(&LowerName::new(&source)) {
+            Some(node) => Lookup::Wildcard(node),
             None => Lookup::NxDomain,
         }
+    }
+
+    /// Whether any name in the domain is a wildcard (`*.name`).
+    pub fn has_wildcards(&self) -> bool {
+        self.has_wildcards
     }
 
     /// Every name in the domain with its records, ancestors included.
@@ -624,5 +659,95 @@ data = "192.0.2.153"
         // One serving endpoint is enough.
         health.endpoints[0][1].is_drained = false;
         assert!(!DomainTable::build(&config, &health).services[0].is_all_down);
+    }
+
+    /// Wildcards beside `DOMAIN`'s names: a service at `*.apps` with a real
+    /// name and an empty non-terminal below `apps`, a record wildcard at
+    /// `*.w`, and one below the delegation's parent side.
+    const WILDCARDS: &str = r#"
+[[services]]
+name = "*.apps"
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "a"
+addresses = ["192.0.2.80"]
+[[records]]
+name = "real.apps"
+type = "TXT"
+data = "real"
+[[records]]
+name = "deep.ent.apps"
+type = "TXT"
+data = "deep"
+[[records]]
+name = "*.w"
+type = "MX"
+data = "10 mail"
+"#;
+
+    #[test]
+    fn a_wildcard_covers_missing_names_below_its_closest_encloser_only() {
+        let config = Config::parse(&format!("{DOMAIN}{WILDCARDS}"), Path::new("t.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let table = table(&config, &all_unknown(&config));
+        assert!(table.has_wildcards());
+        // Missing names whose closest encloser is `apps`, at any depth.
+        for name in [
+            "x.apps.t.example.",
+            "Y.APPS.t.example.",
+            "a.b.c.apps.t.example.",
+        ] {
+            let Lookup::Wildcard(node) = table.lookup(&lower(name)) else {
+                panic!("{name} is covered by *.apps");
+            };
+            assert_eq!(node.service(), Some(2), "{name}");
+        }
+        // The wildcard's own name is found as itself.
+        assert!(matches!(
+            table.lookup(&lower("*.apps.t.example.")),
+            Lookup::Found(n) if n.service() == Some(2)
+        ));
+        // Existing names, empty non-terminals included, are never covered,
+        // nor are names below them (their closest encloser is deeper).
+        for name in [
+            "real.apps.t.example.",
+            "ent.apps.t.example.",
+            "apps.t.example.",
+        ] {
+            assert!(
+                matches!(table.lookup(&lower(name)), Lookup::Found(n) if n.service().is_none()),
+                "{name}"
+            );
+        }
+        for name in [
+            "x.real.apps.t.example.",
+            "x.ent.apps.t.example.",
+            "x.*.apps.t.example.",
+            "nope.t.example.",
+            "x.nope.t.example.",
+        ] {
+            assert!(
+                matches!(table.lookup(&lower(name)), Lookup::NxDomain),
+                "{name}"
+            );
+        }
+        // A record wildcard, for any type.
+        let Lookup::Wildcard(node) = table.lookup(&lower("host.w.t.example.")) else {
+            panic!("*.w covers host.w");
+        };
+        assert!(node.rrset(RecordType::MX).is_some() && node.rrset(RecordType::A).is_none());
+        // Below the delegation the cut answers, wildcard or not.
+        assert!(matches!(
+            table.lookup(&lower("x.sub.t.example.")),
+            Lookup::Delegated { .. }
+        ));
+        // Without wildcards, nothing is covered.
+        assert!(!table_without_wildcards().has_wildcards());
+    }
+
+    fn table_without_wildcards() -> DomainTable {
+        let config = config();
+        table(&config, &all_unknown(&config))
     }
 }

@@ -131,9 +131,110 @@ pub fn echoed_scope(decision_scope: u8, source_prefix: u8) -> u8 {
     decision_scope.min(source_prefix)
 }
 
+/// Where the first OPT record's data (its options) lies in a request,
+/// as `start..end`, read without trusting anything but the lengths: the
+/// general path needs it when hickory-proto cannot read the options (a
+/// FORMERR caused by EDNS carries an OPT, RFC 6891 section 7) or reads
+/// them too kindly (surplus ECS address bytes). `None` when there is no
+/// OPT or the sections before it do not read.
+pub fn opt_options(request: &[u8]) -> Option<std::ops::Range<usize>> {
+    let count = |at: usize| usize::from(u16::from_be_bytes([request[at], request[at + 1]]));
+    if request.len() < HEADER_LEN {
+        return None;
+    }
+    let (questions, answers, authorities, additionals) = (count(4), count(6), count(8), count(10));
+    let mut at = HEADER_LEN;
+    for _ in 0..questions {
+        at = skip_name(request, at)? + 4;
+    }
+    for record in 0..answers + authorities + additionals {
+        at = skip_name(request, at)?;
+        let fixed = request.get(at..at + 10)?;
+        let record_type = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let data = at + 10;
+        request.get(data..data + rdlen)?;
+        if record >= answers + authorities && record_type == TYPE_OPT {
+            return Some(data..data + rdlen);
+        }
+        at = data + rdlen;
+    }
+    None
+}
+
+/// The end of the name starting at `at`: labels up to the root, or up to
+/// a compression pointer (which ends a name in place).
+fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *bytes.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            0xC0..=0xFF => return bytes.get(at + 1).map(|_| at + 2),
+            64..=0xBF => return None,
+            _ => at += 1 + usize::from(len),
+        }
+    }
+}
+
+/// Whether every ECS option among `options` (an OPT's data) carries
+/// exactly the address bytes its source prefix needs (RFC 7871 section
+/// 6): a /24 with four bytes is malformed (section 7.1.1), though a
+/// lenient parser may drop the surplus.
+pub fn ecs_lengths_are_exact(options: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(head) = options.get(at..at + 4) {
+        let code = u16::from_be_bytes([head[0], head[1]]);
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        if code == OPTION_ECS
+            && let Some(prefix) = options.get(at + 6)
+            && len != 4 + ecs_address_len(*prefix)
+        {
+            return false;
+        }
+        at += 4 + len;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_opt_is_found_after_any_section_and_ecs_lengths_are_checked() {
+        use hickory_proto::op::{Edns, Message, Query};
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+        use hickory_proto::rr::{Name, RecordType};
+        let mut message = Message::query();
+        message.add_query(Query::query(
+            Name::from_ascii("www.gslb.example.").unwrap(),
+            RecordType::A,
+        ));
+        assert_eq!(opt_options(&message.to_vec().unwrap()), None, "no OPT");
+        let mut edns = Edns::new();
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(
+                ip("193.0.0.0"),
+                24,
+                0,
+            )));
+        message.set_edns(edns);
+        let bytes = message.to_vec().unwrap();
+        let range = opt_options(&bytes).expect("the OPT");
+        let options = &bytes[range.clone()];
+        assert_eq!(options[..2], OPTION_ECS.to_be_bytes());
+        assert!(ecs_lengths_are_exact(options));
+        // The same /24 with a fourth address byte.
+        let mut surplus = options.to_vec();
+        surplus[3] += 1;
+        surplus.push(0);
+        assert!(!ecs_lengths_are_exact(&surplus));
+        // Cut short anywhere: no OPT found, and no panic.
+        for len in 0..bytes.len() {
+            let _ = opt_options(&bytes[..len]);
+        }
+        assert_eq!(opt_options(&bytes[..range.start - 1]), None);
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

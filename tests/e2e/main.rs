@@ -10,6 +10,7 @@ mod harness;
 
 mod cli;
 mod cluster;
+mod corners;
 mod daemon;
 mod dns;
 mod flood;
@@ -24,3 +25,4 @@ mod reload;
 mod routing;
 mod scopes;
 mod status_page;
+mod wildcard;

@@ -72,8 +72,24 @@ impl Names {
     }
 
     /// An owner name: `@` is the apex, a name without a trailing dot is
-    /// relative to it, an absolute name must be inside the domain.
+    /// relative to it, an absolute name must be inside the domain. A
+    /// wildcard (RFC 4592) is `*` as the whole leftmost label, nowhere else.
     pub fn owner(&self, text: &str) -> Result<Name, Complaint> {
+        // Checked on the text, before the name parser's own complaint
+        // about `*` inside a label, so the error says what a wildcard is.
+        let labels = text.trim().trim_end_matches('.').split('.');
+        if labels
+            .enumerate()
+            .any(|(at, label)| label.contains('*') && (at != 0 || label != "*"))
+        {
+            return Err((
+                format!(
+                    "`{text}` has `*` where a wildcard cannot be: only a leftmost label of `*` alone is one"
+                ),
+                "write a wildcard as `*.name` (e.g. `*.apps`, or `*` for every name in the domain)"
+                    .to_string(),
+            ));
+        }
         let name = self.any(text)?;
         if !self.apex.zone_of(&name) {
             return Err((
@@ -126,5 +142,45 @@ impl Names {
             self.note(&name.to_ascii());
             name.clone().append_domain(&self.apex).unwrap_or(name)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const DOMAIN: &str = "[domain]\nname = \"t.example.\"\n[[domain.nameservers]]\nname = \"ns1\"\naddresses = [\"192.0.2.53\"]\n";
+
+    fn problems(owner: &str, record_type: &str, data: &str) -> String {
+        let text = format!(
+            "{DOMAIN}[[records]]\nname = \"{owner}\"\ntype = \"{record_type}\"\ndata = \"{data}\"\n"
+        );
+        match Config::parse(&text, Path::new("t.toml")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_wildcard_is_a_whole_leftmost_star_label_only() {
+        for good in ["*", "*.apps", "*.deep.apps", "*.t.example."] {
+            assert_eq!(problems(good, "A", "192.0.2.1"), "", "{good}");
+        }
+        for bad in ["a*.b", "*.*", "x.*.y", "*a", "**.b", "b.*"] {
+            let text = problems(bad, "A", "192.0.2.1");
+            assert!(
+                text.contains("has `*` where a wildcard cannot be") && text.contains("`*.name`"),
+                "{bad}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wildcard_cannot_be_a_delegation() {
+        let text = problems("*.sub", "NS", "ns.elsewhere.example.");
+        assert!(text.contains("cannot hold NS records"), "{text}");
+        assert_eq!(problems("*.sub", "CNAME", "www"), "");
     }
 }

@@ -78,6 +78,16 @@ impl Checker<'_, '_> {
                 );
                 continue;
             }
+            if record_type == RecordType::NS && name.is_wildcard() {
+                // RFC 4592 section 4.2: a wildcard delegation makes every
+                // name below it a cut that no child zone answers for.
+                self.err(
+                    rec.name.span(),
+                    format!("`{name}` is a wildcard and cannot hold NS records"),
+                    "delegate each child zone under its own name",
+                );
+                continue;
+            }
             let data_span = rec.data.span();
             let texts: Vec<String> = match rec.data.into_inner() {
                 toml::Value::String(s) => vec![s],
