@@ -981,10 +981,10 @@ def soak(w, duration, seed, out_dir, command):
     kinds = ["stop", "hang", "500", "cut", "node"]
     next_fault = rng.uniform(10, 20)
     log(f"soak: {duration} s, seed {seed}")
-    while now() < duration:
-        time.sleep(max(0.0, min(next_fault, duration) - now()))
-        if now() >= duration:
-            break
+    # The last fault ends at least 10 s before the end, so its recovery is
+    # measured too.
+    while next_fault + 20 + 10 <= duration:
+        time.sleep(max(0.0, next_fault - now()))
         kind = rng.choice(kinds)
         length = rng.uniform(8, 20)
         zone = rng.choice(ZONES)["name"]
@@ -1003,7 +1003,7 @@ def soak(w, duration, seed, out_dir, command):
             f["node"] = node
             w.stop_node(node)
         log(f"soak: {f['start']:6.1f} s  {kind} {f['zone'] or ''} {f['node'] or ''}")
-        time.sleep(max(0.0, min(f["start"] + length, duration) - now()))
+        time.sleep(max(0.0, f["start"] + length - now()))
         if kind == "stop":
             w.start_nginx(zone)
         elif kind == "hang":
@@ -1017,8 +1017,8 @@ def soak(w, duration, seed, out_dir, command):
         f["end"] = now()
         faults.append(f)
         next_fault = f["start"] + rng.uniform(30, 60)
+    time.sleep(max(0.0, duration - now()))
     end = now()
-    time.sleep(0.5)
     stop.set()
     for t in threads:
         t.join(timeout=5)
@@ -1057,6 +1057,14 @@ def analyse(fetches, resolutions, direct, faults, end):
         back = [t for (t, c, zs) in resolutions if c in home_clients and zs and t >= t1 and zs[:1] == [z]]
         row["recovery_unbound"] = (min(back) - t1) if back else None
         rows.append(row)
+    per_fault = {}
+    for f in faults:
+        t0, t1 = f["start"], f["end"] + RECOVERY_BOUND
+        per_fault[id(f)] = (
+            sum(1 for x in fetches if t0 <= x[0] < t1 and not x[2]),
+            sum(1 for x in fetches if t0 <= x[0] < t1 and not x[3]),
+            sum(1 for x in resolutions if t0 <= x[0] < t1 and x[2] is None),
+        )
     # Cut paths and node restarts must move nobody: count answers that left
     # a region's own zone while it was healthy.
     moved_by_cut = 0
@@ -1075,6 +1083,7 @@ def analyse(fetches, resolutions, direct, faults, end):
     failed_res = sum(1 for x in resolutions if x[2] is None)
     return {
         "rows": rows,
+        "per_fault": per_fault,
         "fetches": total,
         "ok": ok,
         "first_try_ok": first,
@@ -1138,22 +1147,34 @@ def render_report(rep, faults, duration, seed, command):
     )
     lines.append(f"| direct answers that moved a region off its zone during a cut path | {rep['moved_by_cut']} |")
     lines.append("")
-    lines.append("| # | at s | fault | target | lasted s | failover n1 / n2 / n3 s | through resolvers s | recovery direct / resolvers s |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append(
+        "| # | at s | fault | target | lasted s | failover n1 / n2 / n3 s | through resolvers s "
+        "| recovery direct / resolvers s | failed fetches / first address failed / failed resolutions |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     rows = {id(r["fault"]): r for r in rep["rows"]}
     for i, f in enumerate(faults, 1):
         target = f["zone"] or ""
         if f["node"]:
             target = f"{f['node']} → {f['zone']}" if f["kind"] == "cut" else f["node"]
         r = rows.get(id(f))
+        counts = " / ".join(str(c) for c in rep["per_fault"][id(f)])
         if r:
             per = " / ".join(f"{r['per_node'][n['name']]:.2f}" for n in NODES)
             rn = max((v for v in r["recovery_node"].values() if v is not None), default=None)
             rec = f"{rn:.2f}" if rn is not None else "–"
             rec += " / " + (f"{r['recovery_unbound']:.2f}" if r["recovery_unbound"] is not None else "–")
-            lines.append(f"| {i} | {f['start']:.0f} | {f['kind']} | {target} | {f['end'] - f['start']:.1f} | {per} | {r['unbound']:.2f} | {rec} |")
+            lines.append(f"| {i} | {f['start']:.0f} | {f['kind']} | {target} | {f['end'] - f['start']:.1f} | {per} | {r['unbound']:.2f} | {rec} | {counts} |")
         else:
-            lines.append(f"| {i} | {f['start']:.0f} | {f['kind']} | {target} | {f['end'] - f['start']:.1f} | – | – | – |")
+            lines.append(f"| {i} | {f['start']:.0f} | {f['kind']} | {target} | {f['end'] - f['start']:.1f} | – | – | – | {counts} |")
+    lines.append("")
+    lines.append(
+        "Per fault, failures are counted from its start to `interval × rise + pull + TTL` after its end. "
+        "Failover is the time from the fault to the last answer that still named the dead zone "
+        "(0 when none did after it); recovery, from the end of the fault to the first answer that "
+        "named the zone first again for its own clients. Cut paths and node kills should move nobody "
+        "and lose nothing."
+    )
     lines.append("")
     lines.append("![timeline](timeline.svg)")
     lines.append("")
@@ -1186,13 +1207,31 @@ def timeline_svg(fetches, resolutions, faults, end):
         out.append(
             f'<rect x="{x(f["start"]):.1f}" y="32" width="{max(1.0, x(f["end"]) - x(f["start"])):.1f}" height="{row - 4}" fill="{c}" opacity="0.8"><title>{label}</title></rect>'
         )
-        out.append(f'<text x="{x(f["start"]) + 2:.1f}" y="{30 + row + row - 8}" font-size="8" fill="{c}"></text>')
-    for t, c, zs in resolutions:
-        if c not in client_names:
-            continue
-        y = 30 + (1 + client_names.index(c)) * row
-        color = COLORS.get(zs[0], "black") if zs else "red"
-        out.append(f'<rect x="{x(t):.1f}" y="{y + 4}" width="2" height="{row - 8}" fill="{color}"/>')
+        short = {"stop": "stop", "hang": "hang", "500": "500", "cut": "cut", "node": "kill"}[f["kind"]]
+        target = f["node"] if f["kind"] == "node" else (f["zone"] or "")
+        if f["kind"] == "cut":
+            target = f"{f['node']}-{f['zone']}"
+        out.append(f'<text x="{x(f["start"]) + 1:.1f}" y="{30 + row - 2}" font-size="7" fill="black">{short} {target}</text>')
+    # One bar per run of answers naming the same first zone.
+    for i, c in enumerate(client_names):
+        y = 30 + (1 + i) * row
+        runs = []
+        for t, who, zs in resolutions:
+            if who != c:
+                continue
+            color = COLORS.get(zs[0], "black") if zs else "red"
+            if runs and runs[-1][2] == color:
+                runs[-1][1] = t
+            else:
+                if runs:
+                    runs[-1][1] = t
+                runs.append([t, t, color])
+        if runs:
+            runs[-1][1] = end
+        for a, b, color in runs:
+            out.append(
+                f'<rect x="{x(a):.1f}" y="{y + 4}" width="{max(1.5, x(b) - x(a)):.1f}" height="{row - 8}" fill="{color}"/>'
+            )
     y = 30 + (len(rows) - 1) * row
     for t, c, ok, first, _z in fetches:
         if not ok:
