@@ -418,6 +418,7 @@ http {{
   prefetch: no
   cache-min-ttl: 0
   infra-host-ttl: 30
+  extended-statistics: yes
 {modules}
   local-zone: "test." nodefault
 
@@ -425,7 +426,9 @@ stub-zone:
   name: "{DOMAIN}"
 {stubs}
 remote-control:
-  control-enable: no
+  control-enable: yes
+  control-interface: "{d}/control.sock"
+  control-use-cert: no
 """
         path = os.path.join(d, "unbound.conf")
         with open(path, "w") as f:
@@ -650,8 +653,20 @@ def scenario_regions(w):
     return ", ".join(out)
 
 
+def cache_hits(w):
+    """How many queries the public resolver answered from its ECS cache
+    (the subnetcache module's own counter; extended-statistics)."""
+    conf = os.path.join(w.work, "unbound-public", "unbound.conf")
+    r = subprocess.run(["unbound-control", "-c", conf, "stats_noreset"], capture_output=True, text=True, timeout=10)
+    for line in r.stdout.splitlines():
+        if line.startswith("num.query.subnet_cache="):
+            return int(line.split("=")[1])
+    raise Failed(f"unbound-control stats gave no cache hits: {r.stdout}{r.stderr}")
+
+
 def scenario_ecs_cache(w):
     """Within one TTL, clients of different regions each get their own region's answer."""
+    hits_before = cache_hits(w)
     rounds = []
     for attempt in range(3):
         start = time.monotonic()
@@ -666,13 +681,17 @@ def scenario_ecs_cache(w):
         time.sleep(0.3)
     # With TTL 2 s, each round's repeat queries come from unbound's cache.
     check(max(rounds) < TTL, f"rounds took {rounds}, longer than the TTL: the cache was not exercised")
+    hits = cache_hits(w) - hits_before
+    check(hits >= 6, f"unbound answered only {hits} of the 18 queries from its cache")
     # The ECS scope unbound stores each answer under is what Meridian sent.
     scopes = {}
     for region, r in REGIONS.items():
         rcode, addrs, ttl, scope = dns_query(NODES[0]["addr"], f"www.{DOMAIN}", r["subnet"])
         scopes[region] = scope
         check(scope and scope > 0, f"{region}: Meridian's ECS scope is {scope}")
-    return "every region got its own answer from the cache, scopes " + ", ".join(f"{k}=/{v}" for k, v in scopes.items())
+    return f"every region got its own answer, {hits} of 18 from unbound's cache; scopes " + ", ".join(
+        f"{k}=/{v}" for k, v in scopes.items()
+    )
 
 
 def scenario_internal(w):
@@ -1266,7 +1285,7 @@ def main():
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin"
     if os.geteuid() != 0:
         raise SystemExit("world: needs root (network namespaces, port 53)")
-    for tool in ("ip", "nft", "nginx", "unbound", "unbound-checkconf", "dig", "curl"):
+    for tool in ("ip", "nft", "nginx", "unbound", "unbound-checkconf", "unbound-control", "dig", "curl"):
         if shutil.which(tool) is None:
             raise SystemExit(f"world: `{tool}` is not installed (apt-get install nginx unbound nftables iproute2 bind9-dnsutils curl)")
     if not os.access(args.bin, os.X_OK):
