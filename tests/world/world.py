@@ -1067,13 +1067,15 @@ def analyse(fetches, resolutions, direct, faults, end):
             row["per_node"][n["name"]] = (max(hits) - t0) if hits else 0.0
             late_direct += sum(1 for t in hits if t > t0 + late_after)
             home = [r for r, v in REGIONS.items() if v["zone"] == z][0]
-            back = [t for (t, node, r, zs) in direct if node == n["name"] and r == home and t >= t1 and zs[:1] == [z]]
+            back = [t for (t, node, r, zs) in direct if node == n["name"] and r == home and t >= t1 and z in zs]
             row["recovery_node"][n["name"]] = (min(back) - t1) if back else None
         hits = [t for (t, _c, zs) in resolutions if zs and t0 <= t < t1 and z in zs]
         row["unbound"] = (max(hits) - t0) if hits else 0.0
         late_unbound += sum(1 for t in hits if t > t0 + late_after + TTL)
         home_clients = {f"public-{r}" for r, v in REGIONS.items() if v["zone"] == z} | {f"internal-{z}"}
-        back = [t for (t, c, zs) in resolutions if c in home_clients and zs and t >= t1 and zs[:1] == [z]]
+        # By the set of zones, not the order: unbound rotates the records
+        # of an RRset (rrset-roundrobin), as many resolvers do.
+        back = [t for (t, c, zs) in resolutions if c in home_clients and zs and t >= t1 and z in zs]
         row["recovery_unbound"] = (min(back) - t1) if back else None
         rows.append(row)
     per_fault = {}
@@ -1191,7 +1193,7 @@ def render_report(rep, faults, duration, seed, command):
         "Per fault, failures are counted from its start to `interval × rise + pull + TTL` after its end. "
         "Failover is the time from the fault to the last answer that still named the dead zone "
         "(0 when none did after it); recovery, from the end of the fault to the first answer that "
-        "named the zone first again for its own clients. Cut paths and node kills should move nobody "
+        "named the zone again for its own clients. Cut paths and node kills should move nobody "
         "and lose nothing."
     )
     lines.append("")
@@ -1214,7 +1216,7 @@ def timeline_svg(fetches, resolutions, faults, end):
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="14">Chaos soak: faults, and the zone each client was answered with first (app), over {end:.0f} s</text>',
+        f'<text x="{left}" y="14">Chaos soak: faults, and the zones each client was answered with (app, two per answer), over {end:.0f} s; red ticks: failed fetches, grey: first address failed</text>',
     ]
     for i, name in enumerate(rows):
         y = 30 + i * row
@@ -1231,26 +1233,30 @@ def timeline_svg(fetches, resolutions, faults, end):
         if f["kind"] == "cut":
             target = f"{f['node']}-{f['zone']}"
         out.append(f'<text x="{x(f["start"]) + 1:.1f}" y="{30 + row - 2}" font-size="7" fill="black">{short} {target}</text>')
-    # One bar per run of answers naming the same first zone.
+    # One bar per run of answers naming the same set of zones (the order
+    # is the resolver's rotation), a stripe per zone; red: no answer.
+    order = [z["name"] for z in ZONES]
     for i, c in enumerate(client_names):
         y = 30 + (1 + i) * row
         runs = []
         for t, who, zs in resolutions:
             if who != c:
                 continue
-            color = COLORS.get(zs[0], "black") if zs else "red"
-            if runs and runs[-1][2] == color:
+            key = tuple(sorted(set(zs), key=order.index)) if zs else ()
+            if runs and runs[-1][2] == key:
+                continue
+            if runs:
                 runs[-1][1] = t
-            else:
-                if runs:
-                    runs[-1][1] = t
-                runs.append([t, t, color])
+            runs.append([t, t, key])
         if runs:
             runs[-1][1] = end
-        for a, b, color in runs:
-            out.append(
-                f'<rect x="{x(a):.1f}" y="{y + 4}" width="{max(1.5, x(b) - x(a)):.1f}" height="{row - 8}" fill="{color}"/>'
-            )
+        for a, b, key in runs:
+            h = (row - 8) / max(1, len(key))
+            for k, zone in enumerate(key or ("none",)):
+                color = COLORS.get(zone, "red")
+                out.append(
+                    f'<rect x="{x(a):.1f}" y="{y + 4 + k * h:.1f}" width="{max(1.5, x(b) - x(a)):.1f}" height="{h:.1f}" fill="{color}"/>'
+                )
     y = 30 + (len(rows) - 1) * row
     for t, c, ok, first, _z in fetches:
         if not ok:
