@@ -26,6 +26,7 @@ pub mod locate;
 pub mod memo;
 pub mod prefix;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -34,7 +35,7 @@ use serde::Serialize;
 
 use crate::config::{AllDown, Config, Policy};
 use crate::health::{EndpointView, HealthView};
-use geo::{GeoDb, Location};
+use geo::{GeoDb, Location, RecordKey};
 use latency::{LatencyView, Ranking};
 use prefix::PrefixMap;
 
@@ -156,27 +157,11 @@ pub fn route(
     service: usize,
     client: Client,
 ) -> Decision {
-    let svc = &config.services[service];
-    let views = &health.endpoints[service];
-    let serving = |e: usize| views.get(e).is_none_or(|v| v.is_serving());
-    let (ranked, scope, basis) = rank(config, router, service, client);
-    let limit = if svc.policy == Policy::All {
-        usize::MAX
-    } else {
-        svc.answers
-    };
-    let endpoints: Vec<usize> = ranked
-        .iter()
-        .copied()
-        .filter(|e| serving(*e))
-        .take(limit)
-        .collect();
-    let is_all_down = endpoints.is_empty();
-    let endpoints = match (&svc.all_down, is_all_down) {
-        (_, false) => endpoints,
-        (AllDown::FailOpen, true) => (0..svc.endpoints.len()).collect(),
-        (AllDown::Fallback(_), true) => Vec::new(),
-    };
+    let mut workspace = Workspace::default();
+    let (scope, basis) = rank(config, router, service, client, &mut workspace);
+    let ranked = std::mem::take(&mut workspace.order);
+    let mut endpoints = Vec::new();
+    let is_all_down = select(config, health, service, &ranked, &mut endpoints);
     Decision {
         endpoints,
         ranked,
@@ -186,70 +171,297 @@ pub fn route(
     }
 }
 
-/// An order of a service's endpoints, the ECS scope over which that order
-/// holds, and the evidence it rests on.
-type Ranked = (Vec<usize>, u8, Basis);
+/// The same decision as [`route`] without the full ranking and basis,
+/// built in `workspace`'s buffers: what the answer path's memo calls on a
+/// miss, where it must not allocate. The chosen endpoints are left in
+/// [`Workspace::chosen`]; returns whether nothing was serving and the
+/// scope.
+pub fn route_in(
+    config: &Config,
+    health: &HealthView,
+    router: &Router,
+    service: usize,
+    client: Client,
+    workspace: &mut Workspace,
+) -> (bool, u8) {
+    let (scope, _basis) = rank(config, router, service, client, workspace);
+    let Workspace { order, chosen, .. } = workspace;
+    let is_all_down = select(config, health, service, order, chosen);
+    (is_all_down, scope.min(client.source_prefix))
+}
 
-/// Orders every endpoint of a service for a client, with the scope over
-/// which that order holds.
+/// Fills `chosen` with the endpoints to answer with, from every endpoint
+/// in preference order: the first `answers` serving ones, else what the
+/// all-down rule says. Returns whether nothing was serving.
+fn select(
+    config: &Config,
+    health: &HealthView,
+    service: usize,
+    ranked: &[usize],
+    chosen: &mut Vec<usize>,
+) -> bool {
+    let svc = &config.services[service];
+    let views = &health.endpoints[service];
+    let serving = |e: usize| views.get(e).is_none_or(|v| v.is_serving());
+    let limit = if svc.policy == Policy::All {
+        usize::MAX
+    } else {
+        svc.answers
+    };
+    chosen.clear();
+    chosen.extend(ranked.iter().copied().filter(|e| serving(*e)).take(limit));
+    let is_all_down = chosen.is_empty();
+    if is_all_down && svc.all_down == AllDown::FailOpen {
+        chosen.extend(0..svc.endpoints.len());
+    }
+    is_all_down
+}
+
+/// Buffers a decision is built in. [`route`] uses fresh ones; the answer
+/// path's memo keeps one per thread so that a miss allocates nothing once
+/// they have grown, and lets it remember, per GeoIP record, the distances
+/// from the record's location to every zone: a database has few distinct
+/// locations, and the trigonometry is most of a miss's cost otherwise.
+///
+/// Invariant: remembered distances belong to one snapshot (record keys to
+/// its database, rows to its zones); [`Workspace::forget_places`] must be
+/// called when the snapshot changes.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// Every endpoint of the service, preferred first.
+    order: Vec<usize>,
+    /// The endpoints chosen to answer with (see [`route_in`]).
+    pub chosen: Vec<usize>,
+    scored: Vec<(f64, usize)>,
+    distances_now: Vec<f64>,
+    service_name: String,
+    /// Whether to keep distances per record (only the memo's workspace,
+    /// which lives long enough to reuse them).
+    remembers_places: bool,
+    /// Row start in `distances` per GeoIP record; keys come from the
+    /// database, whose records are few, and the map is bounded anyway.
+    places: HashMap<RecordKey, u32, foldhash::fast::RandomState>,
+    /// `config.zones.len()` distances per remembered record.
+    distances: Vec<f64>,
+    /// Endpoint orders by (service, GeoIP record), for orders that rest
+    /// on the record alone (see [`by_record`]) and are short.
+    orders: HashMap<(u32, RecordKey), KnownOrder, foldhash::fast::RandomState>,
+}
+
+/// Endpoints a remembered order holds at most.
+const ORDER_INLINE: usize = 8;
+
+/// An order of a service's endpoints remembered for a GeoIP record.
+#[derive(Debug, Clone, Copy)]
+struct KnownOrder {
+    len: u8,
+    order: [u16; ORDER_INLINE],
+    /// It came from node probe RTTs ([`Basis::LocalLatency`]), not from
+    /// distances alone.
+    is_local_latency: bool,
+}
+
+/// Records whose distances a workspace remembers before starting over.
+const PLACES_CAPACITY: usize = 1 << 14;
+
+impl Workspace {
+    /// A workspace that remembers distances per GeoIP record.
+    pub fn remembering_places() -> Workspace {
+        Workspace {
+            remembers_places: true,
+            ..Workspace::default()
+        }
+    }
+
+    /// Forgets remembered distances (a new snapshot: another database or
+    /// other zones).
+    pub fn forget_places(&mut self) {
+        self.places.clear();
+        self.distances.clear();
+        self.orders.clear();
+    }
+
+    /// Distances from `location` (GeoIP record `record`) to every zone of
+    /// `config`, computed once per record when remembering.
+    fn distances(
+        &mut self,
+        config: &Config,
+        location: &Location,
+        record: Option<RecordKey>,
+    ) -> &[f64] {
+        let n = config.zones.len();
+        let compute = |out: &mut Vec<f64>| {
+            out.extend(config.zones.iter().map(|z| distance_km(location, z)));
+        };
+        let Some(record) = record.filter(|_| self.remembers_places) else {
+            self.distances_now.clear();
+            compute(&mut self.distances_now);
+            return &self.distances_now;
+        };
+        if self.places.len() >= PLACES_CAPACITY {
+            self.forget_places();
+        }
+        let start = match self.places.get(&record) {
+            Some(start) => *start as usize,
+            None => {
+                let start = self.distances.len();
+                compute(&mut self.distances);
+                self.places.insert(record, start as u32);
+                start
+            }
+        };
+        &self.distances[start..start + n]
+    }
+}
+
+/// Orders every endpoint of a service for a client into
+/// `workspace.order`, and gives the scope over which that order holds and
+/// the evidence it rests on.
 ///
 /// Evidence is tried most specific first (see the module doc); each kind
-/// has its own function below, which answers `None` when it has nothing to
-/// say about this client.
-fn rank(config: &Config, router: &Router, service: usize, client: Client) -> Ranked {
+/// has its own function below, which answers `None` (leaving the order
+/// alone) when it has nothing to say about this client.
+fn rank(
+    config: &Config,
+    router: &Router,
+    service: usize,
+    client: Client,
+    workspace: &mut Workspace,
+) -> (u8, Basis) {
     let svc = &config.services[service];
+    workspace.order.clear();
     match &svc.policy {
-        Policy::All => ((0..svc.endpoints.len()).collect(), 0, Basis::Fixed),
-        Policy::Failover(order) => (
-            complete(endpoints_in(svc, order), svc.endpoints.len()),
-            0,
-            Basis::Fixed,
-        ),
-        Policy::Weighted => by_hash(config, service, client),
+        Policy::All => {
+            workspace.order.extend(0..svc.endpoints.len());
+            (0, Basis::Fixed)
+        }
+        Policy::Failover(order) => {
+            endpoints_in(svc, order.iter().copied(), &mut workspace.order);
+            complete(&mut workspace.order, svc.endpoints.len());
+            (0, Basis::Fixed)
+        }
+        Policy::Weighted => by_hash(config, service, client, workspace),
         Policy::Nearest | Policy::Geo(_) | Policy::Latency => {
-            if let Some(ranked) = by_cidr_rule(config, router, service, client) {
+            if let Some(ranked) = by_cidr_rule(config, router, service, client, workspace) {
                 return ranked;
             }
             let located = router.geo.as_ref().map(|g| locate::locate(g, client.addr));
             if svc.policy == Policy::Latency {
-                let location = located.as_ref().and_then(|m| m.location.as_deref());
-                if let Some(ranked) = by_measured_latency(config, router, service, client, location)
-                {
+                if let Some(ranked) = by_measured_latency(
+                    config,
+                    router,
+                    service,
+                    client,
+                    located.as_ref(),
+                    workspace,
+                ) {
                     return ranked;
                 }
                 if let Some(ranked) =
-                    by_local_latency(config, router, service, client, located.as_ref())
+                    by_local_latency(config, router, service, client, located.as_ref(), workspace)
                 {
                     return ranked;
                 }
             }
-            by_location(config, router, service, client, located)
+            by_record(config, router, service, client, located, workspace)
         }
     }
 }
 
-/// The endpoints of `svc` in the given zones, in the zones' order; zones
-/// without an endpoint are skipped.
-fn endpoints_in(svc: &crate::config::Service, zones: &[usize]) -> Vec<usize> {
-    zones
-        .iter()
-        .filter_map(|z| svc.endpoints.iter().position(|e| e.zone == *z))
-        .collect()
+/// The tail of [`rank`] for location-based policies, once no CIDR rule and
+/// no measured prefix applies: from here the order depends only on the
+/// client's GeoIP record (its location and country), so a remembering
+/// workspace keeps it per (service, record) and only the scope is worked
+/// out per client.
+fn by_record(
+    config: &Config,
+    router: &Router,
+    service: usize,
+    client: Client,
+    located: Option<locate::Located>,
+    workspace: &mut Workspace,
+) -> (u8, Basis) {
+    let key = located
+        .as_ref()
+        .filter(|m| workspace.remembers_places && m.location.is_some())
+        .and_then(|m| Some((service as u32, m.record?)));
+    if let Some(key) = key
+        && let Some(known) = workspace.orders.get(&key)
+    {
+        let order = &known.order[..usize::from(known.len)];
+        workspace
+            .order
+            .extend(order.iter().map(|e| usize::from(*e)));
+        let scope = geo_scope(located.as_ref(), client, router);
+        let basis = match located {
+            _ if known.is_local_latency => Basis::LocalLatency,
+            Some(locate::Located {
+                network,
+                location: Some(location),
+                ..
+            }) => Basis::Geo { network, location },
+            _ => unreachable!("only located clients are remembered"),
+        };
+        return (scope, basis);
+    }
+    let ranked = if config.services[service].policy == Policy::Latency {
+        by_local_latency(config, router, service, client, located.as_ref(), workspace)
+    } else {
+        None
+    };
+    let ranked =
+        ranked.unwrap_or_else(|| by_location(config, router, service, client, located, workspace));
+    if let Some(key) = key
+        && workspace.order.len() <= ORDER_INLINE
+    {
+        if workspace.orders.len() >= PLACES_CAPACITY * 4 {
+            workspace.orders.clear();
+        }
+        let mut order = [0u16; ORDER_INLINE];
+        for (slot, e) in order.iter_mut().zip(&workspace.order) {
+            *slot = *e as u16;
+        }
+        workspace.orders.insert(
+            key,
+            KnownOrder {
+                len: workspace.order.len() as u8,
+                order,
+                is_local_latency: ranked.1 == Basis::LocalLatency,
+            },
+        );
+    }
+    ranked
+}
+
+/// Appends the endpoints of `svc` in the given zones, in the zones'
+/// order; zones without an endpoint are skipped.
+fn endpoints_in(
+    svc: &crate::config::Service,
+    zones: impl IntoIterator<Item = usize>,
+    order: &mut Vec<usize>,
+) {
+    order.extend(
+        zones
+            .into_iter()
+            .filter_map(|z| svc.endpoints.iter().position(|e| e.zone == z)),
+    );
 }
 
 /// Weighted policy: rendezvous hashing of the client's /24 (IPv6 /56), or
 /// of its source prefix when that is shorter.
-fn by_hash(config: &Config, service: usize, client: Client) -> Ranked {
+fn by_hash(
+    config: &Config,
+    service: usize,
+    client: Client,
+    workspace: &mut Workspace,
+) -> (u8, Basis) {
     let len = client.source_prefix.min(match client.addr {
         IpAddr::V4(_) => 24,
         IpAddr::V6(_) => 56,
     });
     let network = IpNet::new(client.addr, len).expect("length fits").trunc();
-    (
-        weighted_order(config, service, network),
-        len,
-        Basis::Hash { network },
-    )
+    weighted_order(config, service, network, workspace);
+    (len, Basis::Hash { network })
 }
 
 /// The longest CIDR rule holding the client, which outranks everything
@@ -259,16 +471,15 @@ fn by_cidr_rule(
     router: &Router,
     service: usize,
     client: Client,
-) -> Option<Ranked> {
+    workspace: &mut Workspace,
+) -> Option<(u8, Basis)> {
     let svc = &config.services[service];
     let (network, rule) = router.cidr.lookup(client.addr, client.source_prefix)?;
-    let order = complete(
-        endpoints_in(svc, &config.cidr_rules[*rule].zones),
-        svc.endpoints.len(),
-    );
+    let order = &mut workspace.order;
+    endpoints_in(svc, config.cidr_rules[*rule].zones.iter().copied(), order);
+    complete(order, svc.endpoints.len());
     let scope = narrow(network.prefix_len(), client.addr, &router.cidr);
     Some((
-        order,
         scope,
         Basis::CidrRule {
             network,
@@ -284,14 +495,15 @@ fn by_measured_latency(
     router: &Router,
     service: usize,
     client: Client,
-    location: Option<&Location>,
-) -> Option<Ranked> {
+    located: Option<&locate::Located>,
+    workspace: &mut Workspace,
+) -> Option<(u8, Basis)> {
     let (network, ranking) = router.latency.lookup(client.addr, client.source_prefix)?;
-    let zones: Vec<usize> = ranking.order().collect();
     let svc = &config.services[service];
-    let order = complete_by_distance(config, service, endpoints_in(svc, &zones), location);
+    endpoints_in(svc, ranking.order(), &mut workspace.order);
+    complete_by_distance(config, service, located, workspace);
     let scope = narrow(network.prefix_len(), client.addr, router.latency.prefixes());
-    Some((order, scope, Basis::Latency { network }))
+    Some((scope, Basis::Latency { network }))
 }
 
 /// Latency policy: a node's own probe RTTs, which stand for the latency of
@@ -303,14 +515,15 @@ fn by_local_latency(
     service: usize,
     client: Client,
     located: Option<&locate::Located>,
-) -> Option<Ranked> {
+    workspace: &mut Workspace,
+) -> Option<(u8, Basis)> {
     let location = located?.location.as_deref()?;
     let ranking = router.node_ranking(config, location.country.as_deref())?;
-    let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
     let svc = &config.services[service];
-    let order = complete_by_distance(config, service, endpoints_in(svc, &zones), Some(location));
+    endpoints_in(svc, ranking.zones.iter().map(|z| z.0), &mut workspace.order);
+    complete_by_distance(config, service, located, workspace);
     let scope = geo_scope(located, client, router);
-    Some((order, scope, Basis::LocalLatency))
+    Some((scope, Basis::LocalLatency))
 }
 
 /// GeoIP: the geo policy's map list for the client's location first, then
@@ -322,26 +535,30 @@ fn by_location(
     service: usize,
     client: Client,
     located: Option<locate::Located>,
-) -> Ranked {
+    workspace: &mut Workspace,
+) -> (u8, Basis) {
     let svc = &config.services[service];
     let scope = geo_scope(located.as_ref(), client, router);
     let Some(location) = located.as_ref().and_then(|m| m.location.clone()) else {
         let network = located.map(|m| m.network);
-        let order = match &svc.policy {
-            Policy::Geo(map) => complete(endpoints_in(svc, &map.default), svc.endpoints.len()),
-            _ => (0..svc.endpoints.len()).collect(),
-        };
-        return (order, scope, Basis::Unlocated { network });
+        let order = &mut workspace.order;
+        match &svc.policy {
+            Policy::Geo(map) => {
+                endpoints_in(svc, map.default.iter().copied(), order);
+                complete(order, svc.endpoints.len());
+            }
+            _ => order.extend(0..svc.endpoints.len()),
+        }
+        return (scope, Basis::Unlocated { network });
     };
-    let preferred = match &svc.policy {
-        Policy::Geo(map) => endpoints_in(svc, geo_map_zones(map, &location)),
-        _ => Vec::new(),
-    };
-    let order = complete_by_distance(config, service, preferred, Some(&location));
+    if let Policy::Geo(map) = &svc.policy {
+        let zones = geo_map_zones(map, &location).iter().copied();
+        endpoints_in(svc, zones, &mut workspace.order);
+    }
+    complete_by_distance(config, service, located.as_ref(), workspace);
     let network = located.map_or(IpNet::default(), |m| m.network);
-    (order, scope, Basis::Geo { network, location })
+    (scope, Basis::Geo { network, location })
 }
-
 /// The most specific list of a geo map that names the location: region,
 /// then country, then continent, then the default list.
 fn geo_map_zones<'m>(map: &'m crate::config::GeoMap, location: &Location) -> &'m [usize] {
@@ -419,36 +636,43 @@ fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
 }
 
 /// Appends the endpoints not yet listed, in config order.
-fn complete(mut order: Vec<usize>, n: usize) -> Vec<usize> {
+fn complete(order: &mut Vec<usize>, n: usize) {
     for e in 0..n {
         if !order.contains(&e) {
             order.push(e);
         }
     }
-    order
 }
 
-/// Appends the endpoints not yet listed, nearest first when the client's
-/// location is known.
+/// Appends the endpoints not yet listed to `workspace.order`, nearest
+/// first when the client's location is known (ties in config order).
 fn complete_by_distance(
     config: &Config,
     service: usize,
-    mut order: Vec<usize>,
-    location: Option<&Location>,
-) -> Vec<usize> {
+    located: Option<&locate::Located>,
+    workspace: &mut Workspace,
+) {
     let svc = &config.services[service];
-    let mut rest: Vec<usize> = (0..svc.endpoints.len())
-        .filter(|e| !order.contains(e))
-        .collect();
-    if let Some(loc) = location {
-        rest.sort_by(|a, b| {
-            let da = distance_km(loc, &config.zones[svc.endpoints[*a].zone]);
-            let db = distance_km(loc, &config.zones[svc.endpoints[*b].zone]);
-            da.total_cmp(&db).then(a.cmp(b))
-        });
+    let listed = workspace.order.len();
+    for e in 0..svc.endpoints.len() {
+        if !workspace.order[..listed].contains(&e) {
+            workspace.order.push(e);
+        }
     }
-    order.extend(rest);
-    order
+    let Some((location, record)) = located.and_then(|m| Some((m.location.as_deref()?, m.record)))
+    else {
+        return;
+    };
+    let mut order = std::mem::take(&mut workspace.order);
+    let distances = workspace.distances(config, location, record);
+    // Indices are distinct, so the tie-break makes the order total and an
+    // unstable sort (which never allocates) gives the stable sort's order.
+    order[listed..].sort_unstable_by(|a, b| {
+        let da = distances[svc.endpoints[*a].zone];
+        let db = distances[svc.endpoints[*b].zone];
+        da.total_cmp(&db).then(a.cmp(b))
+    });
+    workspace.order = order;
 }
 
 /// Great-circle distance from a client's location to a zone.
@@ -460,26 +684,29 @@ pub fn distance_km(loc: &Location, zone: &crate::config::Zone) -> f64 {
 /// `-ln(u) / weight` with `u` a hash of (prefix, service, zone), lowest
 /// first. A prefix keeps its zone when other zones come and go, and over
 /// many prefixes the first choices split by weight.
-fn weighted_order(config: &Config, service: usize, network: IpNet) -> Vec<usize> {
+fn weighted_order(config: &Config, service: usize, network: IpNet, workspace: &mut Workspace) {
+    use std::fmt::Write;
     let svc = &config.services[service];
-    let mut scored: Vec<(f64, usize)> = svc
-        .endpoints
-        .iter()
-        .enumerate()
-        .map(|(e, ep)| {
-            let h = stable_hash(network, &svc.name.to_string(), &config.zones[ep.zone].name);
-            // Map to (0, 1]; never 0 so ln is finite.
-            let u = ((h >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-            let score = if ep.weight == 0 {
-                f64::INFINITY
-            } else {
-                -u.ln() / f64::from(ep.weight)
-            };
-            (score, e)
-        })
-        .collect();
-    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    scored.into_iter().map(|(_, e)| e).collect()
+    let name = &mut workspace.service_name;
+    name.clear();
+    write!(name, "{}", svc.name).expect("writing to a string");
+    let scored = &mut workspace.scored;
+    scored.clear();
+    scored.extend(svc.endpoints.iter().enumerate().map(|(e, ep)| {
+        let h = stable_hash(network, name, &config.zones[ep.zone].name);
+        // Map to (0, 1]; never 0 so ln is finite.
+        let u = ((h >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let score = if ep.weight == 0 {
+            f64::INFINITY
+        } else {
+            -u.ln() / f64::from(ep.weight)
+        };
+        (score, e)
+    }));
+    // Indices are distinct: the order is total, so unstable sorting (no
+    // allocation) orders as a stable sort would.
+    scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    workspace.order.extend(scored.iter().map(|(_, e)| *e));
 }
 
 /// FNV-1a then a 64-bit finalizer: stable across processes and versions,
