@@ -203,7 +203,7 @@ fn select(
     let svc = &config.services[service];
     let views = &health.endpoints[service];
     let serving = |e: usize| views.get(e).is_none_or(|v| v.is_serving());
-    let limit = if svc.policy == Policy::All {
+    let limit = if matches!(svc.policy, Policy::All) {
         usize::MAX
     } else {
         svc.answers
@@ -346,7 +346,7 @@ fn rank(
                 return ranked;
             }
             let located = router.geo.as_ref().map(|g| locate::locate(g, client.addr));
-            if svc.policy == Policy::Latency {
+            if matches!(svc.policy, Policy::Latency) {
                 if let Some(ranked) = by_measured_latency(
                     config,
                     router,
@@ -404,7 +404,7 @@ fn by_record(
         };
         return (scope, basis);
     }
-    let ranked = if config.services[service].policy == Policy::Latency {
+    let ranked = if matches!(config.services[service].policy, Policy::Latency) {
         by_local_latency(config, router, service, client, located.as_ref(), workspace)
     } else {
         None

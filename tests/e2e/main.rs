@@ -20,4 +20,5 @@ mod probing;
 mod recovery;
 mod reload;
 mod routing;
+mod scale;
 mod scopes;
