@@ -320,16 +320,23 @@ impl State {
             .collect();
         let mut next = ClusterView::default();
         for (key, own) in &self.observed {
-            let id = identity(&self.config, key);
-            let votes: Vec<(usize, Option<Observed>)> = peers
-                .iter()
-                .map(|(i, view)| {
-                    (
-                        *i,
-                        view.map(|v| v.states.get(&id).copied().unwrap_or(Observed::Unknown)),
-                    )
-                })
-                .collect();
+            // A node alone has no votes to look up: the identity (two
+            // strings) is built only when there are peers, since this runs
+            // per address on every change.
+            let votes: Vec<(usize, Option<Observed>)> = if peers.is_empty() {
+                Vec::new()
+            } else {
+                let id = identity(&self.config, key);
+                peers
+                    .iter()
+                    .map(|(i, view)| {
+                        (
+                            *i,
+                            view.map(|v| v.states.get(&id).copied().unwrap_or(Observed::Unknown)),
+                        )
+                    })
+                    .collect()
+            };
             let last = self
                 .agreed
                 .addresses
