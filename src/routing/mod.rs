@@ -25,8 +25,9 @@ pub mod latency;
 pub mod locate;
 pub mod memo;
 pub mod prefix;
+pub mod weighted;
+pub mod workspace;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -35,9 +36,10 @@ use serde::Serialize;
 
 use crate::config::{AllDown, Config, Policy};
 use crate::health::{EndpointView, HealthView};
-use geo::{GeoDb, Location, RecordKey};
+use geo::{GeoDb, Location};
 use latency::{LatencyView, Ranking};
-use prefix::PrefixMap;
+use prefix::{PrefixMap, narrow};
+pub use workspace::Workspace;
 
 /// Who is asking: the ECS subnet when the query carries one, else the
 /// packet's source address.
@@ -217,103 +219,6 @@ fn select(
     is_all_down
 }
 
-/// Buffers a decision is built in. [`route`] uses fresh ones; the answer
-/// path's memo keeps one per thread so that a miss allocates nothing once
-/// they have grown, and lets it remember, per GeoIP record, the distances
-/// from the record's location to every zone: a database has few distinct
-/// locations, and the trigonometry is most of a miss's cost otherwise.
-///
-/// Invariant: remembered distances belong to one snapshot (record keys to
-/// its database, rows to its zones); [`Workspace::forget_places`] must be
-/// called when the snapshot changes.
-#[derive(Debug, Default)]
-pub struct Workspace {
-    /// Every endpoint of the service, preferred first.
-    order: Vec<usize>,
-    /// The endpoints chosen to answer with (see [`route_in`]).
-    pub chosen: Vec<usize>,
-    scored: Vec<(f64, usize)>,
-    distances_now: Vec<f64>,
-    service_name: String,
-    /// Whether to keep distances per record (only the memo's workspace,
-    /// which lives long enough to reuse them).
-    remembers_places: bool,
-    /// Row start in `distances` per GeoIP record; keys come from the
-    /// database, whose records are few, and the map is bounded anyway.
-    places: HashMap<RecordKey, u32, foldhash::fast::RandomState>,
-    /// `config.zones.len()` distances per remembered record.
-    distances: Vec<f64>,
-    /// Endpoint orders by (service, GeoIP record), for orders that rest
-    /// on the record alone (see [`by_record`]) and are short.
-    orders: HashMap<(u32, RecordKey), KnownOrder, foldhash::fast::RandomState>,
-}
-
-/// Endpoints a remembered order holds at most.
-const ORDER_INLINE: usize = 8;
-
-/// An order of a service's endpoints remembered for a GeoIP record.
-#[derive(Debug, Clone, Copy)]
-struct KnownOrder {
-    len: u8,
-    order: [u16; ORDER_INLINE],
-    /// It came from node probe RTTs ([`Basis::LocalLatency`]), not from
-    /// distances alone.
-    is_local_latency: bool,
-}
-
-/// Records whose distances a workspace remembers before starting over.
-const PLACES_CAPACITY: usize = 1 << 14;
-
-impl Workspace {
-    /// A workspace that remembers distances per GeoIP record.
-    pub fn remembering_places() -> Workspace {
-        Workspace {
-            remembers_places: true,
-            ..Workspace::default()
-        }
-    }
-
-    /// Forgets remembered distances (a new snapshot: another database or
-    /// other zones).
-    pub fn forget_places(&mut self) {
-        self.places.clear();
-        self.distances.clear();
-        self.orders.clear();
-    }
-
-    /// Distances from `location` (GeoIP record `record`) to every zone of
-    /// `config`, computed once per record when remembering.
-    fn distances(
-        &mut self,
-        config: &Config,
-        location: &Location,
-        record: Option<RecordKey>,
-    ) -> &[f64] {
-        let n = config.zones.len();
-        let compute = |out: &mut Vec<f64>| {
-            out.extend(config.zones.iter().map(|z| distance_km(location, z)));
-        };
-        let Some(record) = record.filter(|_| self.remembers_places) else {
-            self.distances_now.clear();
-            compute(&mut self.distances_now);
-            return &self.distances_now;
-        };
-        if self.places.len() >= PLACES_CAPACITY {
-            self.forget_places();
-        }
-        let start = match self.places.get(&record) {
-            Some(start) => *start as usize,
-            None => {
-                let start = self.distances.len();
-                compute(&mut self.distances);
-                self.places.insert(record, start as u32);
-                start
-            }
-        };
-        &self.distances[start..start + n]
-    }
-}
-
 /// Orders every endpoint of a service for a client into
 /// `workspace.order`, and gives the scope over which that order holds and
 /// the evidence it rests on.
@@ -370,9 +275,8 @@ fn rank(
 
 /// The tail of [`rank`] for location-based policies, once no CIDR rule and
 /// no measured prefix applies: from here the order depends only on the
-/// client's GeoIP record (its location and country), so a remembering
-/// workspace keeps it per (service, record) and only the scope is worked
-/// out per client.
+/// client's GeoIP record (location and country), so a remembering
+/// workspace keeps it per (service, record); the scope is per client.
 fn by_record(
     config: &Config,
     router: &Router,
@@ -383,18 +287,12 @@ fn by_record(
 ) -> (u8, Basis) {
     let key = located
         .as_ref()
-        .filter(|m| workspace.remembers_places && m.location.is_some())
+        .filter(|m| m.location.is_some())
         .and_then(|m| Some((service as u32, m.record?)));
-    if let Some(key) = key
-        && let Some(known) = workspace.orders.get(&key)
-    {
-        let order = &known.order[..usize::from(known.len)];
-        workspace
-            .order
-            .extend(order.iter().map(|e| usize::from(*e)));
+    if let Some(is_local_latency) = key.and_then(|key| workspace.recall_order(key)) {
         let scope = geo_scope(located.as_ref(), client, router);
         let basis = match located {
-            _ if known.is_local_latency => Basis::LocalLatency,
+            _ if is_local_latency => Basis::LocalLatency,
             Some(locate::Located {
                 network,
                 location: Some(location),
@@ -404,31 +302,15 @@ fn by_record(
         };
         return (scope, basis);
     }
-    let ranked = if matches!(config.services[service].policy, Policy::Latency) {
-        by_local_latency(config, router, service, client, located.as_ref(), workspace)
-    } else {
-        None
-    };
-    let ranked =
-        ranked.unwrap_or_else(|| by_location(config, router, service, client, located, workspace));
-    if let Some(key) = key
-        && workspace.order.len() <= ORDER_INLINE
-    {
-        if workspace.orders.len() >= PLACES_CAPACITY * 4 {
-            workspace.orders.clear();
+    let ranked = match config.services[service].policy {
+        Policy::Latency => {
+            by_local_latency(config, router, service, client, located.as_ref(), workspace)
         }
-        let mut order = [0u16; ORDER_INLINE];
-        for (slot, e) in order.iter_mut().zip(&workspace.order) {
-            *slot = *e as u16;
-        }
-        workspace.orders.insert(
-            key,
-            KnownOrder {
-                len: workspace.order.len() as u8,
-                order,
-                is_local_latency: ranked.1 == Basis::LocalLatency,
-            },
-        );
+        _ => None,
+    }
+    .unwrap_or_else(|| by_location(config, router, service, client, located, workspace));
+    if let Some(key) = key {
+        workspace.remember_order(key, ranked.1 == Basis::LocalLatency);
     }
     ranked
 }
@@ -460,7 +342,13 @@ fn by_hash(
         IpAddr::V6(_) => 56,
     });
     let network = IpNet::new(client.addr, len).expect("length fits").trunc();
-    weighted_order(config, service, network, workspace);
+    let Workspace {
+        service_name,
+        scored,
+        order,
+        ..
+    } = workspace;
+    weighted::weighted_order(config, service, network, (service_name, scored, order));
     (len, Basis::Hash { network })
 }
 
@@ -596,45 +484,6 @@ fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router)
     ))
 }
 
-/// Lengthens `len` until `addr/len` contains no more specific prefix of
-/// `map` than `len`: addresses sharing the scope must share the decision.
-fn narrow<T>(len: u8, addr: IpAddr, map: &PrefixMap<T>) -> u8 {
-    let Some(max) = map.max_len(addr) else {
-        return len;
-    };
-    if max <= len {
-        return len;
-    }
-    if map.len() > 64 {
-        // Many prefixes (a latency table): do not scan on the hot path;
-        // the longest length present is a safe scope.
-        return max;
-    }
-    let mut scope = len;
-    let here = IpNet::new(addr, len).expect("length fits").trunc();
-    for (net, _) in map.iter() {
-        if net.prefix_len() > len && here.contains(&net.network()) && same_family(addr, net.addr())
-        {
-            // The widest prefix of addr that excludes `net`.
-            let common = common_prefix(addr, net.network());
-            scope = scope.max((common + 1).min(net.prefix_len()));
-        }
-    }
-    scope
-}
-
-fn same_family(a: IpAddr, b: IpAddr) -> bool {
-    a.is_ipv4() == b.is_ipv4()
-}
-
-fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
-        _ => 0,
-    }
-}
-
 /// Appends the endpoints not yet listed, in config order.
 fn complete(order: &mut Vec<usize>, n: usize) {
     for e in 0..n {
@@ -678,60 +527,6 @@ fn complete_by_distance(
 /// Great-circle distance from a client's location to a zone.
 pub fn distance_km(loc: &Location, zone: &crate::config::Zone) -> f64 {
     loc.distance_km(zone.latitude, zone.longitude)
-}
-
-/// Weighted rendezvous hashing: each endpoint scores
-/// `-ln(u) / weight` with `u` a hash of (prefix, service, zone), lowest
-/// first. A prefix keeps its zone when other zones come and go, and over
-/// many prefixes the first choices split by weight.
-fn weighted_order(config: &Config, service: usize, network: IpNet, workspace: &mut Workspace) {
-    use std::fmt::Write;
-    let svc = &config.services[service];
-    let name = &mut workspace.service_name;
-    name.clear();
-    write!(name, "{}", svc.name).expect("writing to a string");
-    let scored = &mut workspace.scored;
-    scored.clear();
-    scored.extend(svc.endpoints.iter().enumerate().map(|(e, ep)| {
-        let h = stable_hash(network, name, &config.zones[ep.zone].name);
-        // Map to (0, 1]; never 0 so ln is finite.
-        let u = ((h >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        let score = if ep.weight == 0 {
-            f64::INFINITY
-        } else {
-            -u.ln() / f64::from(ep.weight)
-        };
-        (score, e)
-    }));
-    // Indices are distinct: the order is total, so unstable sorting (no
-    // allocation) orders as a stable sort would.
-    scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    workspace.order.extend(scored.iter().map(|(_, e)| *e));
-}
-
-/// FNV-1a then a 64-bit finalizer: stable across processes and versions,
-/// so every node of the domain sends a prefix to the same zone.
-fn stable_hash(network: IpNet, service: &str, zone: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    match network.network() {
-        IpAddr::V4(a) => feed(&a.octets()),
-        IpAddr::V6(a) => feed(&a.octets()),
-    }
-    feed(&[network.prefix_len(), 0]);
-    feed(service.as_bytes());
-    feed(&[0]);
-    feed(zone.as_bytes());
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
 }
 
 /// Where a service answer's addresses come from, given a decision: the
