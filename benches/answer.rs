@@ -5,7 +5,9 @@
 //! NXDOMAIN, against the shipped example and its GeoIP database. `fast/*`
 //! times `dns::fast::answer` on the same requests as the UDP loop calls it
 //! (a reused reply buffer, the thread's decision memo); over many subnets
-//! the memo misses once per /24 and then hits.
+//! the memo misses once per /24 and then hits; `fast/random_subnets`
+//! sends a new /24 every query, so the memo always misses (a flood's
+//! worst case).
 //! `snapshot/*` times a full rebuild, what every health transition costs.
 //! Run with `cargo bench --bench answer`.
 
@@ -129,6 +131,19 @@ fn answer_path(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % subnets.len();
             fast_answer(black_box(&subnets[i]))
+        })
+    });
+    // A random-subnet flood: a new /24 every query, so the memo always
+    // misses. The ECS address is the request's last three bytes.
+    let mut random = request("www.gslb.example.", RecordType::A, Some("1.0.0.0/24"));
+    let tail = random.len() - 3;
+    let mut n = 0u32;
+    group.bench_function("random_subnets", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            let h = n.wrapping_mul(0x9E37_79B1) >> 8;
+            random[tail..].copy_from_slice(&[(h >> 16) as u8 % 223 + 1, (h >> 8) as u8, h as u8]);
+            fast_answer(black_box(&random))
         })
     });
     group.finish();

@@ -581,6 +581,50 @@ mod tests {
             }
         }
         assert_eq!(allocations() - before, 0, "allocations on memo hits");
+
+        // Misses: every query a new /24 (a random-subnet flood). The first
+        // pass grows the memo's and the workspace's tables; a new snapshot
+        // (same database and zones, so the id alone changes) empties them,
+        // and the second pass misses on every query without allocating.
+        let flood: Vec<Vec<u8>> = (0..1000u32)
+            .map(|i| {
+                let n = i.wrapping_mul(0x9E37_79B1) >> 8;
+                let net = Ipv4Addr::from(n << 8);
+                let mut m = query("www.gslb.example.", RecordType::A, true);
+                m.edns
+                    .as_mut()
+                    .unwrap()
+                    .options_mut()
+                    .insert(EdnsOption::Subnet(ClientSubnet::new(
+                        IpAddr::V4(net),
+                        24,
+                        0,
+                    )));
+                m.to_vec().unwrap()
+            })
+            .collect();
+        let mut snapshot = snapshot;
+        for pass in 0..2 {
+            snapshot.id += 1_000_000;
+            let (_, misses_before) = memo.counts();
+            let before = allocations();
+            for request in &flood {
+                let reply = answer(
+                    request,
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out,
+                );
+                assert!(reply.is_some());
+            }
+            let (_, misses) = memo.counts();
+            assert_eq!(misses - misses_before, 1000, "every query missed");
+            if pass == 1 {
+                assert_eq!(allocations() - before, 0, "allocations on memo misses");
+            }
+        }
         // The counter does count: a miss (a new network) allocates.
         let mut fresh = DecisionMemo::new();
         let before = allocations();

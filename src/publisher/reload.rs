@@ -113,8 +113,11 @@ pub fn carry_over(
     next: &Config,
     now: SystemTime,
 ) -> HashMap<AddressKey, AddressHealth> {
+    // Only probed records can be kept, so only they are worth an
+    // identity (two strings each: at 30,000 addresses that adds up).
     let old: HashMap<_, _> = board
         .into_iter()
+        .filter(|(_, health)| health.probes > 0)
         .map(|(key, health)| (address_identity(current, &key), health))
         .collect();
     initial_board(next, now)
@@ -125,7 +128,6 @@ pub fn carry_over(
                 initial
             } else {
                 old.get(&address_identity(next, &key))
-                    .filter(|h| h.probes > 0)
                     .cloned()
                     .unwrap_or(initial)
             };

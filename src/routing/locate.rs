@@ -30,17 +30,24 @@ const CAPACITY: usize = 1 << 16;
 pub struct Located {
     pub location: Option<Arc<Location>>,
     pub network: IpNet,
+    /// The database record that placed the client, for callers that
+    /// cache per record (none where nothing is recorded).
+    pub record: Option<RecordKey>,
 }
 
 struct Cache {
     /// [`GeoDb::load_id`] of the database the entries came from; 0, which
     /// no database has, before the first lookup.
     db: u64,
-    records: HashMap<RecordKey, Option<Arc<Location>>>,
+    /// Keys are record offsets, few and bounded, hashed quickly.
+    records: HashMap<RecordKey, Option<Arc<Location>>, foldhash::fast::RandomState>,
 }
 
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache { db: 0, records: HashMap::new() });
+    static CACHE: RefCell<Cache> = RefCell::new(Cache {
+        db: 0,
+        records: HashMap::default(),
+    });
 }
 
 /// Looks `addr` up in `db`, decoding each record at most once per thread.
@@ -50,6 +57,7 @@ pub fn locate(db: &Arc<GeoDb>, addr: IpAddr) -> Located {
         return Located {
             location: None,
             network,
+            record: None,
         };
     };
     let id = db.load_id();
@@ -65,7 +73,11 @@ pub fn locate(db: &Arc<GeoDb>, addr: IpAddr) -> Located {
             .or_insert_with(|| db.lookup(addr).location.map(Arc::new))
             .clone()
     });
-    Located { location, network }
+    Located {
+        location,
+        network,
+        record: Some(key),
+    }
 }
 
 #[cfg(test)]

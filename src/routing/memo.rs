@@ -14,6 +14,13 @@
 //!
 //! Each answering thread owns one memo (no sharing, no locks). It forgets
 //! everything when the snapshot changes, and when it is full.
+//!
+//! A miss must be cheap too (a flood of random client subnets misses on
+//! every query): it decides with [`route_in`] in the memo's own
+//! [`Workspace`], which reuses its buffers and the distances from each
+//! GeoIP record's location to the zones, and keeps up to
+//! [`INLINE_ENDPOINTS`] chosen endpoints inline, so that once the tables
+//! have grown a miss allocates nothing.
 //! Keys come from the network (ECS subnets), so the map uses a randomly
 //! seeded hash and a fixed bound.
 
@@ -21,7 +28,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
-use super::{Client, Router, route};
+use super::{Client, Router, Workspace, route_in};
 use crate::config::Config;
 use crate::health::HealthView;
 
@@ -41,11 +48,66 @@ struct MemoKey {
     source_prefix: u8,
 }
 
+/// Chosen endpoints kept without a heap allocation; more (multi-value
+/// answers, the `all` policy, fail-open over many zones) go to the heap.
+pub const INLINE_ENDPOINTS: usize = 4;
+
+/// Endpoint indices to answer with, preferred first: a slice, held inline
+/// when short.
+#[derive(Debug, Clone)]
+pub enum Chosen {
+    Inline {
+        len: u8,
+        ids: [usize; INLINE_ENDPOINTS],
+    },
+    Spilled(Box<[usize]>),
+}
+
+impl Chosen {
+    fn from_slice(ids: &[usize]) -> Chosen {
+        if ids.len() <= INLINE_ENDPOINTS {
+            let mut inline = [0; INLINE_ENDPOINTS];
+            inline[..ids.len()].copy_from_slice(ids);
+            Chosen::Inline {
+                len: ids.len() as u8,
+                ids: inline,
+            }
+        } else {
+            Chosen::Spilled(ids.into())
+        }
+    }
+}
+
+impl Default for Chosen {
+    fn default() -> Chosen {
+        Chosen::from_slice(&[])
+    }
+}
+
+impl std::ops::Deref for Chosen {
+    type Target = [usize];
+
+    fn deref(&self) -> &[usize] {
+        match self {
+            Chosen::Inline { len, ids } => &ids[..usize::from(*len)],
+            Chosen::Spilled(ids) => ids,
+        }
+    }
+}
+
+impl PartialEq for Chosen {
+    fn eq(&self, other: &Chosen) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Chosen {}
+
 /// What the answer path needs of a decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Remembered {
     /// Endpoint indices to answer with, preferred first.
-    pub endpoints: Box<[usize]>,
+    pub endpoints: Chosen,
     /// No endpoint was serving: the all-down rule applies.
     pub is_all_down: bool,
     /// ECS scope prefix length, already capped at the client's source prefix.
@@ -60,13 +122,19 @@ pub struct DecisionMemo {
     entries: HashMap<MemoKey, Remembered, foldhash::fast::RandomState>,
     /// Holds a decision that may not be kept, for the caller to read.
     scratch: Remembered,
+    /// Buffers and per-record distances for misses; they belong to
+    /// `snapshot` like the entries.
+    workspace: Workspace,
     hits: u64,
     misses: u64,
 }
 
 impl DecisionMemo {
     pub fn new() -> DecisionMemo {
-        DecisionMemo::default()
+        DecisionMemo {
+            workspace: Workspace::remembering_places(),
+            ..DecisionMemo::default()
+        }
     }
 
     /// The decision for `service` and `client` in the snapshot `snapshot`
@@ -80,6 +148,9 @@ impl DecisionMemo {
         service: usize,
         client: Client,
     ) -> &Remembered {
+        if snapshot != self.snapshot {
+            self.workspace.forget_places();
+        }
         if snapshot != self.snapshot || self.entries.len() >= CAPACITY {
             self.entries.clear();
             self.snapshot = snapshot;
@@ -105,6 +176,7 @@ impl DecisionMemo {
         let DecisionMemo {
             entries,
             scratch,
+            workspace,
             hits,
             misses,
             ..
@@ -116,11 +188,12 @@ impl DecisionMemo {
             }
             Entry::Vacant(slot) => {
                 *misses += 1;
-                let decision = route(config, health, router, service, client);
+                let (is_all_down, scope) =
+                    route_in(config, health, router, service, client, workspace);
                 let remembered = Remembered {
-                    endpoints: decision.endpoints.into_boxed_slice(),
-                    is_all_down: decision.is_all_down,
-                    scope: decision.scope,
+                    endpoints: Chosen::from_slice(&workspace.chosen),
+                    is_all_down,
+                    scope,
                 };
                 // A source prefix within the key's length means the key is
                 // the client; otherwise the scope must cover the network.
@@ -143,6 +216,7 @@ impl DecisionMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::route;
     use crate::routing::tests::{client, config, health, router, service, zones};
 
     #[test]
@@ -178,6 +252,60 @@ mod tests {
             }
             let (hits, misses) = memo.counts();
             assert!(hits > misses, "{policy}: hits {hits} misses {misses}");
+        }
+    }
+
+    #[test]
+    fn misses_decide_as_route_does_with_geoip_and_every_policy() {
+        // Distances remembered per GeoIP record, reused buffers and the
+        // unstable sorts must not change a single decision.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("geo/default.mmdb");
+        let db = std::sync::Arc::new(crate::routing::geo::GeoDb::open(&[path]).unwrap());
+        let geo_map = "[services.geo]\ndefault = [\"b\"]\ncontinents = { AS = [\"c\", \"a\"] }\n";
+        let rules = "[[cidr_rules]]\nnetworks = [\"10.1.0.0/16\"]\nzones = [\"c\"]\n";
+        for policy in ["nearest", "geo", "latency", "weighted", "failover", "all"] {
+            let mut text = service(policy, rules, [5, 3, 2]);
+            if policy == "geo" {
+                text = text.replace("[services.check]", &format!("{geo_map}[services.check]"));
+            }
+            if policy == "failover" {
+                text = text.replace(
+                    "policy = \"failover\"",
+                    "policy = \"failover\"\norder = [\"c\", \"a\"]",
+                );
+            }
+            let c = config(&text);
+            let mut r = router(&c);
+            r.geo = Some(db.clone());
+            let mut table = crate::routing::latency::LatencyTable::default();
+            table.push(
+                "8.8.0.0/16".parse().unwrap(),
+                2,
+                9.0,
+                std::time::Instant::now(),
+            );
+            r.latency = std::sync::Arc::new(table.view(0.2, 5.0));
+            for drained in [&[][..], &["a"], &["a", "b", "c"]] {
+                let h = health(&c, drained);
+                let mut memo = DecisionMemo::new();
+                for round in 0..2 {
+                    for i in 0..2000u32 {
+                        let n = i.wrapping_mul(0x9E37_79B1) >> 8;
+                        let addr = std::net::Ipv4Addr::from(n << 8 | 7);
+                        for who in [
+                            Client::from_source(IpAddr::V4(addr)),
+                            client(&format!("{}/24", std::net::Ipv4Addr::from(n << 8))),
+                        ] {
+                            let fresh = route(&c, &h, &r, 0, who);
+                            let got = memo.decide(1, &c, &h, &r, 0, who);
+                            let what = format!("{policy} {who:?} {drained:?} round {round}");
+                            assert_eq!(&*got.endpoints, fresh.endpoints.as_slice(), "{what}");
+                            assert_eq!(got.scope, fresh.scope, "{what}");
+                            assert_eq!(got.is_all_down, fresh.is_all_down, "{what}");
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -25,6 +25,8 @@ pub mod latency;
 pub mod locate;
 pub mod memo;
 pub mod prefix;
+pub mod weighted;
+pub mod workspace;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,7 +38,8 @@ use crate::config::{AllDown, Config, Policy};
 use crate::health::{EndpointView, HealthView};
 use geo::{GeoDb, Location};
 use latency::{LatencyView, Ranking};
-use prefix::PrefixMap;
+use prefix::{PrefixMap, narrow};
+pub use workspace::Workspace;
 
 /// Who is asking: the ECS subnet when the query carries one, else the
 /// packet's source address.
@@ -156,27 +159,11 @@ pub fn route(
     service: usize,
     client: Client,
 ) -> Decision {
-    let svc = &config.services[service];
-    let views = &health.endpoints[service];
-    let serving = |e: usize| views.get(e).is_none_or(|v| v.is_serving());
-    let (ranked, scope, basis) = rank(config, router, service, client);
-    let limit = if svc.policy == Policy::All {
-        usize::MAX
-    } else {
-        svc.answers
-    };
-    let endpoints: Vec<usize> = ranked
-        .iter()
-        .copied()
-        .filter(|e| serving(*e))
-        .take(limit)
-        .collect();
-    let is_all_down = endpoints.is_empty();
-    let endpoints = match (&svc.all_down, is_all_down) {
-        (_, false) => endpoints,
-        (AllDown::FailOpen, true) => (0..svc.endpoints.len()).collect(),
-        (AllDown::Fallback(_), true) => Vec::new(),
-    };
+    let mut workspace = Workspace::default();
+    let (scope, basis) = rank(config, router, service, client, &mut workspace);
+    let ranked = std::mem::take(&mut workspace.order);
+    let mut endpoints = Vec::new();
+    let is_all_down = select(config, health, service, &ranked, &mut endpoints);
     Decision {
         endpoints,
         ranked,
@@ -186,70 +173,183 @@ pub fn route(
     }
 }
 
-/// An order of a service's endpoints, the ECS scope over which that order
-/// holds, and the evidence it rests on.
-type Ranked = (Vec<usize>, u8, Basis);
+/// The same decision as [`route`] without the full ranking and basis,
+/// built in `workspace`'s buffers: what the answer path's memo calls on a
+/// miss, where it must not allocate. The chosen endpoints are left in
+/// [`Workspace::chosen`]; returns whether nothing was serving and the
+/// scope.
+pub fn route_in(
+    config: &Config,
+    health: &HealthView,
+    router: &Router,
+    service: usize,
+    client: Client,
+    workspace: &mut Workspace,
+) -> (bool, u8) {
+    let (scope, _basis) = rank(config, router, service, client, workspace);
+    let Workspace { order, chosen, .. } = workspace;
+    let is_all_down = select(config, health, service, order, chosen);
+    (is_all_down, scope.min(client.source_prefix))
+}
 
-/// Orders every endpoint of a service for a client, with the scope over
-/// which that order holds.
+/// Fills `chosen` with the endpoints to answer with, from every endpoint
+/// in preference order: the first `answers` serving ones, else what the
+/// all-down rule says. Returns whether nothing was serving.
+fn select(
+    config: &Config,
+    health: &HealthView,
+    service: usize,
+    ranked: &[usize],
+    chosen: &mut Vec<usize>,
+) -> bool {
+    let svc = &config.services[service];
+    let views = &health.endpoints[service];
+    let serving = |e: usize| views.get(e).is_none_or(|v| v.is_serving());
+    let limit = if matches!(svc.policy, Policy::All) {
+        usize::MAX
+    } else {
+        svc.answers
+    };
+    chosen.clear();
+    chosen.extend(ranked.iter().copied().filter(|e| serving(*e)).take(limit));
+    let is_all_down = chosen.is_empty();
+    if is_all_down && svc.all_down == AllDown::FailOpen {
+        chosen.extend(0..svc.endpoints.len());
+    }
+    is_all_down
+}
+
+/// Orders every endpoint of a service for a client into
+/// `workspace.order`, and gives the scope over which that order holds and
+/// the evidence it rests on.
 ///
 /// Evidence is tried most specific first (see the module doc); each kind
-/// has its own function below, which answers `None` when it has nothing to
-/// say about this client.
-fn rank(config: &Config, router: &Router, service: usize, client: Client) -> Ranked {
+/// has its own function below, which answers `None` (leaving the order
+/// alone) when it has nothing to say about this client.
+fn rank(
+    config: &Config,
+    router: &Router,
+    service: usize,
+    client: Client,
+    workspace: &mut Workspace,
+) -> (u8, Basis) {
     let svc = &config.services[service];
+    workspace.order.clear();
     match &svc.policy {
-        Policy::All => ((0..svc.endpoints.len()).collect(), 0, Basis::Fixed),
-        Policy::Failover(order) => (
-            complete(endpoints_in(svc, order), svc.endpoints.len()),
-            0,
-            Basis::Fixed,
-        ),
-        Policy::Weighted => by_hash(config, service, client),
+        Policy::All => {
+            workspace.order.extend(0..svc.endpoints.len());
+            (0, Basis::Fixed)
+        }
+        Policy::Failover(order) => {
+            endpoints_in(svc, order.iter().copied(), &mut workspace.order);
+            complete(&mut workspace.order, svc.endpoints.len());
+            (0, Basis::Fixed)
+        }
+        Policy::Weighted => by_hash(config, service, client, workspace),
         Policy::Nearest | Policy::Geo(_) | Policy::Latency => {
-            if let Some(ranked) = by_cidr_rule(config, router, service, client) {
+            if let Some(ranked) = by_cidr_rule(config, router, service, client, workspace) {
                 return ranked;
             }
             let located = router.geo.as_ref().map(|g| locate::locate(g, client.addr));
-            if svc.policy == Policy::Latency {
-                let location = located.as_ref().and_then(|m| m.location.as_deref());
-                if let Some(ranked) = by_measured_latency(config, router, service, client, location)
-                {
+            if matches!(svc.policy, Policy::Latency) {
+                if let Some(ranked) = by_measured_latency(
+                    config,
+                    router,
+                    service,
+                    client,
+                    located.as_ref(),
+                    workspace,
+                ) {
                     return ranked;
                 }
                 if let Some(ranked) =
-                    by_local_latency(config, router, service, client, located.as_ref())
+                    by_local_latency(config, router, service, client, located.as_ref(), workspace)
                 {
                     return ranked;
                 }
             }
-            by_location(config, router, service, client, located)
+            by_record(config, router, service, client, located, workspace)
         }
     }
 }
 
-/// The endpoints of `svc` in the given zones, in the zones' order; zones
-/// without an endpoint are skipped.
-fn endpoints_in(svc: &crate::config::Service, zones: &[usize]) -> Vec<usize> {
-    zones
-        .iter()
-        .filter_map(|z| svc.endpoints.iter().position(|e| e.zone == *z))
-        .collect()
+/// The tail of [`rank`] for location-based policies, once no CIDR rule and
+/// no measured prefix applies: from here the order depends only on the
+/// client's GeoIP record (location and country), so a remembering
+/// workspace keeps it per (service, record); the scope is per client.
+fn by_record(
+    config: &Config,
+    router: &Router,
+    service: usize,
+    client: Client,
+    located: Option<locate::Located>,
+    workspace: &mut Workspace,
+) -> (u8, Basis) {
+    let key = located
+        .as_ref()
+        .filter(|m| m.location.is_some())
+        .and_then(|m| Some((service as u32, m.record?)));
+    if let Some(is_local_latency) = key.and_then(|key| workspace.recall_order(key)) {
+        let scope = geo_scope(located.as_ref(), client, router);
+        let basis = match located {
+            _ if is_local_latency => Basis::LocalLatency,
+            Some(locate::Located {
+                network,
+                location: Some(location),
+                ..
+            }) => Basis::Geo { network, location },
+            _ => unreachable!("only located clients are remembered"),
+        };
+        return (scope, basis);
+    }
+    let ranked = match config.services[service].policy {
+        Policy::Latency => {
+            by_local_latency(config, router, service, client, located.as_ref(), workspace)
+        }
+        _ => None,
+    }
+    .unwrap_or_else(|| by_location(config, router, service, client, located, workspace));
+    if let Some(key) = key {
+        workspace.remember_order(key, ranked.1 == Basis::LocalLatency);
+    }
+    ranked
+}
+
+/// Appends the endpoints of `svc` in the given zones, in the zones'
+/// order; zones without an endpoint are skipped.
+fn endpoints_in(
+    svc: &crate::config::Service,
+    zones: impl IntoIterator<Item = usize>,
+    order: &mut Vec<usize>,
+) {
+    order.extend(
+        zones
+            .into_iter()
+            .filter_map(|z| svc.endpoints.iter().position(|e| e.zone == z)),
+    );
 }
 
 /// Weighted policy: rendezvous hashing of the client's /24 (IPv6 /56), or
 /// of its source prefix when that is shorter.
-fn by_hash(config: &Config, service: usize, client: Client) -> Ranked {
+fn by_hash(
+    config: &Config,
+    service: usize,
+    client: Client,
+    workspace: &mut Workspace,
+) -> (u8, Basis) {
     let len = client.source_prefix.min(match client.addr {
         IpAddr::V4(_) => 24,
         IpAddr::V6(_) => 56,
     });
     let network = IpNet::new(client.addr, len).expect("length fits").trunc();
-    (
-        weighted_order(config, service, network),
-        len,
-        Basis::Hash { network },
-    )
+    let Workspace {
+        service_name,
+        scored,
+        order,
+        ..
+    } = workspace;
+    weighted::weighted_order(config, service, network, (service_name, scored, order));
+    (len, Basis::Hash { network })
 }
 
 /// The longest CIDR rule holding the client, which outranks everything
@@ -259,16 +359,15 @@ fn by_cidr_rule(
     router: &Router,
     service: usize,
     client: Client,
-) -> Option<Ranked> {
+    workspace: &mut Workspace,
+) -> Option<(u8, Basis)> {
     let svc = &config.services[service];
     let (network, rule) = router.cidr.lookup(client.addr, client.source_prefix)?;
-    let order = complete(
-        endpoints_in(svc, &config.cidr_rules[*rule].zones),
-        svc.endpoints.len(),
-    );
+    let order = &mut workspace.order;
+    endpoints_in(svc, config.cidr_rules[*rule].zones.iter().copied(), order);
+    complete(order, svc.endpoints.len());
     let scope = narrow(network.prefix_len(), client.addr, &router.cidr);
     Some((
-        order,
         scope,
         Basis::CidrRule {
             network,
@@ -284,14 +383,15 @@ fn by_measured_latency(
     router: &Router,
     service: usize,
     client: Client,
-    location: Option<&Location>,
-) -> Option<Ranked> {
+    located: Option<&locate::Located>,
+    workspace: &mut Workspace,
+) -> Option<(u8, Basis)> {
     let (network, ranking) = router.latency.lookup(client.addr, client.source_prefix)?;
-    let zones: Vec<usize> = ranking.order().collect();
     let svc = &config.services[service];
-    let order = complete_by_distance(config, service, endpoints_in(svc, &zones), location);
+    endpoints_in(svc, ranking.order(), &mut workspace.order);
+    complete_by_distance(config, service, located, workspace);
     let scope = narrow(network.prefix_len(), client.addr, router.latency.prefixes());
-    Some((order, scope, Basis::Latency { network }))
+    Some((scope, Basis::Latency { network }))
 }
 
 /// Latency policy: a node's own probe RTTs, which stand for the latency of
@@ -303,14 +403,15 @@ fn by_local_latency(
     service: usize,
     client: Client,
     located: Option<&locate::Located>,
-) -> Option<Ranked> {
+    workspace: &mut Workspace,
+) -> Option<(u8, Basis)> {
     let location = located?.location.as_deref()?;
     let ranking = router.node_ranking(config, location.country.as_deref())?;
-    let zones: Vec<usize> = ranking.zones.iter().map(|z| z.0).collect();
     let svc = &config.services[service];
-    let order = complete_by_distance(config, service, endpoints_in(svc, &zones), Some(location));
+    endpoints_in(svc, ranking.zones.iter().map(|z| z.0), &mut workspace.order);
+    complete_by_distance(config, service, located, workspace);
     let scope = geo_scope(located, client, router);
-    Some((order, scope, Basis::LocalLatency))
+    Some((scope, Basis::LocalLatency))
 }
 
 /// GeoIP: the geo policy's map list for the client's location first, then
@@ -322,26 +423,30 @@ fn by_location(
     service: usize,
     client: Client,
     located: Option<locate::Located>,
-) -> Ranked {
+    workspace: &mut Workspace,
+) -> (u8, Basis) {
     let svc = &config.services[service];
     let scope = geo_scope(located.as_ref(), client, router);
     let Some(location) = located.as_ref().and_then(|m| m.location.clone()) else {
         let network = located.map(|m| m.network);
-        let order = match &svc.policy {
-            Policy::Geo(map) => complete(endpoints_in(svc, &map.default), svc.endpoints.len()),
-            _ => (0..svc.endpoints.len()).collect(),
-        };
-        return (order, scope, Basis::Unlocated { network });
+        let order = &mut workspace.order;
+        match &svc.policy {
+            Policy::Geo(map) => {
+                endpoints_in(svc, map.default.iter().copied(), order);
+                complete(order, svc.endpoints.len());
+            }
+            _ => order.extend(0..svc.endpoints.len()),
+        }
+        return (scope, Basis::Unlocated { network });
     };
-    let preferred = match &svc.policy {
-        Policy::Geo(map) => endpoints_in(svc, geo_map_zones(map, &location)),
-        _ => Vec::new(),
-    };
-    let order = complete_by_distance(config, service, preferred, Some(&location));
+    if let Policy::Geo(map) = &svc.policy {
+        let zones = geo_map_zones(map, &location).iter().copied();
+        endpoints_in(svc, zones, &mut workspace.order);
+    }
+    complete_by_distance(config, service, located.as_ref(), workspace);
     let network = located.map_or(IpNet::default(), |m| m.network);
-    (order, scope, Basis::Geo { network, location })
+    (scope, Basis::Geo { network, location })
 }
-
 /// The most specific list of a geo map that names the location: region,
 /// then country, then continent, then the default list.
 fn geo_map_zones<'m>(map: &'m crate::config::GeoMap, location: &Location) -> &'m [usize] {
@@ -379,132 +484,49 @@ fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router)
     ))
 }
 
-/// Lengthens `len` until `addr/len` contains no more specific prefix of
-/// `map` than `len`: addresses sharing the scope must share the decision.
-fn narrow<T>(len: u8, addr: IpAddr, map: &PrefixMap<T>) -> u8 {
-    let Some(max) = map.max_len(addr) else {
-        return len;
-    };
-    if max <= len {
-        return len;
-    }
-    if map.len() > 64 {
-        // Many prefixes (a latency table): do not scan on the hot path;
-        // the longest length present is a safe scope.
-        return max;
-    }
-    let mut scope = len;
-    let here = IpNet::new(addr, len).expect("length fits").trunc();
-    for (net, _) in map.iter() {
-        if net.prefix_len() > len && here.contains(&net.network()) && same_family(addr, net.addr())
-        {
-            // The widest prefix of addr that excludes `net`.
-            let common = common_prefix(addr, net.network());
-            scope = scope.max((common + 1).min(net.prefix_len()));
-        }
-    }
-    scope
-}
-
-fn same_family(a: IpAddr, b: IpAddr) -> bool {
-    a.is_ipv4() == b.is_ipv4()
-}
-
-fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
-        _ => 0,
-    }
-}
-
 /// Appends the endpoints not yet listed, in config order.
-fn complete(mut order: Vec<usize>, n: usize) -> Vec<usize> {
+fn complete(order: &mut Vec<usize>, n: usize) {
     for e in 0..n {
         if !order.contains(&e) {
             order.push(e);
         }
     }
-    order
 }
 
-/// Appends the endpoints not yet listed, nearest first when the client's
-/// location is known.
+/// Appends the endpoints not yet listed to `workspace.order`, nearest
+/// first when the client's location is known (ties in config order).
 fn complete_by_distance(
     config: &Config,
     service: usize,
-    mut order: Vec<usize>,
-    location: Option<&Location>,
-) -> Vec<usize> {
+    located: Option<&locate::Located>,
+    workspace: &mut Workspace,
+) {
     let svc = &config.services[service];
-    let mut rest: Vec<usize> = (0..svc.endpoints.len())
-        .filter(|e| !order.contains(e))
-        .collect();
-    if let Some(loc) = location {
-        rest.sort_by(|a, b| {
-            let da = distance_km(loc, &config.zones[svc.endpoints[*a].zone]);
-            let db = distance_km(loc, &config.zones[svc.endpoints[*b].zone]);
-            da.total_cmp(&db).then(a.cmp(b))
-        });
+    let listed = workspace.order.len();
+    for e in 0..svc.endpoints.len() {
+        if !workspace.order[..listed].contains(&e) {
+            workspace.order.push(e);
+        }
     }
-    order.extend(rest);
-    order
+    let Some((location, record)) = located.and_then(|m| Some((m.location.as_deref()?, m.record)))
+    else {
+        return;
+    };
+    let mut order = std::mem::take(&mut workspace.order);
+    let distances = workspace.distances(config, location, record);
+    // Indices are distinct, so the tie-break makes the order total and an
+    // unstable sort (which never allocates) gives the stable sort's order.
+    order[listed..].sort_unstable_by(|a, b| {
+        let da = distances[svc.endpoints[*a].zone];
+        let db = distances[svc.endpoints[*b].zone];
+        da.total_cmp(&db).then(a.cmp(b))
+    });
+    workspace.order = order;
 }
 
 /// Great-circle distance from a client's location to a zone.
 pub fn distance_km(loc: &Location, zone: &crate::config::Zone) -> f64 {
     loc.distance_km(zone.latitude, zone.longitude)
-}
-
-/// Weighted rendezvous hashing: each endpoint scores
-/// `-ln(u) / weight` with `u` a hash of (prefix, service, zone), lowest
-/// first. A prefix keeps its zone when other zones come and go, and over
-/// many prefixes the first choices split by weight.
-fn weighted_order(config: &Config, service: usize, network: IpNet) -> Vec<usize> {
-    let svc = &config.services[service];
-    let mut scored: Vec<(f64, usize)> = svc
-        .endpoints
-        .iter()
-        .enumerate()
-        .map(|(e, ep)| {
-            let h = stable_hash(network, &svc.name.to_string(), &config.zones[ep.zone].name);
-            // Map to (0, 1]; never 0 so ln is finite.
-            let u = ((h >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-            let score = if ep.weight == 0 {
-                f64::INFINITY
-            } else {
-                -u.ln() / f64::from(ep.weight)
-            };
-            (score, e)
-        })
-        .collect();
-    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    scored.into_iter().map(|(_, e)| e).collect()
-}
-
-/// FNV-1a then a 64-bit finalizer: stable across processes and versions,
-/// so every node of the domain sends a prefix to the same zone.
-fn stable_hash(network: IpNet, service: &str, zone: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    match network.network() {
-        IpAddr::V4(a) => feed(&a.octets()),
-        IpAddr::V6(a) => feed(&a.octets()),
-    }
-    feed(&[network.prefix_len(), 0]);
-    feed(service.as_bytes());
-    feed(&[0]);
-    feed(zone.as_bytes());
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
 }
 
 /// Where a service answer's addresses come from, given a decision: the

@@ -292,6 +292,45 @@ impl<T> PrefixMap<T> {
     }
 }
 
+/// Lengthens `len` until `addr/len` contains no more specific prefix of
+/// `map` than `len`: addresses sharing the scope must share the decision.
+pub fn narrow<T>(len: u8, addr: IpAddr, map: &PrefixMap<T>) -> u8 {
+    let Some(max) = map.max_len(addr) else {
+        return len;
+    };
+    if max <= len {
+        return len;
+    }
+    if map.len() > 64 {
+        // Many prefixes (a latency table): do not scan on the hot path;
+        // the longest length present is a safe scope.
+        return max;
+    }
+    let mut scope = len;
+    let here = IpNet::new(addr, len).expect("length fits").trunc();
+    for (net, _) in map.iter() {
+        if net.prefix_len() > len && here.contains(&net.network()) && same_family(addr, net.addr())
+        {
+            // The widest prefix of addr that excludes `net`.
+            let common = common_prefix(addr, net.network());
+            scope = scope.max((common + 1).min(net.prefix_len()));
+        }
+    }
+    scope
+}
+
+fn same_family(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}
+
+fn common_prefix(a: IpAddr, b: IpAddr) -> u8 {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ mod probing;
 mod recovery;
 mod reload;
 mod routing;
+mod scale;
 mod scopes;
 mod status_page;
 mod wildcard;

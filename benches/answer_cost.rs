@@ -1,0 +1,167 @@
+//! What one fast-path answer costs in instructions and heap allocations,
+//! on a memo hit and on a memo miss. Not a timing bench: it answers a
+//! fixed number of queries so that callgrind can count them.
+//!
+//! `cargo bench --bench answer_cost -- MODE N` answers `N` queries for
+//! `www` (geo routed, with ECS) against the shipped example and its
+//! GeoIP database, after a warm-up of the same queries, and prints the
+//! heap allocations per answer (a counting global allocator). Modes:
+//! `hit` (one /24 every time), `subnets` (1,024 /24s in turn: misses
+//! once each, then hits), `random` (a new /24 every query: the memo
+//! always misses, the worst case of a random-subnet flood), `static`
+//! (a static A record) and `nxdomain`.
+//!
+//! Instructions per answer: run it under callgrind at two query counts
+//! and divide the difference by the difference in counts, which cancels
+//! start-up and warm-up:
+//!
+//! ```sh
+//! cargo bench --bench answer_cost --no-run   # prints the binary's path
+//! for n in 100000 200000; do valgrind --tool=callgrind \
+//!   --callgrind-out-file=/tmp/cg.$n target/release/deps/answer_cost-* random $n; done
+//! ```
+//! (`benches/answer_cost.sh` does exactly that for every mode.)
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use hickory_proto::rr::{Name, RecordType};
+use meridian::config::Config;
+use meridian::dns::{Transport, fast};
+use meridian::health::drains::Drains;
+use meridian::metrics::Metrics;
+use meridian::routing::geo::GeoDb;
+use meridian::routing::memo::DecisionMemo;
+use meridian::snapshot::Snapshot;
+
+/// The system allocator, counting allocations (this bench is one thread).
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call goes to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn request(name: &str, ecs: Option<[u8; 3]>) -> Vec<u8> {
+    let mut message = Message::query();
+    message.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    if let Some([a, b, c]) = ecs {
+        let addr = IpAddr::from([a, b, c, 0]);
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(addr, 24, 0)));
+    }
+    message.set_edns(edns);
+    message.to_vec().unwrap()
+}
+
+/// A /24 that `i` maps to, spread over the public IPv4 space.
+fn subnet(i: u32) -> [u8; 3] {
+    // A multiplicative hash walks 2^24 /24s without repeating.
+    let n = i.wrapping_mul(0x9E37_79B1) >> 8;
+    let first = (n >> 16) as u8 % 223 + 1;
+    [first, (n >> 8) as u8, n as u8]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let mode = args.first().map_or("random", String::as_str).to_string();
+    let count: u32 = args.get(1).map_or(100_000, |n| n.parse().expect("a count"));
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.toml");
+    let config = Config::load(&path).expect("example config");
+    let geo = config
+        .geoip
+        .as_ref()
+        .map(|g| Arc::new(GeoDb::open(&g.files).expect("shipped GeoIP database")));
+    let config = Arc::new(config);
+    let counters = Metrics::default().answer_counters(&config);
+    let snapshot = Snapshot::initial(config, Drains::default(), geo, counters);
+    let source: IpAddr = "192.0.2.77".parse().unwrap();
+
+    let fixed = match mode.as_str() {
+        "hit" => Some(request("www.gslb.example.", Some([193, 0, 0]))),
+        "static" => Some(request("mail.gslb.example.", None)),
+        "nxdomain" => Some(request("nope.gslb.example.", None)),
+        "subnets" | "random" => None,
+        other => panic!("unknown mode {other}: hit, subnets, random, static or nxdomain"),
+    };
+    let subnets: Vec<Vec<u8>> = (0..1024)
+        .map(|i| request("www.gslb.example.", Some(subnet(i))))
+        .collect();
+    // One request rewritten in place per query: the ECS address is its
+    // last three bytes.
+    let mut random = request("www.gslb.example.", Some([0, 0, 0]));
+    let tail = random.len() - 3;
+
+    let mut memo = DecisionMemo::new();
+    let mut out = Vec::with_capacity(1232);
+    let mut next = 0u32;
+    let mut run = |n: u32, memo: &mut DecisionMemo, out: &mut Vec<u8>| {
+        let mut answered = 0u32;
+        for _ in 0..n {
+            let bytes: &[u8] = match (&fixed, mode.as_str()) {
+                (Some(bytes), _) => bytes,
+                (None, "subnets") => &subnets[next as usize % subnets.len()],
+                _ => {
+                    random[tail..].copy_from_slice(&subnet(next));
+                    &random
+                }
+            };
+            next = next.wrapping_add(1);
+            let reply = fast::answer(
+                black_box(bytes),
+                Transport::Udp,
+                source,
+                &snapshot,
+                memo,
+                out,
+            );
+            answered += u32::from(reply.is_some());
+        }
+        answered
+    };
+    // Warm-up: the memo's and the GeoIP cache's tables reach their size,
+    // the reply buffer its capacity.
+    let warm = count.min(20_000);
+    assert_eq!(run(warm, &mut memo, &mut out), warm, "every query answered");
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let answered = run(count, &mut memo, &mut out);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(answered, count, "every query answered on the fast path");
+    let (hits, misses) = memo.counts();
+    println!(
+        "{mode}: {count} answers, {:.4} allocations per answer, memo hits {hits} misses {misses}",
+        allocations as f64 / f64::from(count)
+    );
+}

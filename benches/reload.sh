@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Reload cost at scale: a generated config of SERVICES services (default
+# 10,000) x 3 zones, checks off (kind = "none"; deterministic, no seed
+# needed), served by the release binary on 127.0.0.1. Prints the time to
+# the first answer, the resident set after start-up, each of RELOADS
+# (default 20) `POST /v1/reload` round trips (the reply comes once the new
+# snapshot is live), the resident set after them, and the peak (VmHWM).
+# Every reload rewrites one TXT record, and the script checks that the
+# new value is served, so each one really swapped a snapshot in.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SERVICES=${SERVICES:-10000}
+RELOADS=${RELOADS:-20}
+DNS_PORT=${DNS_PORT:-15390}
+ADMIN_PORT=${ADMIN_PORT:-15391}
+MERIDIAN=${MERIDIAN:-}
+if [ -z "$MERIDIAN" ]; then
+    cargo build --release --bin meridian >&2
+    MERIDIAN=target/release/meridian
+fi
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+generate() { # version
+    python3 - "$SERVICES" "$1" <<'PY'
+import sys
+services, version = int(sys.argv[1]), sys.argv[2]
+out = ['[domain]\nname = "gslb.test."\n[[domain.nameservers]]\nname = "ns1"\naddresses = ["192.0.2.53"]\n',
+       f'[[records]]\nname = "version"\ntype = "TXT"\ndata = "v{version}"\n']
+for zone, lat, lon in [("us-east", 38.9, -77.4), ("eu-west", 53.3, -6.3), ("ap-south", 1.3, 103.8)]:
+    out.append(f'[[zones]]\nname = "{zone}"\nlatitude = {lat}\nlongitude = {lon}\n')
+for s in range(services):
+    a, b = s // 250, s % 250 + 1
+    out.append(f'[[services]]\nname = "svc{s}"\n[services.check]\nkind = "none"\n'
+               f'[[services.endpoints]]\nzone = "us-east"\naddresses = ["10.1.{a}.{b}"]\n'
+               f'[[services.endpoints]]\nzone = "eu-west"\naddresses = ["10.2.{a}.{b}"]\n'
+               f'[[services.endpoints]]\nzone = "ap-south"\naddresses = ["10.3.{a}.{b}"]\n')
+sys.stdout.write("".join(out))
+PY
+}
+rss() { awk -v k="$1:" '$1 == k {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
+served() { dig +short +time=1 +tries=1 @127.0.0.1 -p "$DNS_PORT" version.gslb.test TXT 2>/dev/null | tr -d '"'; }
+
+generate 0 >"$work/meridian.toml"
+start=$(date +%s.%N)
+RUST_LOG=${RUST_LOG:-warn} "$MERIDIAN" serve --config "$work/meridian.toml" \
+    --listen "127.0.0.1:$DNS_PORT" --admin "127.0.0.1:$ADMIN_PORT" >"$work/log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+    [ "$(served)" = v0 ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
+    sleep 0.01
+done
+first=$(echo "$(date +%s.%N) - $start" | bc -l)
+printf 'services %d: first answer after %.2f s; RSS after start %s MiB\n' "$SERVICES" "$first" "$(rss VmRSS)"
+times=()
+for v in $(seq "$RELOADS"); do
+    generate "$v" >"$work/meridian.toml"
+    t=$(curl -s -o "$work/reply" -w '%{time_total}' -X POST "http://127.0.0.1:$ADMIN_PORT/v1/reload")
+    [ "$(served)" = "v$v" ] || { echo "reload $v not live: $(cat "$work/reply")" >&2; exit 1; }
+    times+=("$(echo "$t * 1000" | bc -l)")
+done
+sorted=$(printf '%s\n' "${times[@]}" | sort -g)
+median=$(echo "$sorted" | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+printf 'reload (POST /v1/reload to new snapshot live), %d reloads: median %.0f ms, min %.0f, max %.0f\n' \
+    "$RELOADS" "$median" "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)"
+sleep 1
+printf 'RSS after %d reloads %s MiB; peak (VmHWM) %s MiB\n' "$RELOADS" "$(rss VmRSS)" "$(rss VmHWM)"
+[ -n "${KEEP_LOG:-}" ] && cp "$work/log" "$KEEP_LOG"
