@@ -207,9 +207,19 @@ impl Publisher {
     /// Starts the checker pool, then folds in changes until `stop`; then
     /// stops the probes and returns.
     pub async fn run(mut self, stop: CancellationToken) {
-        let current = self.store.load_full();
-        let at_start = current.table.services.iter().map(|s| s.is_all_down);
-        for (service, is_all_down) in self.state.all_down_changes(at_start) {
+        // Scoped: held for the whole run, the first snapshot (its config,
+        // tables and latency view: tens of MiB at scale) would outlive
+        // every reload.
+        let at_start: Vec<bool> = {
+            let current = self.store.load();
+            current
+                .table
+                .services
+                .iter()
+                .map(|s| s.is_all_down)
+                .collect()
+        };
+        for (service, is_all_down) in self.state.all_down_changes(at_start.into_iter()) {
             self.log_all_down(service, is_all_down);
         }
         self.start_probes(&stop);
