@@ -55,7 +55,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
         }
     };
 
-    let raw = shape::read(&root, &mut problems);
+    let raw = shape::read(text, root, &mut problems);
     let raw = match raw {
         Ok(raw) => raw,
         Err(err) => {
