@@ -11,6 +11,10 @@
 # `POST /v1/latency`, as an operator's beacon feed would: half IPv4 /24s,
 # half IPv6 /48s, one zone each, in batches of 10,000; the resident set is
 # printed again once they are in, and the reloads then run with it held.
+# UNDER_LOAD=1 then measures dnsperf's ceiling against the node (10 s,
+# queries over every service), loads it at 80% of that with dnsperf while
+# 10 more reloads run one after another, and reports dnsperf's lost
+# queries and response codes: every query must be answered NOERROR.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SERVICES=${SERVICES:-10000}
@@ -99,4 +103,30 @@ printf 'reload (POST /v1/reload to new snapshot live), %d reloads: median %.0f m
     "$RELOADS" "$median" "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)"
 sleep 1
 printf 'RSS after %d reloads %s MiB; peak (VmHWM) %s MiB\n' "$RELOADS" "$(rss VmRSS)" "$(rss VmHWM)"
+
+if [ -n "${UNDER_LOAD:-}" ]; then
+    command -v dnsperf >/dev/null || { echo "UNDER_LOAD needs dnsperf (Debian package dnsperf)" >&2; exit 1; }
+    for s in $(seq 0 $((SERVICES - 1))); do echo "svc$s.gslb.test A"; done >"$work/queries"
+    perf() { dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$work/queries" -c 4 -t 2 "$@"; }
+    ceiling=$(perf -l 10 | awk '/Queries per second/ {printf "%d", $4}')
+    rate=$((ceiling * 8 / 10))
+    perf -l 30 -Q "$rate" >"$work/dnsperf" 2>&1 &
+    loader=$!
+    sleep 2
+    for v in $(seq 101 110); do
+        generate "$v" >"$work/meridian.toml"
+        curl -s -o /dev/null -X POST "http://127.0.0.1:$ADMIN_PORT/v1/reload"
+        [ "$(served)" = "v$v" ] || { echo "reload $v under load not live" >&2; exit 1; }
+    done
+    wait "$loader"
+    sent=$(awk '/Queries sent/ {print $3}' "$work/dnsperf")
+    lost=$(awk '/Queries lost/ {print $3}' "$work/dnsperf")
+    codes=$(awk '/Response codes/ {sub(/.*Response codes: */, ""); print}' "$work/dnsperf")
+    printf 'under load: ceiling %d qps; at %d qps for 30 s with 10 reloads: %s queries sent, %s lost; response codes: %s\n' \
+        "$ceiling" "$rate" "$sent" "$lost" "$codes"
+    case "$codes" in
+        "NOERROR $sent (100"*) [ "$lost" = 0 ] || { cat "$work/dnsperf" >&2; exit 1; } ;;
+        *) cat "$work/dnsperf" >&2; exit 1 ;;
+    esac
+fi
 [ -n "${KEEP_LOG:-}" ] && cp "$work/log" "$KEEP_LOG"
