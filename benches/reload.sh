@@ -7,6 +7,14 @@
 # snapshot is live), the resident set after them, and the peak (VmHWM).
 # Every reload rewrites one TXT record, and the script checks that the
 # new value is served, so each one really swapped a snapshot in.
+# LATENCY=N (default 0) first pushes a latency table of N prefixes through
+# `POST /v1/latency`, as an operator's beacon feed would: half IPv4 /24s,
+# half IPv6 /48s, one zone each, in batches of 10,000; the resident set is
+# printed again once they are in, and the reloads then run with it held.
+# UNDER_LOAD=1 then measures dnsperf's ceiling against the node (10 s,
+# queries over every service), loads it at 80% of that with dnsperf while
+# 10 more reloads run one after another, and reports dnsperf's lost
+# queries and response codes: every query must be answered NOERROR.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SERVICES=${SERVICES:-10000}
@@ -55,6 +63,33 @@ for _ in $(seq 600); do
 done
 first=$(echo "$(date +%s.%N) - $start" | bc -l)
 printf 'services %d: first answer after %.2f s; RSS after start %s MiB\n' "$SERVICES" "$first" "$(rss VmRSS)"
+LATENCY=${LATENCY:-0}
+if [ "$LATENCY" -gt 0 ]; then
+    python3 - "$LATENCY" "$ADMIN_PORT" <<'PY'
+import json, sys, urllib.request
+total, port = int(sys.argv[1]), sys.argv[2]
+zones = ["us-east", "eu-west", "ap-south"]
+def prefix(i):
+    # Spread over the address space, as real clients are; /24s from
+    # 1.0.0.0 up, /48s under 2400::/12. Private and documentation ranges
+    # are only data here: nothing is sent to them.
+    if i % 2 == 0:
+        n = 0x01000000 + (i // 2) * 256
+        return f"{n >> 24 & 255}.{n >> 16 & 255}.{n >> 8 & 255}.0/24"
+    j = i // 2
+    return f"24{j >> 32 & 0xff:02x}:{j >> 16 & 0xffff:x}:{j & 0xffff:x}::/48"
+for start in range(0, total, 10000):
+    batch = [{"prefix": prefix(i), "zone": zones[i % 3], "rtt_ms": float(10 + i % 90)}
+             for i in range(start, min(total, start + 10000))]
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/latency",
+                                 data=json.dumps(batch).encode(), method="POST",
+                                 headers={"content-type": "application/json"})
+    urllib.request.urlopen(req, timeout=60).read()
+PY
+    sleep 1
+    printf 'latency table of %d prefixes pushed: RSS %s MiB; peak so far (VmHWM) %s MiB\n' \
+        "$LATENCY" "$(rss VmRSS)" "$(rss VmHWM)"
+fi
 times=()
 for v in $(seq "$RELOADS"); do
     generate "$v" >"$work/meridian.toml"
@@ -68,4 +103,30 @@ printf 'reload (POST /v1/reload to new snapshot live), %d reloads: median %.0f m
     "$RELOADS" "$median" "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)"
 sleep 1
 printf 'RSS after %d reloads %s MiB; peak (VmHWM) %s MiB\n' "$RELOADS" "$(rss VmRSS)" "$(rss VmHWM)"
+
+if [ -n "${UNDER_LOAD:-}" ]; then
+    command -v dnsperf >/dev/null || { echo "UNDER_LOAD needs dnsperf (Debian package dnsperf)" >&2; exit 1; }
+    for s in $(seq 0 $((SERVICES - 1))); do echo "svc$s.gslb.test A"; done >"$work/queries"
+    perf() { dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$work/queries" -c 4 -t 2 "$@"; }
+    ceiling=$(perf -l 10 | awk '/Queries per second/ {printf "%d", $4}')
+    rate=$((ceiling * 8 / 10))
+    perf -l 30 -Q "$rate" >"$work/dnsperf" 2>&1 &
+    loader=$!
+    sleep 2
+    for v in $(seq 101 110); do
+        generate "$v" >"$work/meridian.toml"
+        curl -s -o /dev/null -X POST "http://127.0.0.1:$ADMIN_PORT/v1/reload"
+        [ "$(served)" = "v$v" ] || { echo "reload $v under load not live" >&2; exit 1; }
+    done
+    wait "$loader"
+    sent=$(awk '/Queries sent/ {print $3}' "$work/dnsperf")
+    lost=$(awk '/Queries lost/ {print $3}' "$work/dnsperf")
+    codes=$(awk '/Response codes/ {sub(/.*Response codes: */, ""); print}' "$work/dnsperf")
+    printf 'under load: ceiling %d qps; at %d qps for 30 s with 10 reloads: %s queries sent, %s lost; response codes: %s\n' \
+        "$ceiling" "$rate" "$sent" "$lost" "$codes"
+    case "$codes" in
+        "NOERROR $sent (100"*) [ "$lost" = 0 ] || { cat "$work/dnsperf" >&2; exit 1; } ;;
+        *) cat "$work/dnsperf" >&2; exit 1 ;;
+    esac
+fi
 [ -n "${KEEP_LOG:-}" ] && cp "$work/log" "$KEEP_LOG"

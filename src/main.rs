@@ -212,6 +212,7 @@ fn serve(
     admin: Option<SocketAddr>,
     node: Option<&str>,
 ) -> anyhow::Result<()> {
+    meridian::publisher::tune_allocator();
     let mut config = load(path, node)?;
     if !listen.is_empty() {
         config.server.dns = listen;

@@ -93,6 +93,17 @@ pub(super) fn render_state(out: &mut String, snapshot: &crate::snapshot::Snapsho
     }
     header(
         out,
+        "meridian_snapshots_live",
+        "gauge",
+        "Snapshots in memory: 1 served, 2 briefly during a swap; more for long means a replaced one is held.",
+    );
+    let _ = writeln!(
+        out,
+        "meridian_snapshots_live {}",
+        crate::snapshot::live_snapshots()
+    );
+    header(
+        out,
         "meridian_geoip_build_timestamp_seconds",
         "gauge",
         "Unix time the GeoIP database file being used was built, per file.",

@@ -55,7 +55,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
         }
     };
 
-    let raw = shape::read(&root, &mut problems);
+    let raw = shape::read(text, root, &mut problems);
     let raw = match raw {
         Ok(raw) => raw,
         Err(err) => {
@@ -222,7 +222,7 @@ impl Checker<'_, '_> {
     /// A list of IP addresses, each once; `None` when any is wrong (every
     /// wrong one is reported).
     fn addresses(&mut self, raw: &[Spanned<String>]) -> Option<Vec<IpAddr>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(raw.len());
         let mut ok = true;
         for addr in raw {
             match addr.get_ref().trim().parse::<IpAddr>() {
