@@ -26,23 +26,52 @@ const NO_ZONE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 struct Measurement {
-    zone: usize,
+    zone: u32,
     rtt_ms: f64,
     /// Nanoseconds from the table's epoch: half the size of an `Instant`,
     /// and as exact.
     updated: i64,
 }
 
-/// One client prefix: tables reach millions of these, so it is kept to a
-/// boxed slice and a zone index rather than a map per prefix.
-#[derive(Debug)]
+/// One client prefix. Tables reach millions of these, so each is one
+/// fixed-size row of a dense vector: no allocation of its own (a million
+/// small boxes fragmented the heap), and the hash index maps a prefix to
+/// its row in 12 bytes rather than holding the row itself at the map's
+/// load factor.
+#[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// One per zone measured, in no order; a prefix is measured to a
-    /// handful of zones, so a scan beats a map.
-    zones: Box<[Measurement]>,
+    /// The first zone measured from this prefix; most have only one.
+    first: Measurement,
     /// The zone this prefix was last sent to (the hysteresis memory), or
     /// `NO_ZONE`.
     current: u32,
+    /// Whether more zones are measured, in [`Family::more`].
+    has_more: bool,
+}
+
+/// The prefixes of one address family.
+#[derive(Debug)]
+struct Family<K> {
+    /// Prefix to row.
+    rows: HashMap<K, u32>,
+    /// Rows, dense; `keys[i]` is the prefix of `entries[i]`.
+    entries: Vec<Entry>,
+    keys: Vec<K>,
+    /// Zones measured beyond a prefix's first: rare (a handful of zones
+    /// per prefix at most), so kept aside rather than making every row
+    /// wider.
+    more: HashMap<K, Vec<Measurement>>,
+}
+
+impl<K> Default for Family<K> {
+    fn default() -> Self {
+        Family {
+            rows: HashMap::new(),
+            entries: Vec::new(),
+            keys: Vec::new(),
+            more: HashMap::new(),
+        }
+    }
 }
 
 /// Zones ranked for one client prefix, best first.
@@ -56,8 +85,8 @@ pub struct Ranking {
 pub struct LatencyTable {
     /// Split by family so that a key is an `Ipv4Net` (5 bytes) rather
     /// than an `IpNet` (18) for the common case.
-    v4: HashMap<Ipv4Net, Entry>,
-    v6: HashMap<Ipv6Net, Entry>,
+    v4: Family<Ipv4Net>,
+    v6: Family<Ipv6Net>,
     /// What `Measurement::updated` counts from: the first push.
     epoch: Option<Instant>,
     /// The same for clients ranked by this node's own probe RTTs.
@@ -73,59 +102,112 @@ fn offset(epoch: Instant, t: Instant) -> i64 {
     }
 }
 
-fn push_into<K: Hash + Eq>(
-    map: &mut HashMap<K, Entry>,
-    prefix: K,
-    zone: usize,
-    rtt_ms: f64,
-    updated: i64,
-) {
-    let entry = map.entry(prefix).or_insert_with(|| Entry {
-        zones: Box::default(),
-        current: NO_ZONE,
-    });
-    let at = match entry.zones.iter().position(|m| m.zone == zone) {
-        Some(at) => at,
-        None => {
-            // Rare (a zone measured for the first time from this prefix),
-            // so the slice is regrown exactly rather than kept with spare
-            // capacity.
-            let mut zones = std::mem::take(&mut entry.zones).into_vec();
-            zones.push(Measurement {
-                zone,
-                rtt_ms,
-                updated,
-            });
-            entry.zones = zones.into_boxed_slice();
-            entry.zones.len() - 1
-        }
-    };
-    let m = &mut entry.zones[at];
+fn smooth(m: &mut Measurement, rtt_ms: f64, updated: i64) {
     m.rtt_ms = m.rtt_ms * (1.0 - SAMPLE_WEIGHT) + rtt_ms * SAMPLE_WEIGHT;
     m.updated = updated;
 }
 
-fn expire_from<K>(map: &mut HashMap<K, Entry>, now: i64, max_age: std::time::Duration) {
-    let max_age = i128::try_from(max_age.as_nanos()).unwrap_or(i128::MAX);
-    // As `Instant::duration_since`: a measurement from the future is 0 old.
-    let fresh = |m: &Measurement| (i128::from(now) - i128::from(m.updated)).max(0) <= max_age;
-    map.retain(|_, entry| {
-        if !entry.zones.iter().all(fresh) {
-            let mut zones = std::mem::take(&mut entry.zones).into_vec();
-            zones.retain(fresh);
-            entry.zones = zones.into_boxed_slice();
+impl<K: Hash + Eq + Copy> Family<K> {
+    fn push(&mut self, prefix: K, zone: u32, rtt_ms: f64, updated: i64) {
+        let fresh = Measurement {
+            zone,
+            rtt_ms,
+            updated,
+        };
+        let Some(&row) = self.rows.get(&prefix) else {
+            self.rows.insert(prefix, index(self.entries.len()));
+            self.entries.push(Entry {
+                first: fresh,
+                current: NO_ZONE,
+                has_more: false,
+            });
+            self.keys.push(prefix);
+            return;
+        };
+        let entry = &mut self.entries[row as usize];
+        if entry.first.zone == zone {
+            return smooth(&mut entry.first, rtt_ms, updated);
         }
-        !entry.zones.is_empty()
-    });
+        entry.has_more = true;
+        let more = self.more.entry(prefix).or_default();
+        match more.iter_mut().find(|m| m.zone == zone) {
+            Some(m) => smooth(m, rtt_ms, updated),
+            // A zone measured for the first time from this prefix starts
+            // at its sample, as the first zone did.
+            None => more.push(fresh),
+        }
+    }
+
+    /// Every measurement of row `row`: the first, then any others.
+    fn measurements(&self, row: usize) -> impl Iterator<Item = &Measurement> {
+        let entry = &self.entries[row];
+        let more = if entry.has_more {
+            self.more
+                .get(&self.keys[row])
+                .map_or(&[][..], Vec::as_slice)
+        } else {
+            &[]
+        };
+        std::iter::once(&entry.first).chain(more)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len() + self.more.values().map(Vec::len).sum::<usize>()
+    }
+
+    fn expire(&mut self, now: i64, max_age: std::time::Duration) {
+        let max_age = i128::try_from(max_age.as_nanos()).unwrap_or(i128::MAX);
+        // As `Instant::duration_since`: a measurement from the future is 0 old.
+        let fresh = |m: &Measurement| (i128::from(now) - i128::from(m.updated)).max(0) <= max_age;
+        self.more.retain(|_, more| {
+            more.retain(fresh);
+            !more.is_empty()
+        });
+        let mut row = 0;
+        while row < self.entries.len() {
+            let key = self.keys[row];
+            let has_more = self.more.contains_key(&key);
+            let entry = &mut self.entries[row];
+            entry.has_more = has_more;
+            if fresh(&entry.first) {
+                row += 1;
+                continue;
+            }
+            if has_more {
+                // The first zone aged out but another did not: promote one.
+                let more = self.more.get_mut(&key).expect("checked above");
+                entry.first = more.swap_remove(0);
+                if more.is_empty() {
+                    self.more.remove(&key);
+                    entry.has_more = false;
+                }
+                row += 1;
+                continue;
+            }
+            // The whole prefix goes: the last row takes its place.
+            self.rows.remove(&key);
+            self.entries.swap_remove(row);
+            self.keys.swap_remove(row);
+            if let Some(moved) = self.keys.get(row) {
+                self.rows.insert(*moved, index(row));
+            }
+        }
+        if self.entries.capacity() > 2 * self.entries.len() + 1024 {
+            self.entries.shrink_to_fit();
+            self.keys.shrink_to_fit();
+            self.rows.shrink_to_fit();
+        }
+    }
 }
 
 impl LatencyTable {
     /// Folds in one measurement; `prefix` must already be truncated.
     pub fn push(&mut self, prefix: IpNet, zone: usize, rtt_ms: f64, now: Instant) {
         let updated = offset(*self.epoch.get_or_insert(now), now);
+        let zone = index(zone);
         match prefix {
-            IpNet::V4(p) => push_into(&mut self.v4, p, zone, rtt_ms, updated),
-            IpNet::V6(p) => push_into(&mut self.v6, p, zone, rtt_ms, updated),
+            IpNet::V4(p) => self.v4.push(p, zone, rtt_ms, updated),
+            IpNet::V6(p) => self.v6.push(p, zone, rtt_ms, updated),
         }
     }
 
@@ -136,15 +218,14 @@ impl LatencyTable {
         };
         let before = self.len();
         let now = offset(epoch, now);
-        expire_from(&mut self.v4, now, max_age);
-        expire_from(&mut self.v6, now, max_age);
+        self.v4.expire(now, max_age);
+        self.v6.expire(now, max_age);
         before != self.len()
     }
 
     /// Number of (prefix, zone) measurements held.
     pub fn len(&self) -> usize {
-        let count = |e: &Entry| e.zones.len();
-        self.v4.values().map(count).sum::<usize>() + self.v6.values().map(count).sum::<usize>()
+        self.v4.len() + self.v6.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -155,13 +236,30 @@ impl LatencyTable {
     /// unless another beats it by the margin, and remembers the result.
     pub fn view(&mut self, margin: f64, margin_ms: f64) -> LatencyView {
         let mut view = ViewBuilder::default();
-        view.prefixes.reserve_exact(self.v4.len() + self.v6.len());
+        view.prefixes
+            .reserve_exact(self.v4.entries.len() + self.v6.entries.len());
         let mut scratch = Vec::new();
-        for (prefix, entry) in &mut self.v4 {
-            view.add(IpNet::V4(*prefix), entry, &mut scratch, margin, margin_ms);
+        for row in 0..self.v4.entries.len() {
+            let prefix = IpNet::V4(self.v4.keys[row]);
+            scratch.clear();
+            scratch.extend(
+                self.v4
+                    .measurements(row)
+                    .map(|m| (m.zone as usize, m.rtt_ms)),
+            );
+            let current = &mut self.v4.entries[row].current;
+            view.add(prefix, current, &mut scratch, margin, margin_ms);
         }
-        for (prefix, entry) in &mut self.v6 {
-            view.add(IpNet::V6(*prefix), entry, &mut scratch, margin, margin_ms);
+        for row in 0..self.v6.entries.len() {
+            let prefix = IpNet::V6(self.v6.keys[row]);
+            scratch.clear();
+            scratch.extend(
+                self.v6
+                    .measurements(row)
+                    .map(|m| (m.zone as usize, m.rtt_ms)),
+            );
+            let current = &mut self.v6.entries[row].current;
+            view.add(prefix, current, &mut scratch, margin, margin_ms);
         }
         view.finish()
     }
@@ -311,17 +409,15 @@ impl ViewBuilder {
     fn add(
         &mut self,
         prefix: IpNet,
-        entry: &mut Entry,
+        current: &mut u32,
         scratch: &mut Vec<(usize, f64)>,
         margin: f64,
         margin_ms: f64,
     ) {
-        scratch.clear();
-        scratch.extend(entry.zones.iter().map(|m| (m.zone, m.rtt_ms)));
-        let previous = (entry.current != NO_ZONE).then_some(entry.current as usize);
+        let previous = (*current != NO_ZONE).then_some(*current as usize);
         rank(scratch, previous, margin, margin_ms);
         if let Some((first, _)) = scratch.first() {
-            entry.current = index(*first);
+            *current = index(*first);
         }
         self.order.clear();
         self.order
@@ -416,6 +512,73 @@ mod tests {
         assert!(t.expire(then + Duration::from_secs(11), Duration::from_secs(10)));
         assert!(t.is_empty());
         assert!(t.view(0.2, 5.0).is_empty());
+    }
+
+    #[test]
+    fn expiry_keeps_every_remaining_prefix_findable_and_its_zones() {
+        let mut t = LatencyTable::default();
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(20);
+        // Every third prefix is pushed late and survives; removals move
+        // rows around, so each survivor must still be found as itself.
+        for i in 0..300u32 {
+            let p = net(&format!("10.{}.{}.0/24", i / 256, i % 256));
+            let at = if i % 3 == 0 { later } else { t0 };
+            t.push(p, (i % 2) as usize, f64::from(i) + 1.0, at);
+        }
+        // A prefix measured to two zones whose first ages out keeps the
+        // second; one whose second ages out keeps the first.
+        let two = net("198.51.100.0/24");
+        t.push(two, 0, 5.0, t0);
+        t.push(two, 1, 50.0, later);
+        let other = net("203.0.113.0/24");
+        t.push(other, 2, 7.0, later);
+        t.push(other, 0, 70.0, t0);
+        assert_eq!(t.len(), 304);
+        assert!(t.expire(t0 + Duration::from_secs(15), Duration::from_secs(10)));
+        assert_eq!(t.len(), 100 + 2);
+        let view = t.view(0.2, 5.0);
+        for i in 0..300u32 {
+            let p = net(&format!("10.{}.{}.0/24", i / 256, i % 256));
+            let found = view.lookup(p.addr(), 24);
+            if i % 3 == 0 {
+                let (net, ranking) = found.unwrap_or_else(|| panic!("{p} lost"));
+                assert_eq!(net, p);
+                assert_eq!(
+                    ranking.zones().collect::<Vec<_>>(),
+                    [((i % 2) as usize, f64::from(i) + 1.0)]
+                );
+            } else {
+                assert!(found.is_none(), "{p} should have aged out");
+            }
+        }
+        let zones = |p: IpNet| {
+            view.lookup(p.addr(), 24)
+                .unwrap()
+                .1
+                .zones()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(zones(two), [(1, 50.0)]);
+        assert_eq!(zones(other), [(2, 7.0)]);
+        // And the survivors keep taking measurements in their own rows
+        // (the index must follow the rows that moved).
+        for i in (0..300u32).step_by(3) {
+            let p = net(&format!("10.{}.{}.0/24", i / 256, i % 256));
+            t.push(p, (i % 2) as usize, 0.0, later);
+        }
+        assert_eq!(t.len(), 102);
+        let view = t.view(0.2, 5.0);
+        for i in (0..300u32).step_by(3) {
+            let p = net(&format!("10.{}.{}.0/24", i / 256, i % 256));
+            let ranking = view.lookup(p.addr(), 24).unwrap().1;
+            let expected = (f64::from(i) + 1.0) * (1.0 - SAMPLE_WEIGHT);
+            assert_eq!(
+                ranking.zones().collect::<Vec<_>>(),
+                [((i % 2) as usize, expected)],
+                "{p}"
+            );
+        }
     }
 
     #[test]
