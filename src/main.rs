@@ -258,8 +258,13 @@ fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<
         )
     })?;
     let client = meridian::admin::parse_client(client).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let e =
-        meridian::routing::explain(&config, &snapshot.health, &snapshot.router, service, client);
+    let e = meridian::routing::explain::explain(
+        &config,
+        &snapshot.health,
+        &snapshot.router,
+        service,
+        client,
+    );
     if json {
         return Ok(serde_json::to_string_pretty(&e)? + "\n");
     }
@@ -276,7 +281,10 @@ fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<
             out,
             "  {} {:<14} {:>9} {:>9} {:<7}{}{}",
             if c.chosen { "*" } else { " " },
-            c.zone,
+            match &c.endpoint {
+                Some(name) => format!("{}/{name}", c.zone),
+                None => c.zone.clone(),
+            },
             c.distance_km.map_or("-".into(), |d| format!("{d:.0} km")),
             c.rtt_ms.map_or("-".into(), |r| format!("{r:.1} ms")),
             c.observed,
@@ -296,6 +304,9 @@ fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<
             String::new()
         }
     );
+    for split in &e.in_zone {
+        let _ = writeln!(out, "in zone {}: {}", split.zone, split.why);
+    }
     if let Some(geo) = &e.geoip {
         let _ = writeln!(out, "geoip: {geo}");
     }

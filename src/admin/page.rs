@@ -140,7 +140,7 @@ fn status_json(state: &AdminState, snapshot: &Snapshot, routed: usize) -> Value 
                 .filter(|_| s == routed)
                 .map(|(region, subnet)| {
                     let client = parse_client(subnet).expect("the regions' subnets parse");
-                    let explanation = crate::routing::explain(
+                    let explanation = crate::routing::explain::explain(
                         config,
                         &snapshot.health,
                         &snapshot.router,
@@ -271,6 +271,7 @@ fn event_json(event: &Event) -> Value {
         EventKind::Drain {
             zone,
             service,
+            endpoint,
             drained,
             who,
             reason,
@@ -279,6 +280,7 @@ fn event_json(event: &Event) -> Value {
             "kind": if *drained { "drain" } else { "undrain" },
             "zone": zone,
             "service": service,
+            "endpoint": endpoint,
             "who": who,
             "reason": reason,
         }),

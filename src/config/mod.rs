@@ -434,17 +434,72 @@ pub struct GeoMap {
     pub regions: std::collections::HashMap<String, Vec<usize>>,
 }
 
-/// One service's load balancer in one zone.
+/// One service's load balancer in one zone. A zone may hold several of a
+/// service's endpoints (blue and green, say), each named: the zone is
+/// chosen first, then one of its endpoints by weight.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     /// Index into [`Config::zones`].
     pub zone: usize,
+    /// Unique among the service's endpoints in the zone; required when
+    /// the zone holds more than one, optional otherwise.
+    pub name: Option<String>,
     pub addresses: Vec<IpAddr>,
     /// The endpoint is up while at least this many of its addresses are.
     pub min_healthy: usize,
     /// Share of traffic under the weighted policy, relative to the others.
     pub weight: u32,
     pub check: Check,
+}
+
+impl Service {
+    /// Whether `zone` holds more than one of this service's endpoints, so
+    /// answers in it are split by weight per client prefix.
+    pub fn is_split(&self, zone: usize) -> bool {
+        self.endpoints
+            .iter()
+            .filter(|e| e.zone == zone)
+            .nth(1)
+            .is_some()
+    }
+
+    /// Whether any zone holds more than one of this service's endpoints.
+    pub fn has_splits(&self) -> bool {
+        self.endpoints
+            .iter()
+            .enumerate()
+            .any(|(i, e)| self.endpoints[..i].iter().any(|o| o.zone == e.zone))
+    }
+
+    /// The endpoint of this service in zone `zone` named `name`; `None`
+    /// names the zone's only endpoint, or its unnamed one.
+    pub fn endpoint_index(&self, zone: usize, name: Option<&str>) -> Option<usize> {
+        let mut in_zone = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.zone == zone);
+        match name {
+            Some(name) => in_zone
+                .find(|(_, e)| e.name.as_deref() == Some(name))
+                .map(|(i, _)| i),
+            None => {
+                let (first, _) = in_zone.next()?;
+                in_zone.next().is_none().then_some(first)
+            }
+        }
+    }
+}
+
+impl Endpoint {
+    /// How people see the endpoint: its zone's name, then `/` and its
+    /// own name when it has one (`east/blue`).
+    pub fn label(&self, zones: &[Zone]) -> String {
+        match &self.name {
+            Some(name) => format!("{}/{name}", zones[self.zone].name),
+            None => zones[self.zone].name.clone(),
+        }
+    }
 }
 
 /// How an endpoint's health is probed.

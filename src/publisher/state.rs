@@ -33,8 +33,13 @@ use crate::snapshot::{AnswerCounters, Inputs};
 pub enum DrainTarget {
     /// Every service's endpoint in a zone.
     Zone(String),
-    /// One service's endpoint in one zone (`service` indexes the config).
-    Endpoint { service: usize, zone: String },
+    /// One service's endpoints in one zone (`service` indexes the config):
+    /// all of them, or with `endpoint` the one of that name.
+    Endpoint {
+        service: usize,
+        zone: String,
+        endpoint: Option<String>,
+    },
 }
 
 /// A drain or undrain as an operator asked for it.
@@ -463,7 +468,11 @@ impl State {
             endpoint = %address,
             from = transition.from.name(),
             to = transition.to.name(),
-            drained = self.drains.is_drained(&self.config.services[key.service].name, zone),
+            drained = {
+                let service = &self.config.services[key.service];
+                let name = service.endpoints[key.endpoint].name.as_deref();
+                self.drains.is_drained(&service.name, zone, name)
+            },
             reason = %reason,
             "health transition"
         );
@@ -487,11 +496,16 @@ impl State {
         } = request;
         let (key, service) = match &target {
             DrainTarget::Zone(zone) => (DrainKey::Zone(zone.clone()), None),
-            DrainTarget::Endpoint { service, zone } => {
+            DrainTarget::Endpoint {
+                service,
+                zone,
+                endpoint,
+            } => {
                 let name = &self.config.services[*service].name;
                 let key = DrainKey::Endpoint {
                     service: service_key(name),
                     zone: zone.clone(),
+                    endpoint: endpoint.clone(),
                 };
                 (key, Some(name.to_string()))
             }
@@ -506,12 +520,14 @@ impl State {
                 reason: reason.clone(),
             },
         );
-        let zone = match &target {
-            DrainTarget::Zone(zone) | DrainTarget::Endpoint { zone, .. } => zone.as_str(),
+        let (zone, endpoint) = match &target {
+            DrainTarget::Zone(zone) => (zone.as_str(), None),
+            DrainTarget::Endpoint { zone, endpoint, .. } => (zone.as_str(), endpoint.as_deref()),
         };
         tracing::info!(
             zone,
             service = service.as_deref().unwrap_or("*"),
+            endpoint = endpoint.unwrap_or("*"),
             drained,
             changed,
             who = %who,
@@ -783,6 +799,7 @@ mod tests {
             DrainTarget::Endpoint {
                 service: 0,
                 zone: "b".into(),
+                endpoint: None,
             },
             true,
         ));
