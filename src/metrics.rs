@@ -295,7 +295,8 @@ pub struct AddressLabels {
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub dns: DnsCounters,
-    answers: DashMap<(String, String), Arc<AtomicU64>>,
+    /// By (service, zone, endpoint name or "").
+    answers: DashMap<(String, String, String), Arc<AtomicU64>>,
     probes: DashMap<AddressLabels, Arc<ProbeStats>>,
     transitions: DashMap<(String, String, &'static str), AtomicU64>,
     fail_open: DashMap<String, AtomicU64>,
@@ -349,8 +350,24 @@ impl Metrics {
 
     /// The counter of answers naming `zone` for `service`, created on first use.
     pub fn answer_counter(&self, service: &str, zone: &str) -> Arc<AtomicU64> {
+        self.endpoint_answer_counter(service, zone, None)
+    }
+
+    /// The counter of answers naming endpoint `endpoint` (`None`: the
+    /// unnamed one) in `zone` for `service`, created on first use. One per
+    /// endpoint, so the answer path bumps one counter whatever it shows.
+    pub fn endpoint_answer_counter(
+        &self,
+        service: &str,
+        zone: &str,
+        endpoint: Option<&str>,
+    ) -> Arc<AtomicU64> {
         self.answers
-            .entry((service.to_string(), zone.to_string()))
+            .entry((
+                service.to_string(),
+                zone.to_string(),
+                endpoint.unwrap_or("").to_string(),
+            ))
             .or_default()
             .clone()
     }
@@ -366,7 +383,10 @@ impl Metrics {
                 service
                     .endpoints
                     .iter()
-                    .map(|e| self.answer_counter(&name, &config.zones[e.zone].name))
+                    .map(|e| {
+                        let zone = &config.zones[e.zone].name;
+                        self.endpoint_answer_counter(&name, zone, e.name.as_deref())
+                    })
                     .collect()
             })
             .collect()
@@ -454,12 +474,36 @@ impl Metrics {
             "counter",
             "Service answers, by service and the zone they named.",
         );
-        for ((service, zone), n) in sorted_counts(&self.answers) {
+        let counts = sorted_counts(&self.answers);
+        // Per zone: the zone's endpoints summed (sorted, so they are adjacent).
+        let mut zones: Vec<((&str, &str), u64)> = Vec::new();
+        for ((service, zone, _), n) in &counts {
+            match zones.last_mut() {
+                Some((key, sum)) if *key == (service.as_str(), zone.as_str()) => *sum += n,
+                _ => zones.push(((service, zone), *n)),
+            }
+        }
+        for ((service, zone), n) in zones {
             let _ = writeln!(
                 out,
                 "meridian_service_answers_total{{service=\"{}\",zone=\"{}\"}} {n}",
-                escape(&service),
-                escape(&zone)
+                escape(service),
+                escape(zone)
+            );
+        }
+        header(
+            out,
+            "meridian_endpoint_answers_total",
+            "counter",
+            "Service answers naming a named endpoint (zones holding several of a service's endpoints).",
+        );
+        for ((service, zone, endpoint), n) in counts.iter().filter(|(k, _)| !k.2.is_empty()) {
+            let _ = writeln!(
+                out,
+                "meridian_endpoint_answers_total{{service=\"{}\",zone=\"{}\",endpoint=\"{}\"}} {n}",
+                escape(service),
+                escape(zone),
+                escape(endpoint)
             );
         }
     }
@@ -705,6 +749,10 @@ mod tests {
         );
         m.answer_counter("www.gslb.example.", "us-east")
             .fetch_add(3, Relaxed);
+        m.endpoint_answer_counter("bg.gslb.example.", "us-east", Some("blue"))
+            .fetch_add(5, Relaxed);
+        m.endpoint_answer_counter("bg.gslb.example.", "us-east", Some("green"))
+            .fetch_add(2, Relaxed);
         m.probe_stats(AddressLabels {
             service: "www".into(),
             zone: "us-east".into(),
@@ -720,6 +768,20 @@ mod tests {
         assert!(text.contains(
             "meridian_service_answers_total{service=\"www.gslb.example.\",zone=\"us-east\"} 3"
         ));
+        // A zone's endpoints summed, and each named one on its own.
+        assert!(
+            text.contains(
+                "meridian_service_answers_total{service=\"bg.gslb.example.\",zone=\"us-east\"} 7"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "meridian_endpoint_answers_total{service=\"bg.gslb.example.\",zone=\"us-east\",endpoint=\"green\"} 2"
+        ));
+        assert!(
+            !text.contains("endpoint=\"\""),
+            "unnamed endpoints have no endpoint series"
+        );
         assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.005\"} 1"));
         assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.002\"} 0"));
     }
@@ -799,6 +861,7 @@ mod tests {
                 "meridian_dns_dropped_total counter",
                 "meridian_dns_rate_limited_total counter",
                 "meridian_service_answers_total counter",
+                "meridian_endpoint_answers_total counter",
                 "meridian_probes_total counter",
                 "meridian_probe_rtt_seconds histogram",
                 "meridian_probe_failures_total counter",

@@ -129,6 +129,7 @@ fn status_json(state: &AdminState, snapshot: &Snapshot, routed: usize) -> Value 
                     let view = snapshot.health.endpoints.get(s).and_then(|v| v.get(e));
                     json!({
                         "zone": config.zones[endpoint.zone].name,
+                        "endpoint": endpoint.name,
                         "state": endpoint_state(snapshot, &state.board, s, e),
                         "serving": view.is_some_and(EndpointView::is_serving),
                         "answers": answers,
