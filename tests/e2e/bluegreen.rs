@@ -307,3 +307,56 @@ crate::also_on_general_path!(
     a_stopped_endpoints_share_goes_to_its_sibling_in_the_zone,
     draining_one_endpoint_sends_its_zone_to_the_sibling,
 );
+
+/// The status page lists a zone's endpoints by name, drains one alone from
+/// its button, and names it among the drains.
+#[test]
+fn the_status_page_lists_and_drains_endpoints_by_name() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let (blue, green, other) = backends();
+    let node = Node::start(&config(&blue, &green, &other));
+    let (b, g) = (blue.addr.ip().to_string(), green.addr.ip().to_string());
+    wait_until(
+        "zone-a's answers split between blue and green",
+        WITHIN,
+        || split_between(&node, &b, &g),
+    );
+    let dir = private_dir();
+    let mut browser = crate::cdp::Browser::start(
+        &chromium,
+        dir.join("profile"),
+        &dir.join("chromium.log"),
+        1200,
+        900,
+    );
+    browser.navigate(&format!("http://{}/", node.admin));
+    let shown = Duration::from_secs(20);
+    let rows = "JSON.stringify([...document.querySelectorAll('[data-zone-card=\"zone-a\"] [data-endpoint]')].map(e => e.textContent))";
+    browser.wait_for(
+        "zone-a's card lists blue and green",
+        shown,
+        &format!(
+            "{rows} === JSON.stringify(['endpoint blue · weight 50', 'endpoint green · weight 50'])"
+        ),
+        rows,
+    );
+    browser.eval(
+        "[...document.querySelectorAll('[data-zone-card=\"zone-a\"] button')].find(b => b.getAttribute('aria-label') === 'Drain www.gslb.test. endpoint blue in zone-a').click(); true",
+    );
+    wait_until("blue is drained, green is not", WITHIN, || {
+        endpoint(&node, "/v1/zones/zone-a/endpoints/www/blue")["forced"] == "drained (endpoint)"
+    });
+    assert_eq!(
+        endpoint(&node, "/v1/zones/zone-a/endpoints/www/green")["forced"],
+        Value::Null
+    );
+    assert!(all_get(&node, &g));
+    browser.wait_for(
+        "the drain is listed by endpoint name",
+        shown,
+        "document.getElementById('drains').textContent.includes('www.gslb.test. endpoint blue in zone-a')",
+        "document.getElementById('drains').textContent",
+    );
+}
