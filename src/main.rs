@@ -423,10 +423,15 @@ fn summary(config: &Config) -> String {
                 CheckKind::Tcp => format!("check tcp :{}", e.check.port),
                 kind => format!("check {} :{}{}", kind.name(), e.check.port, e.check.path),
             };
+            let weight = if s.is_split(e.zone) {
+                format!("  weight {}", e.weight)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "    {:<16} {}  ({check})",
-                config.zones[e.zone].name,
+                "    {:<16} {}  ({check}){weight}",
+                e.label(&config.zones),
                 addrs.join(" ")
             );
         }
