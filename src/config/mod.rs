@@ -444,6 +444,12 @@ pub struct Endpoint {
     /// Unique among the service's endpoints in the zone; required when
     /// the zone holds more than one, optional otherwise.
     pub name: Option<String>,
+    /// A stable 64-bit digest of (service, zone, name), the endpoint's
+    /// identity in the in-zone rendezvous hashing: computed once here so
+    /// the answer path mixes it with the client prefix instead of hashing
+    /// names per decision. Depends on names only, so reordering the config
+    /// moves no client.
+    pub split_key: u64,
     pub addresses: Vec<IpAddr>,
     /// The endpoint is up while at least this many of its addresses are.
     pub min_healthy: usize,

@@ -13,12 +13,11 @@
 //! Nothing here allocates once the workspace's buffers have grown: the
 //! answer path's memo calls it on every miss.
 
-use std::fmt::Write;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::weighted::endpoint_score;
+use super::weighted::{endpoint_score, prefix_hash};
 use super::{Client, Workspace};
 use crate::config::Config;
 use crate::health::HealthView;
@@ -42,15 +41,8 @@ pub fn split_zones(config: &Config, service: usize, client: Client, workspace: &
     if !svc.has_splits() {
         return;
     }
-    let network = hashed_network(client);
-    let Workspace {
-        order,
-        split,
-        service_name,
-        ..
-    } = workspace;
-    service_name.clear();
-    write!(service_name, "{}", svc.name).expect("writing to a string");
+    let prefix = prefix_hash(hashed_network(client));
+    let Workspace { order, split, .. } = workspace;
     split.clear();
     for (i, &e) in order.iter().enumerate() {
         let ep = &svc.endpoints[e];
@@ -59,7 +51,7 @@ pub fn split_zones(config: &Config, service: usize, client: Client, workspace: &
             .position(|o| svc.endpoints[*o].zone == ep.zone)
             .unwrap_or(i);
         let score = if svc.is_split(ep.zone) {
-            endpoint_score(config, service_name, ep, network)
+            endpoint_score(ep, prefix)
         } else {
             0.0
         };

@@ -56,17 +56,23 @@ pub fn weighted_order(
     }
 }
 
-/// The rendezvous score of endpoint `endpoint` of a service named
-/// `service` among its zone's endpoints for the client prefix `network`:
-/// the lowest score takes the prefix, so a prefix moves only when its
-/// endpoint goes, and the first choices split by weight. Hashes the zone
-/// and the endpoint's name (not its position), so reordering the config
-/// moves nobody.
-pub fn endpoint_score(config: &Config, service: &str, endpoint: &Endpoint, network: IpNet) -> f64 {
-    let zone = &config.zones[endpoint.zone].name;
-    let name = endpoint.name.as_deref().unwrap_or("");
-    let h = stable_hash(network, &[service, zone, name]);
-    score(h, f64::from(endpoint.weight))
+/// The hash of a client prefix that [`endpoint_score`] mixes with each
+/// endpoint's key: computed once per decision.
+pub fn prefix_hash(network: IpNet) -> u64 {
+    stable_hash(network, &[])
+}
+
+/// The rendezvous score of `endpoint` among its zone's endpoints for the
+/// client prefix hashed to `prefix` ([`prefix_hash`]): the lowest score
+/// takes the prefix, so a prefix moves only when its endpoint goes, and the
+/// first choices split by weight. The endpoint's side is its `split_key`
+/// (a digest of service, zone and endpoint names), so reordering the config
+/// moves nobody, and a decision hashes no names.
+pub fn endpoint_score(endpoint: &Endpoint, prefix: u64) -> f64 {
+    score(
+        finalize(prefix ^ endpoint.split_key),
+        f64::from(endpoint.weight),
+    )
 }
 
 /// `-ln(u) / weight` for a hash mapped to `u` in (0, 1]; weight 0 scores
@@ -104,6 +110,11 @@ fn stable_hash(network: IpNet, parts: &[&str]) -> u64 {
         }
         feed(part.as_bytes());
     }
+    finalize(h)
+}
+
+/// A 64-bit finalizer: every input bit moves every output bit.
+fn finalize(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;

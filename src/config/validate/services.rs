@@ -12,6 +12,21 @@ use super::names::Names;
 use crate::config::raw::{RawCheck, RawEndpoint, RawService};
 use crate::config::{AllDown, Domain, Endpoint, Service, Zone, defaults};
 
+/// [`Endpoint::split_key`]: FNV-1a over the service's name, the zone's
+/// and the endpoint's, 0-separated; stable across processes, versions
+/// and nodes, so every node splits a zone the same way.
+fn split_key(service: &Name, zone: &str, name: Option<&str>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = LowerName::new(service).to_string();
+    for part in [text.as_str(), zone, name.unwrap_or("")] {
+        for b in part.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
 /// An endpoint as read so far, for the checks across a zone's endpoints.
 pub(super) struct SeenEndpoint {
     zone: usize,
@@ -186,6 +201,7 @@ impl Checker<'_, '_> {
             },
         )?;
         Some(Endpoint {
+            split_key: split_key(service, zone_name, endpoint_name.as_deref()),
             zone,
             name: endpoint_name,
             weight,
