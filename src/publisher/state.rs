@@ -28,44 +28,7 @@ use crate::routing::latency::{LatencyTable, LatencyView, Ranking};
 use crate::routing::{Router, cidr_map};
 use crate::snapshot::{AnswerCounters, Inputs};
 
-/// What an operator can drain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DrainTarget {
-    /// Every service's endpoint in a zone.
-    Zone(String),
-    /// One service's endpoints in one zone (`service` indexes the config):
-    /// all of them, or with `endpoint` the one of that name.
-    Endpoint {
-        service: usize,
-        zone: String,
-        endpoint: Option<String>,
-    },
-}
-
-/// A drain or undrain as an operator asked for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DrainRequest {
-    pub target: DrainTarget,
-    pub drained: bool,
-    /// Who asked (for the record and the logs).
-    pub who: String,
-    pub reason: Option<String>,
-    /// When, in milliseconds since the Unix epoch, by this node's clock.
-    pub at_ms: u64,
-}
-
-impl DrainRequest {
-    /// An anonymous request at time 0 (tests, and callers with no clock).
-    pub fn new(target: DrainTarget, drained: bool) -> DrainRequest {
-        DrainRequest {
-            target,
-            drained,
-            who: String::new(),
-            reason: None,
-            at_ms: 0,
-        }
-    }
-}
+pub use super::drain_request::{DrainRequest, DrainTarget};
 
 /// One measured RTT from a client prefix to a zone.
 #[derive(Debug, Clone, PartialEq)]
