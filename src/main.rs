@@ -363,6 +363,17 @@ fn checked(path: &Path, node: Option<&str>) -> anyhow::Result<(Config, Vec<Strin
             file.display()
         ));
     }
+    for endpoint in drains.unknown_endpoints(&config) {
+        let file = config
+            .server
+            .state_file
+            .as_deref()
+            .unwrap_or(Path::new("?"));
+        notes.push(format!(
+            "state file {} drains endpoint {endpoint}, which the config does not have; the drain does nothing (remove it from the file)",
+            file.display()
+        ));
+    }
     meridian::publisher::open_geoip(&config)?;
     Ok((config, notes))
 }

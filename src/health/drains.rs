@@ -213,6 +213,25 @@ impl Drains {
         unknown
     }
 
+    /// Named endpoints this state drains that `config` does not have (a
+    /// renamed or removed blue/green endpoint), as `service zone/name`,
+    /// for zones it has (an unknown zone is reported by
+    /// [`Drains::unknown_zones`]). They drain nothing.
+    pub fn unknown_endpoints(&self, config: &crate::config::Config) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .filter_map(|d| {
+                let name = d.endpoint.as_deref()?;
+                let zone = config.zone_index(&d.zone)?;
+                let known = config.services.iter().any(|s| {
+                    service_key(&s.name) == d.service
+                        && s.endpoint_index(zone, Some(name)).is_some()
+                });
+                (!known).then(|| format!("{} {}/{name}", d.service, d.zone))
+            })
+            .collect()
+    }
+
     pub fn is_zone_drained(&self, zone: &str) -> bool {
         self.zones.contains(zone)
     }
@@ -597,6 +616,12 @@ longitude = 0.0
         let www = Name::from_ascii("www.gslb.test.").unwrap();
         drains.set_endpoint(&www, "ap-gone", true);
         assert_eq!(drains.unknown_zones(&config), ["ap-gone", "eu-wset"]);
+        drains.set_named_endpoint(&www, "eu-west", Some("blue"), true);
+        drains.set_named_endpoint(&www, "ap-gone", Some("blue"), true);
+        assert_eq!(
+            drains.unknown_endpoints(&config),
+            ["www.gslb.test. eu-west/blue"]
+        );
     }
 
     #[test]
