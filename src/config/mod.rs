@@ -8,6 +8,7 @@
 //! valid one ever replaces the running config.
 
 pub mod defaults;
+mod endpoints;
 mod error;
 mod raw;
 mod validate;
@@ -359,6 +360,8 @@ pub struct Service {
     pub answers: usize,
     /// What to answer when no endpoint is up.
     pub all_down: AllDown,
+    /// Some zone holds several endpoints (see [`Service::has_splits`]).
+    pub has_splits: bool,
 }
 
 /// A service's answer when every endpoint is down or drained.
@@ -456,56 +459,6 @@ pub struct Endpoint {
     /// Share of traffic under the weighted policy, relative to the others.
     pub weight: u32,
     pub check: Check,
-}
-
-impl Service {
-    /// Whether `zone` holds more than one of this service's endpoints, so
-    /// answers in it are split by weight per client prefix.
-    pub fn is_split(&self, zone: usize) -> bool {
-        self.endpoints
-            .iter()
-            .filter(|e| e.zone == zone)
-            .nth(1)
-            .is_some()
-    }
-
-    /// Whether any zone holds more than one of this service's endpoints.
-    pub fn has_splits(&self) -> bool {
-        self.endpoints
-            .iter()
-            .enumerate()
-            .any(|(i, e)| self.endpoints[..i].iter().any(|o| o.zone == e.zone))
-    }
-
-    /// The endpoint of this service in zone `zone` named `name`; `None`
-    /// names the zone's only endpoint, or its unnamed one.
-    pub fn endpoint_index(&self, zone: usize, name: Option<&str>) -> Option<usize> {
-        let mut in_zone = self
-            .endpoints
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.zone == zone);
-        match name {
-            Some(name) => in_zone
-                .find(|(_, e)| e.name.as_deref() == Some(name))
-                .map(|(i, _)| i),
-            None => {
-                let (first, _) = in_zone.next()?;
-                in_zone.next().is_none().then_some(first)
-            }
-        }
-    }
-}
-
-impl Endpoint {
-    /// How people see the endpoint: its zone's name, then `/` and its
-    /// own name when it has one (`east/blue`).
-    pub fn label(&self, zones: &[Zone]) -> String {
-        match &self.name {
-            Some(name) => format!("{}/{name}", zones[self.zone].name),
-            None => zones[self.zone].name.clone(),
-        }
-    }
 }
 
 /// How an endpoint's health is probed.

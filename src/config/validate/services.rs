@@ -103,8 +103,13 @@ impl Checker<'_, '_> {
             if let (true, Some(policy), Some(answers), Some(all_down)) =
                 (ok, policy, answers, all_down)
             {
+                let has_splits = endpoints
+                    .iter()
+                    .enumerate()
+                    .any(|(i, e)| endpoints[..i].iter().any(|o| o.zone == e.zone));
                 out.push((
                     Service {
+                        has_splits,
                         name,
                         all_down,
                         answers,
