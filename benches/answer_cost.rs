@@ -9,7 +9,9 @@
 //! `hit` (one /24 every time), `subnets` (1,024 /24s in turn: misses
 //! once each, then hits), `random` (a new /24 every query: the memo
 //! always misses, the worst case of a random-subnet flood), `static`
-//! (a static A record) and `nxdomain`.
+//! (a static A record) and `nxdomain`; `split-hit` and `split-random` are
+//! `hit` and `random` for `bg`, a service like `www` whose every zone
+//! holds two endpoints (blue 90, green 10), split per client prefix.
 //!
 //! Instructions per answer: run it under callgrind at two query counts
 //! and divide the difference by the difference in counts, which cancels
@@ -68,6 +70,44 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
+/// `www` again as `bg`, with two endpoints in each zone.
+const BLUE_GREEN: &str = r#"
+[[services]]
+name = "bg"
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "us-east"
+name = "blue"
+weight = 90
+addresses = ["192.0.2.10"]
+[[services.endpoints]]
+zone = "us-east"
+name = "green"
+weight = 10
+addresses = ["192.0.2.11"]
+[[services.endpoints]]
+zone = "eu-west"
+name = "blue"
+weight = 90
+addresses = ["198.51.100.10"]
+[[services.endpoints]]
+zone = "eu-west"
+name = "green"
+weight = 10
+addresses = ["198.51.100.11"]
+[[services.endpoints]]
+zone = "ap-south"
+name = "blue"
+weight = 90
+addresses = ["203.0.113.10"]
+[[services.endpoints]]
+zone = "ap-south"
+name = "green"
+weight = 10
+addresses = ["203.0.113.11"]
+"#;
+
 fn request(name: &str, ecs: Option<[u8; 3]>) -> Vec<u8> {
     let mut message = Message::query();
     message.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
@@ -99,7 +139,12 @@ fn main() {
     let count: u32 = args.get(1).map_or(100_000, |n| n.parse().expect("a count"));
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.toml");
-    let config = Config::load(&path).expect("example config");
+    let (mode, name, extra) = match mode.strip_prefix("split-") {
+        Some(mode) => (mode.to_string(), "bg.gslb.example.", BLUE_GREEN),
+        None => (mode, "www.gslb.example.", ""),
+    };
+    let text = std::fs::read_to_string(&path).expect("example config");
+    let config = Config::parse(&format!("{text}\n{extra}"), &path).expect("example config");
     let geo = config
         .geoip
         .as_ref()
@@ -110,18 +155,18 @@ fn main() {
     let source: IpAddr = "192.0.2.77".parse().unwrap();
 
     let fixed = match mode.as_str() {
-        "hit" => Some(request("www.gslb.example.", Some([193, 0, 0]))),
+        "hit" => Some(request(name, Some([193, 0, 0]))),
         "static" => Some(request("mail.gslb.example.", None)),
         "nxdomain" => Some(request("nope.gslb.example.", None)),
         "subnets" | "random" => None,
-        other => panic!("unknown mode {other}: hit, subnets, random, static or nxdomain"),
+        other => panic!(
+            "unknown mode {other}: hit, subnets, random, static, nxdomain, split-hit or split-random"
+        ),
     };
-    let subnets: Vec<Vec<u8>> = (0..1024)
-        .map(|i| request("www.gslb.example.", Some(subnet(i))))
-        .collect();
+    let subnets: Vec<Vec<u8>> = (0..1024).map(|i| request(name, Some(subnet(i)))).collect();
     // One request rewritten in place per query: the ECS address is its
     // last three bytes.
-    let mut random = request("www.gslb.example.", Some([0, 0, 0]));
+    let mut random = request(name, Some([0, 0, 0]));
     let tail = random.len() - 3;
 
     let mut memo = DecisionMemo::new();

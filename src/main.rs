@@ -259,8 +259,13 @@ fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<
         )
     })?;
     let client = meridian::admin::parse_client(client).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let e =
-        meridian::routing::explain(&config, &snapshot.health, &snapshot.router, service, client);
+    let e = meridian::routing::explain::explain(
+        &config,
+        &snapshot.health,
+        &snapshot.router,
+        service,
+        client,
+    );
     if json {
         return Ok(serde_json::to_string_pretty(&e)? + "\n");
     }
@@ -277,7 +282,10 @@ fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<
             out,
             "  {} {:<14} {:>9} {:>9} {:<7}{}{}",
             if c.chosen { "*" } else { " " },
-            c.zone,
+            match &c.endpoint {
+                Some(name) => format!("{}/{name}", c.zone),
+                None => c.zone.clone(),
+            },
             c.distance_km.map_or("-".into(), |d| format!("{d:.0} km")),
             c.rtt_ms.map_or("-".into(), |r| format!("{r:.1} ms")),
             c.observed,
@@ -297,6 +305,9 @@ fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<
             String::new()
         }
     );
+    for split in &e.in_zone {
+        let _ = writeln!(out, "in zone {}: {}", split.zone, split.why);
+    }
     if let Some(geo) = &e.geoip {
         let _ = writeln!(out, "geoip: {geo}");
     }
@@ -350,6 +361,17 @@ fn checked(path: &Path, node: Option<&str>) -> anyhow::Result<(Config, Vec<Strin
             .unwrap_or(Path::new("?"));
         notes.push(format!(
             "state file {} drains zone `{zone}`, which the config does not have; the drain does nothing (undrain it, or remove it from the file)",
+            file.display()
+        ));
+    }
+    for endpoint in drains.unknown_endpoints(&config) {
+        let file = config
+            .server
+            .state_file
+            .as_deref()
+            .unwrap_or(Path::new("?"));
+        notes.push(format!(
+            "state file {} drains endpoint {endpoint}, which the config does not have; the drain does nothing (remove it from the file)",
             file.display()
         ));
     }
@@ -413,10 +435,15 @@ fn summary(config: &Config) -> String {
                 CheckKind::Tcp => format!("check tcp :{}", e.check.port),
                 kind => format!("check {} :{}{}", kind.name(), e.check.port, e.check.path),
             };
+            let weight = if s.is_split(e.zone) {
+                format!("  weight {}", e.weight)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "    {:<16} {}  ({check})",
-                config.zones[e.zone].name,
+                "    {:<16} {}  ({check}){weight}",
+                e.label(&config.zones),
                 addrs.join(" ")
             );
         }

@@ -17,6 +17,7 @@ use hickory_proto::rr::RecordType;
 
 use crate::dns::wire::Transport;
 
+mod answers;
 mod dns_families;
 
 const QTYPES: &[(RecordType, &str)] = &[
@@ -295,7 +296,8 @@ pub struct AddressLabels {
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub dns: DnsCounters,
-    answers: DashMap<(String, String), Arc<AtomicU64>>,
+    /// By (service, zone, endpoint name or "").
+    answers: DashMap<(String, String, String), Arc<AtomicU64>>,
     probes: DashMap<AddressLabels, Arc<ProbeStats>>,
     transitions: DashMap<(String, String, &'static str), AtomicU64>,
     fail_open: DashMap<String, AtomicU64>,
@@ -345,31 +347,6 @@ impl Metrics {
     /// Render probe series per zone rather than per address.
     pub fn set_probe_metrics_by_zone(&self, by_zone: bool) {
         self.probe_metrics_by_zone.store(by_zone, Relaxed);
-    }
-
-    /// The counter of answers naming `zone` for `service`, created on first use.
-    pub fn answer_counter(&self, service: &str, zone: &str) -> Arc<AtomicU64> {
-        self.answers
-            .entry((service.to_string(), zone.to_string()))
-            .or_default()
-            .clone()
-    }
-
-    /// Per service and endpoint of `config`, the counter of answers naming
-    /// it, in the shape a snapshot keeps them.
-    pub fn answer_counters(&self, config: &crate::config::Config) -> Vec<Vec<Arc<AtomicU64>>> {
-        config
-            .services
-            .iter()
-            .map(|service| {
-                let name = service.name.to_string();
-                service
-                    .endpoints
-                    .iter()
-                    .map(|e| self.answer_counter(&name, &config.zones[e.zone].name))
-                    .collect()
-            })
-            .collect()
     }
 
     pub fn probe_stats(&self, labels: AddressLabels) -> Arc<ProbeStats> {
@@ -445,23 +422,6 @@ impl Metrics {
             escape(COMMIT)
         );
         out
-    }
-
-    fn render_answers(&self, out: &mut String) {
-        header(
-            out,
-            "meridian_service_answers_total",
-            "counter",
-            "Service answers, by service and the zone they named.",
-        );
-        for ((service, zone), n) in sorted_counts(&self.answers) {
-            let _ = writeln!(
-                out,
-                "meridian_service_answers_total{{service=\"{}\",zone=\"{}\"}} {n}",
-                escape(&service),
-                escape(&zone)
-            );
-        }
     }
 
     /// Probe counts and the RTT histogram, per address, or summed per zone
@@ -705,6 +665,10 @@ mod tests {
         );
         m.answer_counter("www.gslb.example.", "us-east")
             .fetch_add(3, Relaxed);
+        m.endpoint_answer_counter("bg.gslb.example.", "us-east", Some("blue"))
+            .fetch_add(5, Relaxed);
+        m.endpoint_answer_counter("bg.gslb.example.", "us-east", Some("green"))
+            .fetch_add(2, Relaxed);
         m.probe_stats(AddressLabels {
             service: "www".into(),
             zone: "us-east".into(),
@@ -720,6 +684,20 @@ mod tests {
         assert!(text.contains(
             "meridian_service_answers_total{service=\"www.gslb.example.\",zone=\"us-east\"} 3"
         ));
+        // A zone's endpoints summed, and each named one on its own.
+        assert!(
+            text.contains(
+                "meridian_service_answers_total{service=\"bg.gslb.example.\",zone=\"us-east\"} 7"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "meridian_endpoint_answers_total{service=\"bg.gslb.example.\",zone=\"us-east\",endpoint=\"green\"} 2"
+        ));
+        assert!(
+            !text.contains("endpoint=\"\""),
+            "unnamed endpoints have no endpoint series"
+        );
         assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.005\"} 1"));
         assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.002\"} 0"));
     }
@@ -799,6 +777,7 @@ mod tests {
                 "meridian_dns_dropped_total counter",
                 "meridian_dns_rate_limited_total counter",
                 "meridian_service_answers_total counter",
+                "meridian_endpoint_answers_total counter",
                 "meridian_probes_total counter",
                 "meridian_probe_rtt_seconds histogram",
                 "meridian_probe_failures_total counter",

@@ -114,6 +114,12 @@ pub async fn run(
             "the state file drains a zone the config does not have; the drain does nothing (undrain it through the admin API to drop it)"
         );
     }
+    for endpoint in drains.unknown_endpoints(&config) {
+        tracing::warn!(
+            endpoint = %endpoint,
+            "the state file drains an endpoint the config does not have; the drain does nothing (remove it from the file)"
+        );
+    }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

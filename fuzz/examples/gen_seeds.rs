@@ -64,6 +64,7 @@ fn request_seeds() -> Vec<(String, Vec<u8>)> {
         ("geo", format!("geo.{d}")),
         ("failover", format!("failover.{d}")),
         ("weighted", format!("weighted.{d}")),
+        ("blue-green", format!("bg.{d}")),
         ("latency", format!("latency.{d}")),
         ("all-many", format!("all.many.{d}")),
         ("ent", format!("c.deep.{d}")),
@@ -317,6 +318,11 @@ addresses = ["192.0.2.10"]
             "policy-geo",
             "policy = \"nearest\"\nttl = 30",
             "policy = \"geo\"\n[services.geo]\ndefault = [\"us-east\"]\ncontinents = { EU = [\"eu-west\"] }\nregions = { \"US-CA\" = [\"us-east\"] }",
+        ),
+        (
+            "blue-green",
+            "[[services.endpoints]]\nzone = \"us-east\"\n",
+            "[[services.endpoints]]\nzone = \"us-east\"\nname = \"green\"\nweight = 0\naddresses = [\"192.0.2.11\"]\n\n[[services.endpoints]]\nzone = \"us-east\"\nname = \"blue\"\n",
         ),
         (
             "fallback",

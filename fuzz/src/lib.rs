@@ -207,6 +207,29 @@ addresses = ["198.51.100.13"]
 weight = 1
 
 [[services]]
+name = "bg"
+policy = "weighted"
+
+[services.check]
+kind = "none"
+
+[[services.endpoints]]
+zone = "us-east"
+name = "blue"
+addresses = ["192.0.2.17", "2001:db8:1::17"]
+weight = 9
+
+[[services.endpoints]]
+zone = "us-east"
+name = "green"
+addresses = ["192.0.2.18"]
+weight = 1
+
+[[services.endpoints]]
+zone = "eu-west"
+addresses = ["198.51.100.17"]
+
+[[services]]
 name = "latency"
 policy = "latency"
 

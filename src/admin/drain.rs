@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{AdminState, ApiError, error, find_service, find_zone};
+use super::{AdminState, ApiError, error, find_endpoint, find_zone};
 use crate::publisher::{DrainRequest, DrainTarget};
 
 /// Who asked for a drain and why: the requester's address, and the
@@ -76,7 +76,7 @@ pub(super) async fn drain_endpoint(
     Path((zone, service)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    set_endpoint_drain(state, peer, zone, service, true, &body).await
+    set_endpoint_drain(state, peer, (zone, service, None), true, &body).await
 }
 
 pub(super) async fn undrain_endpoint(
@@ -85,7 +85,26 @@ pub(super) async fn undrain_endpoint(
     Path((zone, service)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    set_endpoint_drain(state, peer, zone, service, false, &body).await
+    set_endpoint_drain(state, peer, (zone, service, None), false, &body).await
+}
+
+/// One named endpoint of a zone that holds several of the service's.
+pub(super) async fn drain_named_endpoint(
+    state: State<AdminState>,
+    ConnectInfo(peer): Peer,
+    Path((zone, service, endpoint)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    set_endpoint_drain(state, peer, (zone, service, Some(endpoint)), true, &body).await
+}
+
+pub(super) async fn undrain_named_endpoint(
+    state: State<AdminState>,
+    ConnectInfo(peer): Peer,
+    Path((zone, service, endpoint)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    set_endpoint_drain(state, peer, (zone, service, Some(endpoint)), false, &body).await
 }
 
 async fn set_zone_drain(
@@ -112,25 +131,18 @@ async fn set_zone_drain(
     .await
 }
 
+/// Drains (or undrains) a service in a zone: all its endpoints there, or
+/// with a name, that one endpoint.
 async fn set_endpoint_drain(
     State(state): State<AdminState>,
     peer: SocketAddr,
-    zone: String,
-    service: String,
+    (zone, service, endpoint): (String, String, Option<String>),
     drained: bool,
     body: &[u8],
 ) -> Response {
     let config = state.store.load_full().config.clone();
-    let found = find_zone(&config, &zone).and_then(|z| {
-        let s = find_service(&config, &service)?;
-        if !config.services[s].endpoints.iter().any(|e| e.zone == z) {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("service `{service}` has no endpoint in zone `{zone}`"),
-            ));
-        }
-        Ok((z, s, drain_note(peer, body)?))
-    });
+    let found = find_endpoint(&config, &zone, &service, endpoint.as_deref())
+        .and_then(|(z, s, _)| Ok((z, s, drain_note(peer, body)?)));
     let (z, s, note) = match found {
         Ok(found) => found,
         Err(err) => return err.into_response(),
@@ -138,11 +150,15 @@ async fn set_endpoint_drain(
     let target = DrainTarget::Endpoint {
         service: s,
         zone: config.zones[z].name.clone(),
+        endpoint: endpoint.clone(),
     };
-    let what = json!({
+    let mut what = json!({
         "zone": config.zones[z].name,
         "service": config.services[s].name.to_string(),
     });
+    if let Some(name) = endpoint {
+        what["endpoint"] = json!(name);
+    }
     apply_drain(&state, target, drained, note, what).await
 }
 

@@ -70,6 +70,18 @@ pub fn router(state: AdminState) -> Router {
             "/v1/zones/{zone}/endpoints/{service}/undrain",
             post(drain::undrain_endpoint),
         )
+        .route(
+            "/v1/zones/{zone}/endpoints/{service}/{endpoint}",
+            get(named_endpoint),
+        )
+        .route(
+            "/v1/zones/{zone}/endpoints/{service}/{endpoint}/drain",
+            post(drain::drain_named_endpoint),
+        )
+        .route(
+            "/v1/zones/{zone}/endpoints/{service}/{endpoint}/undrain",
+            post(drain::undrain_named_endpoint),
+        )
         .route("/v1/explain", get(explain))
         .route("/v1/latency", post(push_latency))
         .route("/v1/reload", post(reload))
@@ -250,16 +262,38 @@ async fn endpoint(
         Ok(s) => s,
         Err(err) => return err.into_response(),
     };
-    match snapshot.config.services[s]
-        .endpoints
-        .iter()
-        .position(|e| e.zone == z)
-    {
-        Some(e) => Json(endpoint_json(&snapshot, &state.board, s, e)).into_response(),
-        None => error(
+    let in_zone: Vec<usize> = (0..snapshot.config.services[s].endpoints.len())
+        .filter(|e| snapshot.config.services[s].endpoints[*e].zone == z)
+        .collect();
+    match in_zone[..] {
+        [] => error(
             StatusCode::NOT_FOUND,
             format!("service `{service}` has no endpoint in zone `{zone}`"),
         ),
+        [e] => Json(endpoint_json(&snapshot, &state.board, s, e)).into_response(),
+        // Several (blue/green): each by name, under the zone and service.
+        _ => Json(json!({
+            "service": snapshot.config.services[s].name.to_string(),
+            "zone": snapshot.config.zones[z].name,
+            "endpoints": in_zone
+                .iter()
+                .map(|e| endpoint_json(&snapshot, &state.board, s, *e))
+                .collect::<Vec<_>>(),
+        }))
+        .into_response(),
+    }
+}
+
+/// One named endpoint of a zone that holds several of a service's.
+async fn named_endpoint(
+    State(state): State<AdminState>,
+    Path((zone, service, endpoint)): Path<(String, String, String)>,
+) -> Response {
+    let snapshot = state.store.load_full();
+    match find_endpoint(&snapshot.config, &zone, &service, Some(&endpoint)) {
+        Ok((_, s, Some(e))) => Json(endpoint_json(&snapshot, &state.board, s, e)).into_response(),
+        Ok(_) => unreachable!("a named endpoint is found or an error"),
+        Err(err) => err.into_response(),
     }
 }
 
@@ -337,7 +371,7 @@ async fn explain(
         Ok(c) => c,
         Err(err) => return err.into_response(),
     };
-    let explanation = crate::routing::explain(
+    let explanation = crate::routing::explain::explain(
         &snapshot.config,
         &snapshot.health,
         &snapshot.router,
@@ -489,6 +523,45 @@ fn find_service(config: &Config, name: &str) -> Result<usize, ApiError> {
     })
 }
 
+/// Zone `zone`, service `service` and, when `endpoint` names one, that
+/// endpoint of the service in the zone; `None` asks for the service's
+/// endpoints in the zone as a whole, which must exist.
+fn find_endpoint(
+    config: &Config,
+    zone: &str,
+    service: &str,
+    endpoint: Option<&str>,
+) -> Result<(usize, usize, Option<usize>), ApiError> {
+    let z = find_zone(config, zone)?;
+    let s = find_service(config, service)?;
+    let svc = &config.services[s];
+    let names: Vec<String> = svc
+        .endpoints
+        .iter()
+        .filter(|e| e.zone == z)
+        .map(|e| e.name.clone().unwrap_or_else(|| "(unnamed)".into()))
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("service `{service}` has no endpoint in zone `{zone}`"),
+        ));
+    }
+    let Some(name) = endpoint else {
+        return Ok((z, s, None));
+    };
+    match svc.endpoint_index(z, Some(name)) {
+        Some(e) => Ok((z, s, Some(e))),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "service `{service}` has no endpoint `{name}` in zone `{zone}`; its endpoints there are: {}",
+                names.join(", ")
+            ),
+        )),
+    }
+}
+
 fn zone_json(snapshot: &Snapshot, board: &HealthBoard, z: usize) -> Value {
     let config = &snapshot.config;
     let zone = &config.zones[z];
@@ -496,9 +569,10 @@ fn zone_json(snapshot: &Snapshot, board: &HealthBoard, z: usize) -> Value {
         .services
         .iter()
         .enumerate()
-        .filter_map(|(s, service)| {
-            let e = service.endpoints.iter().position(|e| e.zone == z)?;
-            Some(endpoint_json(snapshot, board, s, e))
+        .flat_map(|(s, service)| {
+            (0..service.endpoints.len())
+                .filter(move |e| service.endpoints[*e].zone == z)
+                .map(move |e| endpoint_json(snapshot, board, s, e))
         })
         .collect();
     json!({
@@ -559,10 +633,19 @@ fn endpoint_json(snapshot: &Snapshot, board: &HealthBoard, s: usize, e: usize) -
             }
         })
         .collect();
+    let name = endpoint.name.as_deref();
     let forced = if snapshot.drains.is_zone_drained(zone) {
         json!("drained (zone)")
-    } else if snapshot.drains.is_endpoint_drained(&service.name, zone) {
+    } else if snapshot
+        .drains
+        .is_endpoint_drained(&service.name, zone, None)
+    {
         json!("drained")
+    } else if snapshot
+        .drains
+        .is_endpoint_drained(&service.name, zone, name)
+    {
+        json!("drained (endpoint)")
     } else {
         Value::Null
     };
@@ -582,16 +665,21 @@ fn endpoint_json(snapshot: &Snapshot, board: &HealthBoard, s: usize, e: usize) -
             })
     };
     let zone_record = drain_record(crate::health::drains::DrainKey::Zone(zone.clone()));
-    let endpoint_record = drain_record(crate::health::drains::DrainKey::Endpoint {
+    let endpoint_key = |endpoint: Option<&str>| crate::health::drains::DrainKey::Endpoint {
         service: crate::health::drains::service_key(&service.name),
         zone: zone.clone(),
-    });
+        endpoint: endpoint.map(str::to_string),
+    };
+    let endpoint_record = drain_record(endpoint_key(None));
+    let named_record = name.and_then(|n| drain_record(endpoint_key(Some(n))));
     json!({
         "service": service.name.to_string(),
         "zone": zone,
+        "endpoint": name,
+        "weight": endpoint.weight,
         "observed": EndpointView::observed_name(view),
         "forced": forced,
-        "drain_records": { "zone": zone_record, "endpoint": endpoint_record },
+        "drain_records": { "zone": zone_record, "endpoint": endpoint_record, "named": named_record },
         "serving": view.is_some_and(|v| v.is_serving()),
         "min_healthy": endpoint.min_healthy,
         "check": check_text,

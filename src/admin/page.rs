@@ -129,6 +129,7 @@ fn status_json(state: &AdminState, snapshot: &Snapshot, routed: usize) -> Value 
                     let view = snapshot.health.endpoints.get(s).and_then(|v| v.get(e));
                     json!({
                         "zone": config.zones[endpoint.zone].name,
+                        "endpoint": endpoint.name,
                         "state": endpoint_state(snapshot, &state.board, s, e),
                         "serving": view.is_some_and(EndpointView::is_serving),
                         "answers": answers,
@@ -140,7 +141,7 @@ fn status_json(state: &AdminState, snapshot: &Snapshot, routed: usize) -> Value 
                 .filter(|_| s == routed)
                 .map(|(region, subnet)| {
                     let client = parse_client(subnet).expect("the regions' subnets parse");
-                    let explanation = crate::routing::explain(
+                    let explanation = crate::routing::explain::explain(
                         config,
                         &snapshot.health,
                         &snapshot.router,
@@ -271,6 +272,7 @@ fn event_json(event: &Event) -> Value {
         EventKind::Drain {
             zone,
             service,
+            endpoint,
             drained,
             who,
             reason,
@@ -279,6 +281,7 @@ fn event_json(event: &Event) -> Value {
             "kind": if *drained { "drain" } else { "undrain" },
             "zone": zone,
             "service": service,
+            "endpoint": endpoint,
             "who": who,
             "reason": reason,
         }),

@@ -8,6 +8,7 @@
 //! valid one ever replaces the running config.
 
 pub mod defaults;
+mod endpoints;
 mod error;
 mod raw;
 mod validate;
@@ -359,6 +360,8 @@ pub struct Service {
     pub answers: usize,
     /// What to answer when no endpoint is up.
     pub all_down: AllDown,
+    /// Some zone holds several endpoints (see [`Service::has_splits`]).
+    pub has_splits: bool,
 }
 
 /// A service's answer when every endpoint is down or drained.
@@ -434,11 +437,22 @@ pub struct GeoMap {
     pub regions: std::collections::HashMap<String, Vec<usize>>,
 }
 
-/// One service's load balancer in one zone.
+/// One service's load balancer in one zone. A zone may hold several of a
+/// service's endpoints (blue and green, say), each named: the zone is
+/// chosen first, then one of its endpoints by weight.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     /// Index into [`Config::zones`].
     pub zone: usize,
+    /// Unique among the service's endpoints in the zone; required when
+    /// the zone holds more than one, optional otherwise.
+    pub name: Option<String>,
+    /// A stable 64-bit digest of (service, zone, name), the endpoint's
+    /// identity in the in-zone rendezvous hashing: computed once here so
+    /// the answer path mixes it with the client prefix instead of hashing
+    /// names per decision. Depends on names only, so reordering the config
+    /// moves no client.
+    pub split_key: u64,
     pub addresses: Vec<IpAddr>,
     /// The endpoint is up while at least this many of its addresses are.
     pub min_healthy: usize,

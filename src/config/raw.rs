@@ -154,6 +154,7 @@ pub struct RawService {
 #[derive(Debug, Deserialize)]
 pub struct RawEndpoint {
     pub zone: Spanned<String>,
+    pub name: Option<Spanned<String>>,
     #[serde(default)]
     pub addresses: Vec<Spanned<String>>,
     pub min_healthy: Option<Spanned<usize>>,

@@ -272,3 +272,40 @@ fn server_counts_and_choices_are_checked_with_their_position() {
     assert!(defaults.fast_path && !defaults.probe_metrics_by_zone);
     assert_eq!(defaults.tcp_max_connections_per_source, 64);
 }
+
+#[test]
+fn a_zone_may_hold_several_named_endpoints_of_a_service() {
+    let text = MINIMAL.replace(
+        "zone = \"us-east\"\naddresses = [\"192.0.2.10\"]\n",
+        "zone = \"us-east\"\nname = \"blue\"\nweight = 90\naddresses = [\"192.0.2.10\"]\n\
+         [[services.endpoints]]\nzone = \"us-east\"\nname = \"green\"\nweight = 10\n\
+         addresses = [\"192.0.2.11\"]\n",
+    );
+    let config = parse(&text).expect("blue/green is valid");
+    let svc = &config.services[0];
+    assert_eq!(svc.endpoints.len(), 2);
+    assert_eq!(svc.endpoints[1].name.as_deref(), Some("green"));
+    assert_eq!(svc.endpoints[1].weight, 10);
+    assert!(svc.is_split(0) && svc.has_splits());
+    assert_eq!(svc.endpoint_index(0, Some("green")), Some(1));
+    assert_eq!(
+        svc.endpoint_index(0, None),
+        None,
+        "two in the zone: say which"
+    );
+    assert_eq!(svc.endpoints[1].label(&config.zones), "us-east/green");
+    // A lone endpoint needs no name, and may have one.
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.services[0].endpoints[0].name, None);
+    assert!(!config.services[0].has_splits());
+    assert_eq!(config.services[0].endpoint_index(0, None), Some(0));
+    let named = parse(&MINIMAL.replace(
+        "zone = \"us-east\"\n",
+        "zone = \"us-east\"\nname = \"blue\"\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        named.services[0].endpoints[0].label(&named.zones),
+        "us-east/blue"
+    );
+}

@@ -20,12 +20,13 @@ use hickory_proto::rr::{Name, RecordType};
 use super::answer::answer as general_answer;
 use super::cookie;
 use super::fast::answer;
-use super::fixture::{config, snapshot, snapshot_observed};
+use super::fixture::{config, snapshot, snapshot_endpoints_drained, snapshot_observed};
 use super::wire::Transport;
 use crate::health::AddressKey;
 use crate::health::state::Observed;
+use crate::routing::Client;
+use crate::routing::explain::explain;
 use crate::routing::memo::DecisionMemo;
-use crate::routing::{Client, explain};
 use crate::snapshot::Snapshot;
 
 /// The cases are many and varied, and the same every run.
@@ -58,6 +59,8 @@ fn query(cases: &mut Cases, snapshot: &Snapshot) -> (Vec<u8>, IpAddr) {
         "api.gslb.example.",
         "split.apps.gslb.example.",
         "every.gslb.example.",
+        "bg.gslb.example.",
+        "bg.gslb.example.",
         "static.gslb.example.",
         "gslb.example.",
         "mail.gslb.example.",
@@ -117,6 +120,12 @@ fn query(cases: &mut Cases, snapshot: &Snapshot) -> (Vec<u8>, IpAddr) {
         "2001:4860::/32",
         "2a00:1450:4001::/48",
         "2001:200::/56",
+        "24.1.2.0/24",
+        "24.1.3.0/24",
+        "24.1.4.0/24",
+        "24.1.5.0/24",
+        "73.9.9.0/24",
+        "77.10.0.0/16",
     ];
     if !cases.one_in(4) {
         let mut edns = Edns::new();
@@ -262,6 +271,77 @@ fn fast_replies_match_when_zones_are_down() {
         let tally = differential(&snapshot, 0xd0a1, 5_000);
         assert!(tally.answered > 1_000, "{drained:?}: {tally:?}");
     }
+}
+
+#[test]
+fn fast_replies_match_when_endpoints_inside_a_zone_are_drained() {
+    for drained in [
+        &[("bg", "us-east", "blue")][..],
+        &[("bg", "us-east", "green"), ("bg", "eu-west", "blue")],
+        &[("bg", "us-east", "blue"), ("bg", "us-east", "green")],
+    ] {
+        let snapshot = snapshot_endpoints_drained(config(""), drained);
+        let tally = differential(&snapshot, 0xb1e, 5_000);
+        assert!(tally.answered > 1_000, "{drained:?}: {tally:?}");
+    }
+}
+
+/// Both paths split a zone's answers between its endpoints: over many
+/// client prefixes both of us-east's endpoints answer, in about their
+/// 90/10 proportion, and each prefix always gets the same one.
+#[test]
+fn a_zones_endpoints_split_its_answers_on_both_paths() {
+    let snapshot = snapshot(config(""), &[]);
+    let mut memo = DecisionMemo::new();
+    let mut out = Vec::new();
+    let source: IpAddr = "127.0.0.1".parse().unwrap();
+    let (mut blue, mut green) = (0, 0);
+    for i in 0..2000u32 {
+        // 24.0.0.0/8 is in the US in the shipped database: zone us-east.
+        let net: ipnet::IpNet = format!("24.{}.{}.0/24", i / 256, i % 256).parse().unwrap();
+        let mut request = Message::query();
+        request.add_query(Query::query(
+            Name::from_ascii("bg.gslb.example.").unwrap(),
+            RecordType::A,
+        ));
+        let mut edns = Edns::new();
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::from(net)));
+        request.set_edns(edns);
+        let wire = request.to_vec().unwrap();
+        let fast = answer(
+            &wire,
+            Transport::Udp,
+            source,
+            &snapshot,
+            &mut memo,
+            &mut out,
+        )
+        .expect("the fast path answers");
+        assert!(fast.service.is_some());
+        let fast_msg = Message::from_vec(&out).unwrap();
+        let slow = general_answer(&wire, Transport::Udp, source, &snapshot).unwrap();
+        let slow_msg = Message::from_vec(&slow.wire).unwrap();
+        assert_eq!(fast_msg, slow_msg);
+        let addrs: Vec<String> = fast_msg
+            .answers
+            .iter()
+            .filter_map(|r| r.data.ip_addr())
+            .map(|a| a.to_string())
+            .collect();
+        match addrs.as_slice() {
+            [a] if a == "192.0.2.70" => blue += 1,
+            [a] if a == "192.0.2.71" => green += 1,
+            other => panic!("{net}: {other:?}, not one of us-east's endpoints"),
+        }
+        let scope = match fast_msg.edns.as_ref().unwrap().option(EdnsCode::Subnet) {
+            Some(EdnsOption::Subnet(s)) => s.scope_prefix(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(scope, 24, "a split answer holds for the hashed /24 only");
+    }
+    let share = f64::from(blue) / f64::from(blue + green);
+    assert!((share - 0.9).abs() < 0.03, "blue {blue}, green {green}");
 }
 
 #[test]

@@ -532,6 +532,7 @@ mod tests {
             ("www.gslb.example.", RecordType::A),
             ("www.gslb.example.", RecordType::AAAA),
             ("api.gslb.example.", RecordType::A),
+            ("bg.gslb.example.", RecordType::A),
             ("mail.gslb.example.", RecordType::A),
             ("gslb.example.", RecordType::MX),
             ("nope.gslb.example.", RecordType::A),
@@ -590,7 +591,9 @@ mod tests {
             .map(|i| {
                 let n = i.wrapping_mul(0x9E37_79B1) >> 8;
                 let net = Ipv4Addr::from(n << 8);
-                let mut m = query("www.gslb.example.", RecordType::A, true);
+                // Half for a service whose zones hold several endpoints.
+                let name = ["www.gslb.example.", "bg.gslb.example."][i as usize % 2];
+                let mut m = query(name, RecordType::A, true);
                 m.edns
                     .as_mut()
                     .unwrap()

@@ -1,6 +1,8 @@
 //! Test fixtures for the answer paths: the shipped example domain with a
 //! service for every policy and all-down rule, static records of several
-//! types, wildcards (a service, records, a CNAME), and a CIDR rule, built into a snapshot with chosen zones drained.
+//! types, wildcards (a service, records, a CNAME), a service whose zones
+//! hold several endpoints (blue/green), and a CIDR rule, built into a
+//! snapshot with chosen zones or endpoints drained.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -108,6 +110,32 @@ name = "*.wild-alias"
 type = "CNAME"
 data = "www"
 
+[[services]]
+name = "bg"
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "us-east"
+name = "blue"
+weight = 90
+addresses = ["192.0.2.70", "2001:db8:1::70"]
+[[services.endpoints]]
+zone = "us-east"
+name = "green"
+weight = 10
+addresses = ["192.0.2.71"]
+[[services.endpoints]]
+zone = "eu-west"
+name = "blue"
+addresses = ["198.51.100.70"]
+[[services.endpoints]]
+zone = "eu-west"
+name = "green"
+addresses = ["198.51.100.71", "2001:db8:2::71"]
+[[services.endpoints]]
+zone = "ap-south"
+addresses = ["203.0.113.70"]
+
 [[cidr_rules]]
 networks = ["10.20.30.128/25"]
 zones = ["ap-south"]
@@ -127,6 +155,16 @@ pub fn snapshot(config: Arc<Config>, drained: &[&str]) -> Snapshot {
     snapshot_observed(config, &HashMap::new(), drained)
 }
 
+/// A snapshot with named endpoints drained: `(service, zone, endpoint)`.
+pub fn snapshot_endpoints_drained(config: Arc<Config>, drained: &[(&str, &str, &str)]) -> Snapshot {
+    let mut drains = Drains::default();
+    for (service, zone, endpoint) in drained {
+        let name = &config.services[config.service_index(service).expect("a service")].name;
+        drains.set_named_endpoint(name, zone, Some(endpoint), true);
+    }
+    with_drains(config, &HashMap::new(), drains)
+}
+
 /// A snapshot with the probes' view of some addresses (the rest unknown,
 /// which counts as usable) and some zones drained.
 pub fn snapshot_observed(
@@ -134,14 +172,22 @@ pub fn snapshot_observed(
     observed: &HashMap<AddressKey, Observed>,
     drained: &[&str],
 ) -> Snapshot {
-    let geo = config
-        .geoip
-        .as_ref()
-        .map(|g| Arc::new(GeoDb::open(&g.files).expect("shipped GeoIP database")));
     let mut drains = Drains::default();
     for zone in drained {
         drains.set_zone(zone, true);
     }
+    with_drains(config, observed, drains)
+}
+
+fn with_drains(
+    config: Arc<Config>,
+    observed: &HashMap<AddressKey, Observed>,
+    drains: Drains,
+) -> Snapshot {
+    let geo = config
+        .geoip
+        .as_ref()
+        .map(|g| Arc::new(GeoDb::open(&g.files).expect("shipped GeoIP database")));
     let counters = crate::snapshot::detached_counters(&config);
     let initial = Snapshot::initial(config.clone(), drains.clone(), geo, counters);
     // Rebuild with these observations and the drains in the health view.

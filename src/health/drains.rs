@@ -5,8 +5,8 @@
 //! temporary file and renamed over the old one, so a crash mid-write never
 //! leaves half a file and a restart keeps every drain.
 //!
-//! Every change to a target (a zone, or one service's endpoint in a zone)
-//! is kept as a [`DrainRecord`] stamped with a [`Version`]: when it was made
+//! Every change to a target (a zone, one service's endpoints in a zone, or
+//! one named endpoint of a zone that holds several) is kept as a [`DrainRecord`] stamped with a [`Version`]: when it was made
 //! and on which node. Nodes exchange their records and each keeps, per
 //! target, the record with the highest version (a last-writer-wins
 //! register), so concurrent drains and undrains made on different nodes end
@@ -26,7 +26,8 @@ pub struct Drains {
     /// Zones drained for every service.
     #[serde(default)]
     pub zones: BTreeSet<String>,
-    /// Single endpoints drained: one service in one zone.
+    /// Single endpoints drained: one service in one zone (all of its
+    /// endpoints there), or one named endpoint of it.
     #[serde(default)]
     pub endpoints: BTreeSet<DrainedEndpoint>,
     /// The latest change per target (see [`target_key`]), drains and
@@ -64,19 +65,32 @@ pub struct DrainRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DrainKey {
     Zone(String),
-    /// A service (by [`service_key`]) in a zone.
+    /// A service (by [`service_key`]) in a zone: with `endpoint`, only
+    /// its endpoint of that name there; without, all of them.
     Endpoint {
         service: String,
         zone: String,
+        endpoint: Option<String>,
     },
 }
 
-/// The key a target's record is kept under: `zone/<zone>` or
-/// `endpoint/<service>/<zone>`.
+/// The key a target's record is kept under: `zone/<zone>`,
+/// `endpoint/<service>/<zone>` or `endpoint/<service>/<zone>/<name>`.
+/// Service names hold no `/` (DNS names as Meridian accepts them), nor do
+/// zone and endpoint names (letters, digits, `-`, `_`).
 pub fn target_key(key: &DrainKey) -> String {
     match key {
         DrainKey::Zone(zone) => format!("zone/{zone}"),
-        DrainKey::Endpoint { service, zone } => format!("endpoint/{service}/{zone}"),
+        DrainKey::Endpoint {
+            service,
+            zone,
+            endpoint: None,
+        } => format!("endpoint/{service}/{zone}"),
+        DrainKey::Endpoint {
+            service,
+            zone,
+            endpoint: Some(name),
+        } => format!("endpoint/{service}/{zone}/{name}"),
     }
 }
 
@@ -84,10 +98,16 @@ fn parse_target_key(key: &str) -> Option<DrainKey> {
     if let Some(zone) = key.strip_prefix("zone/") {
         return Some(DrainKey::Zone(zone.to_string()));
     }
-    let (service, zone) = key.strip_prefix("endpoint/")?.rsplit_once('/')?;
+    let mut parts = key.strip_prefix("endpoint/")?.split('/');
+    let (service, zone) = (parts.next()?, parts.next()?);
+    let endpoint = parts.next().map(str::to_string);
+    if parts.next().is_some() {
+        return None;
+    }
     Some(DrainKey::Endpoint {
         service: service.to_string(),
         zone: zone.to_string(),
+        endpoint,
     })
 }
 
@@ -97,6 +117,10 @@ pub struct DrainedEndpoint {
     /// The service's fully qualified name, lowercase.
     pub service: String,
     pub zone: String,
+    /// One named endpoint of the zone; `None`: all of the service's
+    /// endpoints there (and how files written before names read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// Why the state file could not be read or written. The message includes
@@ -189,20 +213,48 @@ impl Drains {
         unknown
     }
 
+    /// Named endpoints this state drains that `config` does not have (a
+    /// renamed or removed blue/green endpoint), as `service zone/name`,
+    /// for zones it has (an unknown zone is reported by
+    /// [`Drains::unknown_zones`]). They drain nothing.
+    pub fn unknown_endpoints(&self, config: &crate::config::Config) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .filter_map(|d| {
+                let name = d.endpoint.as_deref()?;
+                let zone = config.zone_index(&d.zone)?;
+                let known = config.services.iter().any(|s| {
+                    service_key(&s.name) == d.service
+                        && s.endpoint_index(zone, Some(name)).is_some()
+                });
+                (!known).then(|| format!("{} {}/{name}", d.service, d.zone))
+            })
+            .collect()
+    }
+
     pub fn is_zone_drained(&self, zone: &str) -> bool {
         self.zones.contains(zone)
     }
 
-    pub fn is_endpoint_drained(&self, service: &Name, zone: &str) -> bool {
-        self.endpoints.contains(&DrainedEndpoint {
+    /// This service is drained in `zone` (all its endpoints there), or,
+    /// with `endpoint`, its endpoint of that name is.
+    pub fn is_endpoint_drained(&self, service: &Name, zone: &str, endpoint: Option<&str>) -> bool {
+        let mut drained = DrainedEndpoint {
             service: service_key(service),
             zone: zone.to_string(),
-        })
+            endpoint: None,
+        };
+        if self.endpoints.contains(&drained) {
+            return true;
+        }
+        drained.endpoint = endpoint.map(str::to_string);
+        endpoint.is_some() && self.endpoints.contains(&drained)
     }
 
-    /// Drained either way: the whole zone, or this service in it.
-    pub fn is_drained(&self, service: &Name, zone: &str) -> bool {
-        self.is_zone_drained(zone) || self.is_endpoint_drained(service, zone)
+    /// Drained any way: the whole zone, this service in it, or this
+    /// endpoint by name.
+    pub fn is_drained(&self, service: &Name, zone: &str, endpoint: Option<&str>) -> bool {
+        self.is_zone_drained(zone) || self.is_endpoint_drained(service, zone, endpoint)
     }
 
     /// Sets a zone's drain as an anonymous local change; returns whether
@@ -223,9 +275,23 @@ impl Drains {
     /// Sets one endpoint's drain as an anonymous local change; returns
     /// whether anything changed.
     pub fn set_endpoint(&mut self, service: &Name, zone: &str, drained: bool) -> bool {
+        self.set_named_endpoint(service, zone, None, drained)
+    }
+
+    /// Sets the drain of one named endpoint (`None`: all the service's
+    /// endpoints in the zone) as an anonymous local change; returns whether
+    /// anything changed.
+    pub fn set_named_endpoint(
+        &mut self,
+        service: &Name,
+        zone: &str,
+        endpoint: Option<&str>,
+        drained: bool,
+    ) -> bool {
         let key = DrainKey::Endpoint {
             service: service_key(service),
             zone: zone.to_string(),
+            endpoint: endpoint.map(str::to_string),
         };
         let version = self.next_version(&key, 0, "");
         self.set(
@@ -265,9 +331,14 @@ impl Drains {
     fn is_target_drained(&self, key: &DrainKey) -> bool {
         match key {
             DrainKey::Zone(zone) => self.zones.contains(zone),
-            DrainKey::Endpoint { service, zone } => self.endpoints.contains(&DrainedEndpoint {
+            DrainKey::Endpoint {
+                service,
+                zone,
+                endpoint,
+            } => self.endpoints.contains(&DrainedEndpoint {
                 service: service.clone(),
                 zone: zone.clone(),
+                endpoint: endpoint.clone(),
             }),
         }
     }
@@ -286,8 +357,16 @@ impl Drains {
         match key {
             DrainKey::Zone(zone) if drained => self.zones.insert(zone),
             DrainKey::Zone(zone) => self.zones.remove(&zone),
-            DrainKey::Endpoint { service, zone } => {
-                let endpoint = DrainedEndpoint { service, zone };
+            DrainKey::Endpoint {
+                service,
+                zone,
+                endpoint,
+            } => {
+                let endpoint = DrainedEndpoint {
+                    service,
+                    zone,
+                    endpoint,
+                };
                 if drained {
                     self.endpoints.insert(endpoint)
                 } else {
@@ -318,6 +397,7 @@ impl Drains {
         let endpoints = self.endpoints.iter().map(|e| DrainKey::Endpoint {
             service: e.service.clone(),
             zone: e.zone.clone(),
+            endpoint: e.endpoint.clone(),
         });
         for key in zones.into_iter().chain(endpoints.collect::<Vec<_>>()) {
             self.records
@@ -353,9 +433,13 @@ mod tests {
 
         let loaded = Drains::load(&path).unwrap();
         assert_eq!(loaded, drains);
-        assert!(loaded.is_drained(&www, "eu-west"));
-        assert!(loaded.is_drained(&Name::from_ascii("www.gslb.example.").unwrap(), "us-east"));
-        assert!(!loaded.is_drained(&www, "ap-south"));
+        assert!(loaded.is_drained(&www, "eu-west", None));
+        assert!(loaded.is_drained(
+            &Name::from_ascii("www.gslb.example.").unwrap(),
+            "us-east",
+            Some("blue")
+        ));
+        assert!(!loaded.is_drained(&www, "ap-south", None));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -399,6 +483,7 @@ mod tests {
         let key = DrainKey::Endpoint {
             service: service_key(&www),
             zone: "us-east".into(),
+            endpoint: None,
         };
         assert!(a.set(key.clone(), change(true, 5, "a")));
         assert!(b.set(DrainKey::Zone("ap-south".into()), change(true, 6, "b")));
@@ -407,7 +492,68 @@ mod tests {
         assert!(b.merge(&a_records));
         assert!(!a.merge(&b.records), "nothing new the second time");
         assert_eq!(a, b);
-        assert!(a.is_drained(&www, "us-east") && a.is_zone_drained("ap-south"));
+        assert!(a.is_drained(&www, "us-east", None) && a.is_zone_drained("ap-south"));
+    }
+
+    #[test]
+    fn a_named_endpoint_drains_alone_and_its_record_travels() {
+        let www = Name::from_ascii("www.gslb.example.").unwrap();
+        let mut a = Drains::default();
+        assert!(a.set_named_endpoint(&www, "us-east", Some("blue"), true));
+        assert!(a.is_drained(&www, "us-east", Some("blue")));
+        assert!(!a.is_drained(&www, "us-east", Some("green")));
+        assert!(
+            !a.is_drained(&www, "us-east", None),
+            "the zone's other endpoints serve"
+        );
+        assert!(
+            a.records
+                .contains_key("endpoint/www.gslb.example./us-east/blue")
+        );
+        // Another node takes it from the records alone.
+        let mut b = Drains::default();
+        assert!(b.merge(&a.records));
+        assert!(b.is_drained(&www, "us-east", Some("blue")));
+        assert!(!b.is_drained(&www, "us-east", Some("green")));
+        // Draining the service in the zone covers every named endpoint.
+        assert!(b.set_endpoint(&www, "us-east", true));
+        assert!(b.is_drained(&www, "us-east", Some("green")));
+        // Undrained by name, and the undrain travels too.
+        let version = a.next_version(
+            &DrainKey::Endpoint {
+                service: service_key(&www),
+                zone: "us-east".into(),
+                endpoint: Some("blue".into()),
+            },
+            0,
+            "a",
+        );
+        assert!(version.at_ms > 0);
+        assert!(a.set_named_endpoint(&www, "us-east", Some("blue"), false));
+        let mut c = Drains::default();
+        let _ = c.merge(&b.records);
+        let _ = c.merge(&a.records);
+        assert!(!c.endpoints.iter().any(|e| e.endpoint.is_some()), "{c:?}");
+    }
+
+    #[test]
+    fn target_keys_parse_back() {
+        for key in [
+            DrainKey::Zone("eu-west".into()),
+            DrainKey::Endpoint {
+                service: "www.gslb.example.".into(),
+                zone: "eu-west".into(),
+                endpoint: None,
+            },
+            DrainKey::Endpoint {
+                service: "www.gslb.example.".into(),
+                zone: "eu-west".into(),
+                endpoint: Some("green".into()),
+            },
+        ] {
+            assert_eq!(parse_target_key(&target_key(&key)), Some(key));
+        }
+        assert_eq!(parse_target_key("endpoint/a/b/c/d"), None);
     }
 
     #[test]
@@ -470,6 +616,12 @@ longitude = 0.0
         let www = Name::from_ascii("www.gslb.test.").unwrap();
         drains.set_endpoint(&www, "ap-gone", true);
         assert_eq!(drains.unknown_zones(&config), ["ap-gone", "eu-wset"]);
+        drains.set_named_endpoint(&www, "eu-west", Some("blue"), true);
+        drains.set_named_endpoint(&www, "ap-gone", Some("blue"), true);
+        assert_eq!(
+            drains.unknown_endpoints(&config),
+            ["www.gslb.test. eu-west/blue"]
+        );
     }
 
     #[test]

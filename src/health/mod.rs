@@ -165,7 +165,7 @@ impl HealthView {
                         let zone = &config.zones[ep.zone].name;
                         EndpointView {
                             is_up: usable >= ep.min_healthy,
-                            is_drained: drains.is_drained(&service.name, zone),
+                            is_drained: drains.is_drained(&service.name, zone, ep.name.as_deref()),
                             addresses,
                         }
                     })

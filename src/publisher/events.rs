@@ -41,6 +41,8 @@ pub enum EventKind {
     Drain {
         zone: String,
         service: Option<String>,
+        /// One named endpoint of the service in the zone.
+        endpoint: Option<String>,
         drained: bool,
         who: String,
         reason: Option<String>,
@@ -88,11 +90,16 @@ impl EventLog {
 
     /// The event a drain request makes, to push once it changed something.
     pub fn drain_event(&self, config: &Config, request: &DrainRequest) -> Event {
-        let (zone, service) = match &request.target {
-            DrainTarget::Zone(zone) => (zone.clone(), None),
-            DrainTarget::Endpoint { service, zone } => (
+        let (zone, service, endpoint) = match &request.target {
+            DrainTarget::Zone(zone) => (zone.clone(), None, None),
+            DrainTarget::Endpoint {
+                service,
+                zone,
+                endpoint,
+            } => (
                 zone.clone(),
                 config.services.get(*service).map(|s| s.name.to_string()),
+                endpoint.clone(),
             ),
         };
         Event {
@@ -100,6 +107,7 @@ impl EventLog {
             kind: EventKind::Drain {
                 zone,
                 service,
+                endpoint,
                 drained: request.drained,
                 who: request.who.clone(),
                 reason: request.reason.clone(),
@@ -124,6 +132,7 @@ mod tests {
             kind: EventKind::Drain {
                 zone: format!("z{n}"),
                 service: None,
+                endpoint: None,
                 drained: true,
                 who: "127.0.0.1".into(),
                 reason: None,

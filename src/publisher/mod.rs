@@ -18,6 +18,7 @@
 //! and timers, runs the checker pool for the current config (restarting it
 //! on reload), persists drains, counts metrics and answers callers.
 
+mod drain_request;
 pub mod events;
 pub mod reload;
 pub mod state;

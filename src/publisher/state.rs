@@ -28,39 +28,7 @@ use crate::routing::latency::{LatencyTable, LatencyView, Ranking};
 use crate::routing::{Router, cidr_map};
 use crate::snapshot::{AnswerCounters, Inputs};
 
-/// What an operator can drain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DrainTarget {
-    /// Every service's endpoint in a zone.
-    Zone(String),
-    /// One service's endpoint in one zone (`service` indexes the config).
-    Endpoint { service: usize, zone: String },
-}
-
-/// A drain or undrain as an operator asked for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DrainRequest {
-    pub target: DrainTarget,
-    pub drained: bool,
-    /// Who asked (for the record and the logs).
-    pub who: String,
-    pub reason: Option<String>,
-    /// When, in milliseconds since the Unix epoch, by this node's clock.
-    pub at_ms: u64,
-}
-
-impl DrainRequest {
-    /// An anonymous request at time 0 (tests, and callers with no clock).
-    pub fn new(target: DrainTarget, drained: bool) -> DrainRequest {
-        DrainRequest {
-            target,
-            drained,
-            who: String::new(),
-            reason: None,
-            at_ms: 0,
-        }
-    }
-}
+pub use super::drain_request::{DrainRequest, DrainTarget};
 
 /// One measured RTT from a client prefix to a zone.
 #[derive(Debug, Clone, PartialEq)]
@@ -463,7 +431,11 @@ impl State {
             endpoint = %address,
             from = transition.from.name(),
             to = transition.to.name(),
-            drained = self.drains.is_drained(&self.config.services[key.service].name, zone),
+            drained = {
+                let service = &self.config.services[key.service];
+                let name = service.endpoints[key.endpoint].name.as_deref();
+                self.drains.is_drained(&service.name, zone, name)
+            },
             reason = %reason,
             "health transition"
         );
@@ -487,11 +459,16 @@ impl State {
         } = request;
         let (key, service) = match &target {
             DrainTarget::Zone(zone) => (DrainKey::Zone(zone.clone()), None),
-            DrainTarget::Endpoint { service, zone } => {
+            DrainTarget::Endpoint {
+                service,
+                zone,
+                endpoint,
+            } => {
                 let name = &self.config.services[*service].name;
                 let key = DrainKey::Endpoint {
                     service: service_key(name),
                     zone: zone.clone(),
+                    endpoint: endpoint.clone(),
                 };
                 (key, Some(name.to_string()))
             }
@@ -506,12 +483,14 @@ impl State {
                 reason: reason.clone(),
             },
         );
-        let zone = match &target {
-            DrainTarget::Zone(zone) | DrainTarget::Endpoint { zone, .. } => zone.as_str(),
+        let (zone, endpoint) = match &target {
+            DrainTarget::Zone(zone) => (zone.as_str(), None),
+            DrainTarget::Endpoint { zone, endpoint, .. } => (zone.as_str(), endpoint.as_deref()),
         };
         tracing::info!(
             zone,
             service = service.as_deref().unwrap_or("*"),
+            endpoint = endpoint.unwrap_or("*"),
             drained,
             changed,
             who = %who,
@@ -783,6 +762,7 @@ mod tests {
             DrainTarget::Endpoint {
                 service: 0,
                 zone: "b".into(),
+                endpoint: None,
             },
             true,
         ));

@@ -20,11 +20,13 @@
 //! never wider than the query's source prefix; 0 when the answer does not
 //! depend on the client.
 
+pub mod explain;
 pub mod geo;
 pub mod latency;
 pub mod locate;
 pub mod memo;
 pub mod prefix;
+pub mod split;
 pub mod weighted;
 pub mod workspace;
 
@@ -35,7 +37,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::config::{AllDown, Config, Policy};
-use crate::health::{EndpointView, HealthView};
+use crate::health::HealthView;
 use geo::{GeoDb, Location};
 use latency::{LatencyView, Ranking};
 use prefix::{PrefixMap, narrow};
@@ -161,9 +163,18 @@ pub fn route(
 ) -> Decision {
     let mut workspace = Workspace::default();
     let (scope, basis) = rank(config, router, service, client, &mut workspace);
+    split::split_zones(config, service, client, &mut workspace);
     let ranked = std::mem::take(&mut workspace.order);
     let mut endpoints = Vec::new();
     let is_all_down = select(config, health, service, &ranked, &mut endpoints);
+    let scope = split::scope(
+        config,
+        health,
+        (service, client),
+        scope,
+        &endpoints,
+        is_all_down,
+    );
     Decision {
         endpoints,
         ranked,
@@ -187,14 +198,26 @@ pub fn route_in(
     workspace: &mut Workspace,
 ) -> (bool, u8) {
     let (scope, _basis) = rank(config, router, service, client, workspace);
+    split::split_zones(config, service, client, workspace);
     let Workspace { order, chosen, .. } = workspace;
     let is_all_down = select(config, health, service, order, chosen);
+    let scope = split::scope(
+        config,
+        health,
+        (service, client),
+        scope,
+        chosen,
+        is_all_down,
+    );
     (is_all_down, scope.min(client.source_prefix))
 }
 
 /// Fills `chosen` with the endpoints to answer with, from every endpoint
-/// in preference order: the first `answers` serving ones, else what the
-/// all-down rule says. Returns whether nothing was serving.
+/// in preference order: the first serving endpoint of each of the first
+/// `answers` zones that have one, else what the all-down rule says. A zone
+/// serves while any of its endpoints does; its endpoints are ranked by the
+/// in-zone split, so a drained or down endpoint's clients go to the next
+/// sibling. Returns whether nothing was serving.
 fn select(
     config: &Config,
     health: &HealthView,
@@ -211,7 +234,15 @@ fn select(
         svc.answers
     };
     chosen.clear();
-    chosen.extend(ranked.iter().copied().filter(|e| serving(*e)).take(limit));
+    for &e in ranked {
+        if chosen.len() >= limit {
+            break;
+        }
+        let zone = svc.endpoints[e].zone;
+        if serving(e) && !chosen.iter().any(|c| svc.endpoints[*c].zone == zone) {
+            chosen.push(e);
+        }
+    }
     let is_all_down = chosen.is_empty();
     if is_all_down && svc.all_down == AllDown::FailOpen {
         chosen.extend(0..svc.endpoints.len());
@@ -316,17 +347,17 @@ fn by_record(
 }
 
 /// Appends the endpoints of `svc` in the given zones, in the zones'
-/// order; zones without an endpoint are skipped.
+/// order (a zone's own endpoints in config order, until
+/// [`split::split_zones`] orders them); zones without an endpoint are
+/// skipped.
 fn endpoints_in(
     svc: &crate::config::Service,
     zones: impl IntoIterator<Item = usize>,
     order: &mut Vec<usize>,
 ) {
-    order.extend(
-        zones
-            .into_iter()
-            .filter_map(|z| svc.endpoints.iter().position(|e| e.zone == z)),
-    );
+    for z in zones {
+        order.extend((0..svc.endpoints.len()).filter(|e| svc.endpoints[*e].zone == z));
+    }
 }
 
 /// Weighted policy: rendezvous hashing of the client's /24 (IPv6 /56), or
@@ -337,11 +368,8 @@ fn by_hash(
     client: Client,
     workspace: &mut Workspace,
 ) -> (u8, Basis) {
-    let len = client.source_prefix.min(match client.addr {
-        IpAddr::V4(_) => 24,
-        IpAddr::V6(_) => 56,
-    });
-    let network = IpNet::new(client.addr, len).expect("length fits").trunc();
+    let network = split::hashed_network(client);
+    let len = network.prefix_len();
     let Workspace {
         service_name,
         scored,
@@ -555,136 +583,6 @@ pub fn answer_addresses(endpoints: &[usize], is_all_down: bool) -> AnswerAddress
             endpoints,
             usable_only: !is_all_down,
         }
-    }
-}
-
-/// One candidate zone as explain shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Candidate {
-    pub zone: String,
-    pub rank: usize,
-    pub addresses: Vec<String>,
-    pub distance_km: Option<f64>,
-    pub rtt_ms: Option<f64>,
-    pub weight: u32,
-    pub observed: &'static str,
-    pub drained: bool,
-    pub serving: bool,
-    pub chosen: bool,
-}
-
-/// Why a client gets the answer it gets.
-#[derive(Debug, Clone, Serialize)]
-pub struct Explanation {
-    pub service: String,
-    pub policy: &'static str,
-    pub client: String,
-    pub source_prefix: u8,
-    pub basis: Basis,
-    pub candidates: Vec<Candidate>,
-    pub chosen: Vec<String>,
-    pub answer: Vec<String>,
-    pub all_down: bool,
-    pub all_down_rule: &'static str,
-    pub ecs_scope: u8,
-    pub ttl: u32,
-    pub geoip: Option<String>,
-}
-
-/// Runs [`route`] and describes the decision.
-pub fn explain(
-    config: &Config,
-    health: &HealthView,
-    router: &Router,
-    service: usize,
-    client: Client,
-) -> Explanation {
-    let decision = route(config, health, router, service, client);
-    let svc = &config.services[service];
-    let location = router
-        .geo
-        .as_ref()
-        .and_then(|g| g.lookup(client.addr).location);
-    let latency = router
-        .latency
-        .lookup(client.addr, client.source_prefix)
-        .map(|(_, r)| r.to_ranking())
-        .or_else(|| {
-            let country = location.as_ref().and_then(|l| l.country.as_deref());
-            router.node_ranking(config, country).cloned()
-        });
-    let candidates = decision
-        .ranked
-        .iter()
-        .enumerate()
-        .map(|(rank, &e)| {
-            let ep = &svc.endpoints[e];
-            let zone = &config.zones[ep.zone];
-            let view = health.endpoints[service].get(e);
-            Candidate {
-                zone: zone.name.clone(),
-                rank,
-                addresses: ep.addresses.iter().map(|a| a.to_string()).collect(),
-                distance_km: location
-                    .as_ref()
-                    .map(|l| (distance_km(l, zone) * 10.0).round() / 10.0),
-                rtt_ms: latency
-                    .as_ref()
-                    .and_then(|r| r.zones.iter().find(|z| z.0 == ep.zone).map(|z| z.1))
-                    .map(|ms| (ms * 100.0).round() / 100.0),
-                weight: ep.weight,
-                observed: EndpointView::observed_name(view),
-                drained: view.is_some_and(|v| v.is_drained),
-                serving: view.is_none_or(|v| v.is_serving()),
-                chosen: !decision.is_all_down && decision.endpoints.contains(&e),
-            }
-        })
-        .collect();
-    let answer: Vec<String> = match answer_addresses(&decision.endpoints, decision.is_all_down) {
-        AnswerAddresses::Fallback => match &svc.all_down {
-            AllDown::Fallback(addrs) => addrs.iter().map(|a| a.to_string()).collect(),
-            AllDown::FailOpen => Vec::new(),
-        },
-        AnswerAddresses::Endpoints {
-            endpoints,
-            usable_only,
-        } => endpoints
-            .iter()
-            .flat_map(|e| {
-                let view = health.endpoints[service].get(*e);
-                svc.endpoints[*e]
-                    .addresses
-                    .iter()
-                    .enumerate()
-                    .filter(move |(a, _)| {
-                        !usable_only
-                            || view
-                                .and_then(|v| v.addresses.get(*a))
-                                .is_none_or(|o| o.is_usable())
-                    })
-                    .map(|(_, addr)| addr.to_string())
-            })
-            .collect(),
-    };
-    Explanation {
-        service: svc.name.to_string(),
-        policy: svc.policy.name(),
-        client: client.addr.to_string(),
-        source_prefix: client.source_prefix,
-        basis: decision.basis.clone(),
-        candidates,
-        chosen: decision
-            .endpoints
-            .iter()
-            .filter(|_| !decision.is_all_down)
-            .map(|e| config.zones[svc.endpoints[*e].zone].name.clone())
-            .collect(),
-        answer,
-        all_down: decision.is_all_down,
-        all_down_rule: svc.all_down.name(),
-        ecs_scope: decision.scope,
-        ttl: svc.ttl,
-        geoip: router.geo.as_ref().map(|g| g.description()),
     }
 }
 

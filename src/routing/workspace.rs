@@ -33,6 +33,9 @@ pub struct Workspace {
     /// The endpoints chosen to answer with (see [`route_in`](super::route_in)).
     pub chosen: Vec<usize>,
     pub(crate) scored: Vec<(f64, usize)>,
+    /// (zone rank, in-zone score, endpoint), for splitting zones that
+    /// hold several endpoints (see `routing::split_zones`).
+    pub(crate) split: Vec<(usize, f64, usize)>,
     distances_now: Vec<f64>,
     pub(crate) service_name: String,
     /// Whether to keep distances per record (only the memo's workspace,

@@ -40,6 +40,7 @@ fn config_text(
     admins: &[SocketAddr],
     closed: Option<(usize, u16)>,
     node: usize,
+    extra: &str,
 ) -> String {
     let mut text = format!(
         r#"
@@ -81,8 +82,30 @@ stale_after = "1s"
             backend.addr.ip()
         );
     }
-    text
+    text + extra
 }
+
+/// Blue/green in zone a, answer data only (no probes): for drains of one
+/// named endpoint.
+const BLUE_GREEN: &str = r#"
+[[services]]
+name = "bg"
+policy = "failover"
+order = ["a", "b"]
+[services.check]
+kind = "none"
+[[services.endpoints]]
+zone = "a"
+name = "blue"
+addresses = ["192.0.2.71"]
+[[services.endpoints]]
+zone = "a"
+name = "green"
+addresses = ["192.0.2.72"]
+[[services.endpoints]]
+zone = "b"
+addresses = ["192.0.2.73"]
+"#;
 
 /// A port on 127.0.0.1 that refuses connections: bound, not listening,
 /// held by the returned socket.
@@ -96,6 +119,11 @@ fn closed_port() -> (u16, socket2::Socket) {
 
 impl Cluster {
     fn start(cut: Option<usize>) -> Cluster {
+        Cluster::start_with(cut, "")
+    }
+
+    /// The same with `extra` TOML in every node's config.
+    fn start_with(cut: Option<usize>, extra: &str) -> Cluster {
         let backends: Vec<Backend> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
             .iter()
             .map(|ip| Backend::start(ip))
@@ -118,7 +146,7 @@ impl Cluster {
         let held = closed_port();
         let closed = cut.map(|node| (node, held.0));
         let texts: Vec<String> = (0..3)
-            .map(|i| config_text(&backends, &admins, closed, i))
+            .map(|i| config_text(&backends, &admins, closed, i, extra))
             .collect();
         let dir = private_dir();
         let mut cluster = Cluster {
@@ -342,6 +370,73 @@ fn a_drain_on_one_node_reaches_every_node_and_concurrent_changes_converge() {
         .map(|n| get(n, "/v1/zones/b")["drained"].clone())
         .collect();
     assert!(drained.iter().all(|d| *d == drained[0]), "{drained:?}");
+}
+
+/// The addresses a node answers `bg` with, for 16 client /24s (ECS).
+fn bg_answers(node: &Node) -> Vec<String> {
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    (0..16u8)
+        .flat_map(|i| {
+            let mut q = query_edns("bg.gslb.test.", RecordType::A, 1232);
+            q.edns
+                .as_mut()
+                .unwrap()
+                .options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(
+                    std::net::IpAddr::from([198, 18, i, 0]),
+                    24,
+                    0,
+                )));
+            node.udp(&q)
+                .answers
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(a.to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_drain_of_one_endpoint_in_a_zone_reaches_every_node() {
+    let cluster = Cluster::start_with(None, BLUE_GREEN);
+    wait_connected(&cluster);
+    let split = |n: &Node| {
+        let seen: std::collections::BTreeSet<String> = bg_answers(n).into_iter().collect();
+        seen == ["192.0.2.71".to_string(), "192.0.2.72".to_string()].into()
+    };
+    assert!(cluster.running().all(split), "blue and green share zone a");
+    let drained = post(
+        cluster.node(0),
+        "/v1/zones/a/endpoints/bg/blue/drain",
+        r#"{"reason": "deploying green"}"#,
+    );
+    assert_eq!(
+        (&drained["endpoint"], &drained["changed"]),
+        (&Value::from("blue"), &Value::Bool(true)),
+        "{drained}"
+    );
+    wait_until("every node sends zone a's clients to green", WITHIN, || {
+        cluster
+            .running()
+            .all(|n| bg_answers(n).iter().all(|a| a == "192.0.2.72"))
+    });
+    for n in cluster.running() {
+        let blue = get(n, "/v1/zones/a/endpoints/bg/blue");
+        assert_eq!(blue["forced"], "drained (endpoint)", "{blue}");
+        let record = &blue["drain_records"]["named"];
+        assert_eq!(record["node"], "node-a", "{blue}");
+        assert_eq!(record["reason"], "deploying green", "{blue}");
+        let green = get(n, "/v1/zones/a/endpoints/bg/green");
+        assert_eq!(green["forced"], Value::Null, "only blue: {green}");
+    }
+    // Undrained on another node, and that spreads too.
+    post(cluster.node(2), "/v1/zones/a/endpoints/bg/blue/undrain", "");
+    wait_until("every node splits zone a again", WITHIN, || {
+        cluster.running().all(split)
+    });
 }
 
 #[test]

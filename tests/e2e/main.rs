@@ -4,6 +4,7 @@ mod abuse;
 mod admin_api;
 mod answers;
 mod backend;
+mod bluegreen;
 mod cdp;
 mod geodata;
 mod harness;

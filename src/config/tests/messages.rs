@@ -39,6 +39,18 @@ fn api(keys: &str) -> String {
     )
 }
 
+/// MINIMAL with its endpoint named `blue` and `keys` added to it.
+fn blue(keys: &str) -> String {
+    edit(
+        MINIMAL,
+        "zone = \"us-east\"\n",
+        &format!("zone = \"us-east\"\nname = \"blue\"\n{keys}"),
+    )
+}
+
+/// A second endpoint of `www` in `us-east`, named `green`.
+const GREEN: &str = "\n[[services.endpoints]]\nzone = \"us-east\"\nname = \"green\"\naddresses = [\"192.0.2.11\"]\n";
+
 const EU_WEST: &str = "\n[[zones]]\nname = \"eu-west\"\nlatitude = 53.3\nlongitude = -6.3\n";
 
 struct Case {
@@ -425,9 +437,57 @@ fn cases() -> Vec<Case> {
             "define it in a [[zones]] entry",
         ),
         case(
-            extra("\n[[services.endpoints]]\nzone = »\"us-east\"\naddresses = [\"192.0.2.11\"]\n"),
-            "service `www.gslb.example.` has two endpoints in zone `us-east`",
-            "list all of a zone's addresses in one endpoint",
+            format!(
+                "{}{GREEN}",
+                edit(MINIMAL, "zone = \"us-east\"", "zone = »\"us-east\"")
+            ),
+            "service `www.gslb.example.` has several endpoints in zone `us-east` and this one has no `name`",
+            "name each of a zone's endpoints, e.g. `name = \"blue\"` and `name = \"green\"`",
+        ),
+        case(
+            format!(
+                "{}{}",
+                blue(""),
+                GREEN.replace("name = \"green\"", "name = »\"blue\"")
+            ),
+            "service `www.gslb.example.` has two endpoints named `blue` in zone `us-east`",
+            "give each of a zone's endpoints its own `name`",
+        ),
+        case(
+            edit(
+                MINIMAL,
+                "zone = \"us-east\"\n",
+                "zone = \"us-east\"\nname = »\"blue/2\"\n",
+            ),
+            "endpoint name `blue/2` is not valid",
+            "use letters, digits, `-` and `_`, e.g. `blue`",
+        ),
+        case(
+            edit(
+                MINIMAL,
+                "zone = \"us-east\"\n",
+                "zone = \"us-east\"\nname = »\"drain\"\n",
+            ),
+            "endpoint name `drain` is reserved by the admin API",
+            "choose another name, e.g. `blue`",
+        ),
+        case(
+            format!(
+                "{}{}",
+                blue("weight = 0\n").replace("zone = \"us-east\"", "zone = »\"us-east\""),
+                GREEN.replace("name = \"green\"\n", "name = \"green\"\nweight = 0\n")
+            ),
+            "every endpoint of service `www.gslb.example.` in zone `us-east` has weight 0",
+            "give at least one of them a positive weight; weight 0 is a standby",
+        ),
+        case(
+            format!(
+                "{}{}",
+                blue("").replace("zone = \"us-east\"", "zone = »\"us-east\""),
+                GREEN.replace("192.0.2.11", "192.0.2.10")
+            ),
+            "address 192.0.2.10 is in two endpoints of service `www.gslb.example.` in zone `us-east`",
+            "give each endpoint its own load balancer addresses",
         ),
         case(
             extra("\n[[services]]\nname = \"api\"\n[[services.endpoints]]\nzone = »\"us-east\"\n"),

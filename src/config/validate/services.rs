@@ -12,6 +12,28 @@ use super::names::Names;
 use crate::config::raw::{RawCheck, RawEndpoint, RawService};
 use crate::config::{AllDown, Domain, Endpoint, Service, Zone, defaults};
 
+/// [`Endpoint::split_key`]: FNV-1a over the service's name, the zone's
+/// and the endpoint's, 0-separated; stable across processes, versions
+/// and nodes, so every node splits a zone the same way.
+fn split_key(service: &Name, zone: &str, name: Option<&str>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = LowerName::new(service).to_string();
+    for part in [text.as_str(), zone, name.unwrap_or("")] {
+        for b in part.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// An endpoint as read so far, for the checks across a zone's endpoints.
+pub(super) struct SeenEndpoint {
+    zone: usize,
+    name: Option<String>,
+    span: Range<usize>,
+}
+
 /// Weights are relative; a cap keeps their sums far from overflow.
 const MAX_WEIGHT: u32 = 1_000_000;
 
@@ -49,13 +71,14 @@ impl Checker<'_, '_> {
             let mut ok = true;
             let default_check = s.check.clone().unwrap_or_default();
             let mut endpoints: Vec<Endpoint> = Vec::with_capacity(s.endpoints.len());
-            let mut seen_zones = HashSet::new();
+            let mut seen = Vec::new();
             for ep in std::mem::take(&mut s.endpoints) {
-                match self.endpoint(ep, &name, zones, &mut seen_zones, &default_check) {
+                match self.endpoint(ep, &name, zones, &mut seen, &default_check) {
                     Some(endpoint) => endpoints.push(endpoint),
                     None => ok = false,
                 }
             }
+            ok &= self.zone_splits(&name, zones, &seen, &endpoints);
             // Only when every endpoint read: one that did not is reported.
             if endpoints.is_empty() && ok {
                 self.err(
@@ -82,8 +105,13 @@ impl Checker<'_, '_> {
             if let (true, Some(policy), Some(answers), Some(all_down)) =
                 (ok, policy, answers, all_down)
             {
+                let has_splits = endpoints
+                    .iter()
+                    .enumerate()
+                    .any(|(i, e)| endpoints[..i].iter().any(|o| o.zone == e.zone));
                 out.push((
                     Service {
+                        has_splits,
                         name,
                         all_down,
                         answers,
@@ -98,14 +126,15 @@ impl Checker<'_, '_> {
         out
     }
 
-    /// One endpoint of service `service`; `seen_zones` are the zones of the
-    /// endpoints before it (read or not), and `base` the service's check keys.
+    /// One endpoint of service `service`; `seen` are the zones and names of
+    /// the endpoints before it (read or not), and `base` the service's
+    /// check keys.
     fn endpoint(
         &mut self,
         ep: RawEndpoint,
         service: &Name,
         zones: &[(Zone, Range<usize>)],
-        seen_zones: &mut HashSet<usize>,
+        seen: &mut Vec<SeenEndpoint>,
         base: &RawCheck,
     ) -> Option<Endpoint> {
         let zone_name = ep.zone.get_ref().trim();
@@ -125,14 +154,24 @@ impl Checker<'_, '_> {
             );
             return None;
         };
-        if !seen_zones.insert(zone) {
+        let endpoint_name = self.endpoint_name(ep.name.as_ref())?;
+        if let Some(n) = &endpoint_name
+            && seen
+                .iter()
+                .any(|o| o.zone == zone && o.name.as_ref() == Some(n))
+        {
             self.err(
-                ep.zone.span(),
-                format!("service `{service}` has two endpoints in zone `{zone_name}`"),
-                "list all of a zone's addresses in one endpoint",
+                ep.name.as_ref().map_or(ep.zone.span(), |n| n.span()),
+                format!("service `{service}` has two endpoints named `{n}` in zone `{zone_name}`"),
+                "give each of a zone's endpoints its own `name`",
             );
             return None;
         }
+        seen.push(SeenEndpoint {
+            zone,
+            name: endpoint_name.clone(),
+            span: ep.zone.span(),
+        });
         let addresses = self.addresses(&ep.addresses)?;
         if addresses.is_empty() {
             self.err(
@@ -169,12 +208,112 @@ impl Checker<'_, '_> {
             },
         )?;
         Some(Endpoint {
+            split_key: split_key(service, zone_name, endpoint_name.as_deref()),
             zone,
+            name: endpoint_name,
             weight,
             addresses,
             min_healthy,
             check,
         })
+    }
+
+    /// An endpoint's `name`, if given: letters, digits, `-` and `_`, as
+    /// zone names, so `zone/name` reads unambiguously; `drain` and
+    /// `undrain` are the admin API's words in the same place of a path.
+    fn endpoint_name(&mut self, raw: Option<&Spanned<String>>) -> Option<Option<String>> {
+        let Some(raw) = raw else {
+            return Some(None);
+        };
+        let name = raw.get_ref().trim();
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            self.err(
+                raw.span(),
+                format!("endpoint name `{name}` is not valid"),
+                "use letters, digits, `-` and `_`, e.g. `blue`",
+            );
+            return None;
+        }
+        if name == "drain" || name == "undrain" {
+            self.err(
+                raw.span(),
+                format!("endpoint name `{name}` is reserved by the admin API"),
+                "choose another name, e.g. `blue`",
+            );
+            return None;
+        }
+        Some(Some(name.to_string()))
+    }
+
+    /// Zones holding several of a service's endpoints: each must be named
+    /// (a drain or an answer must say which), at least one must carry
+    /// weight, and no address may be in two of them (observations are
+    /// shared between nodes per service, zone and address). Returns
+    /// whether all is well.
+    fn zone_splits(
+        &mut self,
+        service: &Name,
+        zones: &[(Zone, Range<usize>)],
+        seen: &[SeenEndpoint],
+        endpoints: &[Endpoint],
+    ) -> bool {
+        let mut ok = true;
+        let shared = |zone: usize| seen.iter().filter(|o| o.zone == zone).nth(1).is_some();
+        for o in seen.iter().filter(|o| o.name.is_none() && shared(o.zone)) {
+            let zone_name = &zones[o.zone].0.name;
+            self.err(
+                o.span.clone(),
+                format!(
+                    "service `{service}` has several endpoints in zone `{zone_name}` and this one has no `name`"
+                ),
+                "name each of a zone's endpoints, e.g. `name = \"blue\"` and `name = \"green\"`",
+            );
+            ok = false;
+        }
+        let mut reported = HashSet::new();
+        for (i, e) in endpoints.iter().enumerate() {
+            let siblings = || endpoints.iter().filter(|o| o.zone == e.zone);
+            if siblings().nth(1).is_none() {
+                continue;
+            }
+            let span = seen
+                .iter()
+                .filter(|o| o.zone == e.zone)
+                .map(|o| o.span.clone())
+                .next()
+                .unwrap_or(0..0);
+            let zone_name = &zones[e.zone].0.name;
+            if siblings().all(|o| o.weight == 0) && reported.insert(e.zone) {
+                self.err(
+                    span.clone(),
+                    format!(
+                        "every endpoint of service `{service}` in zone `{zone_name}` has weight 0"
+                    ),
+                    "give at least one of them a positive weight; weight 0 is a standby",
+                );
+                ok = false;
+            }
+            let earlier = &endpoints[..i];
+            if let Some(addr) = e.addresses.iter().find(|a| {
+                earlier
+                    .iter()
+                    .any(|o| o.zone == e.zone && o.addresses.contains(a))
+            }) {
+                self.err(
+                    span,
+                    format!(
+                        "address {addr} is in two endpoints of service `{service}` in zone `{zone_name}`"
+                    ),
+                    "give each endpoint its own load balancer addresses",
+                );
+                ok = false;
+            }
+        }
+        ok
     }
 
     /// `all_down` and `fallback`: a fallback list without the rule that
