@@ -13,9 +13,9 @@
 //!   problem it reports points inside the text, and a config it accepts
 //!   builds a snapshot that answers.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::cell::RefCell;
 use std::sync::{Arc, LazyLock};
 
 use hickory_proto::op::{Message, MessageType, Query};
@@ -375,7 +375,14 @@ pub fn check_request(data: &[u8]) {
             "{transport:?} reply to a packet that is not a query"
         );
         check_reply(data, parsed.as_ref(), transport, &reply.wire, snapshot);
-        check_fast_path(data, parsed.as_ref(), transport, source, &reply.wire, snapshot);
+        check_fast_path(
+            data,
+            parsed.as_ref(),
+            transport,
+            source,
+            &reply.wire,
+            snapshot,
+        );
     }
 }
 
