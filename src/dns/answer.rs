@@ -199,9 +199,17 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
         reply.metadata.response_code = ResponseCode::NotImp;
         return reply;
     }
+    // RFC 6891 section 6.1.3: a version we do not speak is BADVERS, with
+    // the version we do, before anything else in the query is read (a
+    // cookie-only query included).
+    if let Some(edns) = &request.edns
+        && edns.version() > 0
+    {
+        reply.metadata.response_code = ResponseCode::BADVERS;
+        return reply;
+    }
     if request.queries.is_empty()
         && let Some(edns) = &request.edns
-        && edns.version() == 0
         && edns.option(EdnsCode::Cookie).is_some()
     {
         // RFC 7873 section 5.4: no question, only a cookie, asks for a
@@ -216,13 +224,6 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
     }
     if request.queries.len() != 1 {
         reply.metadata.response_code = ResponseCode::FormErr;
-        return reply;
-    }
-    if let Some(edns) = &request.edns
-        && edns.version() > 0
-    {
-        // RFC 6891 section 6.1.3: answer with the version we speak.
-        reply.metadata.response_code = ResponseCode::BADVERS;
         return reply;
     }
     let query = &request.queries[0];

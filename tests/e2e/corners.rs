@@ -1,7 +1,8 @@
 //! RFC corners a conformance run found, over the wire on both paths: a
 //! FORMERR caused by EDNS keeps the OPT (RFC 6891 section 7), surplus ECS
 //! address bytes are FORMERR (RFC 7871 section 7.1.1), a cookie without a
-//! question gets a server cookie (RFC 7873 section 5.4), other opcodes get
+//! question gets a server cookie (RFC 7873 section 5.4) unless its EDNS
+//! version is one we do not speak (BADVERS first), other opcodes get
 //! RD back but not CD, and class ANY is answered as IN. And replies leave
 //! from the address each query was sent to when the node is bound to a
 //! wildcard address.
@@ -217,11 +218,45 @@ fn a_node_bound_to_0_0_0_0_answers_from_the_address_asked() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn an_edns_version_we_do_not_speak_is_badvers_even_without_a_question() {
+    let node = Node::start(&all_policy_example());
+    let cookie_only = |version: u8| {
+        let mut message = query_edns("www.gslb.example.", RecordType::A, 1232);
+        message.queries.clear();
+        let edns = message.edns.as_mut().unwrap();
+        edns.set_version(version);
+        edns.options_mut().insert(EdnsOption::Unknown(
+            u16::from(EdnsCode::Cookie),
+            vec![0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88],
+        ));
+        message
+    };
+    for reply in [node.udp(&cookie_only(1)), node.tcp(&cookie_only(1))] {
+        // RFC 6891 section 6.1.3: the version is checked before the
+        // cookie-only rule of RFC 7873 section 5.4 applies. hickory reads
+        // 16 as BADSIG (TSIG shares the number): compare the number.
+        assert_eq!(
+            u16::from(reply.response_code),
+            u16::from(ResponseCode::BADVERS)
+        );
+        let edns = reply.edns.as_ref().expect("an OPT with our version");
+        assert_eq!(edns.version(), 0);
+        assert!(edns.option(EdnsCode::Cookie).is_none(), "no server cookie");
+    }
+    // Version 0 is still the cookie-only query it was.
+    assert_eq!(
+        node.udp(&cookie_only(0)).response_code,
+        ResponseCode::NoError
+    );
+}
+
 crate::also_on_general_path! {
     a_node_bound_to_0_0_0_0_answers_from_the_address_asked,
     a_formerr_caused_by_edns_carries_the_opt,
     surplus_ecs_address_bytes_get_formerr,
     a_cookie_without_a_question_gets_a_server_cookie,
+    an_edns_version_we_do_not_speak_is_badvers_even_without_a_question,
     other_opcodes_get_rd_back_but_not_cd,
     class_any_is_answered_as_in,
 }
