@@ -176,3 +176,37 @@ fn the_cluster_example_is_valid_for_each_of_its_nodes() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_cname_that_answers_itself_is_warned_about() {
+    let cname = |name: &str, data: &str| {
+        format!("\n[[records]]\nname = \"{name}\"\ntype = \"CNAME\"\ndata = \"{data}\"\n")
+    };
+    let warned = |extra: &str| {
+        let config = parse(&corp(extra)).expect("a warning does not reject the config");
+        config.warnings.join("\n")
+    };
+    // A wildcard whose target it covers: `x.apps` is answered by `*.apps`
+    // with a CNAME to `x.apps` again.
+    let loop_below = warned(&cname("*.apps", "x.apps"));
+    assert!(
+        loop_below.contains("the CNAME `*.apps.lb.corp.test.` -> `x.apps.lb.corp.test.`")
+            && loop_below.contains("covered by the wildcard itself"),
+        "{loop_below}"
+    );
+    assert!(warned(&cname("self", "self")).contains("points at itself"));
+    // Not loops: a target outside the wildcard, the wildcard's own parent,
+    // a target that exists, and one under an existing name (an empty
+    // non-terminal too) that the wildcard therefore does not cover.
+    for fine in [
+        cname("*.apps", "ingress.lb.corp.test."),
+        cname("*.apps", "apps"),
+        cname("*.apps", "x.apps")
+            + "\n[[records]]\nname = \"x.apps\"\ntype = \"TXT\"\ndata = \"here\"\n",
+        cname("*.apps", "a.team.apps")
+            + "\n[[records]]\nname = \"b.team.apps\"\ntype = \"TXT\"\ndata = \"here\"\n",
+    ] {
+        let warnings = warned(&fine);
+        assert!(!warnings.contains("CNAME"), "{fine}: {warnings}");
+    }
+}

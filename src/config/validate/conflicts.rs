@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use hickory_proto::rr::{LowerName, RecordType};
+use hickory_proto::rr::rdata::CNAME;
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
 use super::Checker;
 use crate::config::{Domain, Service, StaticRecord};
@@ -74,6 +75,30 @@ impl Checker<'_, '_> {
                 }
             }
         }
+        let services_by_name: Vec<LowerName> = services
+            .iter()
+            .map(|(s, _)| LowerName::new(&s.name))
+            .collect();
+        // A name exists if it or any name below it has data (an empty
+        // non-terminal exists too, and stops a wildcard above it).
+        let exists = |n: &LowerName| {
+            by_name
+                .keys()
+                .chain(&services_by_name)
+                .any(|known| n.zone_of(known))
+        };
+        for (r, span) in records {
+            let RData::CNAME(CNAME(target)) = &r.data else {
+                continue;
+            };
+            if let Some(why) = cname_loop(&r.name, target, &exists) {
+                self.problems.warn(
+                    span.clone(),
+                    format!("the CNAME `{}` -> `{target}` {why}", r.name),
+                    "point the CNAME at a name outside what it covers, or add a record at the target",
+                );
+            }
+        }
         for (s, span) in services {
             let lower = LowerName::new(&s.name);
             if let Some(types) = by_name.get(&lower) {
@@ -98,4 +123,35 @@ impl Checker<'_, '_> {
             }
         }
     }
+}
+
+/// Why a CNAME at `owner` pointing at `target` answers itself, if it
+/// does: a resolver chasing it would loop until it gives up. Either the
+/// target is the owner, or the owner is a wildcard and the target a name
+/// it synthesizes (no name exists from the target up to the wildcard's
+/// parent, so the target's closest encloser is that parent, RFC 4592).
+fn cname_loop(
+    owner: &Name,
+    target: &Name,
+    exists: &impl Fn(&LowerName) -> bool,
+) -> Option<&'static str> {
+    let target_lower = LowerName::new(target);
+    if LowerName::new(owner) == target_lower {
+        return Some("points at itself");
+    }
+    if !owner.is_wildcard() {
+        return None;
+    }
+    let parent = LowerName::new(&owner.base_name());
+    if !parent.zone_of(&target_lower) || parent == target_lower {
+        return None;
+    }
+    let mut name = target.clone();
+    while LowerName::new(&name) != parent {
+        if exists(&LowerName::new(&name)) {
+            return None;
+        }
+        name = name.base_name();
+    }
+    Some("is covered by the wildcard itself, so it answers with itself")
 }
