@@ -523,12 +523,15 @@ impl Publisher {
         let snapshot = crate::snapshot::build(self.state.next_inputs(counters));
         let built = started.elapsed();
         let is_all_down = snapshot.table.services.iter().map(|s| s.is_all_down);
-        for (service, entered) in self.state.all_down_changes(is_all_down) {
-            self.log_all_down(service, entered);
-        }
+        let all_down_changes = self.state.all_down_changes(is_all_down);
         let generation = snapshot.generation;
         self.store.store(snapshot);
         self.metrics.snapshot_published(generation);
+        // Logged once the snapshot is live, so that what the log says is
+        // what a query asked after reading it gets.
+        for (service, entered) in all_down_changes {
+            self.log_all_down(service, entered);
+        }
         tracing::debug!(
             generation,
             ?counted,
