@@ -31,6 +31,18 @@ fn meridian() -> Command {
     command
 }
 
+/// `meridian serve --config CONFIG` on ephemeral loopback ports.
+fn serve_on_loopback(config: &Path) -> Command {
+    let mut command = meridian();
+    command.args(["serve", "--config"]).arg(config).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    command
+}
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -137,12 +149,8 @@ fn serve_tells_the_service_manager_it_is_ready_and_when_it_stops() {
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut command = meridian();
-    command
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .env("NOTIFY_SOCKET", &socket_path);
+    let mut command = serve_on_loopback(&config);
+    command.env("NOTIFY_SOCKET", &socket_path);
     let daemon = Daemon::spawn(command);
     let mut buf = [0u8; 256];
     let n = socket.recv(&mut buf).expect("READY=1 within 30 s");
@@ -191,14 +199,7 @@ fn the_config_and_secrets_come_from_the_environment_and_reloads_keep_them() {
 fn a_reload_reports_changed_listen_addresses_only_when_the_file_changed_them() {
     let dir = private_dir();
     let config = example_in(&dir, "");
-    let mut command = meridian();
-    command.args(["serve", "--config"]).arg(&config).args([
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-    ]);
-    let daemon = Daemon::spawn(command);
+    let daemon = Daemon::spawn(serve_on_loopback(&config));
     let admin = daemon.admin();
     // Flags differ from the file; the file did not change.
     let (status, body) = post_reload(admin, None);
@@ -662,14 +663,7 @@ fn the_state_file_reaches_the_disk_before_and_after_its_rename() {
 fn a_rejected_reload_is_one_log_event_listing_every_problem() {
     let dir = private_dir();
     let config = example_in(&dir, "");
-    let mut command = meridian();
-    command.args(["serve", "--config"]).arg(&config).args([
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-    ]);
-    let daemon = Daemon::spawn(command);
+    let daemon = Daemon::spawn(serve_on_loopback(&config));
     let admin = daemon.admin();
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
@@ -739,14 +733,7 @@ fn a_replaced_snapshot_is_freed_after_reloads() {
     // and the in-process harness runs many nodes at once.
     let dir = private_dir();
     let config = example_in(&dir, "");
-    let mut command = meridian();
-    command.args(["serve", "--config"]).arg(&config).args([
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-    ]);
-    let daemon = Daemon::spawn(command);
+    let daemon = Daemon::spawn(serve_on_loopback(&config));
     let admin = daemon.admin();
     assert_eq!(snapshots_live(admin), 1, "{}", daemon.logs());
     for _ in 0..3 {
