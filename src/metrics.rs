@@ -301,6 +301,9 @@ pub struct Metrics {
     fail_open: DashMap<String, AtomicU64>,
     snapshots: AtomicU64,
     generation: AtomicU64,
+    /// DNSSEC signatures made so far (all at snapshot build; the answer
+    /// path makes none), as the signature cache counts them.
+    dnssec_signatures: AtomicU64,
     geoip_reloads: AtomicU64,
     geoip_rejected: AtomicU64,
     config_reloads: AtomicU64,
@@ -417,6 +420,11 @@ impl Metrics {
     pub fn snapshot_published(&self, generation: u64) {
         self.snapshots.fetch_add(1, Relaxed);
         self.generation.store(generation, Relaxed);
+    }
+
+    /// The signature cache's count of signatures made, after a build.
+    pub fn signatures_made(&self, total: u64) {
+        self.dnssec_signatures.store(total, Relaxed);
     }
 
     /// Everything, in the Prometheus text exposition format (0.0.4).
@@ -624,6 +632,12 @@ impl Metrics {
             "meridian_snapshot_generation {}",
             self.generation.load(Relaxed)
         );
+        counter(
+            out,
+            "meridian_dnssec_signatures_total",
+            "DNSSEC signatures made, all at snapshot build (cached ones not counted).",
+            &self.dnssec_signatures,
+        );
     }
 }
 
@@ -810,6 +824,7 @@ mod tests {
                 "meridian_geoip_reloads_total counter",
                 "meridian_snapshots_published_total counter",
                 "meridian_snapshot_generation gauge",
+                "meridian_dnssec_signatures_total counter",
                 "meridian_build_info gauge",
             ]
         );

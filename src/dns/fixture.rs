@@ -153,6 +153,7 @@ pub fn snapshot_observed(
         cluster: Default::default(),
         answer_counters: initial.answer_counters,
         generation: 1,
+        signature_cache: initial.signature_cache,
     })
 }
 

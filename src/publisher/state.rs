@@ -136,6 +136,8 @@ impl std::ops::BitOrAssign for Dirty {
 /// The publisher's working state: everything the next snapshot is built from.
 pub struct State {
     pub config: Arc<Config>,
+    /// Signatures made by earlier snapshots, handed to the next build.
+    pub signature_cache: Arc<crate::dnssec::SignatureCache>,
     pub observed: HashMap<AddressKey, Observed>,
     pub drains: Drains,
     pub geo: Option<Arc<GeoDb>>,
@@ -182,6 +184,7 @@ impl State {
     /// address as it starts, the given drains, no measurements.
     pub fn new(config: Arc<Config>, drains: Drains, geo: Option<Arc<GeoDb>>) -> State {
         State {
+            signature_cache: Arc::default(),
             observed: initial_observed(&config),
             all_down: vec![false; config.services.len()],
             config,
@@ -652,6 +655,7 @@ impl State {
             },
             answer_counters,
             generation: self.generation,
+            signature_cache: self.signature_cache.clone(),
         }
     }
 
