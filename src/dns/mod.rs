@@ -21,7 +21,7 @@ mod differential;
 pub mod encoded;
 pub mod fast;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 pub mod rrl;
 pub mod secure;
 pub mod server;

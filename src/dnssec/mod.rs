@@ -13,6 +13,8 @@
 pub mod canonical;
 pub mod key;
 pub mod sign;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tools;
 pub mod zone;
 
