@@ -13,6 +13,7 @@ mod cluster;
 mod corners;
 mod daemon;
 mod dns;
+mod dnssec;
 mod flood;
 
 mod health;
