@@ -18,6 +18,7 @@ use hickory_proto::rr::RecordType;
 use crate::dns::wire::Transport;
 
 mod dns_families;
+mod dnssec;
 
 const QTYPES: &[(RecordType, &str)] = &[
     (RecordType::A, "A"),
@@ -301,9 +302,8 @@ pub struct Metrics {
     fail_open: DashMap<String, AtomicU64>,
     snapshots: AtomicU64,
     generation: AtomicU64,
-    /// DNSSEC signatures made so far (all at snapshot build; the answer
-    /// path makes none), as the signature cache counts them.
-    dnssec_signatures: AtomicU64,
+    /// Signing at snapshot build (`meridian_dnssec_*`).
+    pub dnssec: dnssec::DnssecCounters,
     geoip_reloads: AtomicU64,
     geoip_rejected: AtomicU64,
     config_reloads: AtomicU64,
@@ -420,11 +420,6 @@ impl Metrics {
     pub fn snapshot_published(&self, generation: u64) {
         self.snapshots.fetch_add(1, Relaxed);
         self.generation.store(generation, Relaxed);
-    }
-
-    /// The signature cache's count of signatures made, after a build.
-    pub fn signatures_made(&self, total: u64) {
-        self.dnssec_signatures.store(total, Relaxed);
     }
 
     /// Everything, in the Prometheus text exposition format (0.0.4).
@@ -632,12 +627,7 @@ impl Metrics {
             "meridian_snapshot_generation {}",
             self.generation.load(Relaxed)
         );
-        counter(
-            out,
-            "meridian_dnssec_signatures_total",
-            "DNSSEC signatures made, all at snapshot build (cached ones not counted).",
-            &self.dnssec_signatures,
-        );
+        self.dnssec.render(out);
     }
 }
 

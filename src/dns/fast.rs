@@ -39,6 +39,8 @@ use super::wire::{
     self, CLASS_IN, HEADER_LEN, NAME_MAX, OPTION_COOKIE, OPTION_ECS, TYPE_A, TYPE_AAAA, TYPE_OPT,
     Transport,
 };
+use crate::dnssec::SignedDomain;
+use crate::dnssec::zone::DecisionKey;
 use crate::metrics::ReplyFacts;
 use crate::routing::memo::{DecisionMemo, Remembered};
 use crate::routing::{AnswerAddresses, answer_addresses};
@@ -230,12 +232,21 @@ pub fn answer<'m>(
 ) -> Option<FastReply<'m>> {
     let mut lower = [0u8; NAME_MAX];
     let question = parse(request, &mut lower)?;
-    if snapshot.signed.is_some() && question.edns.is_some_and(|e| e.dnssec_ok) {
-        // Signed answers are the general path's, for now: see README.
+    let signed = snapshot
+        .signed
+        .as_ref()
+        .filter(|_| question.edns.is_some_and(|e| e.dnssec_ok));
+    if signed.is_some() && !matches!(question.qtype, TYPE_A | TYPE_AAAA) {
+        // Signed answers other than a service's addresses (and their NSEC
+        // proofs) are the general path's; see README.
         return None;
     }
     let name = &lower[..question.name_len];
-    let plan = plan(&question, name, request, source, snapshot, memo)?;
+    let mut plan = plan(&question, name, request, source, snapshot, memo)?;
+    plan.signed = signed;
+    if signed.is_some() && (plan.is_wildcard || !matches!(plan.records, Records::Service { .. })) {
+        return None;
+    }
     write(&question, &plan, request, transport, source, snapshot, out)?;
     Some(FastReply {
         facts: ReplyFacts {
@@ -257,6 +268,11 @@ struct Plan<'s, 'm> {
     /// The name is the apex or below it: the reply is authoritative (AA)
     /// and a reply with no answer carries the SOA.
     in_domain: bool,
+    /// The name does not exist; a wildcard answers for it (signed, that
+    /// needs an NSEC proof, which only the general path gives).
+    is_wildcard: bool,
+    /// DO=1 to a signed domain: the answer carries its RRSIG.
+    signed: Option<&'s SignedDomain>,
     rcode: ResponseCode,
     cookie: CookieCheck,
     records: Records<'s, 'm>,
@@ -302,7 +318,8 @@ fn plan<'s, 'm>(
     // Names outside the domain are refused (after the cookie and ECS
     // checks, as on the general path): floods of random names stay cheap.
     let in_domain = node.is_some() || fast.is_in_domain(name);
-    if node.is_none() && in_domain && fast.has_wildcards() && !fast.has_delegations() {
+    let is_wildcard = node.is_none() && in_domain && fast.has_wildcards();
+    if is_wildcard && !fast.has_delegations() {
         // A wildcard answers exactly as its own name would, under the
         // query's name: the encoded owner is a pointer to the question.
         node = fast.wildcard_for(name);
@@ -350,6 +367,8 @@ fn plan<'s, 'm>(
     };
     Some(Plan {
         in_domain,
+        is_wildcard,
+        signed: None,
         rcode,
         cookie,
         records,
@@ -387,11 +406,12 @@ fn write(
         Records::Service { service, decision } => {
             let is_v6 = question.qtype == TYPE_AAAA;
             let encoded = fast.service(service);
-            match answer_addresses(&decision.endpoints, decision.is_all_down) {
+            let chosen = match answer_addresses(&decision.endpoints, decision.is_all_down) {
                 AnswerAddresses::Fallback => {
                     let set = encoded.fallback(is_v6);
                     out.extend_from_slice(&set.wire);
                     count = set.count;
+                    None
                 }
                 AnswerAddresses::Endpoints {
                     endpoints,
@@ -403,7 +423,19 @@ fn write(
                             count += set.count;
                         }
                     }
+                    Some((endpoints, usable_only))
                 }
+            };
+            if let Some(signed) = plan.signed {
+                // The set's RRSIG, made at snapshot build; a NODATA (its
+                // NSEC proof) or a decision not signed goes to the general
+                // path.
+                if count == 0 {
+                    return None;
+                }
+                let key = DecisionKey::of(service, is_v6, chosen)?;
+                out.extend_from_slice(signed.decision_rrsig(key)?);
+                count += 1;
             }
         }
     }
@@ -525,6 +557,82 @@ mod tests {
 
     fn allocations() -> u64 {
         ALLOCATIONS.with(Cell::get)
+    }
+
+    #[test]
+    fn signed_service_answers_come_with_their_rrsig_and_allocate_nothing() {
+        let (config, _) = crate::dnssec::testing::signed_config("");
+        let snapshot = snapshot(config, &[]);
+        let source: IpAddr = "192.0.2.77".parse().unwrap();
+        let mut requests = Vec::new();
+        for (name, qtype) in [
+            ("www.gslb.example.", RecordType::A),
+            ("www.gslb.example.", RecordType::AAAA),
+            ("api.gslb.example.", RecordType::A),
+            ("split.apps.gslb.example.", RecordType::A),
+        ] {
+            let mut signed = query(name, qtype, true);
+            let edns = signed.edns.as_mut().unwrap();
+            edns.set_dnssec_ok(true);
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(
+                    "193.0.0.0".parse().unwrap(),
+                    24,
+                    0,
+                )));
+            requests.push(signed.to_vec().unwrap());
+        }
+        let mut memo = DecisionMemo::new();
+        let mut out = Vec::with_capacity(4096);
+        for request in &requests {
+            answer(
+                request,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out,
+            )
+            .expect("the fast path answers a signed service query");
+            let reply = hickory_proto::op::Message::from_vec(&out).unwrap();
+            let last = reply.answers.last().unwrap();
+            assert_eq!(last.record_type(), RecordType::RRSIG, "{reply:?}");
+        }
+        let before = allocations();
+        for _ in 0..50 {
+            for request in &requests {
+                let reply = answer(
+                    request,
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out,
+                );
+                assert!(reply.is_some());
+            }
+        }
+        assert_eq!(allocations() - before, 0, "allocations on signed answers");
+        // NODATA and NXDOMAIN with DO=1 need NSEC proofs: the general path's.
+        for (name, qtype) in [
+            ("api.gslb.example.", RecordType::AAAA),
+            ("nope.gslb.example.", RecordType::A),
+            ("static.gslb.example.", RecordType::A),
+            ("host.apps.gslb.example.", RecordType::A),
+        ] {
+            let mut signed = query(name, qtype, true);
+            signed.edns.as_mut().unwrap().set_dnssec_ok(true);
+            let bytes = signed.to_vec().unwrap();
+            let reply = answer(
+                &bytes,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out,
+            );
+            assert!(reply.is_none(), "{name} {qtype} is declined");
+        }
     }
 
     #[test]

@@ -80,6 +80,9 @@ impl Link {
 #[derive(Debug)]
 pub struct SignedDomain {
     signatures: HashMap<SetKey, Record>,
+    /// Per service decision, its RRSIG encoded as the fast path appends it
+    /// (owner: a pointer to the question), keyed by [`DecisionKey`].
+    decisions: HashMap<DecisionKey, Vec<u8>, foldhash::fast::FixedState>,
     /// In canonical order, the apex first.
     chain: Vec<Link>,
     pub window: Window,
@@ -109,6 +112,7 @@ impl SignedDomain {
         };
         let mut signed = SignedDomain {
             signatures: HashMap::new(),
+            decisions: HashMap::default(),
             chain: Vec::new(),
             window: signer.window,
         };
@@ -142,16 +146,20 @@ impl SignedDomain {
             let mut may_be_empty = [false; 2];
             if let Some(service) = node.service() {
                 for (f, record_type) in [RecordType::A, RecordType::AAAA].into_iter().enumerate() {
-                    let (sets, has_empty) =
-                        service_sets(config, table, health, service, record_type);
-                    if !sets.is_empty() {
+                    let decisions = service_sets(config, table, health, service, record_type);
+                    if decisions.iter().any(|(_, set)| !set.is_empty()) {
                         types.push(record_type);
                     }
-                    may_be_empty[f] = has_empty;
+                    may_be_empty[f] = decisions.iter().any(|(_, set)| set.is_empty());
                     let ttl = config.services[service].ttl;
                     let owner = &config.services[service].name;
-                    for set in sets {
-                        signed.sign(&signer, owner, record_type, ttl, &set);
+                    for (choice, set) in decisions.iter().filter(|(_, set)| !set.is_empty()) {
+                        if let Some(rrsig) = signed.sign(&signer, owner, record_type, ttl, set)
+                            && *choice != UNKEYED
+                        {
+                            let key = DecisionKey::new(service, record_type, *choice);
+                            signed.decisions.insert(key, encode_for_fast_path(&rrsig));
+                        }
                     }
                 }
             }
@@ -191,10 +199,10 @@ impl SignedDomain {
         record_type: RecordType,
         ttl: u32,
         records: &[Record],
-    ) {
+    ) -> Option<Record> {
         let key = SetKey::new(owner, record_type, records.iter().map(|r| &r.data));
-        if self.signatures.contains_key(&key) {
-            return;
+        if let Some(rrsig) = self.signatures.get(&key) {
+            return Some(rrsig.clone());
         }
         let set = SetToSign {
             owner,
@@ -202,9 +210,9 @@ impl SignedDomain {
             ttl,
             rdata: key.rdata.clone(),
         };
-        if let Some(rrsig) = signer.sign(&set) {
-            self.signatures.insert(key, rrsig);
-        }
+        let rrsig = signer.sign(&set)?;
+        self.signatures.insert(key, rrsig.clone());
+        Some(rrsig)
     }
 
     /// An NSEC at `owner` pointing at `next` with `types` (RRSIG and NSEC
@@ -284,6 +292,14 @@ impl SignedDomain {
         }
     }
 
+    /// The RRSIG over the answer a service decision gives, encoded to be
+    /// appended to a fast-path reply; `None` when that decision was not
+    /// signed (more endpoints than a key names, or past `MAX_SUBSETS`).
+    #[inline]
+    pub fn decision_rrsig(&self, key: DecisionKey) -> Option<&[u8]> {
+        self.decisions.get(&key).map(Vec::as_slice)
+    }
+
     /// RRsets signed.
     pub fn signature_count(&self) -> usize {
         self.signatures.len()
@@ -301,15 +317,82 @@ fn is_cut_named(cut: &Node, name: &LowerName) -> bool {
         .is_some_and(|r| LowerName::new(&r.name) == *name)
 }
 
-/// Every distinct answer set of `record_type` a decision for `service`
-/// can give in this snapshot, and whether some decision has none.
+/// One service decision as the fast path knows it: the service, the
+/// family, and which records: the bit of each chosen endpoint, bit 63 for
+/// "every address, usable or not" (fail-open), or all ones for the
+/// fallback addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecisionKey {
+    service: u32,
+    is_v6: bool,
+    choice: u64,
+}
+
+/// Endpoints a decision key can name (bit 63 is the fail-open flag).
+pub const MAX_KEYED_ENDPOINTS: usize = 63;
+
+/// The choice of a decision no key can name: never signed for the fast path.
+const UNKEYED: u64 = u64::MAX - 1;
+
+impl DecisionKey {
+    fn new(service: usize, record_type: RecordType, choice: u64) -> DecisionKey {
+        DecisionKey {
+            service: service as u32,
+            is_v6: record_type == RecordType::AAAA,
+            choice,
+        }
+    }
+
+    /// The key of the answer to a decision: `endpoints` with whether only
+    /// their usable addresses answer, or `None` for the fallback. `None`
+    /// when an endpoint index is past what a key can name.
+    #[inline]
+    pub fn of(service: usize, is_v6: bool, endpoints: Option<(&[usize], bool)>) -> Option<Self> {
+        let choice = match endpoints {
+            None => u64::MAX,
+            Some((endpoints, usable_only)) => {
+                let mut mask = if usable_only { 0 } else { 1 << 63 };
+                for &e in endpoints {
+                    if e >= MAX_KEYED_ENDPOINTS {
+                        return None;
+                    }
+                    mask |= 1 << e;
+                }
+                mask
+            }
+        };
+        Some(DecisionKey {
+            service: service as u32,
+            is_v6,
+            choice,
+        })
+    }
+}
+
+/// An RRSIG record as wire bytes, its owner a pointer to the question.
+fn encode_for_fast_path(rrsig: &Record) -> Vec<u8> {
+    let RData::Unknown { rdata, .. } = &rrsig.data else {
+        return Vec::new();
+    };
+    let mut out = vec![0xc0, 0x0c];
+    out.extend_from_slice(&u16::from(RecordType::RRSIG).to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&rrsig.ttl.to_be_bytes());
+    out.extend_from_slice(&(rdata.anything.len() as u16).to_be_bytes());
+    out.extend_from_slice(&rdata.anything);
+    out
+}
+
+/// Every answer of `record_type` a decision for `service` can give in this
+/// snapshot, with the decision's choice (see [`DecisionKey`]); an empty
+/// set is a NODATA.
 fn service_sets(
     config: &Config,
     table: &DomainTable,
     health: &HealthView,
     service: usize,
     record_type: RecordType,
-) -> (Vec<Vec<Record>>, bool) {
+) -> Vec<(u64, Vec<Record>)> {
     let svc = &config.services[service];
     let records = &table.services[service];
     let views = health
@@ -320,51 +403,53 @@ fn service_sets(
     let serving: Vec<usize> = (0..svc.endpoints.len())
         .filter(|e| views.get(*e).is_none_or(|v| v.is_serving()))
         .collect();
-    let mut sets: Vec<Vec<Record>> = Vec::new();
-    let mut has_empty = false;
-    let mut add = |set: Vec<Record>| {
-        if set.is_empty() {
-            has_empty = true;
-        } else {
-            sets.push(set);
-        }
+    let union = |endpoints: &[usize], usable_only: bool| -> (u64, Vec<Record>) {
+        let choice = DecisionKey::of(service, false, Some((endpoints, usable_only)))
+            .map_or(UNKEYED, |k| k.choice);
+        let set = endpoints
+            .iter()
+            .flat_map(|e| {
+                records
+                    .records(record_type, *e, usable_only)
+                    .iter()
+                    .cloned()
+            })
+            .collect();
+        (choice, set)
     };
+    let mut decisions = Vec::new();
     if serving.is_empty() {
         match &svc.all_down {
-            AllDown::Fallback(_) => add(records.fallback(record_type).to_vec()),
-            AllDown::FailOpen => add((0..svc.endpoints.len())
-                .flat_map(|e| records.records(record_type, e, false).iter().cloned())
-                .collect()),
-        }
-    } else {
-        let size = if matches!(svc.policy, Policy::All) {
-            serving.len()
-        } else {
-            svc.answers.min(serving.len())
-        };
-        let mut subsets = 0;
-        let complete = for_each_subset(&serving, size, &mut |chosen| {
-            subsets += 1;
-            if subsets > MAX_SUBSETS {
-                return false;
+            AllDown::Fallback(_) => {
+                decisions.push((u64::MAX, records.fallback(record_type).to_vec()));
             }
-            add(chosen
-                .iter()
-                .flat_map(|e| records.records(record_type, *e, true).iter().cloned())
-                .collect());
-            true
-        });
-        if !complete {
-            tracing::warn!(
-                service = %svc.name,
-                limit = MAX_SUBSETS,
-                "too many possible answers to sign them all; some answers will not validate"
-            );
+            AllDown::FailOpen => {
+                let every: Vec<usize> = (0..svc.endpoints.len()).collect();
+                decisions.push(union(&every, false));
+            }
         }
+        return decisions;
     }
-    sets.sort_by_key(|s| canonical::sorted_rdata(s.iter().map(|r| &r.data)));
-    sets.dedup_by_key(|s| canonical::sorted_rdata(s.iter().map(|r| &r.data)));
-    (sets, has_empty)
+    let size = if matches!(svc.policy, Policy::All) {
+        serving.len()
+    } else {
+        svc.answers.min(serving.len())
+    };
+    let complete = for_each_subset(&serving, size, &mut |chosen| {
+        if decisions.len() >= MAX_SUBSETS {
+            return false;
+        }
+        decisions.push(union(chosen, true));
+        true
+    });
+    if !complete {
+        tracing::warn!(
+            service = %svc.name,
+            limit = MAX_SUBSETS,
+            "too many possible answers to sign them all; some answers will not validate"
+        );
+    }
+    decisions
 }
 
 /// Calls `each` with every `size`-element subset of `items`, in order,

@@ -177,7 +177,9 @@ impl Publisher {
         let mut state = State::new(current.config.clone(), drains, current.router.geo.clone());
         state.generation = current.generation;
         state.signature_cache = current.signature_cache.clone();
-        metrics.signatures_made(current.signature_cache.made());
+        metrics
+            .dnssec
+            .signatures_made(current.signature_cache.made());
         let publisher = Publisher {
             requests,
             reports,
@@ -522,8 +524,8 @@ impl Publisher {
         let generation = snapshot.generation;
         self.store.store(snapshot);
         self.metrics.snapshot_published(generation);
-        self.metrics
-            .signatures_made(self.state.signature_cache.made());
+        let made = self.state.signature_cache.made();
+        self.metrics.dnssec.signatures_made(made);
         tracing::debug!(
             generation,
             ?counted,
