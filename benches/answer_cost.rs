@@ -9,7 +9,9 @@
 //! `hit` (one /24 every time), `subnets` (1,024 /24s in turn: misses
 //! once each, then hits), `random` (a new /24 every query: the memo
 //! always misses, the worst case of a random-subnet flood), `static`
-//! (a static A record) and `nxdomain`.
+//! (a static A record), `nxdomain`, and on the example signed with a fresh
+//! key (`[dnssec]`), `signed_do0` and `signed_do1`: the `hit` query without
+//! and with the DO bit (DO=1 appends the pre-made RRSIG).
 //!
 //! Instructions per answer: run it under callgrind at two query counts
 //! and divide the difference by the difference in counts, which cancels
@@ -99,7 +101,17 @@ fn main() {
     let count: u32 = args.get(1).map_or(100_000, |n| n.parse().expect("a count"));
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.toml");
-    let config = Config::load(&path).expect("example config");
+    let mut text = std::fs::read_to_string(&path).expect("example config");
+    if mode.starts_with("signed_") {
+        let (pem, _) = meridian::dnssec::key::SigningKey::generate(
+            meridian::dnssec::key::Algorithm::EcdsaP256Sha256,
+        )
+        .unwrap();
+        let key = std::env::temp_dir().join(format!("meridian-cost-{}.pem", std::process::id()));
+        std::fs::write(&key, pem).unwrap();
+        text.push_str(&format!("\n[dnssec]\nkey_file = \"{}\"\n", key.display()));
+    }
+    let config = Config::parse(&text, &path).expect("example config");
     let geo = config
         .geoip
         .as_ref()
@@ -113,8 +125,17 @@ fn main() {
         "hit" => Some(request("www.gslb.example.", Some([193, 0, 0]))),
         "static" => Some(request("mail.gslb.example.", None)),
         "nxdomain" => Some(request("nope.gslb.example.", None)),
+        "signed_do0" => Some(request("www.gslb.example.", Some([193, 0, 0]))),
+        "signed_do1" => {
+            let bytes = request("www.gslb.example.", Some([193, 0, 0]));
+            let mut message = Message::from_vec(&bytes).unwrap();
+            message.edns.as_mut().unwrap().set_dnssec_ok(true);
+            Some(message.to_vec().unwrap())
+        }
         "subnets" | "random" => None,
-        other => panic!("unknown mode {other}: hit, subnets, random, static or nxdomain"),
+        other => panic!(
+            "unknown mode {other}: hit, subnets, random, static, nxdomain, signed_do0 or signed_do1"
+        ),
     };
     let subnets: Vec<Vec<u8>> = (0..1024)
         .map(|i| request("www.gslb.example.", Some(subnet(i))))
