@@ -22,6 +22,18 @@ pub fn attach(
     table: &DomainTable,
     signed: &SignedDomain,
 ) {
+    if qtype == RecordType::NSEC
+        && reply.answers.is_empty()
+        && let Some(link) = signed.matching(qname)
+    {
+        // The NSEC set itself, asked for by name: it exists, signed.
+        reply.authorities.clear();
+        reply.answers.push(owned(&link.nsec, qname, link.nsec.ttl));
+        reply
+            .answers
+            .push(owned(&link.rrsig, qname, link.rrsig.ttl));
+        return;
+    }
     let mut proofs: Vec<Record> = Vec::new();
     let answers = std::mem::take(&mut reply.answers);
     let mut start = 0;
@@ -234,6 +246,10 @@ mod tests {
         forged.answers[0].data = hickory_proto::rr::RData::A(Ipv4Addr::new(192, 0, 2, 66).into());
         let caught = std::panic::catch_unwind(|| verify_reply(&forged, &key, &apex()));
         assert!(caught.is_err(), "a forged address does not verify");
+        // An NSEC asked for by name is answered, signed.
+        let reply = ask_do(&snapshot, "static.gslb.example.", RecordType::NSEC, true);
+        assert_eq!(nsecs(&reply.answers).len(), 1, "{reply:?}");
+        verify_reply(&reply, &key, &apex());
         // The DNSKEY set holds the signing key.
         let reply = ask_do(&snapshot, "gslb.example.", RecordType::DNSKEY, true);
         assert_eq!(reply.answers.len(), 2, "one key and its RRSIG");
