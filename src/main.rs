@@ -142,7 +142,7 @@ enum DnssecCommand {
         #[arg(long)]
         domain: String,
         /// `ecdsap256sha256` (13) or `ed25519` (15).
-        #[arg(long, default_value = "ecdsap256sha256")]
+        #[arg(long, default_value = meridian::config::defaults::DNSSEC_ALGORITHM)]
         algorithm: String,
         /// Where to write the files.
         #[arg(long, value_name = "DIR", default_value = ".")]

@@ -194,7 +194,12 @@ fn compare(
         signed: fast_msg
             .answers
             .iter()
+            .chain(&fast_msg.authorities)
             .any(|r| r.record_type() == RecordType::RRSIG),
+        signed_negative: fast_msg
+            .authorities
+            .iter()
+            .any(|r| r.record_type() == RecordType::NSEC),
     })
 }
 
@@ -205,6 +210,7 @@ struct Answered {
     with_valid_cookie: bool,
     with_ecs_scope: bool,
     signed: bool,
+    signed_negative: bool,
 }
 
 fn has_ecs_scope(reply: &Message) -> bool {
@@ -221,6 +227,7 @@ struct Tally {
     with_valid_cookie: usize,
     with_ecs_scope: usize,
     signed: usize,
+    signed_negative: usize,
 }
 
 fn differential(snapshot: &Snapshot, seed: u64, rounds: usize) -> Tally {
@@ -241,6 +248,7 @@ fn differential(snapshot: &Snapshot, seed: u64, rounds: usize) -> Tally {
             tally.with_valid_cookie += usize::from(answered.with_valid_cookie);
             tally.with_ecs_scope += usize::from(answered.with_ecs_scope);
             tally.signed += usize::from(answered.signed);
+            tally.signed_negative += usize::from(answered.signed_negative);
         }
     }
     tally
@@ -269,6 +277,21 @@ fn fast_replies_match_the_general_path_when_signed() {
         assert!(tally.answered > 5_000, "{drained:?}: {tally:?} of 20000");
         assert!(tally.signed > 60, "{drained:?}: {tally:?}");
     }
+}
+
+#[test]
+fn fast_negative_answers_match_the_general_path_when_signed() {
+    // The shipped example alone has no wildcard: a DO=1 NXDOMAIN or NODATA
+    // is the fast path's, with its NSEC proofs.
+    let (path, _) = crate::dnssec::testing::key_file(crate::dnssec::key::Algorithm::Ed25519);
+    let text = std::fs::read_to_string("zones/example.toml").unwrap();
+    let text = format!("{text}\n[dnssec]\nkey_file = \"{}\"\n", path.display());
+    let config = crate::config::Config::parse(&text, std::path::Path::new("zones/example.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let snapshot = snapshot(std::sync::Arc::new(config), &[]);
+    let tally = differential(&snapshot, 0xd0_0001, 20_000);
+    assert!(tally.signed > 300, "{tally:?}");
+    assert!(tally.signed_negative > 300, "{tally:?}");
 }
 
 #[test]

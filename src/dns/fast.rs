@@ -236,16 +236,20 @@ pub fn answer<'m>(
         .signed
         .as_ref()
         .filter(|_| question.edns.is_some_and(|e| e.dnssec_ok));
-    if signed.is_some() && !matches!(question.qtype, TYPE_A | TYPE_AAAA) {
-        // Signed answers other than a service's addresses (and their NSEC
-        // proofs) are the general path's; see README.
+    if signed.is_some()
+        && matches!(
+            RecordType::from(question.qtype),
+            RecordType::NSEC | RecordType::RRSIG
+        )
+    {
+        // DNSSEC's own types are the general path's.
         return None;
     }
     let name = &lower[..question.name_len];
     let mut plan = plan(&question, name, request, source, snapshot, memo)?;
-    plan.signed = signed;
-    if signed.is_some() && (plan.is_wildcard || !matches!(plan.records, Records::Service { .. })) {
-        return None;
+    if let Some(signed) = signed {
+        plan.denial = denial(&plan, name, question.qtype, snapshot, signed)?;
+        plan.signed = Some(signed);
     }
     write(&question, &plan, request, transport, source, snapshot, out)?;
     Some(FastReply {
@@ -273,6 +277,9 @@ struct Plan<'s, 'm> {
     is_wildcard: bool,
     /// DO=1 to a signed domain: the answer carries its RRSIG.
     signed: Option<&'s SignedDomain>,
+    /// With `signed`, the NSEC links (and the type a NODATA lacks) the
+    /// authority section proves absence with.
+    denial: Denial,
     rcode: ResponseCode,
     cookie: CookieCheck,
     records: Records<'s, 'm>,
@@ -299,6 +306,61 @@ impl Plan<'_, '_> {
             Records::Service { decision, .. } => decision.scope,
             _ => 0,
         }
+    }
+}
+
+/// Up to two NSEC links of the fast chain, each with the type a NODATA
+/// lacks (which picks a service name's bitmap without it).
+type Denial = [Option<(usize, Option<RecordType>)>; 2];
+
+/// The NSEC proofs a DO=1 reply planned for a signed domain needs, or
+/// `None` to leave it to the general path: a wildcard's answer, a static
+/// set (its RRSIG is not pre-encoded), a delegation. A service's NODATA
+/// is found in `write`, once the decision's records are known.
+fn denial(
+    plan: &Plan,
+    name: &[u8],
+    qtype: u16,
+    snapshot: &Snapshot,
+    signed: &SignedDomain,
+) -> Option<Denial> {
+    let chain = &signed.fast_denial;
+    if plan.is_wildcard {
+        return None;
+    }
+    match plan.records {
+        Records::Service { .. } => Some([None, None]),
+        Records::Empty if !plan.in_domain => Some([None, None]),
+        Records::Empty => {
+            // NXDOMAIN: the name's cover, and the cover of the wildcard at
+            // its closest encloser (the longest suffix that is a node; no
+            // delegation lies between, or `plan` would have declined).
+            let mut at = 0;
+            let encloser = loop {
+                at += usize::from(*name.get(at)?) + 1;
+                let suffix = name.get(at..)?;
+                if snapshot.fast.node(suffix).is_some() {
+                    break suffix;
+                }
+            };
+            let mut wildcard = [0u8; NAME_MAX];
+            wildcard[..2].copy_from_slice(b"\x01*");
+            wildcard[2..2 + encloser.len()].copy_from_slice(encloser);
+            let name_cover = chain.covering(name)?;
+            let wildcard_cover = chain.covering(&wildcard[..2 + encloser.len()])?;
+            let second = (wildcard_cover != name_cover).then_some((wildcard_cover, None));
+            Some([Some((name_cover, None)), second])
+        }
+        Records::Set(None) => {
+            // NODATA: the name's own NSEC, or for an empty non-terminal
+            // the one covering it.
+            let proof = match chain.matching(name) {
+                Some(link) => (link, Some(RecordType::from(qtype))),
+                None => (chain.covering(name)?, None),
+            };
+            Some([Some(proof), None])
+        }
+        Records::Set(Some(_)) => None,
     }
 }
 
@@ -369,6 +431,7 @@ fn plan<'s, 'm>(
         in_domain,
         is_wildcard,
         signed: None,
+        denial: [None, None],
         rcode,
         cookie,
         records,
@@ -396,6 +459,7 @@ fn write(
     out.extend_from_slice(&request[HEADER_LEN..question.end]);
     let mut count = 0u16;
     let mut additionals = None;
+    let mut service_denial = None;
     match plan.records {
         Records::Empty | Records::Set(None) => {}
         Records::Set(Some(set)) => {
@@ -427,23 +491,39 @@ fn write(
                 }
             };
             if let Some(signed) = plan.signed {
-                // The set's RRSIG, made at snapshot build; a NODATA (its
-                // NSEC proof) or a decision not signed goes to the general
-                // path.
+                // The set's RRSIG, made at snapshot build, or for a NODATA
+                // the service name's NSEC without the type; a decision not
+                // signed goes to the general path.
                 if count == 0 {
-                    return None;
+                    let link = signed.fast_denial.service_link(service)?;
+                    service_denial = Some((link, Some(RecordType::from(question.qtype))));
+                } else {
+                    let key = DecisionKey::of(service, is_v6, chosen)?;
+                    out.extend_from_slice(signed.decision_rrsig(key)?);
+                    count += 1;
                 }
-                let key = DecisionKey::of(service, is_v6, chosen)?;
-                out.extend_from_slice(signed.decision_rrsig(key)?);
-                count += 1;
             }
         }
     }
-    let authority = u16::from(count == 0 && plan.in_domain);
+    let mut authority = u16::from(count == 0 && plan.in_domain);
     let mut additional = 0;
     if authority == 1 {
         // NXDOMAIN or NODATA: the SOA with the negative TTL.
         out.extend_from_slice(fast.negative_soa());
+        if let Some(signed) = plan.signed {
+            // Its RRSIG and the NSEC proofs, in the general path's order.
+            let chain = &signed.fast_denial;
+            if chain.soa_rrsig().is_empty() {
+                return None;
+            }
+            out.extend_from_slice(chain.soa_rrsig());
+            authority += 1;
+            let [first, second] = plan.denial;
+            for (link, absent) in [first, second, service_denial].into_iter().flatten() {
+                out.extend_from_slice(chain.proof(link, absent));
+                authority += 2;
+            }
+        }
     } else if let Some(set) = additionals {
         out.extend_from_slice(&set.wire);
         additional = set.count;
@@ -570,6 +650,8 @@ mod tests {
             ("www.gslb.example.", RecordType::AAAA),
             ("api.gslb.example.", RecordType::A),
             ("split.apps.gslb.example.", RecordType::A),
+            // eu-west has no IPv6: NODATA, the NSEC without AAAA.
+            ("api.gslb.example.", RecordType::AAAA),
         ] {
             let mut signed = query(name, qtype, true);
             let edns = signed.edns.as_mut().unwrap();
@@ -595,7 +677,7 @@ mod tests {
             )
             .expect("the fast path answers a signed service query");
             let reply = hickory_proto::op::Message::from_vec(&out).unwrap();
-            let last = reply.answers.last().unwrap();
+            let last = reply.answers.last().or(reply.authorities.last()).unwrap();
             assert_eq!(last.record_type(), RecordType::RRSIG, "{reply:?}");
         }
         let before = allocations();
@@ -613,9 +695,11 @@ mod tests {
             }
         }
         assert_eq!(allocations() - before, 0, "allocations on signed answers");
-        // NODATA and NXDOMAIN with DO=1 need NSEC proofs: the general path's.
+        // A static set's RRSIG is not pre-encoded, and with wildcards in
+        // the domain a missing name needs wildcard proofs: both are the
+        // general path's (NXDOMAIN and NODATA are the fast path's when the
+        // domain has no wildcard: see `differential`).
         for (name, qtype) in [
-            ("api.gslb.example.", RecordType::AAAA),
             ("nope.gslb.example.", RecordType::A),
             ("static.gslb.example.", RecordType::A),
             ("host.apps.gslb.example.", RecordType::A),
@@ -633,6 +717,80 @@ mod tests {
             );
             assert!(reply.is_none(), "{name} {qtype} is declined");
         }
+    }
+
+    #[test]
+    fn signed_negative_answers_carry_their_proofs_and_allocate_nothing() {
+        // The shipped example has no wildcard: NXDOMAIN and NODATA with
+        // DO=1 are the fast path's.
+        let (path, key) =
+            crate::dnssec::testing::key_file(crate::dnssec::key::Algorithm::EcdsaP256Sha256);
+        let text = std::fs::read_to_string("zones/example.toml").unwrap();
+        let text = format!("{text}\n[dnssec]\nkey_file = \"{}\"\n", path.display());
+        let config =
+            crate::config::Config::parse(&text, std::path::Path::new("zones/example.toml"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let snapshot = snapshot(std::sync::Arc::new(config), &[]);
+        let source: IpAddr = "192.0.2.77".parse().unwrap();
+        let apex = Name::from_ascii("gslb.example.").unwrap();
+        let mut requests = Vec::new();
+        for (name, qtype, nsecs) in [
+            ("nope.gslb.example.", RecordType::A, 2),
+            ("zzz.nope.gslb.example.", RecordType::A, 2),
+            ("mail.gslb.example.", RecordType::AAAA, 1),
+            ("www.gslb.example.", RecordType::MX, 1),
+        ] {
+            let mut signed = query(name, qtype, true);
+            signed.edns.as_mut().unwrap().set_dnssec_ok(true);
+            let bytes = signed.to_vec().unwrap();
+            let mut memo = DecisionMemo::new();
+            let mut out = Vec::new();
+            answer(
+                &bytes,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out,
+            )
+            .unwrap_or_else(|| panic!("{name} {qtype}: the fast path answers"));
+            let reply = Message::from_vec(&out).unwrap();
+            let proofs = crate::dnssec::testing::nsecs(&reply.authorities);
+            assert!(
+                proofs.len() <= nsecs && !proofs.is_empty(),
+                "{name}: {proofs:?}"
+            );
+            assert!(crate::dnssec::testing::verify_reply(&reply, &key, &apex) >= 2);
+            requests.push(bytes);
+        }
+        let mut memo = DecisionMemo::new();
+        let mut out = Vec::with_capacity(4096);
+        for request in &requests {
+            answer(
+                request,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out,
+            )
+            .unwrap();
+        }
+        let before = allocations();
+        for _ in 0..50 {
+            for request in &requests {
+                answer(
+                    request,
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out,
+                )
+                .unwrap();
+            }
+        }
+        assert_eq!(allocations() - before, 0, "allocations on signed negatives");
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! - [`canonical`]: RFC 4034 section 6's canonical names, RDATA and order.
 //! - [`sign`]: RRSIGs, the validity window every node agrees on, the cache.
 //! - [`zone`]: the signed domain a snapshot carries, and its NSEC chain.
+//! - [`denial`]: that chain encoded for the fast path's DO=1 negatives.
 //! - [`tools`]: what `meridian dnssec keygen` and `ds` do.
 
 pub mod canonical;
+pub mod denial;
 pub mod key;
 pub mod sign;
 #[cfg(test)]

@@ -22,6 +22,7 @@ use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::canonical::{self, compare_names};
+use super::denial::{FastDenial, LinkRecords};
 use super::sign::{SetToSign, SignatureCache, Signer, Window};
 use crate::config::{AllDown, Config, Policy};
 use crate::dns::table::{DomainTable, Lookup, Node};
@@ -85,6 +86,8 @@ pub struct SignedDomain {
     decisions: HashMap<DecisionKey, Vec<u8>, foldhash::fast::FixedState>,
     /// In canonical order, the apex first.
     chain: Vec<Link>,
+    /// The chain and the negative SOA's RRSIG, encoded for the fast path.
+    pub fast_denial: FastDenial,
     pub window: Window,
 }
 
@@ -114,10 +117,11 @@ impl SignedDomain {
             signatures: HashMap::new(),
             decisions: HashMap::default(),
             chain: Vec::new(),
+            fast_denial: FastDenial::default(),
             window: signer.window,
         };
         // (owner, types, for a service: which families may be empty)
-        let mut names: Vec<(Name, Vec<RecordType>, [bool; 2])> = Vec::new();
+        let mut names: Vec<ChainName> = Vec::new();
         for (lower, node) in table.nodes() {
             let name = Name::from(lower);
             let at_cut = match table.lookup(lower) {
@@ -126,7 +130,7 @@ impl SignedDomain {
                 _ => false,
             };
             if at_cut {
-                names.push((name, vec![RecordType::NS], [false; 2]));
+                names.push((name, vec![RecordType::NS], [false; 2], None));
                 continue;
             }
             let mut types: Vec<RecordType> = Vec::new();
@@ -164,13 +168,13 @@ impl SignedDomain {
                 }
             }
             if !types.is_empty() || node.service().is_some() {
-                names.push((name, types, may_be_empty));
+                names.push((name, types, may_be_empty, node.service()));
             }
         }
         names.sort_by(|a, b| compare_names(&a.0, &b.0));
         let ttl = table.negative_ttl();
         for i in 0..names.len() {
-            let (owner, types, may_be_empty) = &names[i];
+            let (owner, types, may_be_empty, _) = &names[i];
             let next = &names[(i + 1) % names.len()].0;
             let (nsec, rrsig) = signed.nsec(&signer, owner, next, types, ttl);
             let mut variants = Vec::new();
@@ -189,6 +193,33 @@ impl SignedDomain {
                 variants,
             });
         }
+        let mut service_links = vec![None; config.services.len()];
+        for (i, (.., service)) in names.iter().enumerate() {
+            if let Some(s) = service {
+                service_links[*s] = Some(i);
+            }
+        }
+        let soa = table.soa();
+        let soa_rrsig = signed
+            .rrsig(&soa.name, std::slice::from_ref(soa))
+            .map(|(r, _)| r.clone());
+        let links: Vec<LinkRecords<'_>> = signed
+            .chain
+            .iter()
+            .map(|l| LinkRecords {
+                owner: &l.owner,
+                nsec: &l.nsec,
+                rrsig: &l.rrsig,
+                variants: l.variants.iter().map(|(t, n, s)| (*t, n, s)).collect(),
+            })
+            .collect();
+        let fast_denial = FastDenial::build(
+            &links,
+            service_links,
+            soa_rrsig.as_ref(),
+            table.negative_ttl(),
+        );
+        signed.fast_denial = fast_denial;
         Some(signed)
     }
 
@@ -310,6 +341,10 @@ impl SignedDomain {
         self.chain.len()
     }
 }
+
+/// A name of the NSEC chain while it is built: owner, types, whether a
+/// decision may lack A or AAAA there, and the service it is.
+type ChainName = (Name, Vec<RecordType>, [bool; 2], Option<usize>);
 
 fn is_cut_named(cut: &Node, name: &LowerName) -> bool {
     cut.rrset(RecordType::NS)

@@ -24,18 +24,15 @@ impl Checker<'_, '_> {
         };
         let table_span = raw.span();
         let raw = raw.into_inner();
-        let algorithm = self.setting(
-            raw.algorithm.as_ref(),
-            Algorithm::parse(defaults::DNSSEC_ALGORITHM).expect("the default parses"),
-            |text| {
-                Algorithm::parse(text).ok_or_else(|| {
-                    (
-                        format!("dnssec.algorithm `{text}` is not offered"),
-                        "use \"ecdsap256sha256\" (13, the default) or \"ed25519\" (15)".to_string(),
-                    )
-                })
-            },
-        );
+        // Unset, the key's own algorithm is taken; set, the key must match.
+        let algorithm = self.setting(raw.algorithm.as_ref(), None, |text| {
+            Algorithm::parse(text).map(Some).ok_or_else(|| {
+                (
+                    format!("dnssec.algorithm `{text}` is not offered"),
+                    "use \"ecdsap256sha256\" (13) or \"ed25519\" (15)".to_string(),
+                )
+            })
+        });
         let key = match &raw.key_file {
             None => {
                 self.err(
@@ -45,7 +42,7 @@ impl Checker<'_, '_> {
                 );
                 None
             }
-            Some(file) => self.signing_key(file, algorithm),
+            Some(file) => self.signing_key(file, algorithm.flatten()),
         };
         let mut published = Some(Vec::new());
         for file in &raw.publish {
