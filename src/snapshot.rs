@@ -93,9 +93,9 @@ pub fn build(inputs: Inputs) -> Snapshot {
         signature_cache,
     } = inputs;
     let table = DomainTable::build(&config, &health);
-    let fast = FastTable::build(&config, &table);
     let built_at = SystemTime::now();
     let signed = SignedDomain::build(&config, &table, &health, &signature_cache, built_at);
+    let fast = FastTable::build(&config, &table, signed.as_ref());
     Snapshot {
         config,
         health,

@@ -314,9 +314,9 @@ impl Plan<'_, '_> {
 type Denial = [Option<(usize, Option<RecordType>)>; 2];
 
 /// The NSEC proofs a DO=1 reply planned for a signed domain needs, or
-/// `None` to leave it to the general path: a wildcard's answer, a static
-/// set (its RRSIG is not pre-encoded), a delegation. A service's NODATA
-/// is found in `write`, once the decision's records are known.
+/// `None` to leave it to the general path: a wildcard's answer, a
+/// delegation. A service's NODATA is found in `write`, once the decision's
+/// records are known.
 fn denial(
     plan: &Plan,
     name: &[u8],
@@ -360,7 +360,8 @@ fn denial(
             };
             Some([Some(proof), None])
         }
-        Records::Set(Some(_)) => None,
+        // A static set: its RRSIG was encoded with it.
+        Records::Set(Some(set)) => (!set.rrsig.is_empty()).then_some([None, None]),
     }
 }
 
@@ -465,6 +466,10 @@ fn write(
         Records::Set(Some(set)) => {
             out.extend_from_slice(&set.answers.wire);
             count = set.answers.count;
+            if plan.signed.is_some() {
+                out.extend_from_slice(&set.rrsig);
+                count += 1;
+            }
             additionals = Some(&set.additionals);
         }
         Records::Service { service, decision } => {
@@ -652,6 +657,10 @@ mod tests {
             ("split.apps.gslb.example.", RecordType::A),
             // eu-west has no IPv6: NODATA, the NSEC without AAAA.
             ("api.gslb.example.", RecordType::AAAA),
+            // Static sets, with the RRSIG encoded beside them.
+            ("static.gslb.example.", RecordType::A),
+            ("gslb.example.", RecordType::DNSKEY),
+            ("gslb.example.", RecordType::MX),
         ] {
             let mut signed = query(name, qtype, true);
             let edns = signed.edns.as_mut().unwrap();
@@ -695,13 +704,11 @@ mod tests {
             }
         }
         assert_eq!(allocations() - before, 0, "allocations on signed answers");
-        // A static set's RRSIG is not pre-encoded, and with wildcards in
-        // the domain a missing name needs wildcard proofs: both are the
-        // general path's (NXDOMAIN and NODATA are the fast path's when the
-        // domain has no wildcard: see `differential`).
+        // With wildcards in the domain a missing name needs wildcard
+        // proofs, the general path's (NXDOMAIN and NODATA are the fast
+        // path's when the domain has none: the next test).
         for (name, qtype) in [
             ("nope.gslb.example.", RecordType::A),
-            ("static.gslb.example.", RecordType::A),
             ("host.apps.gslb.example.", RecordType::A),
         ] {
             let mut signed = query(name, qtype, true);

@@ -331,6 +331,14 @@ impl SignedDomain {
         self.decisions.get(&key).map(Vec::as_slice)
     }
 
+    /// The RRSIG over a static set (owner: its first record's), encoded to
+    /// follow the set in a fast-path answer.
+    pub fn rrsig_for_fast_path(&self, records: &[Record]) -> Option<Vec<u8>> {
+        let first = records.first()?;
+        let (rrsig, wildcard) = self.rrsig(&first.name, records)?;
+        wildcard.is_none().then(|| encode_for_fast_path(rrsig))
+    }
+
     /// RRsets signed.
     pub fn signature_count(&self) -> usize {
         self.signatures.len()
