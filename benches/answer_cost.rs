@@ -11,7 +11,9 @@
 //! always misses, the worst case of a random-subnet flood), `static`
 //! (a static A record), `nxdomain`, and on the example signed with a fresh
 //! key (`[dnssec]`), `signed_do0` and `signed_do1`: the `hit` query without
-//! and with the DO bit (DO=1 appends the pre-made RRSIG).
+//! and with the DO bit (DO=1 appends the pre-made RRSIG), and
+//! `signed_nxdomain_do0` and `signed_nxdomain_do1` (DO=1 adds the SOA's
+//! RRSIG and two NSECs with theirs).
 //!
 //! Instructions per answer: run it under callgrind at two query counts
 //! and divide the difference by the difference in counts, which cancels
@@ -126,15 +128,21 @@ fn main() {
         "static" => Some(request("mail.gslb.example.", None)),
         "nxdomain" => Some(request("nope.gslb.example.", None)),
         "signed_do0" => Some(request("www.gslb.example.", Some([193, 0, 0]))),
-        "signed_do1" => {
-            let bytes = request("www.gslb.example.", Some([193, 0, 0]));
+        "signed_do1" | "signed_nxdomain_do1" => {
+            let bytes = if mode == "signed_do1" {
+                request("www.gslb.example.", Some([193, 0, 0]))
+            } else {
+                request("nope.gslb.example.", None)
+            };
             let mut message = Message::from_vec(&bytes).unwrap();
             message.edns.as_mut().unwrap().set_dnssec_ok(true);
             Some(message.to_vec().unwrap())
         }
+        "signed_nxdomain_do0" => Some(request("nope.gslb.example.", None)),
         "subnets" | "random" => None,
         other => panic!(
-            "unknown mode {other}: hit, subnets, random, static, nxdomain, signed_do0 or signed_do1"
+            "unknown mode {other}: hit, subnets, random, static, nxdomain, signed_do0, signed_do1, \
+             signed_nxdomain_do0 or signed_nxdomain_do1"
         ),
     };
     let subnets: Vec<Vec<u8>> = (0..1024)
