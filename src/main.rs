@@ -447,6 +447,18 @@ fn summary(config: &Config) -> String {
         let _ = writeln!(out, "  NS {}  {}", ns.name, glue.join(" "));
     }
     let _ = writeln!(out, "  {} static record(s)", config.records.len());
+    if let Some(dnssec) = &config.dnssec {
+        let key = dnssec.key.dnskey();
+        let _ = writeln!(
+            out,
+            "  DNSSEC: signing key tag {} algorithm {}, {} published key(s), signatures valid {}h, renewed every {}h",
+            key.key_tag(),
+            key.algorithm,
+            dnssec.published.len(),
+            dnssec.validity.as_secs() / 3600,
+            dnssec.refresh.as_secs() / 3600
+        );
+    }
     let dns: Vec<String> = config.server.dns.iter().map(|a| a.to_string()).collect();
     let admin = config
         .server

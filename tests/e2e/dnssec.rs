@@ -440,3 +440,9 @@ fn a_health_switch_answers_with_an_already_signed_set_and_signs_nothing_per_quer
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// The validators again, with the fast path switched off.
+crate::also_on_general_path! {
+    delv_fully_validates_a_service_an_nxdomain_and_a_nodata,
+    a_validating_unbound_sets_ad_on_services_and_nxdomains,
+}
