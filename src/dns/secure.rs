@@ -22,11 +22,15 @@ pub fn attach(
     table: &DomainTable,
     signed: &SignedDomain,
 ) {
-    if qtype == RecordType::NSEC
-        && reply.answers.is_empty()
+    let is_minimal_any = qtype == RecordType::ANY
+        && matches!(&reply.answers[..], [r] if r.record_type() == RecordType::HINFO);
+    if (qtype == RecordType::NSEC && reply.answers.is_empty() || is_minimal_any)
         && let Some(link) = signed.matching(qname)
     {
-        // The NSEC set itself, asked for by name: it exists, signed.
+        // The NSEC set itself, asked for by name: it exists, signed. For
+        // ANY, it is the one set RFC 8482 section 4.1 lets us pick, in
+        // place of the synthesized HINFO, which no signature covers.
+        reply.answers.clear();
         reply.authorities.clear();
         reply.answers.push(owned(&link.nsec, qname, link.nsec.ttl));
         reply
@@ -246,6 +250,10 @@ mod tests {
         forged.answers[0].data = hickory_proto::rr::RData::A(Ipv4Addr::new(192, 0, 2, 66).into());
         let caught = std::panic::catch_unwind(|| verify_reply(&forged, &key, &apex()));
         assert!(caught.is_err(), "a forged address does not verify");
+        // ANY with DO=1: the name's NSEC set, signed, instead of HINFO.
+        let reply = ask_do(&snapshot, "www.gslb.example.", RecordType::ANY, true);
+        assert_eq!(nsecs(&reply.answers).len(), 1, "{reply:?}");
+        assert_eq!(verify_reply(&reply, &key, &apex()), 1);
         // An NSEC asked for by name is answered, signed.
         let reply = ask_do(&snapshot, "static.gslb.example.", RecordType::NSEC, true);
         assert_eq!(nsecs(&reply.answers).len(), 1, "{reply:?}");
