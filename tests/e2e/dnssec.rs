@@ -21,8 +21,20 @@ use crate::harness::*;
 /// A key pair made by the binary in `dir`: the private key's path and the
 /// DNSKEY line.
 fn keygen(dir: &Path, domain: &str) -> (PathBuf, String) {
+    keygen_with(dir, domain, "ecdsap256sha256")
+}
+
+fn keygen_with(dir: &Path, domain: &str, algorithm: &str) -> (PathBuf, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["dnssec", "keygen", "--domain", domain, "--out-dir"])
+        .args([
+            "dnssec",
+            "keygen",
+            "--domain",
+            domain,
+            "--algorithm",
+            algorithm,
+        ])
+        .arg("--out-dir")
         .arg(dir)
         .output()
         .expect("run meridian dnssec keygen");
@@ -130,6 +142,21 @@ fn delv_fully_validates_a_service_an_nxdomain_and_a_nodata() {
         out.contains("NXDOMAIN") || out.contains("nxdomain"),
         "{out}"
     );
+    // Ed25519 (algorithm 15) validates too.
+    let (ed_key, ed_dnskey) = keygen_with(&dir, "gslb.example.", "ed25519");
+    assert!(ed_dnskey.contains(" DNSKEY 257 3 15 "), "{ed_dnskey}");
+    let ed_text = text.replace(
+        &text[text.find("key_file = ").unwrap()..],
+        &format!("key_file = \"{}\"\n", ed_key.display()),
+    );
+    let ed_node = Node::start(&ed_text);
+    for args in [["www.gslb.example.", "A"], ["nope.gslb.example.", "A"]] {
+        let out = delv(&delv_path, &ed_node, &ed_dnskey, &args);
+        assert!(
+            out.contains("fully validated"),
+            "Ed25519, delv {args:?}:\n{out}"
+        );
+    }
     // A wrong anchor: nothing validates, so the checks above can fail.
     let (_, other) = keygen(&dir, "gslb.example.");
     let out = delv(&delv_path, &node, &other, &["www.gslb.example.", "A"]);
