@@ -11,7 +11,12 @@
 //! always misses, the worst case of a random-subnet flood), `static`
 //! (a static A record) and `nxdomain`; `split-hit` and `split-random` are
 //! `hit` and `random` for `bg`, a service like `www` whose every zone
-//! holds two endpoints (blue 90, green 10), split per client prefix.
+//! holds two endpoints (blue 90, green 10), split per client prefix; and
+//! on the example signed with a fresh key (`[dnssec]`), `signed_do0` and
+//! `signed_do1`: the `hit` query without and with the DO bit (DO=1 appends
+//! the pre-made RRSIG), and `signed_nxdomain_do0` and
+//! `signed_nxdomain_do1` (DO=1 adds the SOA's RRSIG and two NSECs with
+//! theirs).
 //!
 //! Instructions per answer: run it under callgrind at two query counts
 //! and divide the difference by the difference in counts, which cancels
@@ -143,8 +148,19 @@ fn main() {
         Some(mode) => (mode.to_string(), "bg.gslb.example.", BLUE_GREEN),
         None => (mode, "www.gslb.example.", ""),
     };
-    let text = std::fs::read_to_string(&path).expect("example config");
-    let config = Config::parse(&format!("{text}\n{extra}"), &path).expect("example config");
+    let mut text = std::fs::read_to_string(&path).expect("example config");
+    text.push('\n');
+    text.push_str(extra);
+    if mode.starts_with("signed_") {
+        let (pem, _) = meridian::dnssec::key::SigningKey::generate(
+            meridian::dnssec::key::Algorithm::EcdsaP256Sha256,
+        )
+        .unwrap();
+        let key = std::env::temp_dir().join(format!("meridian-cost-{}.pem", std::process::id()));
+        std::fs::write(&key, pem).unwrap();
+        text.push_str(&format!("\n[dnssec]\nkey_file = \"{}\"\n", key.display()));
+    }
+    let config = Config::parse(&text, &path).expect("example config");
     let geo = config
         .geoip
         .as_ref()
@@ -158,9 +174,22 @@ fn main() {
         "hit" => Some(request(name, Some([193, 0, 0]))),
         "static" => Some(request("mail.gslb.example.", None)),
         "nxdomain" => Some(request("nope.gslb.example.", None)),
+        "signed_do0" => Some(request("www.gslb.example.", Some([193, 0, 0]))),
+        "signed_do1" | "signed_nxdomain_do1" => {
+            let bytes = if mode == "signed_do1" {
+                request("www.gslb.example.", Some([193, 0, 0]))
+            } else {
+                request("nope.gslb.example.", None)
+            };
+            let mut message = Message::from_vec(&bytes).unwrap();
+            message.edns.as_mut().unwrap().set_dnssec_ok(true);
+            Some(message.to_vec().unwrap())
+        }
+        "signed_nxdomain_do0" => Some(request("nope.gslb.example.", None)),
         "subnets" | "random" => None,
         other => panic!(
-            "unknown mode {other}: hit, subnets, random, static, nxdomain, split-hit or split-random"
+            "unknown mode {other}: hit, subnets, random, static, nxdomain, split-hit, split-random, \
+             signed_do0, signed_do1, signed_nxdomain_do0 or signed_nxdomain_do1"
         ),
     };
     let subnets: Vec<Vec<u8>> = (0..1024).map(|i| request(name, Some(subnet(i)))).collect();

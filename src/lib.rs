@@ -32,6 +32,7 @@ pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod dns;
+pub mod dnssec;
 pub mod health;
 pub mod metrics;
 pub mod publisher;

@@ -118,6 +118,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// DNSSEC keys: make one, or print the DS records for the parent.
+    Dnssec {
+        #[command(subcommand)]
+        command: DnssecCommand,
+    },
     /// Print a shell completion script, e.g.
     /// `meridian completions bash > /etc/bash_completion.d/meridian`.
     Completions {
@@ -128,10 +133,77 @@ enum Command {
     Man,
 }
 
+#[derive(Subcommand)]
+enum DnssecCommand {
+    /// Write a new signing key pair: `K<domain>+<alg>+<tag>.pem` (PKCS#8,
+    /// mode 0600; name it in `[dnssec] key_file`) and `.key` (its DNSKEY).
+    Keygen {
+        /// The domain's apex, e.g. `gslb.example.`.
+        #[arg(long)]
+        domain: String,
+        /// `ecdsap256sha256` (13) or `ed25519` (15).
+        #[arg(long, default_value = meridian::config::defaults::DNSSEC_ALGORITHM)]
+        algorithm: String,
+        /// Where to write the files.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out_dir: PathBuf,
+    },
+    /// Print the DS records (SHA-256) of the config's keys, for the parent.
+    Ds {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn dnssec(command: DnssecCommand) -> anyhow::Result<()> {
+    use meridian::dnssec::{key::Algorithm, tools};
+    match command {
+        DnssecCommand::Keygen {
+            domain,
+            algorithm,
+            out_dir,
+        } => {
+            let algorithm = Algorithm::parse(&algorithm).with_context(|| {
+                format!("algorithm `{algorithm}` is not offered; use ecdsap256sha256 or ed25519")
+            })?;
+            let domain = hickory_proto::rr::Name::from_ascii(&domain)
+                .ok()
+                .filter(|_| domain.ends_with('.'))
+                .with_context(|| {
+                    format!("`{domain}` is not a fully qualified name; write it with the final dot")
+                })?;
+            let made = tools::keygen(&domain, algorithm, &out_dir)?;
+            println!("private key (mode 0600): {}", made.private.display());
+            println!("DNSKEY:                  {}", made.public.display());
+            println!("key tag:                 {}", made.key_tag);
+        }
+        DnssecCommand::Ds { config } => {
+            let config = Config::load(&config.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let records = tools::ds_records(&config);
+            anyhow::ensure!(
+                !records.is_empty(),
+                "{} has no [dnssec] table: the domain is not signed",
+                config.source.display()
+            );
+            for record in records {
+                println!("{record}");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, node } => check(&config.config, node.as_deref()),
+        Command::Dnssec { command } => match dnssec(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "meridian", &mut std::io::stdout());
@@ -398,6 +470,18 @@ fn summary(config: &Config) -> String {
         let _ = writeln!(out, "  NS {}  {}", ns.name, glue.join(" "));
     }
     let _ = writeln!(out, "  {} static record(s)", config.records.len());
+    if let Some(dnssec) = &config.dnssec {
+        let key = dnssec.key.dnskey();
+        let _ = writeln!(
+            out,
+            "  DNSSEC: signing key tag {} algorithm {}, {} published key(s), signatures valid {}h, renewed every {}h",
+            key.key_tag(),
+            key.algorithm,
+            dnssec.published.len(),
+            dnssec.validity.as_secs() / 3600,
+            dnssec.refresh.as_secs() / 3600
+        );
+    }
     let dns: Vec<String> = config.server.dns.iter().map(|a| a.to_string()).collect();
     let admin = config
         .server

@@ -19,6 +19,7 @@ use crate::dns::wire::Transport;
 
 mod answers;
 mod dns_families;
+mod dnssec;
 
 const QTYPES: &[(RecordType, &str)] = &[
     (RecordType::A, "A"),
@@ -303,6 +304,8 @@ pub struct Metrics {
     fail_open: DashMap<String, AtomicU64>,
     snapshots: AtomicU64,
     generation: AtomicU64,
+    /// Signing at snapshot build (`meridian_dnssec_*`).
+    pub dnssec: dnssec::DnssecCounters,
     geoip_reloads: AtomicU64,
     geoip_rejected: AtomicU64,
     config_reloads: AtomicU64,
@@ -584,6 +587,7 @@ impl Metrics {
             "meridian_snapshot_generation {}",
             self.generation.load(Relaxed)
         );
+        self.dnssec.render(out);
     }
 }
 
@@ -789,6 +793,7 @@ mod tests {
                 "meridian_geoip_reloads_total counter",
                 "meridian_snapshots_published_total counter",
                 "meridian_snapshot_generation gauge",
+                "meridian_dnssec_signatures_total counter",
                 "meridian_build_info gauge",
             ]
         );

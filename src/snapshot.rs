@@ -20,6 +20,7 @@ use crate::cluster::ClusterView;
 use crate::config::Config;
 use crate::dns::encoded::FastTable;
 use crate::dns::table::DomainTable;
+use crate::dnssec::{SignatureCache, SignedDomain};
 use crate::health::drains::Drains;
 use crate::health::{HealthView, initial_observed};
 use crate::routing::Router;
@@ -45,6 +46,11 @@ pub struct Snapshot {
     pub fast: FastTable,
     /// GeoIP, CIDR rules and latency rankings.
     pub router: Router,
+    /// RRSIGs and the NSEC chain for `table`, when the domain is signed.
+    pub signed: Option<SignedDomain>,
+    /// Signatures made so far, handed from snapshot to snapshot so a
+    /// rebuild signs only sets it has not signed in this window.
+    pub signature_cache: Arc<SignatureCache>,
     /// The votes behind `health`, when several nodes share the checking.
     pub cluster: ClusterView,
     pub answer_counters: AnswerCounters,
@@ -68,6 +74,8 @@ pub struct Inputs {
     pub cluster: ClusterView,
     pub answer_counters: AnswerCounters,
     pub generation: u64,
+    /// The previous snapshot's signature cache (a fresh one at start).
+    pub signature_cache: Arc<SignatureCache>,
 }
 
 static NEXT_SNAPSHOT_ID: AtomicU64 = AtomicU64::new(1);
@@ -113,9 +121,12 @@ pub fn build(inputs: Inputs) -> Snapshot {
         cluster,
         answer_counters,
         generation,
+        signature_cache,
     } = inputs;
     let table = DomainTable::build(&config, &health);
-    let fast = FastTable::build(&config, &table);
+    let built_at = SystemTime::now();
+    let signed = SignedDomain::build(&config, &table, &health, &signature_cache, built_at);
+    let fast = FastTable::build(&config, &table, signed.as_ref());
     Snapshot {
         config,
         health,
@@ -123,11 +134,13 @@ pub fn build(inputs: Inputs) -> Snapshot {
         table,
         fast,
         router,
+        signed,
+        signature_cache,
         cluster,
         answer_counters,
         generation,
         id: NEXT_SNAPSHOT_ID.fetch_add(1, Ordering::Relaxed),
-        built_at: SystemTime::now(),
+        built_at,
         _live: LiveMark::new(),
     }
 }
@@ -167,6 +180,7 @@ impl Snapshot {
             cluster: ClusterView::default(),
             answer_counters,
             generation: 1,
+            signature_cache: Arc::default(),
         })
     }
 }
@@ -265,6 +279,7 @@ mod tests {
             cluster: ClusterView::default(),
             answer_counters: detached_counters(&config),
             generation: 7,
+            signature_cache: Arc::default(),
         });
         assert_eq!(snapshot.generation, 7);
         let endpoints = &snapshot.health.endpoints[0];

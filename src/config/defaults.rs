@@ -118,3 +118,11 @@ pub const LATENCY_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Shortest admin token: 16 random characters resist guessing.
 pub const ADMIN_TOKEN_MIN_LEN: usize = 16;
+
+// [dnssec]
+
+/// How long signatures are valid: two weeks, as most signers default to.
+pub const DNSSEC_VALIDITY: Duration = Duration::from_secs(14 * 86_400);
+/// The algorithm `meridian dnssec keygen` uses unless told: 13, ECDSA P-256.
+/// (`[dnssec] algorithm` unset takes the key's own.)
+pub const DNSSEC_ALGORITHM: &str = "ecdsap256sha256";

@@ -41,6 +41,8 @@ pub struct Config {
     pub cidr_rules: Vec<CidrRule>,
     /// The nodes serving this domain together; empty: this node alone.
     pub cluster: ClusterSettings,
+    /// DNSSEC signing; `None`: the domain is served unsigned.
+    pub dnssec: Option<DnssecSettings>,
     /// A digest of the file's text, so nodes can tell whether they run the
     /// same config.
     pub digest: String,
@@ -332,6 +334,24 @@ pub struct StaticRecord {
     pub name: Name,
     pub ttl: u32,
     pub data: RData,
+}
+
+/// `[dnssec]`: the key that signs and the keys published beside it.
+#[derive(Debug, Clone)]
+pub struct DnssecSettings {
+    /// The combined signing key, read from `key_file` when the config is
+    /// loaded; shared so a config clone does not copy key material.
+    pub key: std::sync::Arc<crate::dnssec::key::SigningKey>,
+    /// DNSKEYs published but not signing (`publish`): the next key of a
+    /// rollover, or the previous one until caches have forgotten it.
+    pub published: Vec<crate::dnssec::key::Dnskey>,
+    /// How long a signature is valid from its window's start.
+    pub validity: Duration,
+    /// How often signatures are renewed; at most `validity`, half of it
+    /// unless set.
+    pub refresh: Duration,
+    /// TTL of the DNSKEY set.
+    pub dnskey_ttl: u32,
 }
 
 /// An availability zone or site: a place with a load balancer.

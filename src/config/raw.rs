@@ -26,6 +26,19 @@ pub struct RawConfig {
     #[serde(default)]
     pub cidr_rules: Vec<RawCidrRule>,
     pub cluster: Option<RawCluster>,
+    pub dnssec: Option<Spanned<RawDnssec>>,
+}
+
+/// `[dnssec]`.
+#[derive(Debug, Deserialize)]
+pub struct RawDnssec {
+    pub key_file: Option<Spanned<String>>,
+    pub algorithm: Option<Spanned<String>>,
+    #[serde(default)]
+    pub publish: Vec<Spanned<String>>,
+    pub validity: Option<Spanned<String>>,
+    pub refresh: Option<Spanned<String>>,
+    pub dnskey_ttl: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

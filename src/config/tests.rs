@@ -1,6 +1,7 @@
 use super::*;
 
 mod defaults;
+mod dnssec;
 mod messages;
 mod operator;
 

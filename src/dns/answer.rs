@@ -275,6 +275,17 @@ fn respond(request: &Message, snapshot: &Snapshot, asker: &mut Asker) -> Message
         }
     }
     resolve(&mut reply, query, snapshot, asker);
+    if let Some(signed) = &snapshot.signed
+        && request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok)
+    {
+        super::secure::attach(
+            &mut reply,
+            query.name(),
+            query.query_type(),
+            &snapshot.table,
+            signed,
+        );
+    }
     add_server_cookie(&mut reply, asker, snapshot);
     if let (Some(ecs), Some(edns)) = (&asker.ecs, reply.edns.as_mut()) {
         // RFC 7871 7.2.1: echo family, source prefix and address; the scope
@@ -334,7 +345,8 @@ fn reply_edns(request: &Edns, snapshot: &Snapshot) -> Edns {
     let mut edns = Edns::new();
     edns.set_max_payload(server.udp_payload_max);
     edns.set_version(0);
-    // RFC 3225: DO is copied; we have no signatures to add.
+    // RFC 3225: DO is copied; signatures, if the domain is signed, are
+    // added by `secure`.
     edns.set_dnssec_ok(request.flags().dnssec_ok);
     // RFC 5001: a query that carries an (empty) NSID option asks which
     // server answered; every reply to it says, errors included.

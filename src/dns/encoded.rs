@@ -25,6 +25,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use super::table::{DomainTable, ServiceRecords};
 use super::wire::{HEADER_LEN, NAME_MAX};
 use crate::config::Config;
+use crate::dnssec::SignedDomain;
 
 /// A compression pointer to the question's name, which always starts right
 /// after the header: every answer's owner is the name as the client wrote it.
@@ -89,6 +90,8 @@ pub(super) struct EncodedAnswer {
     pub(super) record_type: u16,
     pub(super) answers: EncodedSet,
     pub(super) additionals: EncodedSet,
+    /// The set's RRSIG for DO=1 when the domain is signed; else empty.
+    pub(super) rrsig: Box<[u8]>,
 }
 
 /// What a name in the domain allows the fast path to do.
@@ -176,8 +179,9 @@ pub struct FastTable {
 }
 
 impl FastTable {
-    /// Encodes `table` (the snapshot's domain table, built from `config`).
-    pub fn build(config: &Config, table: &DomainTable) -> FastTable {
+    /// Encodes `table` (the snapshot's domain table, built from `config`),
+    /// with each set's RRSIG from `signed` when the domain is signed.
+    pub fn build(config: &Config, table: &DomainTable, signed: Option<&SignedDomain>) -> FastTable {
         let mut nodes = HashMap::with_hasher(foldhash::fast::FixedState::default());
         let cuts: Vec<Vec<u8>> = table
             .nodes()
@@ -203,6 +207,10 @@ impl FastTable {
                         record_type: u16::from(set.record_type),
                         answers: EncodedSet::encode(&set.records),
                         additionals: EncodedSet::encode_owned(&table.additional_for(&set.records)),
+                        rrsig: signed
+                            .and_then(|s| s.rrsig_for_fast_path(&set.records))
+                            .unwrap_or_default()
+                            .into_boxed_slice(),
                     })
                     .collect();
                 FastNode::Answerable {

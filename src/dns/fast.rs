@@ -39,6 +39,8 @@ use super::wire::{
     self, CLASS_IN, HEADER_LEN, NAME_MAX, OPTION_COOKIE, OPTION_ECS, TYPE_A, TYPE_AAAA, TYPE_OPT,
     Transport,
 };
+use crate::dnssec::SignedDomain;
+use crate::dnssec::zone::DecisionKey;
 use crate::metrics::ReplyFacts;
 use crate::routing::memo::{DecisionMemo, Remembered};
 use crate::routing::{AnswerAddresses, answer_addresses};
@@ -230,8 +232,25 @@ pub fn answer<'m>(
 ) -> Option<FastReply<'m>> {
     let mut lower = [0u8; NAME_MAX];
     let question = parse(request, &mut lower)?;
+    let signed = snapshot
+        .signed
+        .as_ref()
+        .filter(|_| question.edns.is_some_and(|e| e.dnssec_ok));
+    if signed.is_some()
+        && matches!(
+            RecordType::from(question.qtype),
+            RecordType::NSEC | RecordType::RRSIG
+        )
+    {
+        // DNSSEC's own types are the general path's.
+        return None;
+    }
     let name = &lower[..question.name_len];
-    let plan = plan(&question, name, request, source, snapshot, memo)?;
+    let mut plan = plan(&question, name, request, source, snapshot, memo)?;
+    if let Some(signed) = signed {
+        plan.denial = denial(&plan, name, question.qtype, snapshot, signed)?;
+        plan.signed = Some(signed);
+    }
     write(&question, &plan, request, transport, source, snapshot, out)?;
     Some(FastReply {
         facts: ReplyFacts {
@@ -253,6 +272,14 @@ struct Plan<'s, 'm> {
     /// The name is the apex or below it: the reply is authoritative (AA)
     /// and a reply with no answer carries the SOA.
     in_domain: bool,
+    /// The name does not exist; a wildcard answers for it (signed, that
+    /// needs an NSEC proof, which only the general path gives).
+    is_wildcard: bool,
+    /// DO=1 to a signed domain: the answer carries its RRSIG.
+    signed: Option<&'s SignedDomain>,
+    /// With `signed`, the NSEC links (and the type a NODATA lacks) the
+    /// authority section proves absence with.
+    denial: Denial,
     rcode: ResponseCode,
     cookie: CookieCheck,
     records: Records<'s, 'm>,
@@ -282,6 +309,62 @@ impl Plan<'_, '_> {
     }
 }
 
+/// Up to two NSEC links of the fast chain, each with the type a NODATA
+/// lacks (which picks a service name's bitmap without it).
+type Denial = [Option<(usize, Option<RecordType>)>; 2];
+
+/// The NSEC proofs a DO=1 reply planned for a signed domain needs, or
+/// `None` to leave it to the general path: a wildcard's answer, a
+/// delegation. A service's NODATA is found in `write`, once the decision's
+/// records are known.
+fn denial(
+    plan: &Plan,
+    name: &[u8],
+    qtype: u16,
+    snapshot: &Snapshot,
+    signed: &SignedDomain,
+) -> Option<Denial> {
+    let chain = &signed.fast_denial;
+    if plan.is_wildcard {
+        return None;
+    }
+    match plan.records {
+        Records::Service { .. } => Some([None, None]),
+        Records::Empty if !plan.in_domain => Some([None, None]),
+        Records::Empty => {
+            // NXDOMAIN: the name's cover, and the cover of the wildcard at
+            // its closest encloser (the longest suffix that is a node; no
+            // delegation lies between, or `plan` would have declined).
+            let mut at = 0;
+            let encloser = loop {
+                at += usize::from(*name.get(at)?) + 1;
+                let suffix = name.get(at..)?;
+                if snapshot.fast.node(suffix).is_some() {
+                    break suffix;
+                }
+            };
+            let mut wildcard = [0u8; NAME_MAX];
+            wildcard[..2].copy_from_slice(b"\x01*");
+            wildcard[2..2 + encloser.len()].copy_from_slice(encloser);
+            let name_cover = chain.covering(name)?;
+            let wildcard_cover = chain.covering(&wildcard[..2 + encloser.len()])?;
+            let second = (wildcard_cover != name_cover).then_some((wildcard_cover, None));
+            Some([Some((name_cover, None)), second])
+        }
+        Records::Set(None) => {
+            // NODATA: the name's own NSEC, or for an empty non-terminal
+            // the one covering it.
+            let proof = match chain.matching(name) {
+                Some(link) => (link, Some(RecordType::from(qtype))),
+                None => (chain.covering(name)?, None),
+            };
+            Some([Some(proof), None])
+        }
+        // A static set: its RRSIG was encoded with it.
+        Records::Set(Some(set)) => (!set.rrsig.is_empty()).then_some([None, None]),
+    }
+}
+
 /// Decides the reply to a parsed query whose name, lower-cased, is
 /// `name`; `None` declines it.
 fn plan<'s, 'm>(
@@ -298,7 +381,8 @@ fn plan<'s, 'm>(
     // Names outside the domain are refused (after the cookie and ECS
     // checks, as on the general path): floods of random names stay cheap.
     let in_domain = node.is_some() || fast.is_in_domain(name);
-    if node.is_none() && in_domain && fast.has_wildcards() && !fast.has_delegations() {
+    let is_wildcard = node.is_none() && in_domain && fast.has_wildcards();
+    if is_wildcard && !fast.has_delegations() {
         // A wildcard answers exactly as its own name would, under the
         // query's name: the encoded owner is a pointer to the question.
         node = fast.wildcard_for(name);
@@ -346,6 +430,9 @@ fn plan<'s, 'm>(
     };
     Some(Plan {
         in_domain,
+        is_wildcard,
+        signed: None,
+        denial: [None, None],
         rcode,
         cookie,
         records,
@@ -373,21 +460,27 @@ fn write(
     out.extend_from_slice(&request[HEADER_LEN..question.end]);
     let mut count = 0u16;
     let mut additionals = None;
+    let mut service_denial = None;
     match plan.records {
         Records::Empty | Records::Set(None) => {}
         Records::Set(Some(set)) => {
             out.extend_from_slice(&set.answers.wire);
             count = set.answers.count;
+            if plan.signed.is_some() {
+                out.extend_from_slice(&set.rrsig);
+                count += 1;
+            }
             additionals = Some(&set.additionals);
         }
         Records::Service { service, decision } => {
             let is_v6 = question.qtype == TYPE_AAAA;
             let encoded = fast.service(service);
-            match answer_addresses(&decision.endpoints, decision.is_all_down) {
+            let chosen = match answer_addresses(&decision.endpoints, decision.is_all_down) {
                 AnswerAddresses::Fallback => {
                     let set = encoded.fallback(is_v6);
                     out.extend_from_slice(&set.wire);
                     count = set.count;
+                    None
                 }
                 AnswerAddresses::Endpoints {
                     endpoints,
@@ -399,15 +492,43 @@ fn write(
                             count += set.count;
                         }
                     }
+                    Some((endpoints, usable_only))
+                }
+            };
+            if let Some(signed) = plan.signed {
+                // The set's RRSIG, made at snapshot build, or for a NODATA
+                // the service name's NSEC without the type; a decision not
+                // signed goes to the general path.
+                if count == 0 {
+                    let link = signed.fast_denial.service_link(service)?;
+                    service_denial = Some((link, Some(RecordType::from(question.qtype))));
+                } else {
+                    let key = DecisionKey::of(service, is_v6, chosen)?;
+                    out.extend_from_slice(signed.decision_rrsig(key)?);
+                    count += 1;
                 }
             }
         }
     }
-    let authority = u16::from(count == 0 && plan.in_domain);
+    let mut authority = u16::from(count == 0 && plan.in_domain);
     let mut additional = 0;
     if authority == 1 {
         // NXDOMAIN or NODATA: the SOA with the negative TTL.
         out.extend_from_slice(fast.negative_soa());
+        if let Some(signed) = plan.signed {
+            // Its RRSIG and the NSEC proofs, in the general path's order.
+            let chain = &signed.fast_denial;
+            if chain.soa_rrsig().is_empty() {
+                return None;
+            }
+            out.extend_from_slice(chain.soa_rrsig());
+            authority += 1;
+            let [first, second] = plan.denial;
+            for (link, absent) in [first, second, service_denial].into_iter().flatten() {
+                out.extend_from_slice(chain.proof(link, absent));
+                authority += 2;
+            }
+        }
     } else if let Some(set) = additionals {
         out.extend_from_slice(&set.wire);
         additional = set.count;
@@ -521,6 +642,162 @@ mod tests {
 
     fn allocations() -> u64 {
         ALLOCATIONS.with(Cell::get)
+    }
+
+    #[test]
+    fn signed_service_answers_come_with_their_rrsig_and_allocate_nothing() {
+        let (config, _) = crate::dnssec::testing::signed_config("");
+        let snapshot = snapshot(config, &[]);
+        let source: IpAddr = "192.0.2.77".parse().unwrap();
+        let mut requests = Vec::new();
+        for (name, qtype) in [
+            ("www.gslb.example.", RecordType::A),
+            ("www.gslb.example.", RecordType::AAAA),
+            ("api.gslb.example.", RecordType::A),
+            ("split.apps.gslb.example.", RecordType::A),
+            // eu-west has no IPv6: NODATA, the NSEC without AAAA.
+            ("api.gslb.example.", RecordType::AAAA),
+            // Static sets, with the RRSIG encoded beside them.
+            ("static.gslb.example.", RecordType::A),
+            ("gslb.example.", RecordType::DNSKEY),
+            ("gslb.example.", RecordType::MX),
+        ] {
+            let mut signed = query(name, qtype, true);
+            let edns = signed.edns.as_mut().unwrap();
+            edns.set_dnssec_ok(true);
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(
+                    "193.0.0.0".parse().unwrap(),
+                    24,
+                    0,
+                )));
+            requests.push(signed.to_vec().unwrap());
+        }
+        let mut memo = DecisionMemo::new();
+        let mut out = Vec::with_capacity(4096);
+        for request in &requests {
+            answer(
+                request,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out,
+            )
+            .expect("the fast path answers a signed service query");
+            let reply = hickory_proto::op::Message::from_vec(&out).unwrap();
+            let last = reply.answers.last().or(reply.authorities.last()).unwrap();
+            assert_eq!(last.record_type(), RecordType::RRSIG, "{reply:?}");
+        }
+        let before = allocations();
+        for _ in 0..50 {
+            for request in &requests {
+                let reply = answer(
+                    request,
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out,
+                );
+                assert!(reply.is_some());
+            }
+        }
+        assert_eq!(allocations() - before, 0, "allocations on signed answers");
+        // With wildcards in the domain a missing name needs wildcard
+        // proofs, the general path's (NXDOMAIN and NODATA are the fast
+        // path's when the domain has none: the next test).
+        for (name, qtype) in [
+            ("nope.gslb.example.", RecordType::A),
+            ("host.apps.gslb.example.", RecordType::A),
+        ] {
+            let mut signed = query(name, qtype, true);
+            signed.edns.as_mut().unwrap().set_dnssec_ok(true);
+            let bytes = signed.to_vec().unwrap();
+            let reply = answer(
+                &bytes,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out,
+            );
+            assert!(reply.is_none(), "{name} {qtype} is declined");
+        }
+    }
+
+    #[test]
+    fn signed_negative_answers_carry_their_proofs_and_allocate_nothing() {
+        // The shipped example has no wildcard: NXDOMAIN and NODATA with
+        // DO=1 are the fast path's.
+        let (path, key) =
+            crate::dnssec::testing::key_file(crate::dnssec::key::Algorithm::EcdsaP256Sha256);
+        let text = std::fs::read_to_string("zones/example.toml").unwrap();
+        let text = format!("{text}\n[dnssec]\nkey_file = \"{}\"\n", path.display());
+        let config =
+            crate::config::Config::parse(&text, std::path::Path::new("zones/example.toml"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let snapshot = snapshot(std::sync::Arc::new(config), &[]);
+        let source: IpAddr = "192.0.2.77".parse().unwrap();
+        let apex = Name::from_ascii("gslb.example.").unwrap();
+        let mut requests = Vec::new();
+        for (name, qtype, nsecs) in [
+            ("nope.gslb.example.", RecordType::A, 2),
+            ("zzz.nope.gslb.example.", RecordType::A, 2),
+            ("mail.gslb.example.", RecordType::AAAA, 1),
+            ("www.gslb.example.", RecordType::MX, 1),
+        ] {
+            let mut signed = query(name, qtype, true);
+            signed.edns.as_mut().unwrap().set_dnssec_ok(true);
+            let bytes = signed.to_vec().unwrap();
+            let mut memo = DecisionMemo::new();
+            let mut out = Vec::new();
+            answer(
+                &bytes,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out,
+            )
+            .unwrap_or_else(|| panic!("{name} {qtype}: the fast path answers"));
+            let reply = Message::from_vec(&out).unwrap();
+            let proofs = crate::dnssec::testing::nsecs(&reply.authorities);
+            assert!(
+                proofs.len() <= nsecs && !proofs.is_empty(),
+                "{name}: {proofs:?}"
+            );
+            assert!(crate::dnssec::testing::verify_reply(&reply, &key, &apex) >= 2);
+            requests.push(bytes);
+        }
+        let mut memo = DecisionMemo::new();
+        let mut out = Vec::with_capacity(4096);
+        for request in &requests {
+            answer(
+                request,
+                Transport::Udp,
+                source,
+                &snapshot,
+                &mut memo,
+                &mut out,
+            )
+            .unwrap();
+        }
+        let before = allocations();
+        for _ in 0..50 {
+            for request in &requests {
+                answer(
+                    request,
+                    Transport::Udp,
+                    source,
+                    &snapshot,
+                    &mut memo,
+                    &mut out,
+                )
+                .unwrap();
+            }
+        }
+        assert_eq!(allocations() - before, 0, "allocations on signed negatives");
     }
 
     #[test]

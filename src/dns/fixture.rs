@@ -199,6 +199,7 @@ fn with_drains(
         cluster: Default::default(),
         answer_counters: initial.answer_counters,
         generation: 1,
+        signature_cache: initial.signature_cache,
     })
 }
 

@@ -6,6 +6,7 @@
 //! - [`wire`]: the rules both answer paths share (sizes, ECS, the routed client).
 //! - [`mod@answer`]: the general path, through hickory-proto's `Message`; the reference.
 //! - [`fast`]: the common query shapes answered from bytes; declines the rest.
+//! - [`secure`]: DO=1 on the general path: pre-made RRSIGs and NSEC proofs attached.
 //! - [`cookie`], [`rrl`]: DNS cookies and response rate limiting.
 //! - [`server`] and `batch`: the UDP and TCP loops.
 //!
@@ -20,8 +21,9 @@ mod differential;
 pub mod encoded;
 pub mod fast;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 pub mod rrl;
+pub mod secure;
 pub mod server;
 pub mod table;
 pub mod wire;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use crate::config::{AllDown, Config};
@@ -180,6 +180,19 @@ impl DomainTable {
             has_wildcards: false,
         };
         table.insert(soa_record);
+        if let Some(dnssec) = &config.dnssec {
+            // The signing key first, then the published ones.
+            for key in std::iter::once(dnssec.key.dnskey()).chain(&dnssec.published) {
+                table.insert(Record::from_rdata(
+                    apex_name.clone(),
+                    dnssec.dnskey_ttl,
+                    RData::Unknown {
+                        code: RecordType::DNSKEY,
+                        rdata: NULL::with(key.rdata()),
+                    },
+                ));
+            }
+        }
         for ns in &domain.nameservers {
             table.insert(Record::from_rdata(
                 apex_name.clone(),

@@ -182,6 +182,10 @@ impl Publisher {
         let current = store.load_full();
         let mut state = State::new(current.config.clone(), drains, current.router.geo.clone());
         state.generation = current.generation;
+        state.signature_cache = current.signature_cache.clone();
+        metrics
+            .dnssec
+            .signatures_made(current.signature_cache.made());
         let publisher = Publisher {
             requests,
             reports,
@@ -422,10 +426,26 @@ impl Publisher {
 
     fn on_tick(&mut self) -> Dirty {
         let zone_rtts = self.zone_rtts();
-        self.state.apply(Change::Tick {
+        let mut dirty = self.state.apply(Change::Tick {
             at: Instant::now(),
             zone_rtts,
-        })
+        });
+        dirty.snapshot |= self.is_resigning_due();
+        dirty
+    }
+
+    /// The served signatures' window has reached its refresh point: a
+    /// rebuild now signs with the next window, while half the validity
+    /// (by default) is still left on the old signatures.
+    fn is_resigning_due(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.store
+            .load()
+            .signed
+            .as_ref()
+            .is_some_and(|s| now >= s.window.next_refresh)
     }
 
     /// The best smoothed probe RTT to each zone, over every usable probed
@@ -527,6 +547,8 @@ impl Publisher {
         let generation = snapshot.generation;
         self.store.store(snapshot);
         self.metrics.snapshot_published(generation);
+        let made = self.state.signature_cache.made();
+        self.metrics.dnssec.signatures_made(made);
         // Logged once the snapshot is live, so that what the log says is
         // what a query asked after reading it gets.
         for (service, entered) in all_down_changes {

@@ -104,6 +104,8 @@ impl std::ops::BitOrAssign for Dirty {
 /// The publisher's working state: everything the next snapshot is built from.
 pub struct State {
     pub config: Arc<Config>,
+    /// Signatures made by earlier snapshots, handed to the next build.
+    pub signature_cache: Arc<crate::dnssec::SignatureCache>,
     pub observed: HashMap<AddressKey, Observed>,
     pub drains: Drains,
     pub geo: Option<Arc<GeoDb>>,
@@ -150,6 +152,7 @@ impl State {
     /// address as it starts, the given drains, no measurements.
     pub fn new(config: Arc<Config>, drains: Drains, geo: Option<Arc<GeoDb>>) -> State {
         State {
+            signature_cache: Arc::default(),
             observed: initial_observed(&config),
             all_down: vec![false; config.services.len()],
             config,
@@ -631,6 +634,7 @@ impl State {
             },
             answer_counters,
             generation: self.generation,
+            signature_cache: self.signature_cache.clone(),
         }
     }
 

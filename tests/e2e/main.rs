@@ -14,6 +14,7 @@ mod cluster;
 mod corners;
 mod daemon;
 mod dns;
+mod dnssec;
 mod flood;
 
 mod health;

@@ -10,6 +10,7 @@
 mod cidr;
 mod cluster;
 mod conflicts;
+mod dnssec;
 mod domain;
 mod geoip;
 mod health_check;
@@ -113,6 +114,7 @@ impl Checker<'_, '_> {
         let cidr_rules = self.cidr_rules(raw.cidr_rules, &zones);
         let zone_names: Vec<&str> = zones.iter().map(|(z, _)| z.name.as_str()).collect();
         let cluster = cluster::check(raw.cluster, &zone_names, &self.config_dir, self.problems);
+        let dnssec = self.dnssec(raw.dnssec, domain.as_ref());
         self.conflicts(&records, &services, domain.as_ref());
         for text in names.suspicious.take() {
             // Found again in the text: names reach the resolver without
@@ -137,6 +139,7 @@ impl Checker<'_, '_> {
             routing: routing?,
             cidr_rules: cidr_rules?,
             cluster: cluster?,
+            dnssec: dnssec?,
             digest: String::new(),
             warnings: Vec::new(),
         })

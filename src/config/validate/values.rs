@@ -22,6 +22,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         _ => return None,
     };
     (seconds.is_finite() && (0.0..1e9).contains(&seconds)).then(|| Duration::from_secs_f64(seconds))
