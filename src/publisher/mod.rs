@@ -176,6 +176,7 @@ impl Publisher {
         let current = store.load_full();
         let mut state = State::new(current.config.clone(), drains, current.router.geo.clone());
         state.generation = current.generation;
+        state.adopt_uniform(current.router.uniform.clone());
         let publisher = Publisher {
             requests,
             reports,

@@ -25,6 +25,7 @@ use crate::health::state::Observed;
 use crate::health::{AddressKey, HealthView, Report, initial_observed};
 use crate::routing::geo::GeoDb;
 use crate::routing::latency::{LatencyTable, LatencyView, Ranking};
+use crate::routing::uniform::UniformScopes;
 use crate::routing::{Router, cidr_map};
 use crate::snapshot::{AnswerCounters, Inputs};
 
@@ -166,6 +167,10 @@ pub struct State {
     identities: HashMap<AddressKey, AddressIdentity>,
     /// The newest time a change brought, for judging peers' freshness.
     now: Option<Instant>,
+    /// The GeoIP scope markings and the (epoch, database load id) they
+    /// were built for: they depend on the config and the database only,
+    /// and take a pass over the database, so health changes reuse them.
+    uniform: Option<((u64, u64), Arc<UniformScopes>)>,
 }
 
 /// What one peer last said.
@@ -198,6 +203,7 @@ impl State {
             votes_stale: false,
             identities: HashMap::new(),
             now: None,
+            uniform: None,
         }
         .with_identities()
     }
@@ -649,10 +655,42 @@ impl State {
                 latency: self.latency_view.clone(),
                 local_latency: self.local_latency.clone(),
                 peer_latency: self.peer_latency(),
+                uniform: self.uniform_scopes(),
             },
             answer_counters,
             generation: self.generation,
         }
+    }
+
+    /// Takes the scope markings a snapshot built from this state's config
+    /// and database already has, so they are not built twice.
+    pub fn adopt_uniform(&mut self, uniform: Option<Arc<UniformScopes>>) {
+        let (Some(geo), Some(uniform)) = (&self.geo, uniform) else {
+            return;
+        };
+        self.uniform = Some(((self.epoch, geo.load_id()), uniform));
+    }
+
+    /// The scope markings for the current config and database, built only
+    /// when either changed.
+    fn uniform_scopes(&mut self) -> Option<Arc<UniformScopes>> {
+        let geo = self.geo.as_ref()?;
+        let key = (self.epoch, geo.load_id());
+        if let Some((built_for, uniform)) = &self.uniform
+            && *built_for == key
+        {
+            return Some(uniform.clone());
+        }
+        let started = Instant::now();
+        let uniform = Arc::new(UniformScopes::build(&self.config, geo));
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            rankings = uniform.groups(),
+            bytes = uniform.bytes(),
+            "geoip scope markings built"
+        );
+        self.uniform = Some((key, uniform.clone()));
+        Some(uniform)
     }
 
     /// Notes which services answer by their all-down rule in a snapshot

@@ -20,11 +20,13 @@
 //! never wider than the query's source prefix; 0 when the answer does not
 //! depend on the client.
 
+mod explain;
 pub mod geo;
 pub mod latency;
 pub mod locate;
 pub mod memo;
 pub mod prefix;
+pub mod uniform;
 pub mod weighted;
 pub mod workspace;
 
@@ -35,7 +37,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::config::{AllDown, Config, Policy};
-use crate::health::{EndpointView, HealthView};
+use crate::health::HealthView;
+pub use explain::{Candidate, Explanation, explain};
 use geo::{GeoDb, Location};
 use latency::{LatencyView, Ranking};
 use prefix::{PrefixMap, narrow};
@@ -85,6 +88,11 @@ pub struct Router {
     /// for clients in that zone's country, the nearest vantage point's
     /// measurement.
     pub peer_latency: Vec<(usize, Ranking)>,
+    /// Per service, which GeoIP tree nodes cover blocks that all rank
+    /// alike: what widens a GeoIP-based scope beyond one database
+    /// network. Built with the database and config, shared between
+    /// snapshots until either changes.
+    pub uniform: Option<Arc<uniform::UniformScopes>>,
 }
 
 impl Router {
@@ -250,7 +258,11 @@ fn rank(
             if let Some(ranked) = by_cidr_rule(config, router, service, client, workspace) {
                 return ranked;
             }
-            let located = router.geo.as_ref().map(|g| locate::locate(g, client.addr));
+            let uniform = router.uniform.as_ref().and_then(|u| u.for_service(service));
+            let located = router
+                .geo
+                .as_ref()
+                .map(|g| locate::locate(g, uniform, client.addr));
             if matches!(svc.policy, Policy::Latency) {
                 if let Some(ranked) = by_measured_latency(
                     config,
@@ -389,8 +401,11 @@ fn by_measured_latency(
     let (network, ranking) = router.latency.lookup(client.addr, client.source_prefix)?;
     let svc = &config.services[service];
     endpoints_in(svc, ranking.order(), &mut workspace.order);
-    complete_by_distance(config, service, located, workspace);
-    let scope = narrow(network.prefix_len(), client.addr, router.latency.prefixes());
+    complete_by_distance(config, service, place_of(located), workspace);
+    // Zones left unmeasured follow by distance, so the GeoIP block that
+    // ranks alike bounds the scope too.
+    let scope = narrow(network.prefix_len(), client.addr, router.latency.prefixes())
+        .max(located.map_or(0, |m| m.uniform_len));
     Some((scope, Basis::Latency { network }))
 }
 
@@ -409,7 +424,7 @@ fn by_local_latency(
     let ranking = router.node_ranking(config, location.country.as_deref())?;
     let svc = &config.services[service];
     endpoints_in(svc, ranking.zones.iter().map(|z| z.0), &mut workspace.order);
-    complete_by_distance(config, service, located, workspace);
+    complete_by_distance(config, service, place_of(located), workspace);
     let scope = geo_scope(located, client, router);
     Some((scope, Basis::LocalLatency))
 }
@@ -425,10 +440,32 @@ fn by_location(
     located: Option<locate::Located>,
     workspace: &mut Workspace,
 ) -> (u8, Basis) {
-    let svc = &config.services[service];
     let scope = geo_scope(located.as_ref(), client, router);
-    let Some(location) = located.as_ref().and_then(|m| m.location.clone()) else {
-        let network = located.map(|m| m.network);
+    location_order(config, service, place_of(located.as_ref()), workspace);
+    let basis = match located {
+        Some(locate::Located {
+            network,
+            location: Some(location),
+            ..
+        }) => Basis::Geo { network, location },
+        unlocated => Basis::Unlocated {
+            network: unlocated.map(|m| m.network),
+        },
+    };
+    (scope, basis)
+}
+
+/// The order [`by_location`] gives a client at `place` (a location and
+/// the record holding it): what a GeoIP record alone decides, which
+/// [`uniform`] classifies the database's records by.
+fn location_order(
+    config: &Config,
+    service: usize,
+    place: Option<(&Location, Option<geo::RecordKey>)>,
+    workspace: &mut Workspace,
+) {
+    let svc = &config.services[service];
+    let Some((location, _)) = place else {
         let order = &mut workspace.order;
         match &svc.policy {
             Policy::Geo(map) => {
@@ -437,16 +474,20 @@ fn by_location(
             }
             _ => order.extend(0..svc.endpoints.len()),
         }
-        return (scope, Basis::Unlocated { network });
+        return;
     };
     if let Policy::Geo(map) = &svc.policy {
-        let zones = geo_map_zones(map, &location).iter().copied();
+        let zones = geo_map_zones(map, location).iter().copied();
         endpoints_in(svc, zones, &mut workspace.order);
     }
-    complete_by_distance(config, service, located.as_ref(), workspace);
-    let network = located.map_or(IpNet::default(), |m| m.network);
-    (scope, Basis::Geo { network, location })
+    complete_by_distance(config, service, place, workspace);
 }
+
+/// A located client's location and record, for ordering by distance.
+fn place_of(located: Option<&locate::Located>) -> Option<(&Location, Option<geo::RecordKey>)> {
+    located.and_then(|m| Some((m.location.as_deref()?, m.record)))
+}
+
 /// The most specific list of a geo map that names the location: region,
 /// then country, then continent, then the default list.
 fn geo_map_zones<'m>(map: &'m crate::config::GeoMap, location: &Location) -> &'m [usize] {
@@ -464,8 +505,9 @@ fn geo_map_zones<'m>(map: &'m crate::config::GeoMap, location: &Location) -> &'m
         .unwrap_or(&map.default)
 }
 
-/// The scope of a GeoIP-based decision: the database network, narrowed
-/// around any CIDR rule or latency prefix inside it.
+/// The scope of a GeoIP-based decision: the widest block around the
+/// client that ranks alike (the database network when no block was
+/// marked), narrowed around any CIDR rule or latency prefix inside it.
 fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router) -> u8 {
     let Some(m) = located else {
         // No database: the decision does not depend on the client, unless
@@ -476,7 +518,7 @@ fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router)
             router.latency.prefixes(),
         ));
     };
-    let base = m.network.prefix_len();
+    let base = m.uniform_len;
     narrow(base, client.addr, &router.cidr).max(narrow(
         base,
         client.addr,
@@ -498,7 +540,7 @@ fn complete(order: &mut Vec<usize>, n: usize) {
 fn complete_by_distance(
     config: &Config,
     service: usize,
-    located: Option<&locate::Located>,
+    place: Option<(&Location, Option<geo::RecordKey>)>,
     workspace: &mut Workspace,
 ) {
     let svc = &config.services[service];
@@ -508,8 +550,7 @@ fn complete_by_distance(
             workspace.order.push(e);
         }
     }
-    let Some((location, record)) = located.and_then(|m| Some((m.location.as_deref()?, m.record)))
-    else {
+    let Some((location, record)) = place else {
         return;
     };
     let mut order = std::mem::take(&mut workspace.order);
@@ -555,136 +596,6 @@ pub fn answer_addresses(endpoints: &[usize], is_all_down: bool) -> AnswerAddress
             endpoints,
             usable_only: !is_all_down,
         }
-    }
-}
-
-/// One candidate zone as explain shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Candidate {
-    pub zone: String,
-    pub rank: usize,
-    pub addresses: Vec<String>,
-    pub distance_km: Option<f64>,
-    pub rtt_ms: Option<f64>,
-    pub weight: u32,
-    pub observed: &'static str,
-    pub drained: bool,
-    pub serving: bool,
-    pub chosen: bool,
-}
-
-/// Why a client gets the answer it gets.
-#[derive(Debug, Clone, Serialize)]
-pub struct Explanation {
-    pub service: String,
-    pub policy: &'static str,
-    pub client: String,
-    pub source_prefix: u8,
-    pub basis: Basis,
-    pub candidates: Vec<Candidate>,
-    pub chosen: Vec<String>,
-    pub answer: Vec<String>,
-    pub all_down: bool,
-    pub all_down_rule: &'static str,
-    pub ecs_scope: u8,
-    pub ttl: u32,
-    pub geoip: Option<String>,
-}
-
-/// Runs [`route`] and describes the decision.
-pub fn explain(
-    config: &Config,
-    health: &HealthView,
-    router: &Router,
-    service: usize,
-    client: Client,
-) -> Explanation {
-    let decision = route(config, health, router, service, client);
-    let svc = &config.services[service];
-    let location = router
-        .geo
-        .as_ref()
-        .and_then(|g| g.lookup(client.addr).location);
-    let latency = router
-        .latency
-        .lookup(client.addr, client.source_prefix)
-        .map(|(_, r)| r.to_ranking())
-        .or_else(|| {
-            let country = location.as_ref().and_then(|l| l.country.as_deref());
-            router.node_ranking(config, country).cloned()
-        });
-    let candidates = decision
-        .ranked
-        .iter()
-        .enumerate()
-        .map(|(rank, &e)| {
-            let ep = &svc.endpoints[e];
-            let zone = &config.zones[ep.zone];
-            let view = health.endpoints[service].get(e);
-            Candidate {
-                zone: zone.name.clone(),
-                rank,
-                addresses: ep.addresses.iter().map(|a| a.to_string()).collect(),
-                distance_km: location
-                    .as_ref()
-                    .map(|l| (distance_km(l, zone) * 10.0).round() / 10.0),
-                rtt_ms: latency
-                    .as_ref()
-                    .and_then(|r| r.zones.iter().find(|z| z.0 == ep.zone).map(|z| z.1))
-                    .map(|ms| (ms * 100.0).round() / 100.0),
-                weight: ep.weight,
-                observed: EndpointView::observed_name(view),
-                drained: view.is_some_and(|v| v.is_drained),
-                serving: view.is_none_or(|v| v.is_serving()),
-                chosen: !decision.is_all_down && decision.endpoints.contains(&e),
-            }
-        })
-        .collect();
-    let answer: Vec<String> = match answer_addresses(&decision.endpoints, decision.is_all_down) {
-        AnswerAddresses::Fallback => match &svc.all_down {
-            AllDown::Fallback(addrs) => addrs.iter().map(|a| a.to_string()).collect(),
-            AllDown::FailOpen => Vec::new(),
-        },
-        AnswerAddresses::Endpoints {
-            endpoints,
-            usable_only,
-        } => endpoints
-            .iter()
-            .flat_map(|e| {
-                let view = health.endpoints[service].get(*e);
-                svc.endpoints[*e]
-                    .addresses
-                    .iter()
-                    .enumerate()
-                    .filter(move |(a, _)| {
-                        !usable_only
-                            || view
-                                .and_then(|v| v.addresses.get(*a))
-                                .is_none_or(|o| o.is_usable())
-                    })
-                    .map(|(_, addr)| addr.to_string())
-            })
-            .collect(),
-    };
-    Explanation {
-        service: svc.name.to_string(),
-        policy: svc.policy.name(),
-        client: client.addr.to_string(),
-        source_prefix: client.source_prefix,
-        basis: decision.basis.clone(),
-        candidates,
-        chosen: decision
-            .endpoints
-            .iter()
-            .filter(|_| !decision.is_all_down)
-            .map(|e| config.zones[svc.endpoints[*e].zone].name.clone())
-            .collect(),
-        answer,
-        all_down: decision.is_all_down,
-        all_down_rule: svc.all_down.name(),
-        ecs_scope: decision.scope,
-        ttl: svc.ttl,
-        geoip: router.geo.as_ref().map(|g| g.description()),
     }
 }
 
@@ -737,6 +648,7 @@ longitude = 103.8
             latency: Arc::new(LatencyView::default()),
             local_latency: None,
             peer_latency: Vec::new(),
+            uniform: None,
         }
     }
 

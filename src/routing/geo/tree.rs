@@ -152,7 +152,10 @@ impl Shape {
         let mut depth = 0u8;
         let mut found = None;
         while node < self.node_count && depth < len {
-            if found.is_none() && uniform.get(node >> 6).is_some_and(|w| w >> (node & 63) & 1 == 1)
+            if found.is_none()
+                && uniform
+                    .get(node >> 6)
+                    .is_some_and(|w| w >> (node & 63) & 1 == 1)
             {
                 found = Some(depth);
             }
