@@ -187,19 +187,25 @@ fn weighted_scopes_ipv6_clients_to_their_56() {
 }
 
 #[test]
-fn geo_scopes_to_the_geoip_network_and_all_to_zero() {
+fn geo_scopes_to_the_block_that_ranks_alike_and_all_to_zero() {
     let geo = Geo::new();
     let policy = "policy = \"geo\"\n[services.geo]\ndefault = [\"us-east\"]\ncountries = { DE = [\"ap-south\"] }";
     let node = Node::start(&geo.config(policy, ""));
-    // A mapped country, the default list, and IPv6: the GeoIP network.
+    // A mapped country: its network, as its neighbours rank otherwise.
     assert_eq!(
         ask(&node, "10.2.5.0/24"),
         (vec!["ap-south"], Some((24, 16)))
     );
-    assert_eq!(ask(&node, "10.1.5.0/24"), (vec!["us-east"], Some((24, 16))));
+    // New York ranks us-east, eu-west, ap-south, as unlocated clients do
+    // (the default list, then config order): the empty 10.0.0.0/16 beside
+    // it joins its scope, 10.2.0.0/16 (Germany) bounds it.
+    assert_eq!(ask(&node, "10.1.5.0/24"), (vec!["us-east"], Some((24, 15))));
+    // IPv6: every other address near it is unlocated, so ranks alike, up
+    // to 2001::/32, which the database aliases to its IPv4 data (Teredo):
+    // 2001:db8::/32 and 2001::/32 part at bit 21.
     assert_eq!(
         ask(&node, "2001:db8:1:5::/64"),
-        (vec!["us-east"], Some((64, 48)))
+        (vec!["us-east"], Some((64, 21)))
     );
 
     let all = Node::start(&geo.config("policy = \"all\"", ""));
@@ -400,7 +406,7 @@ fn neighbouring_networks_that_rank_alike_share_one_wider_scope() {
 // The routing tests again with the fast path switched off.
 crate::also_on_general_path! {
     weighted_scopes_ipv6_clients_to_their_56,
-    geo_scopes_to_the_geoip_network_and_all_to_zero,
+    geo_scopes_to_the_block_that_ranks_alike_and_all_to_zero,
     geo_ranks_the_zones_its_lists_leave_out_by_distance,
     pushed_latency_is_forgotten_after_latency_max_age,
     latency_margin_ms_and_latency_margin_each_hold_a_prefix,
