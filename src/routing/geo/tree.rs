@@ -26,6 +26,29 @@
 
 use std::collections::HashMap;
 
+/// Record `side` (0 left, 1 right) of `node` in a tree of `SIZE`-bit
+/// records; `node` is below the node count, which `maxminddb` checked
+/// fits the file.
+#[inline(always)]
+fn read_sized<const SIZE: u16>(buf: &[u8], node: usize, side: usize) -> usize {
+    let be3 = |b: &[u8]| usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]);
+    match SIZE {
+        24 => be3(&buf[node * 6 + side * 3..][..3]),
+        28 => {
+            let b = &buf[node * 7..][..7];
+            if side == 0 {
+                usize::from(b[3] & 0xF0) << 20 | be3(&b[0..3])
+            } else {
+                usize::from(b[3] & 0x0F) << 24 | be3(&b[4..7])
+            }
+        }
+        _ => {
+            let b = &buf[node * 8 + side * 4..][..4];
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+        }
+    }
+}
+
 /// A data offset (as `maxminddb::LookupResult::offset` gives it), or
 /// `None` for addresses the tree records nothing for.
 pub(super) type Leaf = Option<usize>;
@@ -147,23 +170,52 @@ impl Shape {
         len: u8,
         uniform: &[u64],
     ) -> Result<Walked, ()> {
-        let is_v4_in_v6 = len == 32 && self.is_v6;
-        let mut node = if is_v4_in_v6 { self.ipv4_start } else { 0 };
+        // One loop per record size, so the loop body has no size dispatch.
+        match self.record_size {
+            24 => self.walk_sized::<24>(buf, bits, len, uniform),
+            28 => self.walk_sized::<28>(buf, bits, len, uniform),
+            _ => self.walk_sized::<32>(buf, bits, len, uniform),
+        }
+    }
+
+    #[inline(always)]
+    fn walk_sized<const SIZE: u16>(
+        &self,
+        buf: &[u8],
+        mut bits: u128,
+        len: u8,
+        uniform: &[u64],
+    ) -> Result<Walked, ()> {
+        let count = self.node_count;
+        let mut node = if len == 32 && self.is_v6 {
+            self.ipv4_start
+        } else {
+            0
+        };
         let mut depth = 0u8;
         let mut found = None;
-        while node < self.node_count && depth < len {
-            if found.is_none()
-                && uniform
-                    .get(node >> 6)
-                    .is_some_and(|w| w >> (node & 63) & 1 == 1)
-            {
-                found = Some(depth);
+        let mut step = |node: usize| {
+            let side = (bits >> 127) as usize;
+            bits <<= 1;
+            read_sized::<SIZE>(buf, node, side)
+        };
+        // Until the first marked node, test each node's mark (none when
+        // there are no marks), then walk on without.
+        if !uniform.is_empty() {
+            while node < count && depth < len {
+                if uniform[node >> 6] >> (node & 63) & 1 == 1 {
+                    found = Some(depth);
+                    break;
+                }
+                node = step(node);
+                depth += 1;
             }
-            let side = (bits >> (127 - u32::from(depth))) as usize & 1;
-            node = self.read(buf, node, side);
+        }
+        while node < count && depth < len {
+            node = step(node);
             depth += 1;
         }
-        let leaf = if node < self.node_count {
+        let leaf = if node < count {
             // Out of bits on a node: the reader reports nothing recorded.
             None
         } else {
