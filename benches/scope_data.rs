@@ -183,7 +183,7 @@ fn report(config: &Config, path: &Path) {
     let db = GeoDb::open(&[path.to_path_buf()]).expect("the database opens");
     let nodes: usize = db.node_counts().sum();
     let started = Instant::now();
-    let scopes = UniformScopes::build(config, &db);
+    let scopes = UniformScopes::build(config, &db, None);
     let elapsed = started.elapsed();
     println!(
         "{}: {nodes} tree nodes; scope markings for zones/example.toml: {} ranking(s), \

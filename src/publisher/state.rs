@@ -682,7 +682,8 @@ impl State {
             return Some(uniform.clone());
         }
         let started = Instant::now();
-        let uniform = Arc::new(UniformScopes::build(&self.config, geo));
+        let previous = self.uniform.as_ref().map(|(_, u)| &**u);
+        let uniform = Arc::new(UniformScopes::build(&self.config, geo, previous));
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             rankings = uniform.groups(),

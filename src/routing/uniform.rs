@@ -42,7 +42,32 @@ pub struct UniformScopes {
     /// `groups` index per service; `None` for services whose ranking
     /// does not come from GeoIP, or beyond [`MAX_GROUPS`].
     service_group: Vec<Option<u16>>,
-    groups: Vec<UniformNodes>,
+    /// Shared with the next build when its ranking is the same (see
+    /// [`UniformScopes::build`]).
+    groups: Vec<Arc<UniformNodes>>,
+    /// What each group's ranking is: its policy and endpoints' zones.
+    keys: Vec<(Policy, Vec<usize>)>,
+    /// The zones every ranking was computed over (coordinates, country).
+    zones: Vec<(f64, f64, Option<String>)>,
+    /// The database marked ([`GeoDb::load_id`]).
+    load_id: u64,
+}
+
+/// What a service's ranking depends on besides the GeoIP record.
+fn ranking_key(config: &Config, service: usize) -> (Policy, Vec<usize>) {
+    let svc = &config.services[service];
+    (
+        svc.policy.clone(),
+        svc.endpoints.iter().map(|e| e.zone).collect(),
+    )
+}
+
+fn zone_key(config: &Config) -> Vec<(f64, f64, Option<String>)> {
+    config
+        .zones
+        .iter()
+        .map(|z| (z.latitude, z.longitude, z.country.clone()))
+        .collect()
 }
 
 impl UniformScopes {
@@ -50,7 +75,13 @@ impl UniformScopes {
     /// `config`'s services and marks the uniform tree nodes. Costs a pass
     /// over the database's records and nodes per distinct ranking: it
     /// belongs to reloads, never to the answer path.
-    pub fn build(config: &Config, geo: &GeoDb) -> UniformScopes {
+    ///
+    /// Markings of `previous` are reused for the rankings it already
+    /// marked over the same database and zones (a reload that leaves
+    /// routing alone costs nothing here).
+    pub fn build(config: &Config, geo: &GeoDb, previous: Option<&UniformScopes>) -> UniformScopes {
+        let zones = zone_key(config);
+        let previous = previous.filter(|p| p.load_id == geo.load_id() && p.zones == zones);
         let mut representatives: Vec<usize> = Vec::new();
         let service_group = config
             .services
@@ -78,7 +109,16 @@ impl UniformScopes {
                 Some(representatives.len() as u16 - 1)
             })
             .collect();
-        let records = if representatives.is_empty() {
+        let keys: Vec<_> = representatives
+            .iter()
+            .map(|&s| ranking_key(config, s))
+            .collect();
+        let reused = |key: &(Policy, Vec<usize>)| {
+            let p = previous?;
+            let at = p.keys.iter().position(|k| k == key)?;
+            Some(p.groups[at].clone())
+        };
+        let records = if keys.iter().all(|k| reused(k).is_some()) {
             Vec::new()
         } else {
             geo.records()
@@ -86,7 +126,11 @@ impl UniformScopes {
         let mut workspace = Workspace::default();
         let groups = representatives
             .iter()
-            .map(|&service| {
+            .zip(&keys)
+            .map(|(&service, key)| {
+                if let Some(nodes) = reused(key) {
+                    return nodes;
+                }
                 let is_latency = matches!(config.services[service].policy, Policy::Latency);
                 let mut ids: HashMap<(Vec<usize>, Option<String>), u32> = HashMap::new();
                 let mut class = |location: Option<&super::Location>, record| {
@@ -113,12 +157,15 @@ impl UniformScopes {
                     .iter()
                     .map(|(key, location)| (*key, class(location.as_ref(), Some(*key))))
                     .collect();
-                geo.uniform_nodes(&classes, empty)
+                Arc::new(geo.uniform_nodes(&classes, empty))
             })
             .collect();
         UniformScopes {
             service_group,
             groups,
+            keys,
+            zones,
+            load_id: geo.load_id(),
         }
     }
 
@@ -126,7 +173,7 @@ impl UniformScopes {
     #[inline]
     pub fn for_service(&self, service: usize) -> Option<&UniformNodes> {
         let group = (*self.service_group.get(service)?)?;
-        self.groups.get(usize::from(group))
+        self.groups.get(usize::from(group)).map(|g| &**g)
     }
 
     /// Distinct rankings marked.
@@ -136,13 +183,13 @@ impl UniformScopes {
 
     /// Heap bytes held by the markings.
     pub fn bytes(&self) -> usize {
-        self.groups.iter().map(UniformNodes::bytes).sum::<usize>() + self.service_group.len() * 4
+        self.groups.iter().map(|g| g.bytes()).sum::<usize>() + self.service_group.len() * 4
     }
 }
 
 /// Builds the markings for a router, or none without a database.
 pub fn for_router(config: &Config, geo: Option<&Arc<GeoDb>>) -> Option<Arc<UniformScopes>> {
-    geo.map(|geo| Arc::new(UniformScopes::build(config, geo)))
+    geo.map(|geo| Arc::new(UniformScopes::build(config, geo, None)))
 }
 
 #[cfg(test)]
@@ -393,5 +440,31 @@ mod tests {
 
     fn full(addr: IpAddr) -> u8 {
         if addr.is_ipv4() { 32 } else { 128 }
+    }
+
+    #[test]
+    fn a_rebuild_reuses_markings_only_for_the_same_ranking() {
+        let mut rng = Rng(0x2026_1205);
+        let (db, _, _) = generated(&mut rng);
+        let c = config(&service("nearest", "", [1, 1, 1]));
+        let first = UniformScopes::build(&c, &db, None);
+        let again = UniformScopes::build(&c, &db, Some(&first));
+        assert!(Arc::ptr_eq(&first.groups[0], &again.groups[0]));
+        // A zone moved: every ranking may change.
+        let moved =
+            config(&service("nearest", "", [1, 1, 1]).replace("latitude = 1.3", "latitude = 35.7"));
+        let rebuilt = UniformScopes::build(&moved, &db, Some(&first));
+        assert!(!Arc::ptr_eq(&first.groups[0], &rebuilt.groups[0]));
+        // Another policy: its own marking; the first ranking kept.
+        let both = config(&format!(
+            "{}\n[[services]]\nname = \"api\"\npolicy = \"latency\"\n\
+             [services.check]\nkind = \"none\"\n\
+             [[services.endpoints]]\nzone = \"b\"\naddresses = [\"192.0.2.9\"]\n",
+            service("nearest", "", [1, 1, 1])
+        ));
+        let grown = UniformScopes::build(&both, &db, Some(&first));
+        assert_eq!(grown.groups(), 2);
+        assert!(Arc::ptr_eq(&first.groups[0], &grown.groups[0]));
+        assert!(grown.for_service(1).is_some() && grown.for_service(2).is_none());
     }
 }

@@ -306,21 +306,25 @@ impl GeoDb {
     pub fn records(&self) -> Vec<(RecordKey, Option<Location>)> {
         let mut out = Vec::new();
         for (index, file) in self.files.iter().enumerate() {
-            let mut seen = std::collections::HashSet::new();
-            let Ok(networks) = file.reader.networks(Default::default()) else {
-                continue;
-            };
-            for item in networks.flatten() {
-                let Some(offset) = item.offset() else {
+            for (offset, bits) in file.shape.records(file.bytes.as_ref()) {
+                // The reader decodes a record it has looked up: look up an
+                // address the walk found leading to it.
+                let address = if file.ip_version() == 4 {
+                    IpAddr::V4(Ipv4Addr::from((bits >> 96) as u32))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from(bits))
+                };
+                let Ok(result) = file.reader.lookup(address) else {
                     continue;
                 };
-                if seen.insert(offset) {
-                    let key = RecordKey {
-                        file: index as u8,
-                        offset,
-                    };
-                    out.push((key, file.layout.decode(&item).ok().flatten()));
+                if result.offset() != Some(offset) {
+                    continue;
                 }
+                let key = RecordKey {
+                    file: index as u8,
+                    offset,
+                };
+                out.push((key, file.layout.decode(&result).ok().flatten()));
             }
         }
         out
@@ -335,7 +339,7 @@ impl GeoDb {
             .iter()
             .enumerate()
             .map(|(index, file)| {
-                let by_offset: HashMap<usize, u32> = classes
+                let by_offset: tree::ByOffset<u32> = classes
                     .iter()
                     .filter(|(k, _)| usize::from(k.file) == index)
                     .map(|(k, c)| (k.offset, *c))

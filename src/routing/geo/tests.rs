@@ -500,3 +500,32 @@ fn the_direct_walk_finds_what_the_reader_finds() {
         }
     }
 }
+
+#[test]
+fn records_found_by_the_tree_are_every_record_the_reader_lists() {
+    let (_dir, generated) = write(TestLayout::City, PLACES);
+    let dir = tempdir::Dir::new();
+    let (v4, v6) = (dir.path().join("v4.mmdb"), dir.path().join("v6.mmdb"));
+    write_family_file(&v4, mmdb_writer::IpVersion::V4, "10.1.0.0/16", "NL");
+    write_family_file(&v6, mmdb_writer::IpVersion::V6, "2001:db8::/32", "JP");
+    for db in [
+        shipped(),
+        GeoDb::open(&[generated]).unwrap(),
+        GeoDb::open(&[v4, v6]).unwrap(),
+    ] {
+        let mut listed = std::collections::HashMap::new();
+        for (index, file) in db.files.iter().enumerate() {
+            for item in file.reader.networks(Default::default()).unwrap() {
+                let item = item.unwrap();
+                let key = RecordKey {
+                    file: index as u8,
+                    offset: item.offset().unwrap(),
+                };
+                listed.insert(key, file.layout.decode(&item).ok().flatten());
+            }
+        }
+        let found: std::collections::HashMap<_, _> = db.records().into_iter().collect();
+        assert!(!found.is_empty());
+        assert_eq!(found, listed);
+    }
+}

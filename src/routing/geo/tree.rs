@@ -24,7 +24,10 @@
 //!   IPv4-mapped clients are looked up as IPv4 (perhaps in another file),
 //!   so what the tree holds there is not what they get.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// Keyed by data offsets, hashed quickly: a pass hashes one per leaf.
+pub(super) type ByOffset<T> = HashMap<usize, T, foldhash::fast::RandomState>;
 
 /// Record `side` (0 left, 1 right) of `node` in a tree of `SIZE`-bit
 /// records; `node` is below the node count, which `maxminddb` checked
@@ -228,13 +231,44 @@ impl Shape {
         })
     }
 
+    /// Each data record the tree points to, once, with the first address
+    /// (left-aligned bits) found to lead to it: a depth-first pass over the
+    /// nodes, each visited once, so a database with few records is read
+    /// without enumerating its networks.
+    pub(super) fn records(&self, buf: &[u8]) -> Vec<(usize, u128)> {
+        let mut seen_node = vec![false; self.node_count];
+        let mut seen_record: HashSet<usize, foldhash::fast::RandomState> = HashSet::default();
+        let mut out = Vec::new();
+        // A v4 file's addresses are 32 bits, left-aligned like the rest.
+        let mut stack = vec![(0usize, 0u128, 0u32)];
+        while let Some((node, bits, depth)) = stack.pop() {
+            if node >= self.node_count {
+                if let Ok(Some(offset)) = self.leaf(node)
+                    && seen_record.insert(offset)
+                {
+                    out.push((offset, bits));
+                }
+                continue;
+            }
+            if depth >= 128 || std::mem::replace(&mut seen_node[node], true) {
+                continue;
+            }
+            for side in 0..2 {
+                let child = self.read(buf, node, side);
+                let bit = (side as u128) << (127 - depth);
+                stack.push((child, bits | bit, depth + 1));
+            }
+        }
+        out
+    }
+
     /// Marks the nodes whose whole block maps to one class, given the class
     /// of each leaf (`classes` by data offset, `empty` for no record):
     /// one bit per node.
     pub(super) fn uniform_nodes(
         &self,
         buf: &[u8],
-        classes: &HashMap<usize, u32>,
+        classes: &ByOffset<u32>,
         empty: u32,
     ) -> Vec<u64> {
         let class_of_leaf = |value: usize| match self.leaf(value) {
