@@ -17,7 +17,8 @@ of the client's length inside the scope (and its first and last) are
 asked too, and any other answer counts as harmful.
 
 Prints, per server: the median scope length per family, the share of
-IPv4 answers at /16 or shorter and at exactly /24, and harmful scopes.
+IPv4 answers at /16 or shorter and at exactly /24, harmful scopes, and the
+share of clients given exactly the scope the first server gave.
 Traffic goes to 127.0.0.1 only.
 """
 
@@ -176,18 +177,19 @@ def inside(net, scope, rng):
 
 def measure(server, qname, clients):
     rng = random.Random(SEED + 1)
-    scopes, harmful = {4: [], 6: []}, []
+    scopes, harmful, each = {4: [], 6: []}, [], []
     for net in clients:
         answer, scope = server.ask(qname, net)
         if scope is None:
             sys.exit(f"scopes.py: {server.name} returned no ECS scope for {net}")
         scopes[net.version].append(scope)
+        each.append(scope)
         if scope < net.prefixlen:
             for other in inside(net, scope, rng):
                 if server.ask(qname, other)[0] != answer:
                     harmful.append((net, scope, other))
                     break
-    return scopes, harmful
+    return scopes, harmful, each
 
 
 def median(xs):
@@ -212,15 +214,20 @@ def main():
         f"ECS scopes for {args.name} A, {args.v4} IPv4 /24 and {args.v6} IPv6 /56 clients "
         f"located by {os.path.basename(args.geo)} (seed {SEED}):"
     )
-    print(f"{'server':<10} {'v4 median':>9} {'v4 <=/16':>8} {'v4 /24':>7} {'v6 median':>9} {'harmful':>8}")
-    worst = 0
+    print(
+        f"{'server':<10} {'v4 median':>9} {'v4 <=/16':>8} {'v4 /24':>7} {'v6 median':>9} "
+        f"{'harmful':>8} {'same as first':>13}"
+    )
+    worst, first = 0, None
     for spec in args.server:
         name, port = spec.split("=")
-        scopes, harmful = measure(Server(name, int(port)), args.name, clients)
+        scopes, harmful, each = measure(Server(name, int(port)), args.name, clients)
         v4, v6 = scopes[4], scopes[6]
+        first = first or each
+        same = f"{100 * sum(a == b for a, b in zip(each, first)) / len(each):.0f}%"
         print(
             f"{name:<10} {median(v4):>9} {share(v4, lambda s: s <= 16):>8} "
-            f"{share(v4, lambda s: s == 24):>7} {median(v6):>9} {len(harmful):>8}"
+            f"{share(v4, lambda s: s == 24):>7} {median(v6):>9} {len(harmful):>8} {same:>13}"
         )
         for net, scope, other in harmful[:5]:
             print(f"  harmful: {net} scope /{scope}, but {other} inside it is answered otherwise")

@@ -14,11 +14,17 @@
 //! and takes the next; with none left, the service's all-down rule answers.
 //!
 //! ECS scope: the reply says how wide a network the decision holds for,
-//! so resolvers can cache one answer for the whole network. It is the
-//! prefix of the evidence used (GeoIP network, CIDR rule, latency prefix,
-//! hashed prefix), narrowed so no more specific rule hides inside it, and
-//! never wider than the query's source prefix; 0 when the answer does not
-//! depend on the client.
+//! so resolvers can cache one answer for the whole network; the wider, the
+//! fewer entries and queries, but it must never cover an address that
+//! would be answered otherwise. It is the prefix of the evidence used (CIDR
+//! rule, latency prefix, hashed prefix), or for GeoIP the widest block
+//! around the client whose every address ranks the zones alike (merged
+//! across database networks and gaps, [`uniform`]), narrowed so no more
+//! specific rule or measured prefix hides inside it, and never wider than
+//! the query's source prefix; 0 when the answer does not depend on the
+//! client. Invariant: any address inside the scope gets the same full
+//! ranking, so the same answer whatever the health view, and the memo may
+//! reuse a decision across the scope.
 
 mod explain;
 pub mod geo;

@@ -27,7 +27,10 @@
 //!
 //! This file reads databases (open, family assignment, lookup, the
 //! description for logs); `decode` recognises and decodes the two record
-//! layouts; `continents` is the country-to-continent table.
+//! layouts; `continents` is the country-to-continent table; `tree` walks
+//! the search tree directly, for the answer path's lookup
+//! ([`GeoDb::place`]) and to mark the nodes whose whole block decides
+//! alike ([`GeoDb::uniform_nodes`]), which widens ECS scopes.
 //!
 //! Invariants:
 //!
