@@ -94,7 +94,7 @@ run() { # label mmdb
         wait_ready "$!" "$p" "$dir/$name.log"
         servers+=(--server "$name=$p")
     done
-    echo "== $label" 
+    echo "== $label"
     python3 "$here/scopes.py" --geo "$dir/gdnsd/geo.mmdb" "${servers[@]}" || status=1
     for pid in ${pids[@]+"${pids[@]}"}; do stop_pid "$pid"; done
 }

@@ -258,8 +258,13 @@ fn explain(path: &Path, name: &str, client: &str, json: bool) -> anyhow::Result<
         )
     })?;
     let client = meridian::admin::parse_client(client).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let e =
-        meridian::routing::explain(&config, &snapshot.health, &snapshot.router, service, client);
+    let e = meridian::routing::explain::explain(
+        &config,
+        &snapshot.health,
+        &snapshot.router,
+        service,
+        client,
+    );
     if json {
         return Ok(serde_json::to_string_pretty(&e)? + "\n");
     }

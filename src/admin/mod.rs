@@ -337,7 +337,7 @@ async fn explain(
         Ok(c) => c,
         Err(err) => return err.into_response(),
     };
-    let explanation = crate::routing::explain(
+    let explanation = crate::routing::explain::explain(
         &snapshot.config,
         &snapshot.health,
         &snapshot.router,

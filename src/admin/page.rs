@@ -140,7 +140,7 @@ fn status_json(state: &AdminState, snapshot: &Snapshot, routed: usize) -> Value 
                 .filter(|_| s == routed)
                 .map(|(region, subnet)| {
                     let client = parse_client(subnet).expect("the regions' subnets parse");
-                    let explanation = crate::routing::explain(
+                    let explanation = crate::routing::explain::explain(
                         config,
                         &snapshot.health,
                         &snapshot.router,

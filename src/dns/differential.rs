@@ -24,8 +24,9 @@ use super::fixture::{config, snapshot, snapshot_observed};
 use super::wire::Transport;
 use crate::health::AddressKey;
 use crate::health::state::Observed;
+use crate::routing::Client;
+use crate::routing::explain::explain;
 use crate::routing::memo::DecisionMemo;
-use crate::routing::{Client, explain};
 use crate::snapshot::Snapshot;
 
 /// The cases are many and varied, and the same every run.

@@ -176,7 +176,9 @@ impl Publisher {
         let current = store.load_full();
         let mut state = State::new(current.config.clone(), drains, current.router.geo.clone());
         state.generation = current.generation;
-        state.adopt_uniform(current.router.uniform.clone());
+        // The first snapshot's scope markings, so they are not built twice.
+        let (geo, uniform) = (current.router.geo.as_ref(), current.router.uniform.clone());
+        state.uniform.adopt(geo, state.epoch, uniform);
         let publisher = Publisher {
             requests,
             reports,

@@ -25,7 +25,7 @@ use crate::health::state::Observed;
 use crate::health::{AddressKey, HealthView, Report, initial_observed};
 use crate::routing::geo::GeoDb;
 use crate::routing::latency::{LatencyTable, LatencyView, Ranking};
-use crate::routing::uniform::UniformScopes;
+use crate::routing::uniform::UniformCache;
 use crate::routing::{Router, cidr_map};
 use crate::snapshot::{AnswerCounters, Inputs};
 
@@ -167,10 +167,9 @@ pub struct State {
     identities: HashMap<AddressKey, AddressIdentity>,
     /// The newest time a change brought, for judging peers' freshness.
     now: Option<Instant>,
-    /// The GeoIP scope markings and the (epoch, database load id) they
-    /// were built for: they depend on the config and the database only,
-    /// and take a pass over the database, so health changes reuse them.
-    uniform: Option<((u64, u64), Arc<UniformScopes>)>,
+    /// The GeoIP scope markings, rebuilt only when the config (epoch) or
+    /// the database changes: health changes reuse them.
+    pub uniform: UniformCache,
 }
 
 /// What one peer last said.
@@ -203,7 +202,7 @@ impl State {
             votes_stale: false,
             identities: HashMap::new(),
             now: None,
-            uniform: None,
+            uniform: UniformCache::default(),
         }
         .with_identities()
     }
@@ -655,43 +654,13 @@ impl State {
                 latency: self.latency_view.clone(),
                 local_latency: self.local_latency.clone(),
                 peer_latency: self.peer_latency(),
-                uniform: self.uniform_scopes(),
+                uniform: self
+                    .uniform
+                    .get(&self.config, self.geo.as_ref(), self.epoch),
             },
             answer_counters,
             generation: self.generation,
         }
-    }
-
-    /// Takes the scope markings a snapshot built from this state's config
-    /// and database already has, so they are not built twice.
-    pub fn adopt_uniform(&mut self, uniform: Option<Arc<UniformScopes>>) {
-        let (Some(geo), Some(uniform)) = (&self.geo, uniform) else {
-            return;
-        };
-        self.uniform = Some(((self.epoch, geo.load_id()), uniform));
-    }
-
-    /// The scope markings for the current config and database, built only
-    /// when either changed.
-    fn uniform_scopes(&mut self) -> Option<Arc<UniformScopes>> {
-        let geo = self.geo.as_ref()?;
-        let key = (self.epoch, geo.load_id());
-        if let Some((built_for, uniform)) = &self.uniform
-            && *built_for == key
-        {
-            return Some(uniform.clone());
-        }
-        let started = Instant::now();
-        let previous = self.uniform.as_ref().map(|(_, u)| &**u);
-        let uniform = Arc::new(UniformScopes::build(&self.config, geo, previous));
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            rankings = uniform.groups(),
-            bytes = uniform.bytes(),
-            "geoip scope markings built"
-        );
-        self.uniform = Some((key, uniform.clone()));
-        Some(uniform)
     }
 
     /// Notes which services answer by their all-down rule in a snapshot

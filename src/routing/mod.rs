@@ -26,11 +26,12 @@
 //! ranking, so the same answer whatever the health view, and the memo may
 //! reuse a decision across the scope.
 
-mod explain;
+pub mod explain;
 pub mod geo;
 pub mod latency;
 pub mod locate;
 pub mod memo;
+mod order;
 pub mod prefix;
 pub mod uniform;
 pub mod weighted;
@@ -44,9 +45,9 @@ use serde::Serialize;
 
 use crate::config::{AllDown, Config, Policy};
 use crate::health::HealthView;
-pub use explain::{Candidate, Explanation, explain};
 use geo::{GeoDb, Location};
 use latency::{LatencyView, Ranking};
+use order::{complete, complete_by_distance, endpoints_in, location_order};
 use prefix::{PrefixMap, narrow};
 pub use workspace::Workspace;
 
@@ -333,20 +334,6 @@ fn by_record(
     ranked
 }
 
-/// Appends the endpoints of `svc` in the given zones, in the zones'
-/// order; zones without an endpoint are skipped.
-fn endpoints_in(
-    svc: &crate::config::Service,
-    zones: impl IntoIterator<Item = usize>,
-    order: &mut Vec<usize>,
-) {
-    order.extend(
-        zones
-            .into_iter()
-            .filter_map(|z| svc.endpoints.iter().position(|e| e.zone == z)),
-    );
-}
-
 /// Weighted policy: rendezvous hashing of the client's /24 (IPv6 /56), or
 /// of its source prefix when that is shorter.
 fn by_hash(
@@ -461,54 +448,9 @@ fn by_location(
     (scope, basis)
 }
 
-/// The order [`by_location`] gives a client at `place` (a location and
-/// the record holding it): what a GeoIP record alone decides, which
-/// [`uniform`] classifies the database's records by.
-fn location_order(
-    config: &Config,
-    service: usize,
-    place: Option<(&Location, Option<geo::RecordKey>)>,
-    workspace: &mut Workspace,
-) {
-    let svc = &config.services[service];
-    let Some((location, _)) = place else {
-        let order = &mut workspace.order;
-        match &svc.policy {
-            Policy::Geo(map) => {
-                endpoints_in(svc, map.default.iter().copied(), order);
-                complete(order, svc.endpoints.len());
-            }
-            _ => order.extend(0..svc.endpoints.len()),
-        }
-        return;
-    };
-    if let Policy::Geo(map) = &svc.policy {
-        let zones = geo_map_zones(map, location).iter().copied();
-        endpoints_in(svc, zones, &mut workspace.order);
-    }
-    complete_by_distance(config, service, place, workspace);
-}
-
 /// A located client's location and record, for ordering by distance.
 fn place_of(located: Option<&locate::Located>) -> Option<(&Location, Option<geo::RecordKey>)> {
     located.and_then(|m| Some((m.location.as_deref()?, m.record)))
-}
-
-/// The most specific list of a geo map that names the location: region,
-/// then country, then continent, then the default list.
-fn geo_map_zones<'m>(map: &'m crate::config::GeoMap, location: &Location) -> &'m [usize] {
-    location
-        .region
-        .as_ref()
-        .and_then(|r| map.regions.get(r))
-        .or_else(|| location.country.as_ref().and_then(|c| map.countries.get(c)))
-        .or_else(|| {
-            location
-                .continent
-                .as_ref()
-                .and_then(|c| map.continents.get(c))
-        })
-        .unwrap_or(&map.default)
 }
 
 /// The scope of a GeoIP-based decision: the widest block around the
@@ -530,45 +472,6 @@ fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router)
         client.addr,
         router.latency.prefixes(),
     ))
-}
-
-/// Appends the endpoints not yet listed, in config order.
-fn complete(order: &mut Vec<usize>, n: usize) {
-    for e in 0..n {
-        if !order.contains(&e) {
-            order.push(e);
-        }
-    }
-}
-
-/// Appends the endpoints not yet listed to `workspace.order`, nearest
-/// first when the client's location is known (ties in config order).
-fn complete_by_distance(
-    config: &Config,
-    service: usize,
-    place: Option<(&Location, Option<geo::RecordKey>)>,
-    workspace: &mut Workspace,
-) {
-    let svc = &config.services[service];
-    let listed = workspace.order.len();
-    for e in 0..svc.endpoints.len() {
-        if !workspace.order[..listed].contains(&e) {
-            workspace.order.push(e);
-        }
-    }
-    let Some((location, record)) = place else {
-        return;
-    };
-    let mut order = std::mem::take(&mut workspace.order);
-    let distances = workspace.distances(config, location, record);
-    // Indices are distinct, so the tie-break makes the order total and an
-    // unstable sort (which never allocates) gives the stable sort's order.
-    order[listed..].sort_unstable_by(|a, b| {
-        let da = distances[svc.endpoints[*a].zone];
-        let db = distances[svc.endpoints[*b].zone];
-        da.total_cmp(&db).then(a.cmp(b))
-    });
-    workspace.order = order;
 }
 
 /// Great-circle distance from a client's location to a zone.

@@ -22,15 +22,16 @@
 //! the database network as their scope.
 //!
 //! Invariant: a class stands for one exact ranking, computed by the very
-//! function `routing::by_location` uses; for `latency` it also carries the
+//! function `routing::by_location` uses (`routing::order`); for `latency` it also carries the
 //! country when some zone is in it, since the probe RTTs of a node in that
 //! country, whatever they are, then come first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::geo::{GeoDb, UniformNodes};
-use super::{Workspace, location_order};
+use super::geo::{GeoDb, Location, UniformNodes};
+use super::order::location_order;
+use super::workspace::Workspace;
 use crate::config::{Config, Policy};
 
 /// Markings kept at most; each holds one bit per GeoIP tree node.
@@ -133,7 +134,7 @@ impl UniformScopes {
                 }
                 let is_latency = matches!(config.services[service].policy, Policy::Latency);
                 let mut ids: HashMap<(Vec<usize>, Option<String>), u32> = HashMap::new();
-                let mut class = |location: Option<&super::Location>, record| {
+                let mut class = |location: Option<&Location>, record| {
                     workspace.order.clear();
                     location_order(
                         config,
@@ -184,6 +185,57 @@ impl UniformScopes {
     /// Heap bytes held by the markings.
     pub fn bytes(&self) -> usize {
         self.groups.iter().map(|g| g.bytes()).sum::<usize>() + self.service_group.len() * 4
+    }
+}
+
+/// The markings of the latest config and database, for the publisher:
+/// they depend on nothing else and take a pass over the database, so
+/// snapshots built for health changes reuse them.
+#[derive(Debug, Default)]
+pub struct UniformCache {
+    /// The markings and the (config epoch, database load id) they are for.
+    built: Option<((u64, u64), Arc<UniformScopes>)>,
+}
+
+impl UniformCache {
+    /// Keeps markings already built for `geo` and config epoch `epoch`.
+    pub fn adopt(
+        &mut self,
+        geo: Option<&Arc<GeoDb>>,
+        epoch: u64,
+        built: Option<Arc<UniformScopes>>,
+    ) {
+        if let (Some(geo), Some(built)) = (geo, built) {
+            self.built = Some(((epoch, geo.load_id()), built));
+        }
+    }
+
+    /// The markings for `config` (of epoch `epoch`) over `geo`, built only
+    /// when either changed, reusing the rankings that did not.
+    pub fn get(
+        &mut self,
+        config: &Config,
+        geo: Option<&Arc<GeoDb>>,
+        epoch: u64,
+    ) -> Option<Arc<UniformScopes>> {
+        let geo = geo?;
+        let key = (epoch, geo.load_id());
+        if let Some((built_for, built)) = &self.built
+            && *built_for == key
+        {
+            return Some(built.clone());
+        }
+        let started = std::time::Instant::now();
+        let previous = self.built.as_ref().map(|(_, b)| &**b);
+        let built = Arc::new(UniformScopes::build(config, geo, previous));
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            rankings = built.groups(),
+            bytes = built.bytes(),
+            "geoip scope markings built"
+        );
+        self.built = Some((key, built.clone()));
+        Some(built)
     }
 }
 
