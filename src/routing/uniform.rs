@@ -35,7 +35,7 @@ use super::workspace::Workspace;
 use crate::config::{Config, Policy};
 
 /// Markings kept at most; each holds one bit per GeoIP tree node.
-pub const MAX_GROUPS: usize = 16;
+pub const MAX_GROUPS: usize = 8;
 
 /// Per service, the marking of tree nodes its ranking is uniform under.
 #[derive(Debug, Default)]
@@ -518,5 +518,47 @@ mod tests {
         assert_eq!(grown.groups(), 2);
         assert!(Arc::ptr_eq(&first.groups[0], &grown.groups[0]));
         assert!(grown.for_service(1).is_some() && grown.for_service(2).is_none());
+    }
+
+    #[test]
+    fn markings_are_capped_and_services_beyond_keep_the_network() {
+        let mut rng = Rng(0x2026_1206);
+        let (db, _, _) = generated(&mut rng);
+        // Ten services with ten distinct rankings (zone orders x policies).
+        let mut text = service("nearest", "", [1, 1, 1]);
+        let orders = [
+            ["a", "b", "c"],
+            ["a", "c", "b"],
+            ["b", "a", "c"],
+            ["b", "c", "a"],
+            ["c", "a", "b"],
+        ];
+        for (i, order) in orders.iter().enumerate() {
+            for policy in ["nearest", "latency"] {
+                text.push_str(&format!(
+                    "\n[[services]]\nname = \"s{i}{policy}\"\npolicy = \"{policy}\"\n\
+                     [services.check]\nkind = \"none\"\n"
+                ));
+                for zone in order {
+                    text.push_str(&format!(
+                        "[[services.endpoints]]\nzone = \"{zone}\"\naddresses = [\"192.0.2.9\"]\n"
+                    ));
+                }
+            }
+        }
+        let c = config(&text);
+        let scopes = UniformScopes::build(&c, &db, None);
+        assert_eq!(scopes.groups(), MAX_GROUPS);
+        // www and s0nearest rank alike (a, b, c): one marking.
+        assert!(std::ptr::eq(
+            scopes.for_service(0).unwrap(),
+            scopes.for_service(1).unwrap()
+        ));
+        let marked = (0..c.services.len())
+            .filter(|s| scopes.for_service(*s).is_some())
+            .count();
+        assert_eq!(marked, MAX_GROUPS + 1);
+        assert!(scopes.for_service(c.services.len() - 1).is_none());
+        assert!(scopes.bytes() <= MAX_GROUPS * (db.node_counts().sum::<usize>() / 8 + 8) + 44);
     }
 }
