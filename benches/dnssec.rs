@@ -145,6 +145,7 @@ fn signed_build(c: &mut Criterion) {
                     latency: Arc::default(),
                     local_latency: None,
                     peer_latency: Vec::new(),
+                    uniform: None,
                 },
                 cluster: Default::default(),
                 answer_counters: first.answer_counters.clone(),

@@ -29,6 +29,8 @@
 #     - UDP only, "busy": the server is stopped (SIGSTOP) while a burst of
 #       queries is queued in its socket, then continued; CPU time per query
 #       draining the bursts, with no sleep between queries;
+#  4b. compares the ECS scopes gdnsd and Meridian return for the same
+#     clients (benches/load/scopes.py) and stops if either is harmful;
 #  6. optionally (CALLGRIND=1) counts user-space instructions per geo+ECS
 #     query for Meridian and gdnsd under callgrind, startup excluded;
 #  7. prints the table: medians of the rounds, ratios Meridian/gdnsd.
@@ -49,6 +51,9 @@
 # BURST_BATCH=200 BURST_CYCLES=250 (queued queries per burst, bursts per run)
 # THREADS=1 (UDP threads of gdnsd and Knot)
 # PORT_BASE=15350 (uses PORT_BASE..PORT_BASE+4) KEEP=1 (keep the work directory)
+# SCOPES_ONLY=1 (stop after the ECS scope comparison, benches/load/scopes.py:
+# the scope distribution of gdnsd and Meridian for the same 500 IPv4 and 250
+# IPv6 clients, and a harmful-scope check; about a minute)
 # MERIDIAN=path/to/meridian (measure another build; skips cargo build)
 # LOAD_CPU=0 SERVER_CPU=1 (taskset cores) NICE=-10 (priority of the servers and
 # dnsperf; 0 leaves it alone).
@@ -227,6 +232,23 @@ for s in $SERVERS; do
             --name "$s" ${nogeo[@]+"${nogeo[@]}"} >&2 || die "$s answers the $kind queries wrongly (above)"
     done
 done
+
+# --- ECS scopes --------------------------------------------------------------------
+
+# The same clients to each geo server, over the same GeoIP file: how wide a
+# scope each returns, and whether any covers a subnet answered otherwise.
+scope_servers=()
+for s in $SERVERS; do
+    case $s in gdnsd | meridian) scope_servers+=(--server "$s=${port[$s]}") ;; esac
+done
+if [ ${#scope_servers[@]} -gt 0 ]; then
+    echo "ECS scopes ..." >&2
+    # gdnsd's copy of the config's GeoIP file: the same data (mirror.py).
+    python3 "$here/scopes.py" --geo "$work/gdnsd/geo.mmdb" "${scope_servers[@]}" | tee "$work/scopes.txt" || die "a harmful ECS scope (above)"
+fi
+if [ "${SCOPES_ONLY:-0}" = 1 ]; then
+    exit 0
+fi
 
 # --- measuring -------------------------------------------------------------------
 

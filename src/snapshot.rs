@@ -166,6 +166,7 @@ impl Snapshot {
     ) -> Snapshot {
         let health = HealthView::build(&config, &initial_observed(&config), &drains);
         let router = Router {
+            uniform: crate::routing::uniform::for_router(&config, geo.as_ref()),
             geo,
             cidr: crate::routing::cidr_map(&config),
             latency: Arc::new(LatencyView::default()),
@@ -275,6 +276,7 @@ mod tests {
                 latency: Arc::default(),
                 local_latency: None,
                 peer_latency: Vec::new(),
+                uniform: None,
             },
             cluster: ClusterView::default(),
             answer_counters: detached_counters(&config),

@@ -38,6 +38,7 @@ fn rebuild(previous: &Snapshot, drained: &[&str]) -> Snapshot {
             latency: Arc::default(),
             local_latency: None,
             peer_latency: Vec::new(),
+            uniform: previous.router.uniform.clone(),
         },
         cluster: Default::default(),
         answer_counters: previous.answer_counters.clone(),

@@ -186,6 +186,9 @@ impl Publisher {
         metrics
             .dnssec
             .signatures_made(current.signature_cache.made());
+        // The first snapshot's scope markings, so they are not built twice.
+        let (geo, uniform) = (current.router.geo.as_ref(), current.router.uniform.clone());
+        state.uniform.adopt(geo, state.epoch, uniform);
         let publisher = Publisher {
             requests,
             reports,

@@ -25,6 +25,7 @@ use crate::health::state::Observed;
 use crate::health::{AddressKey, HealthView, Report, initial_observed};
 use crate::routing::geo::GeoDb;
 use crate::routing::latency::{LatencyTable, LatencyView, Ranking};
+use crate::routing::uniform::UniformCache;
 use crate::routing::{Router, cidr_map};
 use crate::snapshot::{AnswerCounters, Inputs};
 
@@ -136,6 +137,9 @@ pub struct State {
     identities: HashMap<AddressKey, AddressIdentity>,
     /// The newest time a change brought, for judging peers' freshness.
     now: Option<Instant>,
+    /// The GeoIP scope markings, rebuilt only when the config (epoch) or
+    /// the database changes: health changes reuse them.
+    pub uniform: UniformCache,
 }
 
 /// What one peer last said.
@@ -169,6 +173,7 @@ impl State {
             votes_stale: false,
             identities: HashMap::new(),
             now: None,
+            uniform: UniformCache::default(),
         }
         .with_identities()
     }
@@ -631,6 +636,9 @@ impl State {
                 latency: self.latency_view.clone(),
                 local_latency: self.local_latency.clone(),
                 peer_latency: self.peer_latency(),
+                uniform: self
+                    .uniform
+                    .get(&self.config, self.geo.as_ref(), self.epoch),
             },
             answer_counters,
             generation: self.generation,

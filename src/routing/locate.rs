@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::geo::{GeoDb, Location, RecordKey};
+use super::geo::{GeoDb, Location, RecordKey, UniformNodes};
 
 /// Records cached per thread before the cache starts over.
 const CAPACITY: usize = 1 << 16;
@@ -33,6 +33,10 @@ pub struct Located {
     /// The database record that placed the client, for callers that
     /// cache per record (none where nothing is recorded).
     pub record: Option<RecordKey>,
+    /// Prefix length of the widest block around the client in which every
+    /// address ranks alike (per the [`UniformNodes`] given to [`locate`]);
+    /// `network`'s length without them.
+    pub uniform_len: u8,
 }
 
 struct Cache {
@@ -50,14 +54,18 @@ thread_local! {
     });
 }
 
-/// Looks `addr` up in `db`, decoding each record at most once per thread.
-pub fn locate(db: &Arc<GeoDb>, addr: IpAddr) -> Located {
-    let (key, network) = db.record_key(addr);
-    let Some(key) = key else {
+/// Looks `addr` up in `db`, decoding each record at most once per thread,
+/// and finds the widest block around it that `uniform` marks, in the same
+/// walk of the tree.
+pub fn locate(db: &Arc<GeoDb>, uniform: Option<&UniformNodes>, addr: IpAddr) -> Located {
+    let placed = db.place(addr, uniform);
+    let (network, uniform_len) = (placed.network, placed.uniform_len);
+    let Some(key) = placed.record else {
         return Located {
             location: None,
             network,
             record: None,
+            uniform_len,
         };
     };
     let id = db.load_id();
@@ -77,6 +85,7 @@ pub fn locate(db: &Arc<GeoDb>, addr: IpAddr) -> Located {
         location,
         network,
         record: Some(key),
+        uniform_len,
     }
 }
 
@@ -99,7 +108,7 @@ mod tests {
             let addr: IpAddr = addr.parse().unwrap();
             let direct = db.lookup(addr);
             for _ in 0..2 {
-                let cached = locate(&db, addr);
+                let cached = locate(&db, None, addr);
                 assert_eq!(
                     cached.location.as_deref(),
                     direct.location.as_ref(),
@@ -111,7 +120,7 @@ mod tests {
         let other = Arc::new(GeoDb::open(&[path]).unwrap());
         let addr: IpAddr = "8.8.8.8".parse().unwrap();
         assert_eq!(
-            locate(&other, addr).location.as_deref(),
+            locate(&other, None, addr).location.as_deref(),
             db.lookup(addr).location.as_ref()
         );
         CACHE.with(|c| assert_eq!(c.borrow().db, other.load_id()));
@@ -141,7 +150,7 @@ mod tests {
     fn a_new_database_at_an_old_address_is_not_served_from_the_old_cache() {
         let addr: IpAddr = "10.1.2.3".parse().unwrap();
         let mut db = Arc::new(one_place("US", 38.9, -77.4));
-        let us = locate(&db, addr)
+        let us = locate(&db, None, addr)
             .location
             .expect("located in the first database");
         assert_eq!(us.country.as_deref(), Some("US"));
@@ -158,7 +167,7 @@ mod tests {
         *Arc::get_mut(&mut db).expect("no other handle") = second;
         assert_eq!(Arc::as_ptr(&db), address);
 
-        let de = locate(&db, addr)
+        let de = locate(&db, None, addr)
             .location
             .expect("located in the second database");
         assert_eq!(

@@ -277,6 +277,8 @@ mod tests {
             let c = config(&text);
             let mut r = router(&c);
             r.geo = Some(db.clone());
+            // Merged scopes: a decision kept for a /24 must hold for all of it.
+            r.uniform = crate::routing::uniform::for_router(&c, r.geo.as_ref());
             let mut table = crate::routing::latency::LatencyTable::default();
             table.push(
                 "8.8.0.0/16".parse().unwrap(),

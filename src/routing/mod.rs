@@ -14,19 +14,27 @@
 //! and takes the next; with none left, the service's all-down rule answers.
 //!
 //! ECS scope: the reply says how wide a network the decision holds for,
-//! so resolvers can cache one answer for the whole network. It is the
-//! prefix of the evidence used (GeoIP network, CIDR rule, latency prefix,
-//! hashed prefix), narrowed so no more specific rule hides inside it, and
-//! never wider than the query's source prefix; 0 when the answer does not
-//! depend on the client.
+//! so resolvers can cache one answer for the whole network; the wider, the
+//! fewer entries and queries, but it must never cover an address that
+//! would be answered otherwise. It is the prefix of the evidence used (CIDR
+//! rule, latency prefix, hashed prefix), or for GeoIP the widest block
+//! around the client whose every address ranks the zones alike (merged
+//! across database networks and gaps, [`uniform`]), narrowed so no more
+//! specific rule or measured prefix hides inside it, and never wider than
+//! the query's source prefix; 0 when the answer does not depend on the
+//! client. Invariant: any address inside the scope gets the same full
+//! ranking, so the same answer whatever the health view, and the memo may
+//! reuse a decision across the scope.
 
 pub mod explain;
 pub mod geo;
 pub mod latency;
 pub mod locate;
 pub mod memo;
+mod order;
 pub mod prefix;
 pub mod split;
+pub mod uniform;
 pub mod weighted;
 pub mod workspace;
 
@@ -40,6 +48,7 @@ use crate::config::{AllDown, Config, Policy};
 use crate::health::HealthView;
 use geo::{GeoDb, Location};
 use latency::{LatencyView, Ranking};
+use order::{complete, complete_by_distance, endpoints_in, location_order};
 use prefix::{PrefixMap, narrow};
 pub use workspace::Workspace;
 
@@ -87,6 +96,11 @@ pub struct Router {
     /// for clients in that zone's country, the nearest vantage point's
     /// measurement.
     pub peer_latency: Vec<(usize, Ranking)>,
+    /// Per service, which GeoIP tree nodes cover blocks that all rank
+    /// alike: what widens a GeoIP-based scope beyond one database
+    /// network. Built with the database and config, shared between
+    /// snapshots until either changes.
+    pub uniform: Option<Arc<uniform::UniformScopes>>,
 }
 
 impl Router {
@@ -281,7 +295,11 @@ fn rank(
             if let Some(ranked) = by_cidr_rule(config, router, service, client, workspace) {
                 return ranked;
             }
-            let located = router.geo.as_ref().map(|g| locate::locate(g, client.addr));
+            let uniform = router.uniform.as_ref().and_then(|u| u.for_service(service));
+            let located = router
+                .geo
+                .as_ref()
+                .map(|g| locate::locate(g, uniform, client.addr));
             if matches!(svc.policy, Policy::Latency) {
                 if let Some(ranked) = by_measured_latency(
                     config,
@@ -346,20 +364,6 @@ fn by_record(
     ranked
 }
 
-/// Appends the endpoints of `svc` in the given zones, in the zones'
-/// order (a zone's own endpoints in config order, until
-/// [`split::split_zones`] orders them); zones without an endpoint are
-/// skipped.
-fn endpoints_in(
-    svc: &crate::config::Service,
-    zones: impl IntoIterator<Item = usize>,
-    order: &mut Vec<usize>,
-) {
-    for z in zones {
-        order.extend((0..svc.endpoints.len()).filter(|e| svc.endpoints[*e].zone == z));
-    }
-}
-
 /// Weighted policy: rendezvous hashing of the client's /24 (IPv6 /56), or
 /// of its source prefix when that is shorter.
 fn by_hash(
@@ -417,8 +421,11 @@ fn by_measured_latency(
     let (network, ranking) = router.latency.lookup(client.addr, client.source_prefix)?;
     let svc = &config.services[service];
     endpoints_in(svc, ranking.order(), &mut workspace.order);
-    complete_by_distance(config, service, located, workspace);
-    let scope = narrow(network.prefix_len(), client.addr, router.latency.prefixes());
+    complete_by_distance(config, service, place_of(located), workspace);
+    // Zones left unmeasured follow by distance, so the GeoIP block that
+    // ranks alike bounds the scope too.
+    let scope = narrow(network.prefix_len(), client.addr, router.latency.prefixes())
+        .max(located.map_or(0, |m| m.uniform_len));
     Some((scope, Basis::Latency { network }))
 }
 
@@ -437,7 +444,7 @@ fn by_local_latency(
     let ranking = router.node_ranking(config, location.country.as_deref())?;
     let svc = &config.services[service];
     endpoints_in(svc, ranking.zones.iter().map(|z| z.0), &mut workspace.order);
-    complete_by_distance(config, service, located, workspace);
+    complete_by_distance(config, service, place_of(located), workspace);
     let scope = geo_scope(located, client, router);
     Some((scope, Basis::LocalLatency))
 }
@@ -453,47 +460,29 @@ fn by_location(
     located: Option<locate::Located>,
     workspace: &mut Workspace,
 ) -> (u8, Basis) {
-    let svc = &config.services[service];
     let scope = geo_scope(located.as_ref(), client, router);
-    let Some(location) = located.as_ref().and_then(|m| m.location.clone()) else {
-        let network = located.map(|m| m.network);
-        let order = &mut workspace.order;
-        match &svc.policy {
-            Policy::Geo(map) => {
-                endpoints_in(svc, map.default.iter().copied(), order);
-                complete(order, svc.endpoints.len());
-            }
-            _ => order.extend(0..svc.endpoints.len()),
-        }
-        return (scope, Basis::Unlocated { network });
+    location_order(config, service, place_of(located.as_ref()), workspace);
+    let basis = match located {
+        Some(locate::Located {
+            network,
+            location: Some(location),
+            ..
+        }) => Basis::Geo { network, location },
+        unlocated => Basis::Unlocated {
+            network: unlocated.map(|m| m.network),
+        },
     };
-    if let Policy::Geo(map) = &svc.policy {
-        let zones = geo_map_zones(map, &location).iter().copied();
-        endpoints_in(svc, zones, &mut workspace.order);
-    }
-    complete_by_distance(config, service, located.as_ref(), workspace);
-    let network = located.map_or(IpNet::default(), |m| m.network);
-    (scope, Basis::Geo { network, location })
-}
-/// The most specific list of a geo map that names the location: region,
-/// then country, then continent, then the default list.
-fn geo_map_zones<'m>(map: &'m crate::config::GeoMap, location: &Location) -> &'m [usize] {
-    location
-        .region
-        .as_ref()
-        .and_then(|r| map.regions.get(r))
-        .or_else(|| location.country.as_ref().and_then(|c| map.countries.get(c)))
-        .or_else(|| {
-            location
-                .continent
-                .as_ref()
-                .and_then(|c| map.continents.get(c))
-        })
-        .unwrap_or(&map.default)
+    (scope, basis)
 }
 
-/// The scope of a GeoIP-based decision: the database network, narrowed
-/// around any CIDR rule or latency prefix inside it.
+/// A located client's location and record, for ordering by distance.
+fn place_of(located: Option<&locate::Located>) -> Option<(&Location, Option<geo::RecordKey>)> {
+    located.and_then(|m| Some((m.location.as_deref()?, m.record)))
+}
+
+/// The scope of a GeoIP-based decision: the widest block around the
+/// client that ranks alike (the database network when no block was
+/// marked), narrowed around any CIDR rule or latency prefix inside it.
 fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router) -> u8 {
     let Some(m) = located else {
         // No database: the decision does not depend on the client, unless
@@ -504,52 +493,12 @@ fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router)
             router.latency.prefixes(),
         ));
     };
-    let base = m.network.prefix_len();
+    let base = m.uniform_len;
     narrow(base, client.addr, &router.cidr).max(narrow(
         base,
         client.addr,
         router.latency.prefixes(),
     ))
-}
-
-/// Appends the endpoints not yet listed, in config order.
-fn complete(order: &mut Vec<usize>, n: usize) {
-    for e in 0..n {
-        if !order.contains(&e) {
-            order.push(e);
-        }
-    }
-}
-
-/// Appends the endpoints not yet listed to `workspace.order`, nearest
-/// first when the client's location is known (ties in config order).
-fn complete_by_distance(
-    config: &Config,
-    service: usize,
-    located: Option<&locate::Located>,
-    workspace: &mut Workspace,
-) {
-    let svc = &config.services[service];
-    let listed = workspace.order.len();
-    for e in 0..svc.endpoints.len() {
-        if !workspace.order[..listed].contains(&e) {
-            workspace.order.push(e);
-        }
-    }
-    let Some((location, record)) = located.and_then(|m| Some((m.location.as_deref()?, m.record)))
-    else {
-        return;
-    };
-    let mut order = std::mem::take(&mut workspace.order);
-    let distances = workspace.distances(config, location, record);
-    // Indices are distinct, so the tie-break makes the order total and an
-    // unstable sort (which never allocates) gives the stable sort's order.
-    order[listed..].sort_unstable_by(|a, b| {
-        let da = distances[svc.endpoints[*a].zone];
-        let db = distances[svc.endpoints[*b].zone];
-        da.total_cmp(&db).then(a.cmp(b))
-    });
-    workspace.order = order;
 }
 
 /// Great-circle distance from a client's location to a zone.
@@ -635,6 +584,7 @@ longitude = 103.8
             latency: Arc::new(LatencyView::default()),
             local_latency: None,
             peer_latency: Vec::new(),
+            uniform: None,
         }
     }
 

@@ -187,19 +187,25 @@ fn weighted_scopes_ipv6_clients_to_their_56() {
 }
 
 #[test]
-fn geo_scopes_to_the_geoip_network_and_all_to_zero() {
+fn geo_scopes_to_the_block_that_ranks_alike_and_all_to_zero() {
     let geo = Geo::new();
     let policy = "policy = \"geo\"\n[services.geo]\ndefault = [\"us-east\"]\ncountries = { DE = [\"ap-south\"] }";
     let node = Node::start(&geo.config(policy, ""));
-    // A mapped country, the default list, and IPv6: the GeoIP network.
+    // A mapped country: its network, as its neighbours rank otherwise.
     assert_eq!(
         ask(&node, "10.2.5.0/24"),
         (vec!["ap-south"], Some((24, 16)))
     );
-    assert_eq!(ask(&node, "10.1.5.0/24"), (vec!["us-east"], Some((24, 16))));
+    // New York ranks us-east, eu-west, ap-south, as unlocated clients do
+    // (the default list, then config order): the empty 10.0.0.0/16 beside
+    // it joins its scope, 10.2.0.0/16 (Germany) bounds it.
+    assert_eq!(ask(&node, "10.1.5.0/24"), (vec!["us-east"], Some((24, 15))));
+    // IPv6: every other address near it is unlocated, so ranks alike, up
+    // to 2001::/32, which the database aliases to its IPv4 data (Teredo):
+    // 2001:db8::/32 and 2001::/32 part at bit 21.
     assert_eq!(
         ask(&node, "2001:db8:1:5::/64"),
-        (vec!["us-east"], Some((64, 48)))
+        (vec!["us-east"], Some((64, 21)))
     );
 
     let all = Node::start(&geo.config("policy = \"all\"", ""));
@@ -318,11 +324,91 @@ fn latency_margin_ms_and_latency_margin_each_hold_a_prefix() {
     assert_eq!(moves_at_60_and_at_20(0.5, 0.0), (false, true));
 }
 
+/// Neighbouring networks at different places that rank the zones alike
+/// (New York and Boston), a German network beside them, gaps elsewhere.
+const NEIGHBOURS: &[TestPlace] = &[
+    TestPlace {
+        network: "10.8.0.0/17",
+        latitude: 40.7,
+        longitude: -74.0,
+        country: "US",
+        continent: "NA",
+        region: None,
+    },
+    TestPlace {
+        network: "10.8.128.0/17",
+        latitude: 42.4,
+        longitude: -71.1,
+        country: "US",
+        continent: "NA",
+        region: None,
+    },
+    TestPlace {
+        network: "10.9.0.0/16",
+        latitude: 50.1,
+        longitude: 8.7,
+        country: "DE",
+        continent: "EU",
+        region: None,
+    },
+    TestPlace {
+        network: "2001:db8:2::/48",
+        latitude: 40.7,
+        longitude: -74.0,
+        country: "US",
+        continent: "NA",
+        region: None,
+    },
+    TestPlace {
+        network: "2001:db8:3::/48",
+        latitude: 42.4,
+        longitude: -71.1,
+        country: "US",
+        continent: "NA",
+        region: None,
+    },
+];
+
+#[test]
+fn neighbouring_networks_that_rank_alike_share_one_wider_scope() {
+    let dir = private_dir();
+    let mmdb = dir.join("neighbours.mmdb");
+    write_mmdb(&mmdb, NEIGHBOURS, TestLayout::City);
+    // Unlocated clients start at ap-south, US ones at us-east: gaps do
+    // not rank like the US networks, so what merges is the two of them.
+    let policy = "policy = \"geo\"\n[services.geo]\ndefault = [\"ap-south\"]\n\
+                  countries = { US = [\"us-east\"] }";
+    let node = Node::start(&config_with(Some(&mmdb), policy, ""));
+    let us = vec!["us-east"];
+    // Each /17 alone would scope to /17; together they are 10.8.0.0/16.
+    assert_eq!(ask(&node, "10.8.1.0/24"), (us.clone(), Some((24, 16))));
+    assert_eq!(ask(&node, "10.8.200.0/24"), (us.clone(), Some((24, 16))));
+    // Germany beside them ranks otherwise: its own /16, no wider.
+    assert_eq!(
+        ask(&node, "10.9.1.0/24"),
+        (vec!["ap-south"], Some((24, 16)))
+    );
+    // A gap: 10.10.0.0/15 holds nothing, 10.8.0.0/14 would hold the US.
+    assert_eq!(
+        ask(&node, "10.10.1.0/24"),
+        (vec!["ap-south"], Some((24, 15)))
+    );
+    // IPv6: two /48s, one /47.
+    assert_eq!(
+        ask(&node, "2001:db8:2:100::/56"),
+        (us.clone(), Some((56, 47)))
+    );
+    // Never wider than the source prefix.
+    assert_eq!(ask(&node, "10.8.0.0/15"), (us, Some((15, 15))));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // The routing tests again with the fast path switched off.
 crate::also_on_general_path! {
     weighted_scopes_ipv6_clients_to_their_56,
-    geo_scopes_to_the_geoip_network_and_all_to_zero,
+    geo_scopes_to_the_block_that_ranks_alike_and_all_to_zero,
     geo_ranks_the_zones_its_lists_leave_out_by_distance,
     pushed_latency_is_forgotten_after_latency_max_age,
     latency_margin_ms_and_latency_margin_each_hold_a_prefix,
+    neighbouring_networks_that_rank_alike_share_one_wider_scope,
 }

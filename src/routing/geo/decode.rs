@@ -41,7 +41,10 @@ impl Layout {
 
     /// Recognises the record layout from the keys of the first records, then
     /// checks that those records decode and that some carry coordinates.
-    pub(super) fn detect(path: &Path, reader: &Reader<Vec<u8>>) -> Result<Layout, GeoError> {
+    pub(super) fn detect<S: AsRef<[u8]>>(
+        path: &Path,
+        reader: &Reader<S>,
+    ) -> Result<Layout, GeoError> {
         let invalid = |cause| GeoError::Invalid {
             path: path.to_owned(),
             cause,

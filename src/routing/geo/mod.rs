@@ -27,7 +27,10 @@
 //!
 //! This file reads databases (open, family assignment, lookup, the
 //! description for logs); `decode` recognises and decodes the two record
-//! layouts; `continents` is the country-to-continent table.
+//! layouts; `continents` is the country-to-continent table; `tree` walks
+//! the search tree directly, for the answer path's lookup
+//! ([`GeoDb::place`]) and to mark the nodes whose whole block decides
+//! alike ([`GeoDb::uniform_nodes`]), which widens ECS scopes.
 //!
 //! Invariants:
 //!
@@ -57,10 +60,13 @@ mod error;
 mod location;
 #[cfg(test)]
 mod tests;
+mod tree;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -70,6 +76,7 @@ pub use continents::continent_of_country;
 use decode::Layout;
 pub use error::GeoError;
 pub use location::{Location, distance_km};
+pub use tree::MIXED;
 
 /// The attribution DB-IP's Lite licence (CC BY 4.0) asks for wherever its
 /// data is used.
@@ -94,7 +101,10 @@ pub struct GeoDb {
 
 struct GeoFile {
     path: PathBuf,
-    reader: Reader<Vec<u8>>,
+    /// Shares its bytes with `bytes`, which [`tree`] walks directly.
+    reader: Reader<Bytes>,
+    bytes: Bytes,
+    shape: tree::Shape,
     layout: Layout,
     is_dbip: bool,
 }
@@ -111,6 +121,47 @@ pub struct GeoMatch {
     /// same answer from this database, so a caller can size an ECS scope
     /// from its prefix length.
     pub network: IpNet,
+}
+
+/// A file's bytes, shared by the reader and the direct tree walk, so the
+/// file is held once.
+#[derive(Clone)]
+struct Bytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Which nodes of a [`GeoDb`]'s trees cover a block of addresses that all
+/// get one class of answer (see [`GeoDb::uniform_nodes`]): one bit per
+/// node per file.
+#[derive(Debug, Clone)]
+pub struct UniformNodes {
+    /// The [`GeoDb::load_id`] of the database the bits describe; any other
+    /// database ignores them.
+    load_id: u64,
+    files: Vec<Vec<u64>>,
+}
+
+impl UniformNodes {
+    /// Heap bytes held.
+    pub fn bytes(&self) -> usize {
+        self.files.iter().map(|f| f.len() * 8).sum()
+    }
+}
+
+/// Where an address falls, from one walk of the tree: the record, the
+/// database network, and the widest block around it that is uniform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub record: Option<RecordKey>,
+    pub network: IpNet,
+    /// Prefix length of the widest block holding the address whose every
+    /// address is in one class (per the [`UniformNodes`] given); the
+    /// network's length without them.
+    pub uniform_len: u8,
 }
 
 /// Identifies the record an address maps to, without decoding it.
@@ -213,15 +264,102 @@ impl GeoDb {
     /// network it falls in, without decoding the record: cheaper than
     /// [`GeoDb::lookup`], for callers that cache per-record results.
     pub fn record_key(&self, ip: IpAddr) -> (Option<RecordKey>, IpNet) {
+        let placed = self.place(ip, None);
+        (placed.record, placed.network)
+    }
+
+    /// As [`GeoDb::record_key`], and the widest block around `ip` that
+    /// `uniform` marks as deciding alike, in the same walk.
+    pub fn place(&self, ip: IpAddr, uniform: Option<&UniformNodes>) -> Placed {
         let (index, query) = self.route(ip);
-        let Ok(result) = self.files[index].reader.lookup(query) else {
-            return (None, host_network(ip));
+        let file = &self.files[index];
+        let (bits, len) = match query {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+            IpAddr::V6(v6) => (u128::from(v6), 128),
         };
-        let key = result.offset().map(|offset| RecordKey {
-            file: index as u8,
-            offset,
-        });
-        (key, reported_network(&result, query, ip))
+        let marks = uniform
+            .filter(|u| u.load_id == self.load_id)
+            .map_or(&[][..], |u| &u.files[index]);
+        let Ok(walked) = file.shape.walk(file.bytes.as_ref(), bits, len, marks) else {
+            return Placed {
+                record: None,
+                network: host_network(ip),
+                uniform_len: full_len(ip),
+            };
+        };
+        let network = IpNet::new(query, walked.depth)
+            .expect("a walk is no longer than its address")
+            .trunc();
+        let mapped = if query == ip { 0 } else { 96 };
+        Placed {
+            record: walked.leaf.map(|offset| RecordKey {
+                file: index as u8,
+                offset,
+            }),
+            network: if mapped == 0 {
+                network
+            } else {
+                mapped_network(network)
+            },
+            uniform_len: walked.uniform + mapped,
+        }
+    }
+
+    /// Every record of every file, once each, with what it decodes to.
+    pub fn records(&self) -> Vec<(RecordKey, Option<Location>)> {
+        let mut out = Vec::new();
+        for (index, file) in self.files.iter().enumerate() {
+            for (offset, bits) in file.shape.records(file.bytes.as_ref()) {
+                // The reader decodes a record it has looked up: look up an
+                // address the walk found leading to it.
+                let address = if file.ip_version() == 4 {
+                    IpAddr::V4(Ipv4Addr::from((bits >> 96) as u32))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from(bits))
+                };
+                let Ok(result) = file.reader.lookup(address) else {
+                    continue;
+                };
+                if result.offset() != Some(offset) {
+                    continue;
+                }
+                let key = RecordKey {
+                    file: index as u8,
+                    offset,
+                };
+                out.push((key, file.layout.decode(&result).ok().flatten()));
+            }
+        }
+        out
+    }
+
+    /// Marks the tree nodes under which every address gets one class,
+    /// given each record's class (`classes`; a record left out counts as
+    /// [`MIXED`]) and the class of addresses with no record (`empty`).
+    pub fn uniform_nodes(&self, classes: &HashMap<RecordKey, u32>, empty: u32) -> UniformNodes {
+        let files = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(index, file)| {
+                let by_offset: tree::ByOffset<u32> = classes
+                    .iter()
+                    .filter(|(k, _)| usize::from(k.file) == index)
+                    .map(|(k, c)| (k.offset, *c))
+                    .collect();
+                file.shape
+                    .uniform_nodes(file.bytes.as_ref(), &by_offset, empty)
+            })
+            .collect();
+        UniformNodes {
+            load_id: self.load_id,
+            files,
+        }
+    }
+
+    /// Search tree nodes per file.
+    pub fn node_counts(&self) -> impl Iterator<Item = usize> {
+        self.files.iter().map(|f| f.shape.node_count())
     }
 
     /// The file that answers `ip`, and the address to ask it: an
@@ -330,10 +468,18 @@ fn assign_families(files: &[GeoFile]) -> Result<(usize, usize), GeoError> {
 
 impl GeoFile {
     fn open(path: PathBuf, bytes: Vec<u8>) -> Result<GeoFile, GeoError> {
-        let reader = match Reader::from_source(bytes) {
+        let bytes = Bytes(Arc::new(bytes));
+        let reader = match Reader::from_source(bytes.clone()) {
             Ok(reader) => reader,
             Err(cause) => return Err(GeoError::Invalid { path, cause }),
         };
+        let meta = reader.metadata();
+        let shape = tree::Shape::new(
+            bytes.as_ref(),
+            meta.node_count,
+            meta.record_size,
+            meta.ip_version,
+        );
         let layout = Layout::detect(&path, &reader)?;
         let meta = reader.metadata();
         let is_dbip = is_dbip_name(&meta.database_type)
@@ -344,6 +490,8 @@ impl GeoFile {
         Ok(GeoFile {
             path,
             reader,
+            bytes,
+            shape,
             layout,
             is_dbip,
         })
@@ -402,6 +550,10 @@ fn containing_network(addr: IpAddr, prefix: u8, query: IpAddr) -> Option<IpNet> 
         (IpAddr::V4(_), IpAddr::V6(_)) => None,
     }
     .map(|net| net.trunc())
+}
+
+fn full_len(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() { 32 } else { 128 }
 }
 
 /// The single-address network, used when the reader reports none.

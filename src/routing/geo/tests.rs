@@ -458,3 +458,74 @@ fn shipped_database_leaves_reserved_space_empty() {
         db.description()
     );
 }
+
+/// The record offset and network as the reader itself reports them.
+fn by_reader(db: &GeoDb, ip: IpAddr) -> (Option<RecordKey>, IpNet) {
+    let (index, query) = db.route(ip);
+    let Ok(result) = db.files[index].reader.lookup(query) else {
+        return (None, host_network(ip));
+    };
+    let key = result.offset().map(|offset| RecordKey {
+        file: index as u8,
+        offset,
+    });
+    (key, reported_network(&result, query, ip))
+}
+
+#[test]
+fn the_direct_walk_finds_what_the_reader_finds() {
+    let mut rng = crate::test_rng::Rng(0x51a7_e0f1_2b3c_4d5e);
+    let (_dir, generated) = write(TestLayout::City, PLACES);
+    let dir = tempdir::Dir::new();
+    let (v4, v6) = (dir.path().join("v4.mmdb"), dir.path().join("v6.mmdb"));
+    write_family_file(&v4, mmdb_writer::IpVersion::V4, "10.1.0.0/16", "NL");
+    write_family_file(&v6, mmdb_writer::IpVersion::V6, "2001:db8::/32", "JP");
+    for db in [
+        shipped(),
+        GeoDb::open(&[generated]).unwrap(),
+        GeoDb::open(&[v4, v6]).unwrap(),
+    ] {
+        for i in 0..20_000u32 {
+            let random = u128::from(rng.next()) << 64 | u128::from(rng.next());
+            let ip = match i % 4 {
+                0 => IpAddr::V4(Ipv4Addr::from(random as u32)),
+                // Near the test networks, so records are hit.
+                1 => IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (random as u32 & 0x03ff_ffff))),
+                2 => IpAddr::V6(Ipv6Addr::from(random)),
+                _ => IpAddr::V6(Ipv4Addr::from(random as u32).to_ipv6_mapped()),
+            };
+            let placed = db.place(ip, None);
+            assert_eq!((placed.record, placed.network), by_reader(&db, ip), "{ip}");
+            assert_eq!(placed.uniform_len, placed.network.prefix_len(), "{ip}");
+        }
+    }
+}
+
+#[test]
+fn records_found_by_the_tree_are_every_record_the_reader_lists() {
+    let (_dir, generated) = write(TestLayout::City, PLACES);
+    let dir = tempdir::Dir::new();
+    let (v4, v6) = (dir.path().join("v4.mmdb"), dir.path().join("v6.mmdb"));
+    write_family_file(&v4, mmdb_writer::IpVersion::V4, "10.1.0.0/16", "NL");
+    write_family_file(&v6, mmdb_writer::IpVersion::V6, "2001:db8::/32", "JP");
+    for db in [
+        shipped(),
+        GeoDb::open(&[generated]).unwrap(),
+        GeoDb::open(&[v4, v6]).unwrap(),
+    ] {
+        let mut listed = std::collections::HashMap::new();
+        for (index, file) in db.files.iter().enumerate() {
+            for item in file.reader.networks(Default::default()).unwrap() {
+                let item = item.unwrap();
+                let key = RecordKey {
+                    file: index as u8,
+                    offset: item.offset().unwrap(),
+                };
+                listed.insert(key, file.layout.decode(&item).ok().flatten());
+            }
+        }
+        let found: std::collections::HashMap<_, _> = db.records().into_iter().collect();
+        assert!(!found.is_empty());
+        assert_eq!(found, listed);
+    }
+}
