@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -554,10 +554,25 @@ impl OpenPort {
         }
     }
 
-    /// Opens the same address and port again.
+    /// Opens the same address and port again. While it was closed, the
+    /// kernel may have handed the port to another test's socket as an
+    /// ephemeral source port (a probe's connection, say); those are
+    /// short-lived, so the bind is retried for a while before giving up.
     pub fn reopen(&mut self) {
         assert!(self.thread.is_none(), "reopen after close");
-        *self = OpenPort::open(self.addr).expect("rebind the port");
+        let start = Instant::now();
+        loop {
+            match OpenPort::open(self.addr) {
+                Ok(port) => {
+                    *self = port;
+                    return;
+                }
+                Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(err) => panic!("rebind {}: {err}", self.addr),
+            }
+        }
     }
 }
 
