@@ -164,6 +164,12 @@ pub struct Publisher {
     last_trim: Option<Instant>,
 }
 
+/// After a health report, how long the queues must stay quiet before the
+/// snapshot is built, so one event's burst of transitions costs one build.
+const SETTLE_QUIET: Duration = Duration::from_millis(2);
+/// The most a health-driven build waits for the burst to settle.
+const SETTLE_MAX: Duration = Duration::from_millis(10);
+
 /// The least time between two trims prompted by latency batches.
 const LATENCY_TRIM_SPACING: Duration = Duration::from_secs(2);
 
@@ -274,18 +280,28 @@ impl Publisher {
         geo_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut replies = Vec::new();
+            let mut is_health = false;
             let mut dirty = tokio::select! {
                 _ = stop.cancelled() => return,
                 request = self.requests.recv() => match request {
                     Some(request) => self.on_request(request, &mut replies, stop).await,
                     None => return,
                 },
-                Some(report) = self.reports.recv() => self.on_report(report),
+                Some(report) = self.reports.recv() => {
+                    is_health = true;
+                    self.on_report(report)
+                }
                 Some(peer) = self.peer_reports.recv() => self.on_peer(peer),
                 _ = tick.tick() => self.on_tick(),
                 _ = geo_tick.tick() => self.check_geoip().await,
             };
             // Coalesce: fold in everything already queued, then build once.
+            // Probe results that one event caused (a load balancer coming
+            // back answers every waiting probe at once) arrive spread over
+            // a few milliseconds, more on a busy machine; after a health
+            // report, wait for the queues to be quiet for a moment (bounded,
+            // so failover is delayed by at most SETTLE_MAX) and build once.
+            let settle_until = tokio::time::Instant::now() + SETTLE_MAX;
             loop {
                 if let Ok(report) = self.reports.try_recv() {
                     dirty |= self.on_report(report);
@@ -293,6 +309,16 @@ impl Publisher {
                     dirty |= self.on_peer(peer);
                 } else if let Ok(request) = self.requests.try_recv() {
                     dirty |= self.on_request(request, &mut replies, stop).await;
+                } else if is_health && tokio::time::Instant::now() < settle_until {
+                    is_health = false;
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(SETTLE_QUIET) => {}
+                        Some(report) = self.reports.recv() => {
+                            is_health = true;
+                            dirty |= self.on_report(report);
+                        }
+                    }
                 } else {
                     break;
                 }
