@@ -14,8 +14,13 @@
 #     monitors (the example's checks are `none`); Knot serves the same
 #     static records, and `www` as a static A (it does no geo routing);
 #  3. generates the queries (benches/load/queries.py): static answers,
-#     `www` A with ECS from 3,000 /24s spread over the US, Europe and Asia,
-#     and a mix with 20% NXDOMAIN, sent over UDP and over TCP;
+#     `www` A with ECS from one /24 (geo1), from 1,024 /24s (geo1k) and from
+#     3,000 /24s (geo) spread over the US, Europe and Asia, a mix with 20%
+#     NXDOMAIN sent over UDP and over TCP, and the random-subnet flood: `www`
+#     A with ECS from 100,000 distinct /24s anywhere the GeoIP file locates,
+#     each asked once per pass (more than the 65,536 decisions Meridian's
+#     routing memo keeps per thread, so every flood query is a memo miss,
+#     the memo's worst case);
 #  4. starts the null responder, Knot, gdnsd and Meridian on 127.0.0.1, all
 #     pinned to one core (one UDP thread each: Meridian runs one per CPU it
 #     may use), dnsperf on the other core, and checks each answers correctly
@@ -29,11 +34,20 @@
 #     - UDP only, "busy": the server is stopped (SIGSTOP) while a burst of
 #       queries is queued in its socket, then continued; CPU time per query
 #       draining the bursts, with no sleep between queries;
+#     Meridian's resident set (VmRSS, VmHWM) is read before its first flood
+#     run and after each round's: the memo is bounded, so it must not grow;
 #  4b. compares the ECS scopes gdnsd and Meridian return for the same
 #     clients (benches/load/scopes.py) and stops if either is harmful;
-#  6. optionally (CALLGRIND=1) counts user-space instructions per geo+ECS
-#     query for Meridian and gdnsd under callgrind, startup excluded;
+#  6. optionally (CALLGRIND=1) counts user-space instructions per answer for
+#     Meridian and gdnsd under callgrind, startup excluded, for each of
+#     CG_SCENARIOS: CG_RUNS passes over the file after one warm-up pass, and
+#     for the flood one pass over its 100,000 /24s after a warm-up on geo's
+#     (so none of the measured ones was asked before);
 #  7. prints the table: medians of the rounds, ratios Meridian/gdnsd.
+#
+# With the defaults it takes about 12 minutes on the 2-core VM (12 min 10 s
+# on 2026-12-05: about 8 for the answer checks and the 150 dnsperf runs, 4
+# for callgrind, most of that the two flood passes at CG_RATE).
 #
 # Why CPU per query, and why two kinds: on a 2-core machine dnsperf itself
 # tops out around 100-165k qps and every fast server reaches that ceiling,
@@ -46,8 +60,12 @@
 # it; callgrind's instruction count has no kernel and no noise in it.
 #
 # Knobs (environment): ROUNDS=3 DURATION=2 (seconds per dnsperf run)
-# RATE=50000 SCENARIOS="static geo mix tcp" SERVERS="null knot gdnsd meridian"
-# CALLGRIND=1 CG_RUNS=3 (passes over the 3,000 geo queries under callgrind)
+# RATE=50000 SCENARIOS="static geo1 geo1k geo flood mix tcp"
+# SERVERS="null knot gdnsd meridian" (Knot serves `www` statically, so it
+# sits out geo1, geo1k and flood)
+# CALLGRIND=1 CG_SCENARIOS="static geo1 geo1k geo flood" CG_RUNS=3 (passes
+# over each file but the flood's under callgrind) CG_RATE=1000 (qps offered
+# under callgrind) FLOOD=100000 (distinct /24s in the flood)
 # BURST_BATCH=200 BURST_CYCLES=250 (queued queries per burst, bursts per run)
 # THREADS=1 (UDP threads of gdnsd and Knot)
 # PORT_BASE=15350 (uses PORT_BASE..PORT_BASE+4) KEEP=1 (keep the work directory)
@@ -67,10 +85,13 @@ here="$root/benches/load"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-2}
 RATE=${RATE:-50000}
-SCENARIOS=${SCENARIOS:-static geo mix tcp}
+SCENARIOS=${SCENARIOS:-static geo1 geo1k geo flood mix tcp}
 SERVERS=${SERVERS:-null knot gdnsd meridian}
 CALLGRIND=${CALLGRIND:-1}
 CG_RUNS=${CG_RUNS:-3}
+CG_SCENARIOS=${CG_SCENARIOS:-static geo1 geo1k geo flood}
+CG_RATE=${CG_RATE:-1000}
+FLOOD=${FLOOD:-100000}
 PORT_BASE=${PORT_BASE:-15350}
 THREADS=${THREADS:-1}
 BURST_BATCH=${BURST_BATCH:-200}
@@ -152,7 +173,8 @@ done
 
 python3 "$here/mirror.py" --config "$CONFIG" --out "$work" \
     --gdnsd-listen "127.0.0.1:${port[gdnsd]}" --knot-listen "127.0.0.1:${port[knot]}" --threads "$THREADS" >&2
-python3 "$here/queries.py" gen --config "$CONFIG" --out "$work/queries" >&2
+python3 "$here/queries.py" gen --config "$CONFIG" --out "$work/queries" \
+    --flood "$FLOOD" --flood-burst "$((BURST_BATCH * BURST_CYCLES))" >&2
 gdnsd -c "$work/gdnsd" checkconf >"$work/gdnsd-checkconf.log" 2>&1 ||
     { cat "$work/gdnsd-checkconf.log" >&2; die "gdnsd rejects the mirrored config"; }
 
@@ -210,6 +232,21 @@ for s in $SERVERS; do
 done
 for s in $SERVERS; do wait_ready "$s"; done
 
+# Meridian's memory around the flood: its routing memo keeps at most 65,536
+# decisions per thread and starts over when full, so the resident set after
+# any number of flood passes must stay where the first left it. (The answer
+# checks below already ask every flood /24 once.)
+memory="$work/memory.tsv"
+: >"$memory"
+note_memory() { # label
+    local pid=${pid_of[meridian]:-}
+    [ -n "$pid" ] || return 0
+    awk -v l="$1" '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {printf "%s\t%d\t%d\n", l, r, h}' \
+        "/proc/$pid/status" >>"$memory"
+}
+
+note_memory "after start-up"
+
 echo "checking answers ..." >&2
 for s in $SERVERS; do
     [ "$s" = null ] && continue
@@ -225,13 +262,15 @@ for s in $SERVERS; do
             sed -n 's/.*CLIENT-SUBNET: 193.0.0.0\/24\/\([0-9]*\).*/\1/p')
         [ -n "$scope" ] && [ "$scope" -gt 0 ] || die "$s: no ECS scope in the reply for 193.0.0.0/24"
     fi
-    nogeo=()
-    [ "$s" = knot ] && nogeo=(--no-geo)
-    for kind in static geo mix; do
+    nogeo=() kinds=(static geo geo1 geo1k mix flood flood-burst)
+    [ "$s" = knot ] && nogeo=(--no-geo) kinds=(static geo mix)
+    for kind in "${kinds[@]}"; do
         python3 "$here/queries.py" check --port "${port[$s]}" --dir "$work/queries" --kind "$kind" \
             --name "$s" ${nogeo[@]+"${nogeo[@]}"} >&2 || die "$s answers the $kind queries wrongly (above)"
     done
 done
+
+note_memory "after the answer checks"
 
 # --- ECS scopes --------------------------------------------------------------------
 
@@ -282,7 +321,7 @@ quiet=(-O suppress=timeouts,congestion,sendfailed,sockready,unexpected)
 run_one() { # round scenario server mode(max|rate)
     local round=$1 scen=$2 name=$3 mode=$4 file args=() out="$work/dnsperf.out"
     case $scen in
-    static | geo | mix) file="$work/queries/$scen.bin" args=(-c 8) ;;
+    static | geo | geo1 | geo1k | flood | mix) file="$work/queries/$scen.bin" args=(-c 8) ;;
     tcp) file="$work/queries/mix.bin" args=(-m tcp -c 4) ;;
     esac
     [ "$mode" = rate ] && args+=(-Q "$RATE" -v)
@@ -338,24 +377,41 @@ run_busy() { # round scenario server
     echo -e "$round\t$scen\t$name\tbusy\t-\t$((BURST_BATCH * BURST_CYCLES))\t$answered\t-\t$ns\t-\t-\t-\t-\t-" >>"$results"
 }
 
-runs=$(($(wc -w <<<"$SCENARIOS") * $(wc -w <<<"$SERVERS") * 2 * ROUNDS))
+# Knot answers `www` statically: a geo scenario says nothing about it.
+sits_out() { # scenario server
+    [ "$2" = knot ] && case $1 in geo1 | geo1k | flood) true ;; *) false ;; esac
+}
+
+runs=0
+for scen in $SCENARIOS; do
+    for s in $SERVERS; do sits_out "$scen" "$s" || runs=$((runs + 2 * ROUNDS)); done
+done
 echo "measuring: $runs dnsperf runs of ${DURATION}s ($pinning) ..." >&2
 for round in $(seq "$ROUNDS"); do
     for scen in $SCENARIOS; do
         for s in $SERVERS; do
+            sits_out "$scen" "$s" && continue
+            [ "$scen/$s/$round" = flood/meridian/1 ] && note_memory "before the flood"
             run_one "$round" "$scen" "$s" max
             run_one "$round" "$scen" "$s" rate
             [ "$scen" = tcp ] || run_busy "$round" "$scen" "$s"
+            [ "$scen/$s" = flood/meridian ] && note_memory "after flood round $round"
         done
     done
 done
 
-# --- callgrind: user-space instructions per geo+ECS query ------------------------
+# --- callgrind: user-space instructions per answer ----------------------------------
 
 cg="$work/callgrind.tsv"
 : >"$cg"
+# One pass of the file at CG_RATE, or CG_RUNS passes; prints "sent completed".
+cg_dnsperf() { # server file passes
+    dnsperf -B -d "$2" -s 127.0.0.1 -p "${port[$1]}" -n "$3" -Q "$CG_RATE" -t 5 \
+        "${quiet[@]}" >"$work/cg.dnsperf.out" 2>&1 || true
+    echo "$(field "$work/cg.dnsperf.out" "Queries sent") $(field "$work/cg.dnsperf.out" "Queries completed")"
+}
 if [ "$CALLGRIND" = 1 ]; then
-    echo "callgrind: $((CG_RUNS * 3000)) geo+ECS queries each for meridian and gdnsd ..." >&2
+    echo "callgrind: $CG_SCENARIOS, each for meridian and gdnsd ..." >&2
     for s in meridian gdnsd; do
         case " $SERVERS " in *" $s "*) ;; *) continue ;; esac
         stop_pid "${pid_of[$s]}"
@@ -374,19 +430,27 @@ if [ "$CALLGRIND" = 1 ]; then
             kill -0 "${pid_of[$s]}" 2>/dev/null || die "$s under callgrind exited (see $work/cg.$s.log)"
             sleep 0.5
         done
-        # Warm up, then count only the measured queries.
-        dnsperf -B -d "$work/queries/geo.bin" -s 127.0.0.1 -p "${port[$s]}" -n 1 -Q 1000 "${quiet[@]}" >/dev/null 2>&1
-        callgrind_control -z "${pid_of[$s]}" >/dev/null 2>&1 || die "callgrind_control -z failed for $s"
-        dnsperf -B -d "$work/queries/geo.bin" -s 127.0.0.1 -p "${port[$s]}" -n "$CG_RUNS" -Q 1000 -t 5 \
-            "${quiet[@]}" >"$work/cg.dnsperf.out" 2>&1
-        completed=$(field "$work/cg.dnsperf.out" "Queries completed")
-        rm -f "$work"/cg."$s".[0-9]*
-        callgrind_control -d "${pid_of[$s]}" >/dev/null 2>&1 || die "callgrind_control -d failed for $s"
-        sleep 1
-        # "totals:" (or, in older files, "summary:") is the dump's event count.
-        ir=$(cat "$work"/cg."$s".[0-9]* 2>/dev/null |
-            awk '/^totals:/ {t += $2} /^summary:/ {s += $2} END {printf "%.0f\n", (t ? t : s)}')
-        echo -e "$s\t$completed\t$ir" >>"$cg"
+        for scen in $CG_SCENARIOS; do
+            file="$work/queries/$scen.bin"
+            [ -f "$file" ] || die "CG_SCENARIOS: no query file for $scen"
+            # Warm up, then count only the measured queries. The flood is
+            # warmed up on geo's /24s, which it does not share: every
+            # measured flood query is one the server has not seen.
+            passes=$CG_RUNS warm=$file
+            [ "$scen" = flood ] && passes=1 warm="$work/queries/geo.bin"
+            cg_dnsperf "$s" "$warm" 1 >/dev/null
+            callgrind_control -z "${pid_of[$s]}" >/dev/null 2>&1 || die "callgrind_control -z failed for $s"
+            read -r sent completed <<<"$(cg_dnsperf "$s" "$file" "$passes")"
+            [ -n "$completed" ] && [ "$completed" -gt 0 ] || die "$s answered no $scen queries under callgrind"
+            rm -f "$work"/cg."$s".[0-9]*
+            callgrind_control -d "${pid_of[$s]}" >/dev/null 2>&1 || die "callgrind_control -d failed for $s"
+            sleep 1
+            # "totals:" (or, in older files, "summary:") is the dump's event count.
+            ir=$(cat "$work"/cg."$s".[0-9]* 2>/dev/null |
+                awk '/^totals:/ {t += $2} /^summary:/ {s += $2} END {printf "%.0f\n", (t ? t : s)}')
+            echo -e "$s\t$scen\t$sent\t$completed\t$ir" >>"$cg"
+            echo "  callgrind $s $scen: $completed of $sent answered, $ir instructions" >&2
+        done
         stop_pid "${pid_of[$s]}"
     done
 fi
@@ -397,4 +461,5 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 python3 "$here/report.py" table "$results" "$cg" \
     --machine "${cpu_model:-unknown CPU}, $ncpu cores, Linux $(uname -r)" \
     --setup "$ROUNDS rounds x ${DURATION}s per run; $pinning; UDP threads: null 1, meridian 1 (one per CPU it may use), gdnsd and knot $THREADS; bursts: $BURST_CYCLES x $BURST_BATCH queries" \
-    --rate "$RATE" --load "$load_start"
+    --rate "$RATE" --flood "$FLOOD" --load "$load_start" --load-end "$(cut -d' ' -f1-3 /proc/loadavg)" --memory "$memory"
+echo "load.sh: $((SECONDS / 60)) min $((SECONDS % 60)) s in all" >&2

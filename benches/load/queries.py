@@ -3,7 +3,9 @@
 as Meridian's config says it should.
 
     python3 queries.py gen   --config zones/example.toml --out DIR [--subnets 3000]
-    python3 queries.py check --port PORT --dir DIR --kind geo|static|mix [--geo]
+                             [--flood 100000] [--flood-burst 50000]
+    python3 queries.py check --port PORT --dir DIR --kind KIND [--no-geo]
+    python3 queries.py burst --port PORT --pid PID --dir DIR --kind KIND
 
 `gen` writes dnsperf binary query files (`dnsperf -B`: each message prefixed
 by its 2-byte length; dnsperf overwrites the ID) into DIR:
@@ -14,9 +16,22 @@ by its 2-byte length; dnsperf overwrites the ID) into DIR:
               Subnet option for a different /24: a third each from the US,
               Europe and Asia, drawn at random (fixed seed) from the GeoIP
               file the config names and classified with it;
+- geo1.bin    3,000 times the geo query of one /24 (the first of geo.bin's):
+              after the first, every answer is a routing-memo hit;
+- geo1k.bin   the geo queries of the first 1,024 /24s of geo.bin, once each;
 - mix.bin     40% geo A, 10% geo AAAA (both with ECS), 30% static (the A,
               TXT, MX and SRV records), 20% NXDOMAIN (random labels); used
-              over UDP and over TCP.
+              over UDP and over TCP;
+- flood.bin   the random-subnet flood: the geo query with ECS for --flood
+              distinct /24s drawn at random (fixed seed) over the whole IPv4
+              space the GeoIP file locates, none of them in geo.bin; each is
+              asked once per pass. More /24s than the routing memo keeps per
+              thread (65,536, then it starts over), so a server that loops
+              over the file never finds one it still remembers;
+- flood-burst.bin  --flood-burst more /24s, distinct from all the above,
+              for the queued-burst measurement (`burst` reads KIND-burst.bin
+              when it exists): a burst starts at the file's beginning each
+              time, and these were not asked by the dnsperf runs before it.
 
 Each .bin has a .expect beside it: per query, the expected rcode and, for
 service answers, the expected address (the zone nearest the subnet's GeoIP
@@ -270,6 +285,28 @@ def pick_subnets(db, per_region, rng):
     return buckets
 
 
+def pick_anywhere(db, count, exclude, rng):
+    """count distinct random /24s the GeoIP file gives a location, anywhere,
+    none in exclude: a flood spread over the database's networks as the
+    address space weighs them."""
+    out, seen = [], set(exclude)
+    tries = 0
+    while len(out) < count:
+        tries += 1
+        if tries > count * 50:
+            sys.exit(f"queries.py: found only {len(out)} of {count} located /24s in the GeoIP file")
+        addr = rng.getrandbits(24) << 8
+        net = f"{ipaddress.IPv4Address(addr)}/24"
+        if net in seen or is_reserved(addr):
+            continue
+        seen.add(net)
+        where = place(db.lookup_v4(addr))
+        if where is None or where[2] is None:
+            continue
+        out.append((net, where[2], where[3]))
+    return out
+
+
 def gen(args):
     with open(args.config, "rb") as f:
         cfg = tomllib.load(f)
@@ -337,6 +374,9 @@ def gen(args):
     ]
     write("geo", geo_items)
 
+    write("geo1", [geo_items[0]] * 3000)
+    write("geo1k", geo_items[:1024])
+
     mix = []
     statics = [(a_rec[0], "A", a_rec[1]), (txt_rec[0], "TXT", "-")] + [(n, t, "-") for n, t in extra_static]
     for i in range(10000):
@@ -354,13 +394,21 @@ def gen(args):
             mix.append((query(f"{label}.{domain}", "A"), 3, "-", f"{label}.{domain}/A"))
     write("mix", mix)
 
+    flood_nets = pick_anywhere(db, args.flood + args.flood_burst, {net for net, _, _ in geo}, rng)
+    flood_items = [
+        (query(svc_name, "A", net), 0, nearest(lat, lon, 4), f"{svc_name}/A/{net}") for net, lat, lon in flood_nets
+    ]
+    write("flood", flood_items[: args.flood])
+    write("flood-burst", flood_items[args.flood :])
+
     counts = {}
     for _, _, addr, _ in geo_items:
         counts[addr] = counts.get(addr, 0) + 1
     print(
         f"query files in {args.out}: static {len(static_items)}, geo {len(geo_items)} "
         f"({', '.join(f'{k} {len(v)}' for k, v in buckets.items())} /24s; expected answers "
-        f"{', '.join(f'{a} {n}' for a, n in sorted(counts.items()))}), mix {len(mix)}"
+        f"{', '.join(f'{a} {n}' for a, n in sorted(counts.items()))}), geo1 3000 (one /24), "
+        f"geo1k 1024, mix {len(mix)}, flood {args.flood} + {args.flood_burst} for bursts (distinct /24s)"
     )
 
 
@@ -436,7 +484,10 @@ def burst(args):
     "answered cpu_ns"."""
     import signal
 
-    queries = read_bin(os.path.join(args.dir, args.kind + ".bin"))
+    path = os.path.join(args.dir, args.kind + "-burst.bin")
+    if not os.path.exists(path):
+        path = os.path.join(args.dir, args.kind + ".bin")
+    queries = read_bin(path)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -465,6 +516,9 @@ def burst(args):
         sys.exit(f"queries.py burst: only {answered} of {args.cycles * args.batch} answered")
 
 
+KINDS = ("static", "geo", "geo1", "geo1k", "mix", "flood")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -472,10 +526,12 @@ def main():
     g.add_argument("--config", required=True)
     g.add_argument("--out", required=True)
     g.add_argument("--subnets", type=int, default=3000)
+    g.add_argument("--flood", type=int, default=100000, help="distinct /24s in flood.bin")
+    g.add_argument("--flood-burst", type=int, default=50000, help="distinct /24s in flood-burst.bin")
     c = sub.add_parser("check")
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--dir", required=True)
-    c.add_argument("--kind", choices=("static", "geo", "mix"), required=True)
+    c.add_argument("--kind", choices=KINDS + ("flood-burst",), required=True)
     c.add_argument("--name", default="server")
     c.add_argument("--no-geo", action="store_true", help="do not compare service addresses")
     c.add_argument("--min-agree", type=float, default=0.99)
@@ -483,7 +539,7 @@ def main():
     b.add_argument("--port", type=int, required=True)
     b.add_argument("--pid", type=int, required=True)
     b.add_argument("--dir", required=True)
-    b.add_argument("--kind", choices=("static", "geo", "mix"), required=True)
+    b.add_argument("--kind", choices=KINDS, required=True)
     b.add_argument("--batch", type=int, default=100)
     b.add_argument("--cycles", type=int, default=100)
     args = ap.parse_args()

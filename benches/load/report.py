@@ -3,6 +3,7 @@
 
     python3 report.py latency DNSPERF_VERBOSE_OUTPUT   -> "p50_ms p99_ms"
     python3 report.py table RESULTS.tsv CALLGRIND.tsv --machine .. --setup .. --rate N
+                            [--load ..] [--load-end ..] [--memory MEMORY.tsv]
 
 `table` takes the median over rounds of each (scenario, server):
 
@@ -15,6 +16,10 @@
   between queries), from /proc/PID/task/*/schedstat;
 - over null: busy µs/q minus the null responder's in the same scenario, i.e.
   the server's own work with the kernel's loopback cost taken out.
+
+CALLGRIND.tsv has one line per (server, scenario): queries sent, answered,
+and the user-space instructions counted while answering them. MEMORY.tsv
+has Meridian's VmRSS and VmHWM (KiB) before and after its flood runs.
 """
 
 import argparse
@@ -26,7 +31,10 @@ import sys
 SERVERS = ["null", "knot", "gdnsd", "meridian"]
 SCENARIOS = {
     "static": "static answers (mail A, apex TXT), UDP",
+    "geo1": "geo1: www A with ECS from one /24 (memo hits), UDP",
+    "geo1k": "geo1k: www A with ECS from 1,024 /24s in turn, UDP",
     "geo": "geo: www A with ECS from 3,000 /24s (US, Europe, Asia), UDP",
+    "flood": "flood: www A with ECS from {flood:,} distinct /24s, each once per pass (memo misses), UDP",
     "mix": "mix: 50% geo+ECS, 30% static, 20% NXDOMAIN, UDP",
     "tcp": "the mix over TCP (4 connections)",
 }
@@ -115,7 +123,8 @@ def table(args):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [
         f"Meridian load benchmark, {now}",
-        f"machine: {args.machine}; load average at the start: {args.load}",
+        f"machine: {args.machine}; load average at the start: {args.load}"
+        + (f", at the end: {args.load_end}" if args.load_end else ""),
         f"setup:   {args.setup}",
     ]
     if others:
@@ -137,7 +146,7 @@ def table(args):
         f"{'sleeps/q':>9}{'busy µs/q':>10}{'over null':>10}"
     )
     for sc in scenarios:
-        out.append(f"[{sc}] {SCENARIOS[sc]}")
+        out.append(f"[{sc}] {SCENARIOS[sc].format(flood=args.flood)}")
         out.append(head)
         null_busy = med.get((sc, "null"), {}).get("busy")
         for sv in servers:
@@ -175,19 +184,47 @@ def table(args):
             out.append(f"meridian/gdnsd: {text}")
         out.append("")
 
+    busy_ratios = []
+    for sc in scenarios:
+        g, mer = med.get((sc, "gdnsd"), {}), med.get((sc, "meridian"), {})
+        if g.get("busy") and mer.get("busy") is not None:
+            busy_ratios.append((sc, mer["busy"] / g["busy"]))
+    if busy_ratios:
+        over = [sc for sc, r in busy_ratios if r > 1.0]
+        out.append(
+            "busy CPU per answer, meridian/gdnsd (target <= 1.0): "
+            + ", ".join(f"{sc} {r:.2f}" for sc, r in busy_ratios)
+            + (f"; above 1.0: {', '.join(over)}" if over else "; all within")
+        )
+        out.append("")
+
     if args.callgrind and os.path.exists(args.callgrind) and os.path.getsize(args.callgrind) > 0:
         cg = {}
+        lost = []
         for line in open(args.callgrind):
-            name, n, ir = line.rstrip("\n").split("\t")
+            name, scen, sent, n, ir = line.rstrip("\n").split("\t")
             if num(n) and num(ir):
-                cg[name] = float(ir) / float(n)
+                cg[(scen, name)] = float(ir) / float(n)
+                if num(sent) and num(sent) > num(n):
+                    lost.append(f"{name}/{scen} {num(sent) - num(n):.0f} of {num(sent):.0f}")
         if cg:
-            text = ", ".join(f"{k} {v:,.0f}" for k, v in cg.items())
-            if "meridian" in cg and "gdnsd" in cg:
-                text += f"; meridian/gdnsd {cg['meridian'] / cg['gdnsd']:.1f}x"
-            out.append("callgrind, user-space instructions per geo+ECS query (startup excluded):")
-            out.append(f"  {text}")
+            out.append("callgrind, user-space instructions per answer (startup and warm-up excluded):")
+            out.append(f"{'scenario':<10}{'meridian':>10}{'gdnsd':>10}{'ratio':>8}")
+            for sc in [sc for sc in SCENARIOS if any(k[0] == sc for k in cg)]:
+                m, g = cg.get((sc, "meridian")), cg.get((sc, "gdnsd"))
+                out.append(f"{sc:<10}{fmt(m, ',.0f', 10)}{fmt(g, ',.0f', 10)}{fmt(ratio(m, g), '', 8)}")
+            hit, miss = cg.get(("geo1", "meridian")), cg.get(("flood", "meridian"))
+            if hit and miss:
+                out.append(f"meridian: a flood answer (memo miss) costs {miss / hit:.2f}x a memo hit (geo1)")
+            if lost:
+                out.append("unanswered under callgrind (not counted as answers): " + ", ".join(lost))
             out.append("")
+
+    if args.memory and os.path.exists(args.memory) and os.path.getsize(args.memory) > 0:
+        rows = [line.rstrip("\n").split("\t") for line in open(args.memory)]
+        out.append("meridian memory around the flood (routing memo: at most 65,536 decisions per thread):")
+        out.append("  " + "; ".join(f"{label}: VmRSS {int(r) / 1024:.1f} MiB, VmHWM {int(h) / 1024:.1f} MiB" for label, r, h in rows))
+        out.append("")
 
     cross = [
         f"{sc}/{sv} {med[(sc, sv)]['cpu_sched']:.2f}"
@@ -213,6 +250,9 @@ def main():
     t.add_argument("--setup", default="")
     t.add_argument("--rate", type=int, default=0)
     t.add_argument("--load", default="")
+    t.add_argument("--load-end", default="")
+    t.add_argument("--flood", type=int, default=100000)
+    t.add_argument("--memory")
     args = ap.parse_args()
     if args.cmd == "latency":
         latency(args.path)
