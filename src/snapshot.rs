@@ -86,7 +86,7 @@ static NEXT_SNAPSHOT_ID: AtomicU64 = AtomicU64::new(1);
 /// tens of MiB), which `/metrics` shows as `meridian_snapshots_live`.
 static LIVE_SNAPSHOTS: AtomicU64 = AtomicU64::new(0);
 
-/// How many snapshots are alive now (see [`LIVE_SNAPSHOTS`]).
+/// How many snapshots are alive now: built and not yet dropped.
 pub fn live_snapshots() -> u64 {
     LIVE_SNAPSHOTS.load(Ordering::Relaxed)
 }

@@ -135,11 +135,27 @@ fn expand(tree: &str) -> Vec<String> {
 /// `super::x`, `child::y`). Comments are left out, so a doc link is not
 /// an import.
 fn references(text: &str) -> Vec<String> {
+    // Comments are left out, but for the intra-doc links of doc comments
+    // (``[`super::x`]``): rustdoc resolves them, so a link to a module that
+    // imports this one is a cycle in the documentation as in the code.
     let code: String = text
         .lines()
         .map(|line| match line.find("//") {
-            Some(at) => &line[..at],
-            None => line,
+            Some(at) => {
+                let mut kept = line[..at].to_string();
+                let comment = &line[at..];
+                if comment.starts_with("///") || comment.starts_with("//!") {
+                    for link in comment.split("[`").skip(1) {
+                        if let Some(end) = link.find("`]") {
+                            let path = link[..end].rsplit('@').next().unwrap_or("");
+                            kept.push(' ');
+                            kept.push_str(path);
+                        }
+                    }
+                }
+                kept
+            }
+            None => line.to_string(),
         })
         .collect::<Vec<_>>()
         .join("\n");
@@ -322,6 +338,13 @@ fn the_reader_finds_a_cycle_when_there_is_one() {
     assert!(
         refs.iter().any(|r| r.starts_with("crate::z::g")),
         "{refs:?}"
+    );
+    let refs =
+        references("//! Beside [`mod@super::fast`]; see `super::not_a_link`.\n// [`super::plain`]");
+    assert_eq!(
+        refs,
+        ["super::fast"],
+        "doc links count, other comments do not"
     );
     let (text, tests) = production_text(
         "use crate::x;\n#[cfg(test)]\nmod tests {\n use crate::y; { }\n}\n#[cfg(test)]\nmod other;\nuse crate::w;",

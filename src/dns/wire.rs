@@ -1,8 +1,8 @@
 //! Wire rules both answer paths share, written once.
 //!
 //! Meridian answers a query on one of two paths: the fast path
-//! ([`super::fast`]) reads bytes in place and copies pre-encoded records,
-//! the general path ([`mod@super::answer`]) parses into hickory-proto's
+//! (`dns/fast.rs`) reads bytes in place and copies pre-encoded records,
+//! the general path (`dns/answer.rs`) parses into hickory-proto's
 //! `Message`. They must say the same thing, so every rule that is not
 //! about how bytes are read or written lives here and both call it: the
 //! header and UDP size limits, which ECS options a query may carry
@@ -10,7 +10,7 @@
 //! scope echoed back.
 //!
 //! This module knows nothing of the snapshot: it is plain data in, plain
-//! data out, so the pre-encoded tables ([`super::encoded`]) can use it too.
+//! data out, so the pre-encoded tables (`dns/encoded.rs`) can use it too.
 
 use std::net::IpAddr;
 

@@ -1,7 +1,8 @@
 //! What an operator asks of the publisher when draining: the target (a
 //! zone, a service in a zone, or one named endpoint there), who asked, why
-//! and when. Kept apart from [`super::state`] so the admin API and the
-//! event ring name requests without the state that applies them.
+//! and when. Kept apart from the publisher's state (`state.rs`) so the
+//! admin API and the event ring name requests without the state that
+//! applies them.
 
 /// What an operator can drain.
 #[derive(Debug, Clone, PartialEq, Eq)]

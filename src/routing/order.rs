@@ -94,9 +94,9 @@ pub(super) fn complete_by_distance(
 }
 
 /// Appends the endpoints of `svc` in the given zones, in the zones'
-/// order (a zone's own endpoints in config order, until
-/// [`super::split::split_zones`] orders them); zones without an endpoint
-/// are skipped.
+/// order (a zone's own endpoints in config order, until the in-zone
+/// split, `split.rs`, orders them); zones without an endpoint are
+/// skipped.
 pub(super) fn endpoints_in(
     svc: &crate::config::Service,
     zones: impl IntoIterator<Item = usize>,
