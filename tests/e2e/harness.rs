@@ -20,6 +20,30 @@ use meridian::{Listeners, run};
 
 /// The shipped example with `www` answering every endpoint (policy
 /// `all`): DNS behaviour tests look at whole record sets, not routing.
+/// Three zones with the places and countries the GeoIP tests' generated
+/// databases use: us-east (US), eu-west (IE), ap-south (IN).
+pub const GEO_ZONES: &str = r#"[[zones]]
+name = "us-east"
+latitude = 38.9
+longitude = -77.4
+continent = "NA"
+country = "US"
+
+[[zones]]
+name = "eu-west"
+latitude = 53.3
+longitude = -6.3
+continent = "EU"
+country = "IE"
+
+[[zones]]
+name = "ap-south"
+latitude = 19.1
+longitude = 72.9
+continent = "AS"
+country = "IN"
+"#;
+
 pub fn all_policy_example() -> String {
     let text = example_config_text();
     assert!(

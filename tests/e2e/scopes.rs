@@ -74,26 +74,7 @@ addresses = ["192.0.2.53"]
 {geoip}
 {extra}
 
-[[zones]]
-name = "us-east"
-latitude = 38.9
-longitude = -77.4
-continent = "NA"
-country = "US"
-
-[[zones]]
-name = "eu-west"
-latitude = 53.3
-longitude = -6.3
-continent = "EU"
-country = "IE"
-
-[[zones]]
-name = "ap-south"
-latitude = 19.1
-longitude = 72.9
-continent = "AS"
-country = "IN"
+{GEO_ZONES}
 
 [[services]]
 name = "www"
