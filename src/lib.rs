@@ -23,12 +23,14 @@
 //!   reports transitions on a channel.
 //! - [`config`] reads and checks the operator's TOML, reporting every
 //!   mistake with file, line and column.
-//! - [`metrics`] counts and renders; [`time`] formats dates.
+//! - [`metrics`] counts and renders; [`time`] formats dates;
+//!   [`allocator`] is the binary's memory allocator and its settings.
 //!
 //! [`run()`] wires them together over sockets the caller has already bound,
 //! so the binary and the tests start the same server.
 
 pub mod admin;
+pub mod allocator;
 pub mod cluster;
 pub mod config;
 pub mod dns;

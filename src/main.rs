@@ -11,6 +11,9 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use meridian::config::{CheckKind, Config};
 use meridian::{Listeners, run};
 
+#[global_allocator]
+static ALLOCATOR: meridian::allocator::NodeAllocator = meridian::allocator::NodeAllocator;
+
 /// `--version`: the crate version and the commit it was built from.
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -194,6 +197,7 @@ fn dnssec(command: DnssecCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    meridian::allocator::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, node } => check(&config.config, node.as_deref()),
@@ -284,7 +288,6 @@ fn serve(
     admin: Option<SocketAddr>,
     node: Option<&str>,
 ) -> anyhow::Result<()> {
-    meridian::publisher::tune_allocator();
     let mut config = load(path, node)?;
     if !listen.is_empty() {
         config.server.dns = listen;

@@ -336,7 +336,7 @@ impl Publisher {
                 reply.send(self.state.generation);
             }
             if std::mem::take(&mut self.is_trim_due) {
-                release_freed_memory();
+                crate::allocator::release_freed();
                 self.last_trim = Some(Instant::now());
             }
         }
@@ -604,41 +604,6 @@ impl Publisher {
         } else {
             tracing::info!(service = %s.name, "endpoints serving again; all-down rule lifted");
         }
-    }
-}
-
-/// Hands memory freed by a replaced config and snapshot back to the
-/// system. glibc keeps freed memory in its arenas for reuse, and a reload
-/// frees a whole config's worth at once (over 100 MiB at 10,000 services),
-/// scattered over the arenas of whichever threads built it: without this
-/// the resident set after a few reloads is several times the live size.
-/// It runs on the publisher's task, off the answer path, after the reload
-/// has been answered.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointers; it only returns free pages
-    // of the allocator's own arenas to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Sets the allocator up for a node's pattern of memory use: a snapshot
-/// build makes large short-lived vectors (a latency view of a million
-/// prefixes is tens of MiB, rebuilt with every batch). glibc serves blocks
-/// above its mmap threshold with their own mappings, returned whole when
-/// freed, but raises that threshold to the size of each such block freed,
-/// so after the first rebuild the big vectors land inside the heap and
-/// leave it fragmented. A fixed threshold stops that: measured with
-/// `LATENCY=1000000 bash benches/reload.sh`, the resident set after a
-/// million prefixes went from 566 to 433 MiB, and after 20 reloads from
-/// 435 to 373 MiB, at the same reload time.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt takes no pointers; it sets one of the allocator's
-    // parameters, which any thread may do at any time.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }
 

@@ -1,0 +1,69 @@
+//! The node's allocator settings, checked by their effect in a process of
+//! their own (a resident-set reading is only meaningful where no other
+//! test allocates at the same time, and the options are process-wide).
+
+use meridian::allocator::{release_freed, tune};
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .expect("statm's second field is the resident page count");
+    pages * 4096
+}
+
+const BLOCK: usize = 64 * 1024;
+const BLOCKS: usize = 4096;
+
+/// Allocates 256 MiB through mimalloc in blocks of 64 KiB (below the size
+/// it maps from the OS one by one), touches them, frees them, runs
+/// `after_free`, and returns the resident set before, grown and after.
+fn allocate_and_free(after_free: impl FnOnce()) -> (u64, u64, u64) {
+    let before = resident_bytes();
+    let mut blocks = Vec::with_capacity(BLOCKS);
+    for i in 0..BLOCKS {
+        // SAFETY: mi_malloc returns a block of BLOCK bytes or null.
+        let block = unsafe { libmimalloc_sys::mi_malloc(BLOCK) }.cast::<u8>();
+        assert!(!block.is_null());
+        // SAFETY: the block is BLOCK bytes long; this touches every page.
+        unsafe { std::ptr::write_bytes(block, i as u8, BLOCK) };
+        blocks.push(block);
+    }
+    let grown = resident_bytes();
+    for block in blocks {
+        // SAFETY: each block came from mi_malloc and is freed once.
+        unsafe { libmimalloc_sys::mi_free(block.cast()) };
+    }
+    after_free();
+    (before, grown, resident_bytes())
+}
+
+fn assert_handed_back(what: &str, (before, grown, after): (u64, u64, u64)) {
+    let size = (BLOCK * BLOCKS) as u64;
+    assert!(
+        grown >= before + size / 2,
+        "{what}: 256 MiB allocated should show: {before} -> {grown}"
+    );
+    assert!(
+        after < before + size / 4,
+        "{what}: freed pages should leave the resident set: {before} -> {grown} -> {after}"
+    );
+}
+
+/// One test, in order, as `tune` cannot be undone: first `release_freed`
+/// on mimalloc's defaults (which on their own keep the freed 256 MiB
+/// resident, as the node saw after reloads), then `tune` alone.
+#[test]
+fn freed_memory_goes_back_to_the_system() {
+    assert_handed_back(
+        "release_freed, default options",
+        allocate_and_free(release_freed),
+    );
+    tune();
+    assert_handed_back(
+        "tuned, nothing called after the frees",
+        allocate_and_free(|| {}),
+    );
+}
