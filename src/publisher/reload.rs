@@ -43,16 +43,17 @@ pub fn load_drains(config: &Config) -> Result<Drains, DrainsError> {
 /// addresses being served (sockets are bound once; they may have come from
 /// flags), and opens its GeoIP files if `[geoip]` changed.
 pub async fn read_config(
-    current: &Config,
+    current: &Arc<Config>,
     current_geo: Option<Arc<GeoDb>>,
 ) -> Result<(Config, Option<Arc<GeoDb>>), ReloadError> {
-    let path = current.source.clone();
+    let previous = current.clone();
     let node = current.cluster.this_name().map(str::to_string);
-    let mut next = tokio::task::spawn_blocking(move || Config::load(&path))
-        .await
-        .expect("config loading does not panic")?
-        .for_node(node.as_deref())?
-        .with_env(|name| std::env::var(name).ok())?;
+    let mut next =
+        tokio::task::spawn_blocking(move || Config::load_after(&previous.source, Some(&previous)))
+            .await
+            .expect("config loading does not panic")?
+            .for_node(node.as_deref())?
+            .with_env(|name| std::env::var(name).ok())?;
     // Compared with what the file said before, not with what is served: the
     // served addresses may come from flags, and differ from the file on
     // every reload without anything having changed.
