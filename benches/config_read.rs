@@ -3,14 +3,26 @@
 //! which reuses the services whose text is unchanged. The config is the
 //! one `benches/reload.sh` generates. Wall time and this process's CPU time
 //! (the machine may be shared: CPU time shows the work, wall time the
-//! parallel read). Not a criterion bench: `cargo bench --bench config_read`.
+//! parallel read). Then the rest of a reload as the publisher does it, step
+//! by step, in this thread's CPU time: carrying health over, applying the
+//! config, the answer counters, the snapshot's inputs and its build. Not a
+//! criterion bench: `cargo bench --bench config_read`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use meridian::config::Config;
+use std::sync::Arc;
 
-fn generate(services: usize, version: usize, service_tag: &str) -> String {
+use meridian::config::Config;
+use meridian::health::address_keys;
+use meridian::health::drains::Drains;
+use meridian::health::state::AddressHealth;
+use meridian::metrics::Metrics;
+use meridian::publisher::state::{Change, Reloaded, State};
+
+/// `ttl`: set on every service, so each one's text differs from a config
+/// without it.
+fn generate(services: usize, version: usize, ttl: Option<u32>) -> String {
     let mut out = String::from(
         "[domain]\nname = \"gslb.test.\"\n[[domain.nameservers]]\nname = \"ns1\"\naddresses = [\"192.0.2.53\"]\n",
     );
@@ -24,8 +36,9 @@ fn generate(services: usize, version: usize, service_tag: &str) -> String {
     }
     for s in 0..services {
         let (a, b) = (s / 250, s % 250 + 1);
+        let ttl = ttl.map_or(String::new(), |t| format!("ttl = {t}\n"));
         out += &format!(
-            "[[services]]\nname = \"svc{s}{service_tag}\"\n[services.check]\nkind = \"none\"\n\
+            "[[services]]\nname = \"svc{s}\"\n{ttl}[services.check]\nkind = \"none\"\n\
              [[services.endpoints]]\nzone = \"us-east\"\naddresses = [\"10.1.{a}.{b}\"]\n\
              [[services.endpoints]]\nzone = \"eu-west\"\naddresses = [\"10.2.{a}.{b}\"]\n\
              [[services.endpoints]]\nzone = \"ap-south\"\naddresses = [\"10.3.{a}.{b}\"]\n"
@@ -48,6 +61,67 @@ fn cpu() -> Duration {
 
 /// ONLY=word runs just the measurements whose name holds it (for a
 /// profiler).
+/// This thread's CPU time.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the pointer given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The publisher's steps after the read, `runs` times from `previous` to
+/// `next`; the median of each step's thread CPU time.
+fn phases(previous: &Arc<Config>, next: &Arc<Config>, runs: usize) {
+    let metrics = Metrics::default();
+    let mut steps: Vec<(&str, Vec<Duration>)> =
+        ["carry over", "apply", "counters", "inputs", "build"]
+            .iter()
+            .map(|s| (*s, Vec::new()))
+            .collect();
+    for _ in 0..runs {
+        let mut state = State::new(previous.clone(), Drains::default(), None);
+        let counters = metrics.answer_counters(previous);
+        let old = meridian::snapshot::build(state.next_inputs(counters));
+        let now = std::time::SystemTime::now();
+        let board: Vec<_> = address_keys(previous)
+            .map(|k| (k, AddressHealth::always_up(now)))
+            .collect();
+        let mut t = thread_cpu();
+        let mut lap = |i: usize, steps: &mut Vec<(&str, Vec<Duration>)>| {
+            let c = thread_cpu();
+            steps[i].1.push(c - t);
+            t = c;
+        };
+        let carried = meridian::publisher::reload::carry_over(previous, board, next, now);
+        let observed = carried.iter().map(|(k, h)| (*k, h.observed)).collect();
+        lap(0, &mut steps);
+        let _ = state.apply(Change::Reloaded(Reloaded {
+            config: next.clone(),
+            geo: None,
+            observed,
+        }));
+        lap(1, &mut steps);
+        let counters =
+            metrics.answer_counters_after(next, Some((&old.config, &old.answer_counters)));
+        lap(2, &mut steps);
+        let inputs = state.next_inputs(counters);
+        lap(3, &mut steps);
+        std::hint::black_box(meridian::snapshot::build(inputs));
+        lap(4, &mut steps);
+    }
+    let line: Vec<String> = steps
+        .iter_mut()
+        .map(|(name, times)| {
+            times.sort();
+            format!("{name} {:.1}", times[times.len() / 2].as_secs_f64() * 1e3)
+        })
+        .collect();
+    println!("  then, ms of CPU: {}", line.join(", "));
+}
+
 fn measure(what: &str, runs: usize, mut f: impl FnMut() -> Config) {
     if std::env::var("ONLY").is_ok_and(|only| !what.contains(&only)) {
         return;
@@ -76,9 +150,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
     let path = Path::new("/nonexistent/meridian.toml");
-    let base = generate(services, 0, "");
-    let one = generate(services, 1, "");
-    let all = generate(services, 0, "x");
+    let base = generate(services, 0, None);
+    let one = generate(services, 1, None);
+    let all = generate(services, 0, Some(31));
     let parse = |text: &str, previous: Option<&Config>| {
         Config::parse_after(text, path, previous).unwrap_or_else(|e| panic!("{e}"))
     };
@@ -93,7 +167,14 @@ fn main() {
     measure("read after one record changed", 15, || {
         parse(&one, Some(&previous))
     });
+    let previous = Arc::new(previous);
+    if std::env::var("ONLY").is_err() {
+        phases(&previous, &Arc::new(parse(&one, Some(&previous))), 9);
+    }
     measure("read after every service changed", 7, || {
         parse(&all, Some(&previous))
     });
+    if std::env::var("ONLY").is_err() {
+        phases(&previous, &Arc::new(parse(&all, Some(&previous))), 5);
+    }
 }
