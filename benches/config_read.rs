@@ -76,11 +76,17 @@ fn thread_cpu() -> Duration {
 /// `next`; the median of each step's thread CPU time.
 fn phases(previous: &Arc<Config>, next: &Arc<Config>, runs: usize) {
     let metrics = Metrics::default();
-    let mut steps: Vec<(&str, Vec<Duration>)> =
-        ["carry over", "apply", "counters", "inputs", "build"]
-            .iter()
-            .map(|s| (*s, Vec::new()))
-            .collect();
+    let mut steps: Vec<(&str, Vec<Duration>)> = [
+        "carry over",
+        "board",
+        "apply",
+        "counters",
+        "inputs",
+        "build",
+    ]
+    .iter()
+    .map(|s| (*s, Vec::new()))
+    .collect();
     for _ in 0..runs {
         let mut state = State::new(previous.clone(), Drains::default(), None);
         let counters = metrics.answer_counters(previous);
@@ -89,6 +95,7 @@ fn phases(previous: &Arc<Config>, next: &Arc<Config>, runs: usize) {
         let board: Vec<_> = address_keys(previous)
             .map(|k| (k, AddressHealth::always_up(now)))
             .collect();
+        let live_board = meridian::health::initial_board(previous, now);
         let mut t = thread_cpu();
         let mut lap = |i: usize, steps: &mut Vec<(&str, Vec<Duration>)>| {
             let c = thread_cpu();
@@ -98,19 +105,25 @@ fn phases(previous: &Arc<Config>, next: &Arc<Config>, runs: usize) {
         let carried = meridian::publisher::reload::carry_over(previous, board, next, now);
         let observed = carried.iter().map(|(k, h)| (*k, h.observed)).collect();
         lap(0, &mut steps);
+        // The board the probes write and the admin API reads, refilled.
+        live_board.clear();
+        for (key, health) in carried {
+            live_board.insert(key, health);
+        }
+        lap(1, &mut steps);
         let _ = state.apply(Change::Reloaded(Reloaded {
             config: next.clone(),
             geo: None,
             observed,
         }));
-        lap(1, &mut steps);
+        lap(2, &mut steps);
         let counters =
             metrics.answer_counters_after(next, Some((&old.config, &old.answer_counters)));
-        lap(2, &mut steps);
-        let inputs = state.next_inputs(counters);
         lap(3, &mut steps);
-        std::hint::black_box(meridian::snapshot::build(inputs));
+        let inputs = state.next_inputs(counters);
         lap(4, &mut steps);
+        std::hint::black_box(meridian::snapshot::build(inputs));
+        lap(5, &mut steps);
     }
     let line: Vec<String> = steps
         .iter_mut()
