@@ -53,7 +53,7 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// Where each service's text was, so the next read of the file can
     /// reuse the services it did not change (`None` from [`Config::parse`]).
-    pub(crate) service_index: Option<std::sync::Arc<validate::ServiceIndex>>,
+    pub(crate) service_index: Option<std::sync::Arc<validate::incremental::ServiceIndex>>,
 }
 
 /// This machine's host name, for a node alone with no `identity`.
@@ -562,8 +562,8 @@ impl Config {
         path: &Path,
         previous: Option<&Config>,
     ) -> Result<Config, ConfigError> {
-        let mut config =
-            validate::parse_after(text, path, previous).map_err(ConfigError::Invalid)?;
+        let mut config = validate::incremental::parse_after(text, path, previous)
+            .map_err(ConfigError::Invalid)?;
         config.digest = digest(text);
         Ok(config)
     }

@@ -14,7 +14,7 @@ mod dnssec;
 mod domain;
 mod geoip;
 mod health_check;
-mod incremental;
+pub(crate) mod incremental;
 mod names;
 mod policy;
 mod records;
@@ -38,7 +38,6 @@ use super::raw::{RawConfig, RawService};
 use super::{Config, Domain, Problem, Service, Zone};
 use names::Names;
 
-pub(crate) use incremental::{ServiceIndex, parse_after};
 pub(crate) use values::{parse_duration, parse_hex16};
 
 use values::Complaint;
