@@ -59,23 +59,12 @@ fn cpu() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// ONLY=word runs just the measurements whose name holds it (for a
-/// profiler).
-/// This thread's CPU time.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the pointer given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 /// The publisher's steps after the read, `runs` times from `previous` to
-/// `next`; the median of each step's thread CPU time.
+/// `next`; the median of each step's CPU time (the process's, so work
+/// done on other threads counts) and of the whole's wall time.
 fn phases(previous: &Arc<Config>, next: &Arc<Config>, runs: usize) {
     let metrics = Metrics::default();
+    let mut walls = Vec::new();
     let mut steps: Vec<(&str, Vec<Duration>)> = [
         "carry over",
         "board",
@@ -96,9 +85,10 @@ fn phases(previous: &Arc<Config>, next: &Arc<Config>, runs: usize) {
             .map(|k| (k, AddressHealth::always_up(now)))
             .collect();
         let live_board = meridian::health::initial_board(previous, now);
-        let mut t = thread_cpu();
+        let wall = Instant::now();
+        let mut t = cpu();
         let mut lap = |i: usize, steps: &mut Vec<(&str, Vec<Duration>)>| {
-            let c = thread_cpu();
+            let c = cpu();
             steps[i].1.push(c - t);
             t = c;
         };
@@ -124,7 +114,9 @@ fn phases(previous: &Arc<Config>, next: &Arc<Config>, runs: usize) {
         lap(4, &mut steps);
         std::hint::black_box(meridian::snapshot::build(inputs));
         lap(5, &mut steps);
+        walls.push(wall.elapsed());
     }
+    walls.sort();
     let line: Vec<String> = steps
         .iter_mut()
         .map(|(name, times)| {
@@ -132,9 +124,15 @@ fn phases(previous: &Arc<Config>, next: &Arc<Config>, runs: usize) {
             format!("{name} {:.1}", times[times.len() / 2].as_secs_f64() * 1e3)
         })
         .collect();
-    println!("  then, ms of CPU: {}", line.join(", "));
+    println!(
+        "  then, ms of CPU: {}; {:.1} ms wall for them all",
+        line.join(", "),
+        walls[walls.len() / 2].as_secs_f64() * 1e3
+    );
 }
 
+/// ONLY=word runs just the measurements whose name holds it (for a
+/// profiler).
 fn measure(what: &str, runs: usize, mut f: impl FnMut() -> Config) {
     if std::env::var("ONLY").is_ok_and(|only| !what.contains(&only)) {
         return;
