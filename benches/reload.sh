@@ -7,6 +7,10 @@
 # snapshot is live), the resident set after them, and the peak (VmHWM).
 # Every reload rewrites one TXT record, and the script checks that the
 # new value is served, so each one really swapped a snapshot in.
+# CHANGE=all makes every reload change every service too (each gets a
+# `ttl` that alternates between reloads), so none can be reused from the
+# previous read. The node's CPU time (user + system) per reload is printed
+# beside the wall times: on a shared machine it shows the work done.
 # LATENCY=N (default 0) first pushes a latency table of N prefixes through
 # `POST /v1/latency`, as an operator's beacon feed would: half IPv4 /24s,
 # half IPv6 /48s, one zone each, in batches of 10,000; the resident set is
@@ -31,17 +35,19 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
+CHANGE=${CHANGE:-one}
 generate() { # version
-    python3 - "$SERVICES" "$1" <<'PY'
+    python3 - "$SERVICES" "$1" "$CHANGE" <<'PY'
 import sys
-services, version = int(sys.argv[1]), sys.argv[2]
+services, version, change = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ttl = f'ttl = {30 + int(version) % 2}\n' if change == "all" else ''
 out = ['[domain]\nname = "gslb.test."\n[[domain.nameservers]]\nname = "ns1"\naddresses = ["192.0.2.53"]\n',
        f'[[records]]\nname = "version"\ntype = "TXT"\ndata = "v{version}"\n']
 for zone, lat, lon in [("us-east", 38.9, -77.4), ("eu-west", 53.3, -6.3), ("ap-south", 1.3, 103.8)]:
     out.append(f'[[zones]]\nname = "{zone}"\nlatitude = {lat}\nlongitude = {lon}\n')
 for s in range(services):
     a, b = s // 250, s % 250 + 1
-    out.append(f'[[services]]\nname = "svc{s}"\n[services.check]\nkind = "none"\n'
+    out.append(f'[[services]]\nname = "svc{s}"\n{ttl}[services.check]\nkind = "none"\n'
                f'[[services.endpoints]]\nzone = "us-east"\naddresses = ["10.1.{a}.{b}"]\n'
                f'[[services.endpoints]]\nzone = "eu-west"\naddresses = ["10.2.{a}.{b}"]\n'
                f'[[services.endpoints]]\nzone = "ap-south"\naddresses = ["10.3.{a}.{b}"]\n')
@@ -90,17 +96,21 @@ PY
     printf 'latency table of %d prefixes pushed: RSS %s MiB; peak so far (VmHWM) %s MiB\n' \
         "$LATENCY" "$(rss VmRSS)" "$(rss VmHWM)"
 fi
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+ticks=$(getconf CLK_TCK)
 times=()
+cpu_before=$(cpu)
 for v in $(seq "$RELOADS"); do
     generate "$v" >"$work/meridian.toml"
     t=$(curl -s -o "$work/reply" -w '%{time_total}' -X POST "http://127.0.0.1:$ADMIN_PORT/v1/reload")
     [ "$(served)" = "v$v" ] || { echo "reload $v not live: $(cat "$work/reply")" >&2; exit 1; }
     times+=("$(echo "$t * 1000" | bc -l)")
 done
+cpu_ms=$(echo "($(cpu) - $cpu_before) * 1000 / $ticks / $RELOADS" | bc -l)
 sorted=$(printf '%s\n' "${times[@]}" | sort -g)
 median=$(echo "$sorted" | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-printf 'reload (POST /v1/reload to new snapshot live), %d reloads: median %.0f ms, min %.0f, max %.0f\n' \
-    "$RELOADS" "$median" "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)"
+printf 'reload (POST /v1/reload to new snapshot live), %d reloads, CHANGE=%s: median %.0f ms, min %.0f, max %.0f; node CPU %.0f ms per reload\n' \
+    "$RELOADS" "$CHANGE" "$median" "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)" "$cpu_ms"
 sleep 1
 printf 'RSS after %d reloads %s MiB; peak (VmHWM) %s MiB\n' "$RELOADS" "$(rss VmRSS)" "$(rss VmHWM)"
 

@@ -218,6 +218,12 @@ impl SnapshotStore {
     pub fn store(&self, snapshot: Snapshot) {
         self.current.store(Arc::new(snapshot));
     }
+
+    /// Makes `snapshot` current and returns the one it replaced, for the
+    /// caller to free where freeing it delays nothing.
+    pub fn swap(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+        self.current.swap(Arc::new(snapshot))
+    }
 }
 
 #[cfg(test)]

@@ -168,6 +168,11 @@ impl<'a> Problems<'a> {
         self.list.is_empty()
     }
 
+    /// No problem and no warning either.
+    pub fn is_clean(&self) -> bool {
+        self.list.is_empty() && self.warnings.is_empty()
+    }
+
     pub fn into_vec(mut self) -> Vec<Problem> {
         self.list.sort_by_key(|p| (p.line, p.column));
         self.list

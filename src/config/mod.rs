@@ -11,6 +11,7 @@ pub mod defaults;
 mod endpoints;
 mod error;
 mod raw;
+mod sections;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};
@@ -50,6 +51,9 @@ pub struct Config {
     /// qualified but is relative, ...), rendered with file and line; `check`
     /// prints them, `serve` logs them, a reload returns them.
     pub warnings: Vec<String>,
+    /// Where each service's text was, so the next read of the file can
+    /// reuse the services it did not change (`None` from [`Config::parse`]).
+    pub(crate) service_index: Option<std::sync::Arc<validate::incremental::ServiceIndex>>,
 }
 
 /// This machine's host name, for a node alone with no `identity`.
@@ -529,16 +533,37 @@ impl CheckKind {
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_after(path, None)
+    }
+
+    /// Reads and checks a config file again: services whose text is
+    /// unchanged since `previous` was read are taken from it instead of
+    /// being parsed and checked again. The result, and any error, is what
+    /// [`Config::load`] gives.
+    pub fn load_after(path: &Path, previous: Option<&Config>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
             cause,
         })?;
-        Config::parse(&text, path)
+        Config::parse_after(&text, path, previous)
     }
 
     /// Checks config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let mut config = validate::parse(text, path).map_err(ConfigError::Invalid)?;
+        config.digest = digest(text);
+        Ok(config)
+    }
+
+    /// [`Config::parse`], reusing `previous`'s unchanged services (see
+    /// [`Config::load_after`]).
+    pub fn parse_after(
+        text: &str,
+        path: &Path,
+        previous: Option<&Config>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = validate::incremental::parse_after(text, path, previous)
+            .map_err(ConfigError::Invalid)?;
         config.digest = digest(text);
         Ok(config)
     }

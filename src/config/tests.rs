@@ -2,6 +2,7 @@ use super::*;
 
 mod defaults;
 mod dnssec;
+mod incremental;
 mod messages;
 mod operator;
 
@@ -26,8 +27,14 @@ zone = "us-east"
 addresses = ["192.0.2.10"]
 "#;
 
+/// The ordinary read; every case also goes through the read a start-up or
+/// reload does (`Config::parse_after`), which must agree word for word.
 fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-    Config::parse(text, Path::new("test.toml")).map_err(|e| e.problems().to_vec())
+    let path = Path::new("test.toml");
+    let fresh = Config::parse(text, path).map_err(|e| e.problems().to_vec());
+    let cut = Config::parse_after(text, path, None).map_err(|e| e.problems().to_vec());
+    incremental::assert_same(&fresh, &cut, text);
+    fresh
 }
 
 fn problems(text: &str) -> Vec<Problem> {

@@ -21,9 +21,10 @@
 mod drain_request;
 pub mod events;
 pub mod reload;
+mod retire;
 pub mod state;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -162,6 +163,8 @@ pub struct Publisher {
     is_trim_due: bool,
     /// When freed memory was last handed back.
     last_trim: Option<Instant>,
+    /// Frees replaced snapshots and trims, off this task.
+    retirer: retire::Retirer,
 }
 
 /// After a health report, how long the queues must stay quiet before the
@@ -207,6 +210,7 @@ impl Publisher {
             events: Arc::default(),
             is_trim_due: false,
             last_trim: None,
+            retirer: retire::Retirer::start(),
             store,
             metrics,
             state,
@@ -336,7 +340,7 @@ impl Publisher {
                 reply.send(self.state.generation);
             }
             if std::mem::take(&mut self.is_trim_due) {
-                crate::allocator::release_freed();
+                self.retirer.trim();
                 self.last_trim = Some(Instant::now());
             }
         }
@@ -531,16 +535,19 @@ impl Publisher {
         // The probe tasks write the board; stop them before it changes.
         self.stop_probes().await;
         let stopped = started.elapsed();
+        // Only probed records can be kept (see `carry_over`).
         let board: Vec<_> = self
             .board
             .iter()
+            .filter(|e| e.value().probes > 0)
             .map(|e| (*e.key(), e.value().clone()))
             .collect();
         let carried = reload::carry_over(&self.state.config, board, &next, SystemTime::now());
         let carried_over = started.elapsed();
         self.board.clear();
-        let observed = carried.iter().map(|(k, h)| (*k, h.observed)).collect();
+        let mut observed = HashMap::with_capacity(carried.len());
         for (key, health) in carried {
+            observed.insert(key, health.observed);
             self.board.insert(key, health);
         }
         if next.geoip != self.state.config.geoip {
@@ -567,14 +574,20 @@ impl Publisher {
 
     fn publish(&mut self) {
         let started = Instant::now();
-        let counters = self.metrics.answer_counters(&self.state.config);
+        let counters = {
+            let previous = self.store.load();
+            self.metrics.answer_counters_after(
+                &self.state.config,
+                Some((&previous.config, &previous.answer_counters)),
+            )
+        };
         let counted = started.elapsed();
         let snapshot = crate::snapshot::build(self.state.next_inputs(counters));
         let built = started.elapsed();
         let is_all_down = snapshot.table.services.iter().map(|s| s.is_all_down);
         let all_down_changes = self.state.all_down_changes(is_all_down);
         let generation = snapshot.generation;
-        self.store.store(snapshot);
+        self.retirer.drop_later(self.store.swap(snapshot));
         self.metrics.snapshot_published(generation);
         let made = self.state.signature_cache.made();
         self.metrics.dnssec.signatures_made(made);

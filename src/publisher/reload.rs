@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::{CheckKind, Config};
+use crate::health::AddressKey;
 use crate::health::drains::{Drains, DrainsError, service_key};
 use crate::health::state::AddressHealth;
-use crate::health::{AddressKey, initial_board};
 use crate::routing::geo::{GeoDb, GeoError};
 
 /// Why a reload was rejected; the previous config keeps serving.
@@ -43,16 +43,17 @@ pub fn load_drains(config: &Config) -> Result<Drains, DrainsError> {
 /// addresses being served (sockets are bound once; they may have come from
 /// flags), and opens its GeoIP files if `[geoip]` changed.
 pub async fn read_config(
-    current: &Config,
+    current: &Arc<Config>,
     current_geo: Option<Arc<GeoDb>>,
 ) -> Result<(Config, Option<Arc<GeoDb>>), ReloadError> {
-    let path = current.source.clone();
+    let previous = current.clone();
     let node = current.cluster.this_name().map(str::to_string);
-    let mut next = tokio::task::spawn_blocking(move || Config::load(&path))
-        .await
-        .expect("config loading does not panic")?
-        .for_node(node.as_deref())?
-        .with_env(|name| std::env::var(name).ok())?;
+    let mut next =
+        tokio::task::spawn_blocking(move || Config::load_after(&previous.source, Some(&previous)))
+            .await
+            .expect("config loading does not panic")?
+            .for_node(node.as_deref())?
+            .with_env(|name| std::env::var(name).ok())?;
     // Compared with what the file said before, not with what is served: the
     // served addresses may come from flags, and differ from the file on
     // every reload without anything having changed.
@@ -92,48 +93,62 @@ fn listing(addrs: &[std::net::SocketAddr]) -> String {
     list.join(" ")
 }
 
-/// What makes an address the same one across configs.
-fn address_identity(config: &Config, key: &AddressKey) -> (String, String, IpAddr) {
-    let service = &config.services[key.service];
-    let endpoint = &service.endpoints[key.endpoint];
-    (
-        service_key(&service.name),
-        config.zones[endpoint.zone].name.clone(),
-        endpoint.addresses[key.address],
-    )
-}
-
-/// The health record of every address of `next`: an address that stays
-/// (same service, zone and address) and has been probed keeps its record;
-/// a new or changed one starts afresh, as does any whose check is now
-/// `none` (always up).
+/// The health record of every address of `next`, in config order: an
+/// address that stays (same service, zone and address) and has been
+/// probed keeps its record; a new or changed one starts afresh, as does
+/// any whose check is now `none` (always up). `board` may hold only the
+/// probed records: the others are not kept anyway.
 pub fn carry_over(
     current: &Config,
     board: impl IntoIterator<Item = (AddressKey, AddressHealth)>,
     next: &Config,
     now: SystemTime,
-) -> HashMap<AddressKey, AddressHealth> {
-    // Only probed records can be kept, so only they are worth an
-    // identity (two strings each: at 30,000 addresses that adds up).
-    let old: HashMap<_, _> = board
-        .into_iter()
-        .filter(|(_, health)| health.probes > 0)
-        .map(|(key, health)| (address_identity(current, &key), health))
-        .collect();
-    initial_board(next, now)
-        .into_iter()
-        .map(|(key, initial)| {
-            let endpoint = &next.services[key.service].endpoints[key.endpoint];
-            let kept = if endpoint.check.kind == CheckKind::None {
-                initial
-            } else {
-                old.get(&address_identity(next, &key))
-                    .cloned()
-                    .unwrap_or(initial)
-            };
-            (key, kept)
-        })
-        .collect()
+) -> Vec<(AddressKey, AddressHealth)> {
+    // By service key, then zone and address: the service's key (a
+    // lowercased string) is made once per service, not per address.
+    let mut old: HashMap<String, HashMap<(&str, IpAddr), AddressHealth>> = HashMap::new();
+    for (key, health) in board {
+        if health.probes == 0 {
+            continue;
+        }
+        let service = &current.services[key.service];
+        let endpoint = &service.endpoints[key.endpoint];
+        old.entry(service_key(&service.name)).or_default().insert(
+            (
+                current.zones[endpoint.zone].name.as_str(),
+                endpoint.addresses[key.address],
+            ),
+            health,
+        );
+    }
+    let mut out = Vec::with_capacity(crate::health::address_keys(next).count());
+    for (s, service) in next.services.iter().enumerate() {
+        let kept = if old.is_empty() {
+            None
+        } else {
+            old.get_mut(&service_key(&service.name))
+        };
+        let mut kept = kept;
+        for (e, endpoint) in service.endpoints.iter().enumerate() {
+            let zone = next.zones[endpoint.zone].name.as_str();
+            for (a, address) in endpoint.addresses.iter().enumerate() {
+                let key = AddressKey {
+                    service: s,
+                    endpoint: e,
+                    address: a,
+                };
+                let health = if endpoint.check.kind == CheckKind::None {
+                    AddressHealth::always_up(now)
+                } else {
+                    kept.as_mut()
+                        .and_then(|k| k.remove(&(zone, *address)))
+                        .unwrap_or_else(|| AddressHealth::new(now))
+                };
+                out.push((key, health));
+            }
+        }
+    }
+    out
 }
 
 /// Size, modification time and inode of a file, to notice a replacement.
@@ -211,7 +226,9 @@ mod tests {
             "[[services]]\nname = \"api\"\n[[services.endpoints]]\nzone = \"a\"\naddresses = [\"192.0.2.1\"]\n\n[[services]]\nname = \"www\"",
         ));
         assert_eq!(next.services[1].name.to_string(), "www.gslb.test.");
-        let carried = carry_over(&current, board, &next, now);
+        let carried: HashMap<_, _> = carry_over(&current, board, &next, now)
+            .into_iter()
+            .collect();
         assert_eq!(
             carried[&key(1, 0)].observed,
             Observed::Down,
@@ -238,7 +255,9 @@ mod tests {
             "name = \"www\"",
             "name = \"www\"\ncheck = { kind = \"none\" }",
         ));
-        let carried = carry_over(&current, board, &next, now);
+        let carried: HashMap<_, _> = carry_over(&current, board, &next, now)
+            .into_iter()
+            .collect();
         assert_eq!(carried[&key(0, 0)].observed, Observed::Up);
     }
 }

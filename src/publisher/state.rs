@@ -569,23 +569,34 @@ impl State {
         self.geo = geo;
         // A service that stays keeps its all-down state, so a reload during
         // an outage does not count and log a new one.
-        let was_all_down: HashMap<String, bool> = self
-            .config
+        // By position while the names line up (a reload that moves no
+        // service), by name past the first that does not.
+        let mut by_name: Option<HashMap<String, bool>> = None;
+        let all_down: Vec<bool> = next
             .services
             .iter()
-            .zip(&self.all_down)
-            .map(|(s, down)| (service_key(&s.name), *down))
-            .collect();
-        self.all_down = next
-            .services
-            .iter()
-            .map(|s| {
-                was_all_down
+            .enumerate()
+            .map(|(i, s)| {
+                if let (Some(old), Some(down)) = (self.config.services.get(i), self.all_down.get(i))
+                    && old.name == s.name
+                {
+                    return *down;
+                }
+                by_name
+                    .get_or_insert_with(|| {
+                        self.config
+                            .services
+                            .iter()
+                            .zip(&self.all_down)
+                            .map(|(s, down)| (service_key(&s.name), *down))
+                            .collect()
+                    })
                     .get(&service_key(&s.name))
                     .copied()
                     .unwrap_or(false)
             })
             .collect();
+        self.all_down = all_down;
         self.config = next;
         // The votes' last agreed states follow their addresses, whose
         // positions in the config may have moved.

@@ -120,3 +120,109 @@ fn reloading_ten_thousand_services_under_queries_fails_none() {
     drop(node);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The A records `name` answers with, sorted.
+fn a_records(node: &Node, name: &str) -> (ResponseCode, Vec<String>) {
+    let reply = node.udp(&query(name, RecordType::A));
+    let mut out: Vec<String> = reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.to_string()),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    (reply.response_code, out)
+}
+
+/// A reload reuses the services whose text it read before; one changed,
+/// one added and one removed in the middle of the file must each show on
+/// the wire, and the services around them answer as before.
+#[test]
+fn a_reload_changing_services_in_the_middle_of_a_large_file_takes_effect() {
+    let services = 600;
+    let dir = private_dir();
+    let path = dir.join("meridian.toml");
+    let base = large_config(services, 0);
+    std::fs::write(&path, &base).unwrap();
+    let node = Node::start_file(&path);
+    let before = |s: u32| a_records(&node, &format!("svc{s}.gslb.test."));
+    let (neighbours, gone) = ([299, 301, 599], 400);
+    let expected: Vec<_> = neighbours.iter().map(|&s| before(s)).collect();
+    assert_eq!(before(gone).0, ResponseCode::NoError);
+    let changed = base
+        .replace("addresses = [\"10.1.1.51\"]", "addresses = [\"10.9.9.1\"]")
+        .replace("addresses = [\"10.2.1.51\"]", "addresses = [\"10.9.9.2\"]")
+        .replace("addresses = [\"10.3.1.51\"]", "addresses = [\"10.9.9.3\"]")
+        .replace(
+            "[[services]]\nname = \"svc400\"",
+            "[[services]]\nname = \"added\"\n[[services.endpoints]]\nzone = \"eu-west\"\naddresses = [\"10.8.8.8\"]\n[[services]]\nname = \"svc400-renamed\"",
+        );
+    assert_ne!(changed, base);
+    std::fs::write(&path, &changed).unwrap();
+    let (status, body) = admin(&node, "POST", "/v1/reload", None);
+    assert_eq!(status, 200, "{body}");
+    // svc300 is the one whose addresses changed (10.x.1.51).
+    let (code, answer) = before(300);
+    assert_eq!(code, ResponseCode::NoError);
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert!(answer[0].starts_with("10.9.9."), "{answer:?}");
+    assert_eq!(
+        a_records(&node, "added.gslb.test."),
+        (ResponseCode::NoError, vec!["10.8.8.8".to_string()])
+    );
+    assert_eq!(before(gone).0, ResponseCode::NXDomain);
+    assert_eq!(
+        a_records(&node, "svc400-renamed.gslb.test.").0,
+        ResponseCode::NoError
+    );
+    let after: Vec<_> = neighbours.iter().map(|&s| before(s)).collect();
+    assert_eq!(after, expected, "the services around them are unchanged");
+    drop(node);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// After a reload that reused services, lines added above a service move
+/// it; a mistake in it must be reported at its new line.
+#[test]
+fn a_rejected_reload_points_at_the_new_line_of_a_moved_service() {
+    let services = 300;
+    let dir = private_dir();
+    let path = dir.join("meridian.toml");
+    let base = large_config(services, 0);
+    std::fs::write(&path, &base).unwrap();
+    let node = Node::start_file(&path);
+    // A first reload, so the next one has a previous read to reuse.
+    std::fs::write(&path, large_config(services, 1)).unwrap();
+    assert_eq!(admin(&node, "POST", "/v1/reload", None).0, 200);
+    let bad = large_config(services, 2)
+        .replacen("[[zones]]", "# three\n# lines\n# more\n[[zones]]", 1)
+        .replace(
+            "addresses = [\"10.2.0.201\"]",
+            "addresses = [\"10.2.0.301\"]",
+        );
+    std::fs::write(&path, &bad).unwrap();
+    let (status, body) = admin(&node, "POST", "/v1/reload", None);
+    assert_eq!(status, 422, "{body}");
+    let problems = body["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{body}");
+    let line = bad.lines().position(|l| l.contains("10.2.0.301")).unwrap() as u64 + 1;
+    assert_eq!(problems[0]["line"].as_u64(), Some(line), "{body}");
+    // 1-based, at the opening quote of the address.
+    let column = bad
+        .lines()
+        .nth(line as usize - 1)
+        .unwrap()
+        .find('"')
+        .unwrap() as u64
+        + 1;
+    assert_eq!(problems[0]["column"].as_u64(), Some(column), "{body}");
+    assert_eq!(
+        version(&node).as_deref(),
+        Some("v1"),
+        "the previous config serves"
+    );
+    drop(node);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -14,6 +14,7 @@ mod dnssec;
 mod domain;
 mod geoip;
 mod health_check;
+pub(crate) mod incremental;
 mod names;
 mod policy;
 mod records;
@@ -33,8 +34,8 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 use super::error::Problems;
-use super::raw::RawConfig;
-use super::{Config, Problem};
+use super::raw::{RawConfig, RawService};
+use super::{Config, Domain, Problem, Service, Zone};
 use names::Names;
 
 pub(crate) use values::{parse_duration, parse_hex16};
@@ -73,7 +74,9 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
         problems: &mut problems,
         config_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     }
-    .check(raw, path);
+    .check(raw, path, |checker, raw, names, zones, domain| {
+        checker.services(raw, names, zones, domain)
+    });
     if problems.is_empty() {
         let mut config = config.expect("a config without problems is complete");
         config.warnings = problems.warnings();
@@ -90,9 +93,23 @@ struct Checker<'p, 'a> {
     config_dir: PathBuf,
 }
 
-impl Checker<'_, '_> {
+impl<'p, 'a> Checker<'p, 'a> {
     /// Builds the config; `None` only when a problem was reported.
-    fn check(mut self, raw: RawConfig, path: &Path) -> Option<Config> {
+    /// `services` reads the `[[services]]` entries, given what they are
+    /// checked against: [`Checker::services`], or a reuse of a previous
+    /// read's (`incremental`).
+    fn check(
+        mut self,
+        raw: RawConfig,
+        path: &Path,
+        services: impl FnOnce(
+            &mut Checker<'p, 'a>,
+            Vec<RawService>,
+            &Names,
+            &[(Zone, Range<usize>)],
+            Option<&Domain>,
+        ) -> Vec<(Service, Range<usize>)>,
+    ) -> Option<Config> {
         let server = self.server(raw.server);
         let Some(raw_domain) = raw.domain else {
             self.err(
@@ -108,7 +125,7 @@ impl Checker<'_, '_> {
         let domain = self.domain(raw_domain, domain_span, &names);
         let records = self.records(raw.records, &names, domain.as_ref());
         let zones = self.zones(raw.zones);
-        let services = self.services(raw.services, &names, &zones, domain.as_ref());
+        let services = services(&mut self, raw.services, &names, &zones, domain.as_ref());
         let geoip = self.geoip(raw.geoip);
         let routing = self.routing(raw.routing, &zones);
         let cidr_rules = self.cidr_rules(raw.cidr_rules, &zones);
@@ -142,6 +159,7 @@ impl Checker<'_, '_> {
             dnssec: dnssec?,
             digest: String::new(),
             warnings: Vec::new(),
+            service_index: None,
         })
     }
 

@@ -1,0 +1,294 @@
+//! Reading a config again, reusing what the previous read made of every
+//! `[[services]]` entry whose text is unchanged.
+//!
+//! At 10,000 services, parsing and checking the whole file took well over
+//! 100 ms, most of a reload, though a reload usually changes a few lines.
+//! So the file is cut into its service entries (`config::sections`); an
+//! entry whose exact text the previous read also had, checked against the
+//! same domain and zones, is taken from the previous config; the others
+//! are parsed and checked on their own, in parallel over the cores; the
+//! rest of the file (every other table, with the entries blanked out so
+//! byte offsets stay those of the file) is parsed and checked as before,
+//! and the checks across services (duplicates, clashes with records) run
+//! on the whole. Any problem at all, and the file is read again the
+//! ordinary way, so what an operator is told is exactly what `meridian
+//! check` says, positions included.
+
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use hickory_proto::rr::{LowerName, Name};
+use toml::de::DeTable;
+
+use super::names::Names;
+use super::{Checker, shape};
+use crate::config::error::Problems;
+use crate::config::{Config, Domain, Problem, Service, Zone, sections};
+
+/// What a read kept to let the next one reuse its services: the text of
+/// each entry, by hash, and what its check depended on.
+pub(crate) struct ServiceIndex {
+    /// The file's text as read, which the ranges index.
+    text: String,
+    /// Each service's entry in `text`, in the order of `Config::services`.
+    ranges: Vec<Range<usize>>,
+    /// Hash of an entry's text to its index; on a collision the first.
+    by_hash: HashMap<u64, usize>,
+    /// Names in an entry noted as suspicious, by index (rare, so sparse).
+    suspicious: HashMap<usize, Vec<String>>,
+    /// What every entry was checked against (see [`context`]).
+    context: String,
+}
+
+impl std::fmt::Debug for ServiceIndex {
+    /// Without the text: two reads of one file have equal indexes, and a
+    /// config's debug output should not carry the whole file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServiceIndex({} entries)", self.ranges.len())
+    }
+}
+
+fn hash(text: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x7365_7276_6963_6573).hash_one(text)
+}
+
+impl ServiceIndex {
+    /// The index of the previous read's service whose entry is exactly `text`.
+    fn find(&self, text: &str) -> Option<usize> {
+        let i = *self.by_hash.get(&hash(text))?;
+        (self.text[self.ranges[i].clone()] == *text).then_some(i)
+    }
+}
+
+/// What a service's check reads besides its own entry: the apex (names are
+/// resolved against it), the default TTL, the zones (by name and index),
+/// and where the file is. An entry is reused only under the same context.
+fn context(
+    config_dir: &Path,
+    apex: &Name,
+    domain: Option<&Domain>,
+    zones: &[(Zone, Range<usize>)],
+) -> String {
+    let zones: Vec<&Zone> = zones.iter().map(|(z, _)| z).collect();
+    format!(
+        "{}\n{apex}\n{:?}\n{zones:?}",
+        config_dir.display(),
+        domain.map(|d| d.service_ttl)
+    )
+}
+
+/// Reads `text` as [`super::parse`] does, reusing `previous`'s services
+/// where their text is unchanged; the result is the same config (and, on
+/// any problem, the same problems, from [`super::parse`] itself).
+pub(crate) fn parse_after(
+    text: &str,
+    path: &Path,
+    previous: Option<&Config>,
+) -> Result<Config, Vec<Problem>> {
+    match try_parse(text, path, previous) {
+        Some(config) => Ok(config),
+        None => super::parse(text, path),
+    }
+}
+
+/// The incremental read; `None` when it cannot be done this way or found
+/// any problem (the ordinary read then says which).
+fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Config> {
+    let ranges = sections::service_ranges(text)?;
+    let rest = blank_out(text, &ranges);
+    let mut problems = Problems::new(path, text);
+    let root = DeTable::parse(&rest).ok()?;
+    let raw = shape::read(&rest, root, &mut problems).ok()?;
+    if !problems.is_empty() || !raw.services.is_empty() {
+        return None;
+    }
+    let config_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let previous = previous.and_then(|p| Some((p, p.service_index.as_deref()?)));
+    let mut kept: Option<(Vec<Option<Vec<String>>>, String)> = None;
+    let mut config = Checker {
+        problems: &mut problems,
+        config_dir: config_dir.clone(),
+    }
+    .check(raw, path, |_, _, names, zones, domain| {
+        let context = context(&config_dir, &names.apex, domain, zones);
+        let previous = previous.filter(|(_, index)| index.context == context);
+        let mut found: Vec<Option<Found>> = ranges
+            .iter()
+            .map(|r| {
+                let (config, index) = previous?;
+                let i = index.find(&text[r.clone()])?;
+                Some(Found {
+                    service: config.services[i].clone(),
+                    span: 0..0,
+                    suspicious: index.suspicious.get(&i).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        let missing: Vec<usize> = (0..ranges.len()).filter(|&i| found[i].is_none()).collect();
+        let read = read_entries(
+            text,
+            &ranges,
+            &missing,
+            path,
+            &config_dir,
+            &names.apex,
+            zones,
+            domain,
+        );
+        for (i, entry) in missing.into_iter().zip(read) {
+            found[i] = entry;
+        }
+        let mut services = Vec::with_capacity(ranges.len());
+        let mut suspicious = Vec::with_capacity(ranges.len());
+        let mut seen = HashSet::with_capacity(ranges.len());
+        for (entry, range) in found.into_iter().zip(&ranges) {
+            // An entry with a problem, or a name defined twice: the
+            // ordinary read reports it.
+            let Some(entry) = entry else {
+                return Vec::new();
+            };
+            if !seen.insert(LowerName::new(&entry.service.name)) {
+                return Vec::new();
+            }
+            names
+                .suspicious
+                .borrow_mut()
+                .extend(entry.suspicious.iter().cloned());
+            suspicious.push((!entry.suspicious.is_empty()).then_some(entry.suspicious));
+            let span = entry.span.start + range.start..entry.span.end + range.start;
+            services.push((entry.service, span));
+        }
+        kept = Some((suspicious, context));
+        services
+    })?;
+    let (suspicious, context) = kept?;
+    if !problems.is_empty() || config.services.len() != ranges.len() {
+        return None;
+    }
+    config.warnings = problems.warnings();
+    let by_hash = ranges
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, r)| (hash(&text[r.clone()]), i))
+        .collect();
+    config.service_index = Some(Arc::new(ServiceIndex {
+        text: text.to_string(),
+        ranges,
+        by_hash,
+        suspicious: suspicious
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s?)))
+            .collect(),
+        context,
+    }));
+    Some(config)
+}
+
+/// A service entry as read: the service, its name's span within the
+/// entry, and the names it noted as suspicious.
+struct Found {
+    service: Service,
+    span: Range<usize>,
+    suspicious: Vec<String>,
+}
+
+/// The text with every range overwritten by a comment of the same length,
+/// so the rest parses on its own with the file's byte offsets.
+fn blank_out(text: &str, ranges: &[Range<usize>]) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for r in ranges {
+        let body = &mut bytes[r.clone()];
+        let ends_line = body.last() == Some(&b'\n');
+        body.fill(b' ');
+        body[0] = b'#';
+        if ends_line {
+            *body.last_mut().expect("an entry is not empty") = b'\n';
+        }
+    }
+    String::from_utf8(bytes).expect("whole lines replaced by ASCII")
+}
+
+/// Reads the entries `which` on their own, spread over the cores when
+/// there are many.
+#[allow(clippy::too_many_arguments)]
+fn read_entries(
+    text: &str,
+    ranges: &[Range<usize>],
+    which: &[usize],
+    path: &Path,
+    config_dir: &Path,
+    apex: &Name,
+    zones: &[(Zone, Range<usize>)],
+    domain: Option<&Domain>,
+) -> Vec<Option<Found>> {
+    let read = |part: &[usize]| -> Vec<Option<Found>> {
+        part.iter()
+            .map(|&i| {
+                read_entry(
+                    &text[ranges[i].clone()],
+                    path,
+                    config_dir,
+                    apex,
+                    zones,
+                    domain,
+                )
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Below this, starting threads costs more than it saves.
+    const PER_THREAD: usize = 256;
+    if threads < 2 || which.len() < 2 * PER_THREAD {
+        return read(which);
+    }
+    let per = which.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = which
+            .chunks(per)
+            .map(|part| scope.spawn(move || read(part)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("reading a service does not panic"))
+            .collect()
+    })
+}
+
+/// One `[[services]]` entry parsed and checked alone; `None` on any
+/// problem or warning.
+fn read_entry(
+    entry: &str,
+    path: &Path,
+    config_dir: &Path,
+    apex: &Name,
+    zones: &[(Zone, Range<usize>)],
+    domain: Option<&Domain>,
+) -> Option<Found> {
+    let mut problems = Problems::new(path, entry);
+    let root = DeTable::parse(entry).ok()?;
+    let raw = shape::read(entry, root, &mut problems).ok()?;
+    if !problems.is_clean() || raw.services.len() != 1 {
+        return None;
+    }
+    let names = Names::new(apex.clone());
+    let mut services = Checker {
+        problems: &mut problems,
+        config_dir: config_dir.to_path_buf(),
+    }
+    .services(raw.services, &names, zones, domain);
+    if !problems.is_clean() {
+        return None;
+    }
+    let (service, span) = services.pop()?;
+    Some(Found {
+        service,
+        span,
+        suspicious: names.suspicious.into_inner(),
+    })
+}
