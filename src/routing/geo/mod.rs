@@ -320,7 +320,12 @@ impl GeoDb {
         let Ok(walked) = self.walk(index, query, uniform) else {
             return (None, full_len(ip));
         };
-        let mapped = if query == ip { 0 } else { 96 };
+        // Only an IPv4-mapped address changes family on the way.
+        let mapped = if ip.is_ipv6() && query.is_ipv4() {
+            96
+        } else {
+            0
+        };
         let record = walked.leaf.map(|offset| RecordKey {
             file: index as u8,
             offset,

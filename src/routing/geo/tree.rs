@@ -82,7 +82,19 @@ const NO_MARK: u8 = u8::MAX;
 #[derive(Debug, Clone, Default)]
 struct Jump {
     root: usize,
-    entries: Vec<u64>,
+    /// `None` for a walk the file does not answer.
+    entries: Option<Box<PerPrefix<u64>>>,
+}
+
+/// One value per [`JUMP_BITS`]-bit prefix: a fixed size, so an index by a
+/// prefix needs no bounds check.
+type PerPrefix<T> = [T; 1 << JUMP_BITS];
+
+fn per_prefix<T: Copy>(value: T) -> Box<PerPrefix<T>> {
+    vec![value; 1 << JUMP_BITS]
+        .into_boxed_slice()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("the length is the array's"))
 }
 
 /// The two walks a file can start: IPv4 (from node 0 of an IPv4 file, or
@@ -97,12 +109,13 @@ const V6_WALK: usize = 1;
 #[derive(Debug, Clone, Default)]
 pub(super) struct Marks {
     bits: Vec<u64>,
-    first: [Vec<u8>; 2],
+    first: [Option<Box<PerPrefix<u8>>>; 2],
 }
 
 impl Marks {
     pub(super) fn bytes(&self) -> usize {
-        self.bits.len() * 8 + self.first.iter().map(Vec::len).sum::<usize>()
+        let tables = self.first.iter().flatten().count();
+        self.bits.len() * 8 + tables * std::mem::size_of::<PerPrefix<u8>>()
     }
 }
 
@@ -210,7 +223,7 @@ impl Shape {
     }
 
     fn jump(&self, buf: &[u8], root: usize) -> Jump {
-        let mut entries = vec![0u64; 1 << JUMP_BITS];
+        let mut entries = per_prefix(0u64);
         self.each_jump(
             buf,
             root,
@@ -219,7 +232,10 @@ impl Shape {
                 entries[prefixes].fill(value as u64 | u64::from(depth) << 32);
             },
         );
-        Jump { root, entries }
+        Jump {
+            root,
+            entries: Some(entries),
+        }
     }
 
     pub(super) fn node_count(&self) -> usize {
@@ -295,17 +311,19 @@ impl Shape {
         let mut node = jump.root;
         let mut depth = 0u8;
         let mut found = None;
-        if u32::from(len) >= JUMP_BITS && !jump.entries.is_empty() {
+        if let Some(entries) = jump.entries.as_deref()
+            && u32::from(len) >= JUMP_BITS
+        {
             // The first levels at once: a walk of 32 or 128 bits.
-            let prefix = (bits >> (128 - JUMP_BITS)) as usize;
-            let entry = jump.entries[prefix];
+            let prefix = (bits >> (128 - JUMP_BITS)) as u16 as usize;
+            let entry = entries[prefix];
             node = entry as u32 as usize;
             depth = (entry >> 32) as u8;
             bits <<= depth;
-            if let Some(first) = marks.and_then(|m| m.first[which].get(prefix))
-                && *first != NO_MARK
+            if let Some(first) = marks.and_then(|m| m.first[which].as_deref())
+                && first[prefix] != NO_MARK
             {
-                found = Some(*first);
+                found = Some(first[prefix]);
             }
         }
         let mut step = |node: usize| {
@@ -444,13 +462,13 @@ impl Shape {
         let marked = |node: usize| bits[node >> 6] >> (node & 63) & 1 == 1;
         let first = std::array::from_fn(|which| {
             let jump = &self.jumps[which];
-            let mut first = vec![NO_MARK; jump.entries.len()];
-            if !jump.entries.is_empty() {
+            jump.entries.as_ref().map(|_| {
+                let mut first = per_prefix(NO_MARK);
                 self.each_jump(buf, jump.root, marked, |prefixes, _, _, mark| {
                     first[prefixes].fill(mark);
                 });
-            }
-            first
+                first
+            })
         });
         Marks { bits, first }
     }
