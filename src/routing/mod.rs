@@ -215,7 +215,7 @@ pub fn route_in(
     // Where the client's record settles the choice, a remembering
     // workspace may already know it: only the scope is the client's own.
     let mut settles = None;
-    if workspace.remembers_places() && settled::rests_on_record(config, router, service, client) {
+    if workspace.remembers_places() && rests_on_record(config, router, service, client) {
         let uniform = router.uniform.as_ref().and_then(|u| u.for_service(service));
         let placed = router
             .geo
@@ -246,6 +246,27 @@ pub fn route_in(
             .remember(key, &workspace.chosen, is_all_down);
     }
     (is_all_down, scope.min(client.source_prefix))
+}
+
+/// Whether `client`'s decision for `service` rests on its GeoIP record
+/// alone (see the `settled` module doc): the same checks, in the same
+/// order of evidence, as `rank` makes before it orders by record.
+pub fn rests_on_record(config: &Config, router: &Router, service: usize, client: Client) -> bool {
+    let svc = &config.services[service];
+    let measured = match svc.policy {
+        Policy::Nearest | Policy::Geo(_) => false,
+        Policy::Latency => router
+            .latency
+            .lookup(client.addr, client.source_prefix)
+            .is_some(),
+        Policy::All | Policy::Failover(_) | Policy::Weighted => return false,
+    };
+    !measured
+        && !svc.has_splits()
+        && router
+            .cidr
+            .lookup(client.addr, client.source_prefix)
+            .is_none()
 }
 
 /// Fills `chosen` with the endpoints to answer with, from every endpoint

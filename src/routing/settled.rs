@@ -16,7 +16,7 @@
 //! it.
 //!
 //! Invariant: an entry is made only from a decision `routing::route_in`
-//! computed for a client that [`rests_on_record`] accepted, and is read
+//! computed for a client that `routing::rests_on_record` accepted, and is read
 //! only for clients it accepts, of the same service and record, in the
 //! same snapshot (the workspace forgets it with the snapshot). Services
 //! whose zones hold several endpoints are never accepted: their endpoint
@@ -25,37 +25,13 @@
 
 use std::collections::HashMap;
 
-use super::Client;
-use super::Router;
 use super::geo::RecordKey;
-use crate::config::{Config, Policy};
 
 /// Endpoints an entry holds at most; longer choices (multi-value answers
 /// over many zones, fail-open) are computed every time.
 const INLINE: usize = 4;
 /// Entries kept before starting over: one per (service, record) met.
 const CAPACITY: usize = 1 << 16;
-
-/// Whether `client`'s decision for `service` rests on its GeoIP record
-/// alone (see the module doc): the same checks, in the same order of
-/// evidence, as `routing::rank` makes before it orders by record.
-pub fn rests_on_record(config: &Config, router: &Router, service: usize, client: Client) -> bool {
-    let svc = &config.services[service];
-    let measured = match svc.policy {
-        Policy::Nearest | Policy::Geo(_) => false,
-        Policy::Latency => router
-            .latency
-            .lookup(client.addr, client.source_prefix)
-            .is_some(),
-        Policy::All | Policy::Failover(_) | Policy::Weighted => return false,
-    };
-    !measured
-        && !svc.has_splits()
-        && router
-            .cidr
-            .lookup(client.addr, client.source_prefix)
-            .is_none()
-}
 
 /// A settled choice: the endpoints to answer with and whether nothing
 /// was serving.
