@@ -16,12 +16,12 @@
 //! it.
 //!
 //! Invariant: an entry is made only from a decision `routing::route_in`
-//! computed for a client that `routing::rests_on_record` accepted, and is read
-//! only for clients it accepts, of the same service and record, in the
-//! same snapshot (the workspace forgets it with the snapshot). Services
-//! whose zones hold several endpoints are never accepted: their endpoint
-//! within a zone is hashed per client prefix (`routing::split`), which a
-//! record does not settle.
+//! computed for a client that `routing::rests_on_record` accepted, and is
+//! read only for clients it accepts, of the same service and record, in
+//! the same snapshot (the workspace forgets it with the snapshot).
+//! Services whose zones hold several endpoints are never accepted: their
+//! endpoint within a zone is hashed per client prefix (`routing::split`),
+//! which a record does not settle.
 
 use std::collections::HashMap;
 

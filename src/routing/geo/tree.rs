@@ -10,12 +10,16 @@
 //! by-product of the lookup the answer path does anyway: the first marked
 //! node on the client's path. The walk here replaces the reader's own,
 //! yielding the record, the network and that first marked node in one
-//! pass; a miss costs one bit test per node above it.
+//! pass; a miss costs one bit test per node above it. The first 16
+//! levels come from a table built when the file is opened ([`Jump`]), so
+//! the answer path's walk starts 16 levels down.
 //!
 //! Invariants:
 //!
 //! - [`Shape::walk`] reports the same record offset and prefix length as
-//!   `maxminddb::Reader::lookup` for every address (tested against it).
+//!   `maxminddb::Reader::lookup` for every address (tested against it), and
+//!   with its jump tables what a walk bit by bit from the root reports
+//!   (tested against one).
 //! - A node is marked uniform only if every address block under it maps to
 //!   one class; a node that cannot be classified (a pointer outside the
 //!   data section, a cycle in a malformed file, a record the caller did
