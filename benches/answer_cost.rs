@@ -235,7 +235,9 @@ fn main() {
     assert_eq!(answered, count, "every query answered on the fast path");
     let (hits, misses) = memo.counts();
     println!(
-        "{mode}: {count} answers, {:.4} allocations per answer, memo hits {hits} misses {misses}",
-        allocations as f64 / f64::from(count)
+        "{mode}: {count} answers, {:.4} allocations per answer, memo hits {hits} misses {misses} \
+         (settled by record {})",
+        allocations as f64 / f64::from(count),
+        memo.settled()
     );
 }

@@ -33,6 +33,7 @@ pub mod locate;
 pub mod memo;
 mod order;
 pub mod prefix;
+pub mod settled;
 pub mod split;
 pub mod uniform;
 pub mod weighted;
@@ -211,6 +212,22 @@ pub fn route_in(
     client: Client,
     workspace: &mut Workspace,
 ) -> (bool, u8) {
+    // Where the client's record settles the choice, a remembering
+    // workspace may already know it: only the scope is the client's own.
+    let mut settles = None;
+    if workspace.remembers_places() && rests_on_record(config, router, service, client) {
+        let uniform = router.uniform.as_ref().and_then(|u| u.for_service(service));
+        let placed = router
+            .geo
+            .as_ref()
+            .map(|g| g.place_record(client.addr, uniform));
+        let key = (service as u32, placed.and_then(|(record, _)| record));
+        if let Some(is_all_down) = workspace.settled.recall(key, &mut workspace.chosen) {
+            let scope = scope_around(placed.map(|(_, len)| len), client.addr, router);
+            return (is_all_down, scope.min(client.source_prefix));
+        }
+        settles = Some(key);
+    }
     let (scope, _basis) = rank(config, router, service, client, workspace);
     split::split_zones(config, service, client, workspace);
     let Workspace { order, chosen, .. } = workspace;
@@ -223,7 +240,33 @@ pub fn route_in(
         chosen,
         is_all_down,
     );
+    if let Some(key) = settles {
+        workspace
+            .settled
+            .remember(key, &workspace.chosen, is_all_down);
+    }
     (is_all_down, scope.min(client.source_prefix))
+}
+
+/// Whether `client`'s decision for `service` rests on its GeoIP record
+/// alone (see the `settled` module doc): the same checks, in the same
+/// order of evidence, as `rank` makes before it orders by record.
+pub fn rests_on_record(config: &Config, router: &Router, service: usize, client: Client) -> bool {
+    let svc = &config.services[service];
+    let measured = match svc.policy {
+        Policy::Nearest | Policy::Geo(_) => false,
+        Policy::Latency => router
+            .latency
+            .lookup(client.addr, client.source_prefix)
+            .is_some(),
+        Policy::All | Policy::Failover(_) | Policy::Weighted => return false,
+    };
+    !measured
+        && !svc.has_splits()
+        && router
+            .cidr
+            .lookup(client.addr, client.source_prefix)
+            .is_none()
 }
 
 /// Fills `chosen` with the endpoints to answer with, from every endpoint
@@ -484,21 +527,16 @@ fn place_of(located: Option<&locate::Located>) -> Option<(&Location, Option<geo:
 /// client that ranks alike (the database network when no block was
 /// marked), narrowed around any CIDR rule or latency prefix inside it.
 fn geo_scope(located: Option<&locate::Located>, client: Client, router: &Router) -> u8 {
-    let Some(m) = located else {
-        // No database: the decision does not depend on the client, unless
-        // rules or measurements exist that could.
-        return narrow(0, client.addr, &router.cidr).max(narrow(
-            0,
-            client.addr,
-            router.latency.prefixes(),
-        ));
-    };
-    let base = m.uniform_len;
-    narrow(base, client.addr, &router.cidr).max(narrow(
-        base,
-        client.addr,
-        router.latency.prefixes(),
-    ))
+    scope_around(located.map(|m| m.uniform_len), client.addr, router)
+}
+
+/// [`geo_scope`] from the uniform block's length alone (`None` without a
+/// database).
+fn scope_around(uniform_len: Option<u8>, addr: IpAddr, router: &Router) -> u8 {
+    // No database: the decision does not depend on the client, unless
+    // rules or measurements exist that could.
+    let base = uniform_len.unwrap_or(0);
+    narrow(base, addr, &router.cidr).max(narrow(base, addr, router.latency.prefixes()))
 }
 
 /// Great-circle distance from a client's location to a zone.

@@ -254,7 +254,15 @@ impl<T> PrefixMap<T> {
 
     /// The most specific prefix containing `addr` that is no longer than
     /// `max_len` (a client known only to a /24 cannot match a /28 rule).
+    #[inline]
     pub fn lookup(&self, addr: IpAddr, max_len: u8) -> Option<(IpNet, &T)> {
+        // An empty family (no rules, no measurements) answers inline.
+        self.max_len(addr)?;
+        self.lookup_in(addr, max_len)
+    }
+
+    #[inline(never)]
+    fn lookup_in(&self, addr: IpAddr, max_len: u8) -> Option<(IpNet, &T)> {
         match addr {
             IpAddr::V4(a) => self
                 .v4
@@ -268,6 +276,7 @@ impl<T> PrefixMap<T> {
     }
 
     /// The longest prefix length present for `addr`'s family.
+    #[inline]
     pub fn max_len(&self, addr: IpAddr) -> Option<u8> {
         match addr {
             IpAddr::V4(_) => self.v4.levels.first().map(|l| l.len),
@@ -294,13 +303,18 @@ impl<T> PrefixMap<T> {
 
 /// Lengthens `len` until `addr/len` contains no more specific prefix of
 /// `map` than `len`: addresses sharing the scope must share the decision.
+#[inline]
 pub fn narrow<T>(len: u8, addr: IpAddr, map: &PrefixMap<T>) -> u8 {
-    let Some(max) = map.max_len(addr) else {
-        return len;
-    };
-    if max <= len {
-        return len;
+    // Inline up to here: the answer path mostly stops here (no prefix in
+    // the family, or none longer than the scope).
+    match map.max_len(addr) {
+        Some(max) if max > len => narrow_around(len, max, addr, map),
+        _ => len,
     }
+}
+
+#[inline(never)]
+fn narrow_around<T>(len: u8, max: u8, addr: IpAddr, map: &PrefixMap<T>) -> u8 {
     if map.len() > 64 {
         // Many prefixes (a latency table): do not scan on the hot path;
         // the longest length present is a safe scope.

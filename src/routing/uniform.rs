@@ -559,6 +559,9 @@ mod tests {
             .count();
         assert_eq!(marked, MAX_GROUPS + 1);
         assert!(scopes.for_service(c.services.len() - 1).is_none());
-        assert!(scopes.bytes() <= MAX_GROUPS * (db.node_counts().sum::<usize>() / 8 + 8) + 44);
+        // A bit per node, and per walk (IPv4, IPv6) a byte per 16-bit
+        // prefix: the depth of the first marked node.
+        let per_group = db.node_counts().sum::<usize>() / 8 + 8 + 2 * (1 << 16);
+        assert!(scopes.bytes() <= MAX_GROUPS * per_group + 44);
     }
 }

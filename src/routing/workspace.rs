@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use super::geo::{Location, RecordKey};
+use super::settled::SettledChoices;
 use crate::config::Config;
 
 /// Buffers a decision is built in. [`route`](super::route) uses fresh ones; the answer
@@ -49,6 +50,9 @@ pub struct Workspace {
     /// Endpoint orders by (service, GeoIP record), for orders that rest
     /// on the record alone (see `routing::by_record`) and are short.
     orders: HashMap<(u32, RecordKey), KnownOrder, foldhash::fast::RandomState>,
+    /// The chosen endpoints by (service, record), for decisions a record
+    /// settles alone (see `routing::settled`).
+    pub(crate) settled: SettledChoices,
 }
 
 /// Endpoints a remembered order holds at most.
@@ -82,6 +86,12 @@ impl Workspace {
         self.places.clear();
         self.distances.clear();
         self.orders.clear();
+        self.settled.clear();
+    }
+
+    /// Whether this workspace remembers per record (the memo's does).
+    pub fn remembers_places(&self) -> bool {
+        self.remembers_places
     }
 
     /// Distances from `location` (GeoIP record `record`) to every zone of

@@ -142,13 +142,13 @@ pub struct UniformNodes {
     /// The [`GeoDb::load_id`] of the database the bits describe; any other
     /// database ignores them.
     load_id: u64,
-    files: Vec<Vec<u64>>,
+    files: Vec<tree::Marks>,
 }
 
 impl UniformNodes {
     /// Heap bytes held.
     pub fn bytes(&self) -> usize {
-        self.files.iter().map(|f| f.len() * 8).sum()
+        self.files.iter().map(tree::Marks::bytes).sum()
     }
 }
 
@@ -173,6 +173,16 @@ pub struct Placed {
 pub struct RecordKey {
     file: u8,
     offset: usize,
+}
+
+impl RecordKey {
+    /// The key as one number, never 0, for compact keys of per-record
+    /// caches: distinct keys give distinct numbers.
+    #[inline]
+    pub fn packed(self) -> u64 {
+        // Files hold less than 2^56 bytes.
+        (u64::from(self.file) << 56 | self.offset as u64) + 1
+    }
 }
 
 impl GeoError {
@@ -272,15 +282,7 @@ impl GeoDb {
     /// `uniform` marks as deciding alike, in the same walk.
     pub fn place(&self, ip: IpAddr, uniform: Option<&UniformNodes>) -> Placed {
         let (index, query) = self.route(ip);
-        let file = &self.files[index];
-        let (bits, len) = match query {
-            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
-            IpAddr::V6(v6) => (u128::from(v6), 128),
-        };
-        let marks = uniform
-            .filter(|u| u.load_id == self.load_id)
-            .map_or(&[][..], |u| &u.files[index]);
-        let Ok(walked) = file.shape.walk(file.bytes.as_ref(), bits, len, marks) else {
+        let Ok(walked) = self.walk(index, query, uniform) else {
             return Placed {
                 record: None,
                 network: host_network(ip),
@@ -303,6 +305,51 @@ impl GeoDb {
             },
             uniform_len: walked.uniform + mapped,
         }
+    }
+
+    /// [`GeoDb::place`]'s record and uniform block length, without the
+    /// network: what the answer path needs where a decision is known per
+    /// record (`routing::settled`).
+    #[inline]
+    pub fn place_record(
+        &self,
+        ip: IpAddr,
+        uniform: Option<&UniformNodes>,
+    ) -> (Option<RecordKey>, u8) {
+        let (index, query) = self.route(ip);
+        let Ok(walked) = self.walk(index, query, uniform) else {
+            return (None, full_len(ip));
+        };
+        // Only an IPv4-mapped address changes family on the way.
+        let mapped = if ip.is_ipv6() && query.is_ipv4() {
+            96
+        } else {
+            0
+        };
+        let record = walked.leaf.map(|offset| RecordKey {
+            file: index as u8,
+            offset,
+        });
+        (record, walked.uniform + mapped)
+    }
+
+    /// Walks file `index`'s tree for `query` (in the family it answers).
+    #[inline]
+    fn walk(
+        &self,
+        index: usize,
+        query: IpAddr,
+        uniform: Option<&UniformNodes>,
+    ) -> Result<tree::Walked, ()> {
+        let file = &self.files[index];
+        let (bits, len) = match query {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+            IpAddr::V6(v6) => (u128::from(v6), 128),
+        };
+        let marks = uniform
+            .filter(|u| u.load_id == self.load_id)
+            .map(|u| &u.files[index]);
+        file.shape.walk(file.bytes.as_ref(), bits, len, marks)
     }
 
     /// Every record of every file, once each, with what it decodes to.

@@ -529,3 +529,104 @@ fn records_found_by_the_tree_are_every_record_the_reader_lists() {
         assert_eq!(found, listed);
     }
 }
+
+/// A database of `count` random networks in both families (IPv4 ones
+/// mostly inside 10.0.0.0/8, so walks go deep), each one of a few
+/// records, written with `size`-bit records.
+fn random_networks(rng: &mut crate::test_rng::Rng, size: mmdb_writer::RecordSize) -> GeoDb {
+    use mmdb_writer::{Value, Writer};
+    let mut writer = Writer::builder("Meridian-Test-City")
+        .record_size(size)
+        .build();
+    for i in 0..400 {
+        let random = u128::from(rng.next()) << 64 | u128::from(rng.next());
+        let network = if i % 3 == 2 {
+            let len = 20 + rng.below(100) as u8;
+            IpNet::V6(
+                Ipv6Net::new(Ipv6Addr::from(0x2001_0db8u128 << 96 | random >> 32), len).unwrap(),
+            )
+        } else {
+            let len = 8 + rng.below(25) as u8;
+            let bits = if i % 3 == 0 {
+                random as u32
+            } else {
+                0x0a00_0000 | (random as u32 & 0x00ff_ffff)
+            };
+            IpNet::V4(Ipv4Net::new(Ipv4Addr::from(bits), len).unwrap())
+        };
+        let country = ["US", "NL", "JP", "BR"][rng.below(4) as usize];
+        let record = Value::map([
+            ("country", Value::map([("iso_code", Value::from(country))])),
+            (
+                "location",
+                Value::map([
+                    ("latitude", Value::from(rng.below(90) as f64)),
+                    ("longitude", Value::from(rng.below(180) as f64)),
+                ]),
+            ),
+        ]);
+        writer.insert_value(network.trunc(), record).unwrap();
+    }
+    GeoDb::open_bytes(vec![("random.mmdb".into(), writer.to_bytes().unwrap())]).unwrap()
+}
+
+#[test]
+fn the_jump_tables_walk_as_the_tree_does_bit_by_bit() {
+    // The tables start a walk 16 levels down, with the depth of any
+    // uniform mark on the way: every field of the walk must be what a
+    // walk from the root finds, with marks and without, for both walks,
+    // every record size, and leaves above and below the table's depth.
+    let mut rng = crate::test_rng::Rng(0x7ab1_e5ee_d000_0016);
+    let dir = tempdir::Dir::new();
+    let (v4, v6) = (dir.path().join("v4.mmdb"), dir.path().join("v6.mmdb"));
+    write_family_file(&v4, mmdb_writer::IpVersion::V4, "10.1.0.0/16", "NL");
+    write_family_file(&v6, mmdb_writer::IpVersion::V6, "2001:db8::/32", "JP");
+    let mut dbs = vec![shipped(), GeoDb::open(&[v4, v6]).unwrap()];
+    for size in [
+        mmdb_writer::RecordSize::Bits24,
+        mmdb_writer::RecordSize::Bits28,
+        mmdb_writer::RecordSize::Bits32,
+    ] {
+        dbs.push(random_networks(&mut rng, size));
+    }
+    let mut marked = 0;
+    for db in &dbs {
+        // Classes from the record offsets: some records share one, so
+        // some nodes above them are marked, at many depths.
+        let classes: HashMap<RecordKey, u32> = db
+            .records()
+            .into_iter()
+            .map(|(key, _)| (key, (key.offset % 3) as u32))
+            .collect();
+        let empty = rng.below(4) as u32;
+        let uniform = db.uniform_nodes(&classes, empty);
+        for i in 0..20_000u32 {
+            let random = u128::from(rng.next()) << 64 | u128::from(rng.next());
+            let ip = match i % 4 {
+                0 => IpAddr::V4(Ipv4Addr::from(random as u32)),
+                1 => IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (random as u32 & 0x00ff_ffff))),
+                2 => IpAddr::V6(Ipv6Addr::from(0x2001_0db8u128 << 96 | random >> 32)),
+                _ => IpAddr::V6(Ipv6Addr::from(random)),
+            };
+            let (index, query) = db.route(ip);
+            let file = &db.files[index];
+            let (bits, len) = match query {
+                IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+                IpAddr::V6(v6) => (u128::from(v6), 128),
+            };
+            let buf = file.bytes.as_ref();
+            for marks in [None, Some(&uniform.files[index])] {
+                let fast = file.shape.walk(buf, bits, len, marks);
+                let slow = file.shape.walk_bit_by_bit(buf, bits, len, marks);
+                assert_eq!(fast, slow, "{ip} marks {}", marks.is_some());
+                if let (Ok(w), Some(_)) = (fast, marks) {
+                    marked += usize::from(w.uniform < w.depth);
+                }
+            }
+        }
+    }
+    assert!(
+        marked > 1000,
+        "only {marked} walks met a mark above their leaf"
+    );
+}

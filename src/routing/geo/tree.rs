@@ -10,12 +10,16 @@
 //! by-product of the lookup the answer path does anyway: the first marked
 //! node on the client's path. The walk here replaces the reader's own,
 //! yielding the record, the network and that first marked node in one
-//! pass; a miss costs one bit test per node above it.
+//! pass; a miss costs one bit test per node above it. The first 16
+//! levels come from a table built when the file is opened ([`Jump`]), so
+//! the answer path's walk starts 16 levels down.
 //!
 //! Invariants:
 //!
 //! - [`Shape::walk`] reports the same record offset and prefix length as
-//!   `maxminddb::Reader::lookup` for every address (tested against it).
+//!   `maxminddb::Reader::lookup` for every address (tested against it), and
+//!   with its jump tables what a walk bit by bit from the root reports
+//!   (tested against one).
 //! - A node is marked uniform only if every address block under it maps to
 //!   one class; a node that cannot be classified (a pointer outside the
 //!   data section, a cycle in a malformed file, a record the caller did
@@ -69,6 +73,56 @@ const DATA_SEPARATOR: usize = 16;
 /// What precedes the metadata section.
 const METADATA_MARKER: &[u8] = b"\xAB\xCD\xEFMaxMind.com";
 
+/// Leading address bits a [`Jump`] table resolves in one step.
+const JUMP_BITS: u32 = 16;
+/// In a first-mark table: no marked node among the bits the jump took.
+const NO_MARK: u8 = u8::MAX;
+
+/// Where the first [`JUMP_BITS`] bits of an address lead from one root:
+/// per prefix, the record value reached (a node at depth `JUMP_BITS`, or a
+/// leaf value met sooner) and the depth, packed `value | depth << 32`.
+/// Built when the file is opened, so a walk starts `JUMP_BITS` levels down
+/// (512 KiB per root).
+#[derive(Debug, Clone, Default)]
+struct Jump {
+    root: usize,
+    /// `None` for a walk the file does not answer.
+    entries: Option<Box<PerPrefix<u64>>>,
+}
+
+/// One value per [`JUMP_BITS`]-bit prefix: a fixed size, so an index by a
+/// prefix needs no bounds check.
+type PerPrefix<T> = [T; 1 << JUMP_BITS];
+
+fn per_prefix<T: Copy>(value: T) -> Box<PerPrefix<T>> {
+    vec![value; 1 << JUMP_BITS]
+        .into_boxed_slice()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("the length is the array's"))
+}
+
+/// The two walks a file can start: IPv4 (from node 0 of an IPv4 file, or
+/// the IPv4 subtree of an IPv6 one) and IPv6 (node 0 of an IPv6 file).
+const V4_WALK: usize = 0;
+const V6_WALK: usize = 1;
+
+/// A file's uniform marks: one bit per node, and per walk a table of the
+/// first marked node's depth among the nodes a [`Jump`] passes, per
+/// prefix ([`NO_MARK`] for none), so a marked walk starts where an
+/// unmarked one does.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Marks {
+    bits: Vec<u64>,
+    first: [Option<Box<PerPrefix<u8>>>; 2],
+}
+
+impl Marks {
+    pub(super) fn bytes(&self) -> usize {
+        let tables = self.first.iter().flatten().count();
+        self.bits.len() * 8 + tables * std::mem::size_of::<PerPrefix<u8>>()
+    }
+}
+
 /// How to read one file's search tree.
 #[derive(Debug, Clone)]
 pub(super) struct Shape {
@@ -82,6 +136,9 @@ pub(super) struct Shape {
     /// Length of the data section: pointers beyond it are not records.
     data_len: usize,
     is_v6: bool,
+    /// By walk ([`V4_WALK`], [`V6_WALK`]); empty for a walk the file
+    /// does not answer.
+    jumps: [Jump; 2],
 }
 
 /// Where a walk ended.
@@ -113,6 +170,7 @@ impl Shape {
             ipv4_start: 0,
             data_len: metadata.saturating_sub(data_start),
             is_v6: ip_version == 6,
+            jumps: Default::default(),
         };
         if shape.is_v6 {
             let mut node = 0;
@@ -124,7 +182,64 @@ impl Shape {
             }
             shape.ipv4_start = node;
         }
+        shape.jumps[V4_WALK] = shape.jump(buf, shape.ipv4_start);
+        if shape.is_v6 {
+            shape.jumps[V6_WALK] = shape.jump(buf, 0);
+        }
         shape
+    }
+
+    /// Visits the top [`JUMP_BITS`] levels under `root` depth first,
+    /// calling `reached(prefixes, value, depth, first_mark)` once per
+    /// leaf met above that depth and per node at it: `prefixes` are the
+    /// jump-table indices whose path leads there, `first_mark` the depth
+    /// of the first node on the way that `marked` says is marked.
+    fn each_jump(
+        &self,
+        buf: &[u8],
+        root: usize,
+        marked: impl Fn(usize) -> bool,
+        mut reached: impl FnMut(std::ops::Range<usize>, usize, u8, u8),
+    ) {
+        // (record value, depth, prefix walked, first mark so far)
+        let mut stack = vec![(root, 0u32, 0usize, NO_MARK)];
+        while let Some((value, depth, prefix, first)) = stack.pop() {
+            if value >= self.node_count || depth == JUMP_BITS {
+                let span = 1usize << (JUMP_BITS - depth);
+                reached(
+                    prefix * span..(prefix + 1) * span,
+                    value,
+                    depth as u8,
+                    first,
+                );
+                continue;
+            }
+            let first = if first == NO_MARK && marked(value) {
+                depth as u8
+            } else {
+                first
+            };
+            for side in 0..2 {
+                let child = self.read(buf, value, side);
+                stack.push((child, depth + 1, prefix << 1 | side, first));
+            }
+        }
+    }
+
+    fn jump(&self, buf: &[u8], root: usize) -> Jump {
+        let mut entries = per_prefix(0u64);
+        self.each_jump(
+            buf,
+            root,
+            |_| false,
+            |prefixes, value, depth, _| {
+                entries[prefixes].fill(value as u64 | u64::from(depth) << 32);
+            },
+        );
+        Jump {
+            root,
+            entries: Some(entries),
+        }
     }
 
     pub(super) fn node_count(&self) -> usize {
@@ -171,7 +286,7 @@ impl Shape {
         buf: &[u8],
         bits: u128,
         len: u8,
-        uniform: &[u64],
+        uniform: Option<&Marks>,
     ) -> Result<Walked, ()> {
         // One loop per record size, so the loop body has no size dispatch.
         match self.record_size {
@@ -187,16 +302,34 @@ impl Shape {
         buf: &[u8],
         mut bits: u128,
         len: u8,
-        uniform: &[u64],
+        marks: Option<&Marks>,
     ) -> Result<Walked, ()> {
         let count = self.node_count;
-        let mut node = if len == 32 && self.is_v6 {
-            self.ipv4_start
+        let which = if len == 128 && self.is_v6 {
+            V6_WALK
         } else {
-            0
+            V4_WALK
         };
+        let jump = &self.jumps[which];
+        let uniform = marks.map_or(&[][..], |m| &m.bits[..]);
+        let mut node = jump.root;
         let mut depth = 0u8;
         let mut found = None;
+        if let Some(entries) = jump.entries.as_deref()
+            && u32::from(len) >= JUMP_BITS
+        {
+            // The first levels at once: a walk of 32 or 128 bits.
+            let prefix = (bits >> (128 - JUMP_BITS)) as u16 as usize;
+            let entry = entries[prefix];
+            node = entry as u32 as usize;
+            depth = (entry >> 32) as u8;
+            bits <<= depth;
+            if let Some(first) = marks.and_then(|m| m.first[which].as_deref())
+                && first[prefix] != NO_MARK
+            {
+                found = Some(first[prefix]);
+            }
+        }
         let mut step = |node: usize| {
             let side = (bits >> 127) as usize;
             bits <<= 1;
@@ -204,7 +337,7 @@ impl Shape {
         };
         // Until the first marked node, test each node's mark (none when
         // there are no marks), then walk on without.
-        if !uniform.is_empty() {
+        if !uniform.is_empty() && found.is_none() {
             while node < count && depth < len {
                 if uniform[node >> 6] >> (node & 63) & 1 == 1 {
                     found = Some(depth);
@@ -265,12 +398,7 @@ impl Shape {
     /// Marks the nodes whose whole block maps to one class, given the class
     /// of each leaf (`classes` by data offset, `empty` for no record):
     /// one bit per node.
-    pub(super) fn uniform_nodes(
-        &self,
-        buf: &[u8],
-        classes: &ByOffset<u32>,
-        empty: u32,
-    ) -> Vec<u64> {
+    pub(super) fn uniform_nodes(&self, buf: &[u8], classes: &ByOffset<u32>, empty: u32) -> Marks {
         let class_of_leaf = |value: usize| match self.leaf(value) {
             Ok(None) => empty,
             Ok(Some(offset)) => classes.get(&offset).copied().unwrap_or(MIXED),
@@ -335,6 +463,56 @@ impl Shape {
                 bits[node >> 6] |= 1 << (node & 63);
             }
         }
-        bits
+        let marked = |node: usize| bits[node >> 6] >> (node & 63) & 1 == 1;
+        let first = std::array::from_fn(|which| {
+            let jump = &self.jumps[which];
+            jump.entries.as_ref().map(|_| {
+                let mut first = per_prefix(NO_MARK);
+                self.each_jump(buf, jump.root, marked, |prefixes, _, _, mark| {
+                    first[prefixes].fill(mark);
+                });
+                first
+            })
+        });
+        Marks { bits, first }
+    }
+}
+
+#[cfg(test)]
+impl Shape {
+    /// [`Shape::walk`] one bit at a time from the root, with no jump
+    /// table: what the tables must reproduce.
+    pub(super) fn walk_bit_by_bit(
+        &self,
+        buf: &[u8],
+        mut bits: u128,
+        len: u8,
+        marks: Option<&Marks>,
+    ) -> Result<Walked, ()> {
+        let mut node = if len == 32 && self.is_v6 {
+            self.ipv4_start
+        } else {
+            0
+        };
+        let (mut depth, mut found) = (0u8, None);
+        while node < self.node_count && depth < len {
+            let marked = marks.is_some_and(|m| m.bits[node >> 6] >> (node & 63) & 1 == 1);
+            if found.is_none() && marked {
+                found = Some(depth);
+            }
+            node = self.read(buf, node, (bits >> 127) as usize);
+            bits <<= 1;
+            depth += 1;
+        }
+        let leaf = if node < self.node_count {
+            None
+        } else {
+            self.leaf(node)?
+        };
+        Ok(Walked {
+            leaf,
+            depth,
+            uniform: found.unwrap_or(depth),
+        })
     }
 }
