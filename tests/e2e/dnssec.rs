@@ -216,53 +216,37 @@ struct Unbound {
 }
 
 impl Unbound {
+    /// Starts unbound on a port free for both UDP and TCP (unbound binds
+    /// both). Between the check and unbound's bind, another test's
+    /// connection may take the port as its ephemeral source port, and
+    /// unbound then exits at once: that start is retried on a new port.
     fn start(unbound: &Path, node: &Node, domain: &str, dnskey: &str) -> Unbound {
         let dir = private_dir();
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let (owner, rest) = anchor_fields(dnskey);
-        let conf = format!(
-            r#"server:
-  interface: 127.0.0.1
-  port: {port}
-  do-ip6: no
-  do-not-query-localhost: no
-  chroot: ""
-  username: ""
-  directory: "{dir}"
-  pidfile: "{dir}/unbound.pid"
-  use-syslog: no
-  logfile: "{dir}/unbound.log"
-  verbosity: 1
-  val-log-level: 2
-  num-threads: 1
-  so-reuseport: no
-  outgoing-range: 64
-  module-config: "validator iterator"
-  trust-anchor: "{owner} DNSKEY {rest}"
-  qname-minimisation: no
-
-stub-zone:
-  name: "{domain}"
-  stub-addr: 127.0.0.1@{node_port}
-"#,
-            dir = dir.display(),
-            node_port = node.dns.port()
-        );
-        let path = dir.join("unbound.conf");
-        std::fs::write(&path, conf).unwrap();
-        let child = Command::new(unbound)
-            .arg("-d")
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start unbound");
-        Unbound { child, port, dir }
+        let mut exits = Vec::new();
+        for _ in 0..5 {
+            let port = free_udp_and_tcp_port();
+            let path = dir.join("unbound.conf");
+            std::fs::write(&path, unbound_conf(&dir, port, node, domain, dnskey)).unwrap();
+            let stderr = std::fs::File::create(dir.join("unbound.stderr")).unwrap();
+            let mut child = Command::new(unbound)
+                .arg("-d")
+                .arg("-c")
+                .arg(&path)
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .expect("start unbound");
+            // A failed bind ends unbound within a moment of starting.
+            std::thread::sleep(Duration::from_millis(300));
+            match child.try_wait().unwrap() {
+                None => return Unbound { child, port, dir },
+                Some(status) => exits.push(format!(
+                    "port {port}: {status}: {}",
+                    std::fs::read_to_string(dir.join("unbound.stderr")).unwrap_or_default()
+                )),
+            }
+        }
+        panic!("unbound would not start in 5 tries:\n{}", exits.join("\n"));
     }
 
     /// One query with RD and DO; `None` while unbound is not answering.
@@ -293,13 +277,67 @@ stub-zone:
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let log = std::fs::read_to_string(self.dir.join("unbound.log")).unwrap_or_default();
-        panic!("unbound did not answer {name} {qtype} within 15 s; its log:\n{log}");
+        panic!(
+            "unbound did not answer {name} {qtype} within 15 s; its log:\n{}",
+            self.log()
+        );
     }
 
+    /// Its log file, then what it wrote to stderr before it opened that.
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("unbound.log")).unwrap_or_default()
+        let read = |file: &str| std::fs::read_to_string(self.dir.join(file)).unwrap_or_default();
+        format!(
+            "{}\nstderr:\n{}",
+            read("unbound.log"),
+            read("unbound.stderr")
+        )
     }
+}
+
+/// A port on 127.0.0.1 that is free for UDP and TCP alike at this moment.
+fn free_udp_and_tcp_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP in 50 tries");
+}
+
+/// A validating resolver's config: `dnskey` the only anchor, `domain` a
+/// stub zone at `node`.
+fn unbound_conf(dir: &Path, port: u16, node: &Node, domain: &str, dnskey: &str) -> String {
+    let (owner, rest) = anchor_fields(dnskey);
+    format!(
+        r#"server:
+  interface: 127.0.0.1
+  port: {port}
+  do-ip6: no
+  do-not-query-localhost: no
+  chroot: ""
+  username: ""
+  directory: "{dir}"
+  pidfile: "{dir}/unbound.pid"
+  use-syslog: no
+  logfile: "{dir}/unbound.log"
+  verbosity: 1
+  val-log-level: 2
+  num-threads: 1
+  so-reuseport: no
+  outgoing-range: 64
+  module-config: "validator iterator"
+  trust-anchor: "{owner} DNSKEY {rest}"
+  qname-minimisation: no
+
+stub-zone:
+  name: "{domain}"
+  stub-addr: 127.0.0.1@{node_port}
+"#,
+        dir = dir.display(),
+        node_port = node.dns.port()
+    )
 }
 
 impl Drop for Unbound {
