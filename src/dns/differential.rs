@@ -325,37 +325,49 @@ fn dnssec_ok_answers_are_the_same_bytes_unsigned_as_before() {
         {
             continue;
         }
-        let a = general_answer(&request, Transport::Tcp, source, &plain).unwrap();
-        let b = general_answer(&request, Transport::Tcp, source, &signed).unwrap();
-        // Server cookies carry the second: compare parsed if they differ.
-        if a.wire != b.wire {
-            assert_eq!(
-                Message::from_vec(&a.wire).unwrap(),
-                Message::from_vec(&b.wire).unwrap()
-            );
-        }
+        // Server cookies carry the time in seconds: a second may end
+        // between the two answers, so on a difference both are asked again.
+        let general = || {
+            let a = general_answer(&request, Transport::Tcp, source, &plain).unwrap();
+            let b = general_answer(&request, Transport::Tcp, source, &signed).unwrap();
+            (a.wire, b.wire)
+        };
+        let (a, b) = (0..3)
+            .map(|_| general())
+            .find(|(a, b)| a == b)
+            .unwrap_or_else(general);
+        assert_eq!(
+            Message::from_vec(&a).unwrap(),
+            Message::from_vec(&b).unwrap()
+        );
         let mut out_a = Vec::new();
         let mut out_b = Vec::new();
-        let fast_a = answer(
-            &request,
-            Transport::Udp,
-            source,
-            &plain,
-            &mut memo,
-            &mut out_a,
-        )
-        .is_some();
-        let fast_b = answer(
-            &request,
-            Transport::Udp,
-            source,
-            &signed,
-            &mut memo,
-            &mut out_b,
-        )
-        .is_some();
+        let mut fast = || {
+            let a = answer(
+                &request,
+                Transport::Udp,
+                source,
+                &plain,
+                &mut memo,
+                &mut out_a,
+            );
+            let a = a.is_some();
+            let b = answer(
+                &request,
+                Transport::Udp,
+                source,
+                &signed,
+                &mut memo,
+                &mut out_b,
+            );
+            (a, b.is_some(), out_a.clone(), out_b.clone())
+        };
+        let (fast_a, fast_b, out_a, out_b) = (0..3)
+            .map(|_| fast())
+            .find(|(_, _, a, b)| a == b)
+            .unwrap_or_else(&mut fast);
         assert_eq!(fast_a, fast_b, "the fast path takes the same DO=0 queries");
-        if fast_a && out_a != out_b {
+        if fast_a {
             assert_eq!(
                 Message::from_vec(&out_a).unwrap(),
                 Message::from_vec(&out_b).unwrap()
