@@ -319,21 +319,17 @@ fn gate(
 }
 
 /// Counts a reply that is being sent, and the endpoints it named.
-fn count<'s>(
-    tally: &mut ReplyTally<'s>,
-    snapshot: &'s Snapshot,
+fn count(
+    tally: &mut ReplyTally,
+    snapshot: &Snapshot,
     transport: Transport,
     facts: &ReplyFacts,
     service: Option<(usize, &[usize])>,
 ) {
     tally.reply(transport, facts);
-    if let Some((service, endpoints)) = service
-        && let Some(counters) = snapshot.answer_counters.get(service)
-    {
-        for e in endpoints {
-            if let Some(counter) = counters.get(*e) {
-                tally.answer(counter);
-            }
+    if let Some((service, endpoints)) = service {
+        for &e in endpoints {
+            tally.answer(service, e, &snapshot.answer_counters);
         }
     }
 }
@@ -345,7 +341,7 @@ struct Answerer<'a, 's> {
     metrics: &'a Metrics,
     memo: &'a mut DecisionMemo,
     limiter: Option<&'a mut RateLimiter>,
-    tally: &'a mut ReplyTally<'s>,
+    tally: &'a mut ReplyTally,
 }
 
 impl Answerer<'_, '_> {
@@ -411,6 +407,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
     let mut limiter = RateLimiter::new();
     let mut memo = DecisionMemo::new();
     let mut batch = batch::Batch::new();
+    let mut tally = ReplyTally::default();
     while !stop.load(Ordering::Acquire) {
         let received = batch.receive(socket);
         if stop.load(Ordering::Acquire) {
@@ -436,7 +433,6 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
         };
         // One snapshot for the whole batch: a swap lands between batches.
         let snapshot = store.load();
-        let mut tally = ReplyTally::default();
         let mut answerer = Answerer {
             snapshot: &snapshot,
             metrics,
@@ -457,7 +453,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
             }
         }
         batch.send(socket, received);
-        tally.flush(&metrics.dns);
+        tally.flush(&metrics.dns, &snapshot.answer_counters);
     }
 }
 
@@ -580,7 +576,7 @@ fn answer_tcp(query: &[u8], peer: IpAddr, ctx: &TcpContext, reply: &mut Vec<u8>)
         }
         .answer(query, Transport::Tcp, peer, reply)
     });
-    tally.flush(&ctx.metrics.dns);
+    tally.flush(&ctx.metrics.dns, &snapshot.answer_counters);
     answered
 }
 
