@@ -50,6 +50,9 @@ use crate::snapshot::{Snapshot, SnapshotStore};
 const TCP_BUFFER: usize = 16 << 10;
 /// Socket buffers large enough to ride out a burst while a thread is busy.
 const SOCKET_BUFFER: usize = 4 << 20;
+/// How long a UDP thread waits for a datagram before it wakes to drop a
+/// snapshot replaced meanwhile (see `serve_udp`).
+const UDP_IDLE_WAKE: Duration = Duration::from_secs(1);
 
 /// The DNS sockets of one node, bound before the server starts so the
 /// caller (the binary or a test) decides addresses and sees ports.
@@ -123,6 +126,9 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
     batch::report_destinations(&socket)?;
+    // Its thread wakes this often when idle, to let go of a replaced
+    // snapshot (it holds the last one it answered from).
+    socket.set_read_timeout(Some(UDP_IDLE_WAKE))?;
     Ok(socket)
 }
 
@@ -408,6 +414,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
     let mut memo = DecisionMemo::new();
     let mut batch = batch::Batch::new();
     let mut tally = ReplyTally::default();
+    let mut snapshots = store.cache();
     while !stop.load(Ordering::Acquire) {
         let received = batch.receive(socket);
         if stop.load(Ordering::Acquire) {
@@ -424,6 +431,8 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
                         | io::ErrorKind::Interrupted
                 ) =>
             {
+                // Idle: let go of a snapshot replaced since the last batch.
+                snapshots.load();
                 continue;
             }
             Err(err) => {
@@ -432,7 +441,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
             }
         };
         // One snapshot for the whole batch: a swap lands between batches.
-        let snapshot = store.load();
+        let snapshot = snapshots.load();
         let mut answerer = Answerer {
             snapshot: &snapshot,
             metrics,
