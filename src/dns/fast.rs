@@ -80,9 +80,8 @@ fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
 }
 
-/// Reads the request if it has the common shape, with the question's name
-/// lower-cased into `lower`; `None` otherwise.
-fn parse(request: &[u8], lower: &mut [u8; NAME_MAX]) -> Option<Question> {
+/// Reads the request if it has the common shape; `None` otherwise.
+fn parse(request: &[u8]) -> Option<Question> {
     let header = request.get(..HEADER_LEN)?;
     // A query (QR=0) with opcode QUERY; one question, nothing else but an
     // optional OPT.
@@ -108,11 +107,6 @@ fn parse(request: &[u8], lower: &mut [u8; NAME_MAX]) -> Option<Question> {
         at += len;
     }
     let name_len = at - HEADER_LEN;
-    let name = request.get(HEADER_LEN..at)?;
-    // Length bytes are below 64, so lower-casing the whole name leaves
-    // them alone.
-    lower[..name_len].copy_from_slice(name);
-    lower[..name_len].make_ascii_lowercase();
     let qtype = read_u16(request, at)?;
     if !is_data_type(qtype) || read_u16(request, at + 2)? != CLASS_IN {
         return None;
@@ -231,8 +225,7 @@ pub fn answer<'m>(
     memo: &'m mut DecisionMemo,
     out: &mut Vec<u8>,
 ) -> Option<FastReply<'m>> {
-    let mut lower = [0u8; NAME_MAX];
-    let question = parse(request, &mut lower)?;
+    let question = parse(request)?;
     let signed = snapshot
         .signed
         .as_ref()
@@ -246,8 +239,26 @@ pub fn answer<'m>(
         // DNSSEC's own types are the general path's.
         return None;
     }
-    let name = &lower[..question.name_len];
-    let mut plan = plan(&question, name, request, source, snapshot, memo)?;
+    // The node is found with the name as written; the lower-cased copy
+    // only a missing name or a signed answer needs is made for those.
+    let raw = &request[HEADER_LEN..HEADER_LEN + question.name_len];
+    let node = snapshot.fast.node(raw);
+    let mut buffer;
+    let name = if node.is_some() && signed.is_none() {
+        QName::Found
+    } else {
+        // Length bytes are below 64, so lower-casing the whole name
+        // leaves them alone.
+        buffer = [0u8; NAME_MAX];
+        buffer[..raw.len()].copy_from_slice(raw);
+        buffer[..raw.len()].make_ascii_lowercase();
+        QName::Lower(&buffer[..raw.len()])
+    };
+    let mut plan = plan(&question, node, name, request, source, snapshot, memo)?;
+    let name = match name {
+        QName::Lower(lower) => lower,
+        QName::Found => raw,
+    };
     if let Some(signed) = signed {
         plan.denial = denial(&plan, name, question.qtype, snapshot, signed)?;
         plan.signed = Some(signed);
@@ -366,28 +377,44 @@ fn denial(
     }
 }
 
-/// Decides the reply to a parsed query whose name, lower-cased, is
-/// `name`; `None` declines it.
+/// The question's name as `plan` needs it.
+#[derive(Clone, Copy)]
+enum QName<'a> {
+    /// It has a node (found): the name itself is not needed.
+    Found,
+    /// Lower-cased.
+    Lower(&'a [u8]),
+}
+
+/// Decides the reply to a parsed query whose node (found with its name)
+/// is `node`; `None` declines it.
 fn plan<'s, 'm>(
     question: &Question,
-    name: &[u8],
+    mut node: Option<&'s FastNode>,
+    name: QName,
     request: &[u8],
     source: IpAddr,
     snapshot: &'s Snapshot,
     memo: &'m mut DecisionMemo,
 ) -> Option<Plan<'s, 'm>> {
     let fast = &snapshot.fast;
-    let mut node = fast.node(name);
     // Every node is in the domain, so only a miss needs the suffix test.
     // Names outside the domain are refused (after the cookie and ECS
     // checks, as on the general path): floods of random names stay cheap.
-    let in_domain = node.is_some() || fast.is_in_domain(name);
-    let is_wildcard = node.is_none() && in_domain && fast.has_wildcards();
-    if is_wildcard && !fast.has_delegations() {
-        // A wildcard answers exactly as its own name would, under the
-        // query's name: the encoded owner is a pointer to the question.
-        node = fast.wildcard_for(name);
-    }
+    let (in_domain, is_wildcard) = match name {
+        QName::Lower(lower) if node.is_none() => {
+            let in_domain = fast.is_in_domain(lower);
+            let is_wildcard = in_domain && fast.has_wildcards();
+            if is_wildcard && !fast.has_delegations() {
+                // A wildcard answers exactly as its own name would, under
+                // the query's name: the encoded owner is a pointer to the
+                // question.
+                node = fast.wildcard_for(lower);
+            }
+            (in_domain, is_wildcard)
+        }
+        _ => (true, false),
+    };
     // Cookies are bound to the packet's source, not to the ECS subnet.
     let cookie = match question.edns.and_then(|e| e.cookie) {
         None => CookieCheck::Absent,
