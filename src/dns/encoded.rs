@@ -20,7 +20,7 @@
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::names::NameIndex;
+use super::names::{Key, NameIndex};
 use super::table::{DomainTable, ServiceRecords};
 use super::wire::{HEADER_LEN, NAME_MAX};
 use crate::config::Config;
@@ -161,8 +161,8 @@ impl FastService {
 /// The snapshot's data in the form the fast path reads.
 #[derive(Debug)]
 pub struct FastTable {
-    /// The apex in lower-case wire form.
-    apex: Box<[u8]>,
+    /// The apex, compared with names in any letter case.
+    apex: Key,
     /// By lower-case wire name (found in any case); only names at or
     /// below the apex.
     nodes: NameIndex<FastNode>,
@@ -221,7 +221,7 @@ impl FastTable {
             nodes.push((wire.into_boxed_slice(), entry));
         }
         FastTable {
-            apex: apex.into_boxed_slice(),
+            apex: Key::new(&apex),
             nodes: NameIndex::build(nodes),
             has_delegations: !cuts.is_empty(),
             has_wildcards: table.has_wildcards(),
@@ -241,13 +241,13 @@ impl FastTable {
         self.nodes.get(name)
     }
 
-    /// Whether a lower-case wire name is the apex or lies below it.
+    /// Whether a wire name (in any letter case) is the apex or lies
+    /// below it.
     #[inline]
-    pub(super) fn is_in_domain(&self, lower_name: &[u8]) -> bool {
-        lower_name
-            .len()
+    pub(super) fn is_in_domain(&self, name: &[u8]) -> bool {
+        name.len()
             .checked_sub(self.apex.len())
-            .is_some_and(|at| lower_name[at..] == *self.apex && is_label_start(lower_name, at))
+            .is_some_and(|at| self.apex.matches(&name[at..]) && is_label_start(name, at))
     }
 
     /// Whether the domain has delegations: then a missing name may lie

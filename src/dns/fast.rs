@@ -239,27 +239,25 @@ pub fn answer<'m>(
         // DNSSEC's own types are the general path's.
         return None;
     }
-    // The node is found with the name as written; the lower-cased copy
-    // only a missing name or a signed answer needs is made for those.
+    // The node is found with the name as written, and the domain test
+    // ignores case too; the lower-cased copy is made only for what needs
+    // it: a wildcard search or a signed answer's proofs.
     let raw = &request[HEADER_LEN..HEADER_LEN + question.name_len];
     let node = snapshot.fast.node(raw);
     let mut buffer;
-    let name = if node.is_some() && signed.is_none() {
-        QName::Found
-    } else {
+    let lower = if signed.is_some() || (node.is_none() && snapshot.fast.has_wildcards()) {
         // Length bytes are below 64, so lower-casing the whole name
         // leaves them alone.
         buffer = [0u8; NAME_MAX];
         buffer[..raw.len()].copy_from_slice(raw);
         buffer[..raw.len()].make_ascii_lowercase();
-        QName::Lower(&buffer[..raw.len()])
+        Some(&buffer[..raw.len()])
+    } else {
+        None
     };
-    let mut plan = plan(&question, node, name, request, source, snapshot, memo)?;
-    let name = match name {
-        QName::Lower(lower) => lower,
-        QName::Found => raw,
-    };
+    let mut plan = plan(&question, node, raw, lower, request, source, snapshot, memo)?;
     if let Some(signed) = signed {
+        let name = lower.expect("lower-cased when signed");
         plan.denial = denial(&plan, name, question.qtype, snapshot, signed)?;
         plan.signed = Some(signed);
     }
@@ -377,21 +375,15 @@ fn denial(
     }
 }
 
-/// The question's name as `plan` needs it.
-#[derive(Clone, Copy)]
-enum QName<'a> {
-    /// It has a node (found): the name itself is not needed.
-    Found,
-    /// Lower-cased.
-    Lower(&'a [u8]),
-}
-
-/// Decides the reply to a parsed query whose node (found with its name)
-/// is `node`; `None` declines it.
+/// Decides the reply to a parsed query whose name is `raw` as written
+/// and `lower` lower-cased (made when the domain has wildcards), and
+/// whose node is `node`; `None` declines it.
+#[allow(clippy::too_many_arguments)]
 fn plan<'s, 'm>(
     question: &Question,
     mut node: Option<&'s FastNode>,
-    name: QName,
+    raw: &[u8],
+    lower: Option<&[u8]>,
     request: &[u8],
     source: IpAddr,
     snapshot: &'s Snapshot,
@@ -401,20 +393,13 @@ fn plan<'s, 'm>(
     // Every node is in the domain, so only a miss needs the suffix test.
     // Names outside the domain are refused (after the cookie and ECS
     // checks, as on the general path): floods of random names stay cheap.
-    let (in_domain, is_wildcard) = match name {
-        QName::Lower(lower) if node.is_none() => {
-            let in_domain = fast.is_in_domain(lower);
-            let is_wildcard = in_domain && fast.has_wildcards();
-            if is_wildcard && !fast.has_delegations() {
-                // A wildcard answers exactly as its own name would, under
-                // the query's name: the encoded owner is a pointer to the
-                // question.
-                node = fast.wildcard_for(lower);
-            }
-            (in_domain, is_wildcard)
-        }
-        _ => (true, false),
-    };
+    let in_domain = node.is_some() || fast.is_in_domain(raw);
+    let is_wildcard = node.is_none() && in_domain && fast.has_wildcards();
+    if is_wildcard && !fast.has_delegations() {
+        // A wildcard answers exactly as its own name would, under the
+        // query's name: the encoded owner is a pointer to the question.
+        node = fast.wildcard_for(lower?);
+    }
     // Cookies are bound to the packet's source, not to the ECS subnet.
     let cookie = match question.edns.and_then(|e| e.cookie) {
         None => CookieCheck::Absent,

@@ -24,14 +24,19 @@ pub struct NameIndex<V> {
 #[derive(Debug)]
 struct Entry<V> {
     hash: u64,
+    key: Key,
+    value: V,
+}
+
+/// A lower-case wire name, made ready to be compared with names in any
+/// letter case.
+#[derive(Debug)]
+pub struct Key {
     len: usize,
     /// The key as the words `words` reads, each with the bits a query's
     /// word may differ in: the 0x20 bit of each letter (lower-case in the
     /// key, so the query's may be either case) and nothing else.
     words: Box<[(u64, u64)]>,
-    #[cfg(test)]
-    key: Box<[u8]>,
-    value: V,
 }
 
 const EMPTY: u32 = u32::MAX;
@@ -89,9 +94,10 @@ fn hash(name: &[u8]) -> u64 {
     h
 }
 
-impl<V> Entry<V> {
-    fn new(key: Box<[u8]>, value: V) -> Entry<V> {
-        let letters: Vec<u8> = key
+impl Key {
+    /// `lower` must be lower-case.
+    pub fn new(lower: &[u8]) -> Key {
+        let letters: Vec<u8> = lower
             .iter()
             .map(|b| if b.is_ascii_lowercase() { 0x20 } else { 0 })
             .collect();
@@ -102,23 +108,19 @@ impl<V> Entry<V> {
         });
         let mut masks = masks.into_iter();
         let mut pairs = Vec::new();
-        words(&key, |w| {
+        words(lower, |w| {
             pairs.push((w, masks.next().unwrap_or(0)));
             true
         });
-        Entry {
-            hash: hash(&key),
-            len: key.len(),
+        Key {
+            len: lower.len(),
             words: pairs.into_boxed_slice(),
-            #[cfg(test)]
-            key: key.clone(),
-            value,
         }
     }
 
     /// Whether `name` is this key in some letter case.
     #[inline]
-    fn matches(&self, name: &[u8]) -> bool {
+    pub fn matches(&self, name: &[u8]) -> bool {
         if name.len() != self.len {
             return false;
         }
@@ -128,6 +130,10 @@ impl<V> Entry<V> {
                 .next()
                 .is_some_and(|&(word, case)| (w ^ word) & !case == 0)
         })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
     }
 }
 
@@ -139,7 +145,11 @@ impl<V> NameIndex<V> {
         let mut slots = vec![EMPTY; size].into_boxed_slice();
         let entries: Vec<Entry<V>> = entries
             .into_iter()
-            .map(|(key, value)| Entry::new(key, value))
+            .map(|(key, value)| Entry {
+                hash: hash(&key),
+                key: Key::new(&key),
+                value,
+            })
             .collect();
         for (i, entry) in entries.iter().enumerate() {
             let mut at = entry.hash as usize & (size - 1);
@@ -163,7 +173,7 @@ impl<V> NameIndex<V> {
                 return None;
             }
             let entry = &self.entries[slot as usize];
-            if entry.hash == h && entry.matches(name) {
+            if entry.hash == h && entry.key.matches(name) {
                 return Some(&entry.value);
             }
             at = (at + 1) & mask;
@@ -207,7 +217,6 @@ mod tests {
                 .collect(),
         );
         assert_eq!(index.entries.len(), names.len());
-        assert!(index.entries.iter().all(|e| e.key.len() == e.len));
         for (i, name) in names.iter().enumerate() {
             assert_eq!(index.get(&wire(name)), Some(&i), "{name}");
             assert_eq!(index.get(&wire(&name.to_ascii_uppercase())), Some(&i));
