@@ -443,7 +443,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
         // One snapshot for the whole batch: a swap lands between batches.
         let snapshot = snapshots.load();
         let mut answerer = Answerer {
-            snapshot: &snapshot,
+            snapshot,
             metrics,
             memo: &mut memo,
             limiter: Some(&mut limiter),
