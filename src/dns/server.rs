@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -295,9 +295,10 @@ enum Gate {
 }
 
 /// Response rate limiting, UDP only (`limiter` is the calling thread's
-/// own); a query with a valid server cookie has a real source and passes.
+/// own, with the time its batch arrived); a query with a valid server
+/// cookie has a real source and passes.
 fn gate(
-    limiter: Option<&mut RateLimiter>,
+    limiter: Option<(&mut RateLimiter, Instant)>,
     snapshot: &Snapshot,
     metrics: &Metrics,
     source: IpAddr,
@@ -305,13 +306,13 @@ fn gate(
     request: &[u8],
     wire: &[u8],
 ) -> Gate {
-    let (Some(limiter), Some(settings)) = (limiter, &snapshot.config.server.rrl) else {
+    let (Some((limiter, now)), Some(settings)) = (limiter, &snapshot.config.server.rrl) else {
         return Gate::Send;
     };
     if has_valid_cookie {
         return Gate::Send;
     }
-    match limiter.check(settings, source, std::time::Instant::now()) {
+    match limiter.check(settings, source, now) {
         Verdict::Send => Gate::Send,
         Verdict::Slip => {
             metrics.dns.rate_limited(true);
@@ -346,7 +347,9 @@ struct Answerer<'a, 's> {
     snapshot: &'s Snapshot,
     metrics: &'a Metrics,
     memo: &'a mut DecisionMemo,
-    limiter: Option<&'a mut RateLimiter>,
+    /// With the time the batch arrived: one clock read per batch, not
+    /// per query (a batch is answered within microseconds).
+    limiter: Option<(&'a mut RateLimiter, Instant)>,
     tally: &'a mut ReplyTally,
 }
 
@@ -384,7 +387,7 @@ impl Answerer<'_, '_> {
                 (reply.facts, service, reply.has_valid_cookie, false)
             }
         };
-        let limiter = self.limiter.as_deref_mut();
+        let limiter = self.limiter.as_mut().map(|(l, now)| (&mut **l, *now));
         match gate(
             limiter,
             snapshot,
@@ -446,7 +449,13 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
             snapshot,
             metrics,
             memo: &mut memo,
-            limiter: Some(&mut limiter),
+            // The clock is read only when rate limiting is on.
+            limiter: snapshot
+                .config
+                .server
+                .rrl
+                .is_some()
+                .then(|| (&mut limiter, Instant::now())),
             tally: &mut tally,
         };
         for i in 0..received {
