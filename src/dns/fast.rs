@@ -136,6 +136,7 @@ fn is_data_type(qtype: u16) -> bool {
 
 /// An OPT record at `at` that ends the packet: version 0, no extended
 /// rcode, and no option but one well-formed ECS and one COOKIE.
+#[inline(always)]
 fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
     // The fixed part in one bounds check: name (root), type, payload,
     // extended rcode, version, flags, rdlength.
