@@ -90,19 +90,32 @@ pub struct DnsCounters {
 
 /// The counter slots a reply falls in: transport, query type, rcode.
 fn buckets(transport: Transport, facts: &ReplyFacts) -> (usize, usize, usize) {
+    // The commonest first, without the search (their places are checked
+    // at compile time below).
     let q = match facts.qtype {
+        Some(RecordType::A) => 0,
+        Some(RecordType::AAAA) => 1,
         None => QTYPE_NONE,
         Some(qt) => QTYPES
             .iter()
             .position(|(t, _)| *t == qt)
             .unwrap_or(QTYPE_OTHER),
     };
-    let r = RCODES
-        .iter()
-        .position(|(c, _)| *c == facts.rcode)
-        .unwrap_or(RCODE_OTHER);
+    let r = match facts.rcode {
+        ResponseCode::NoError => 0,
+        rcode => RCODES
+            .iter()
+            .position(|(c, _)| *c == rcode)
+            .unwrap_or(RCODE_OTHER),
+    };
     (transport as usize, q, r)
 }
+const _: () = assert!(
+    matches!(QTYPES[0].0, RecordType::A)
+        && matches!(QTYPES[1].0, RecordType::AAAA)
+        && matches!(RCODES[0].0, ResponseCode::NoError),
+    "buckets() names these places"
+);
 
 impl DnsCounters {
     #[inline]
@@ -142,13 +155,18 @@ const TALLY_ANSWERS: usize = 16;
 /// shared counters once per batch. Every UDP thread adding to the same
 /// atomics per query would bounce their cache lines between cores on each
 /// reply; per batch, that cost is shared by up to a batch of replies.
+/// A flush leaves it empty, so a thread keeps one for its whole run (the
+/// answer counters are named by index, resolved against the snapshot
+/// the batch was answered from) rather than clearing a new one per batch.
 #[derive(Debug)]
-pub struct ReplyTally<'s> {
+pub struct ReplyTally {
     /// Per slot (see [`DnsCounters::slot`]), with a bit per slot touched.
     counts: [u64; TALLY_SLOTS],
     touched: u64,
-    /// Answer counters (per service and zone) of this batch's snapshot.
-    answers: [Option<(&'s AtomicU64, u64)>; TALLY_ANSWERS],
+    /// Answer counters by (service, endpoint) with their counts; the
+    /// first `answers_len` are in use.
+    answers: [(u32, u32, u64); TALLY_ANSWERS],
+    answers_len: usize,
 }
 
 /// Tally slots: queries by transport and type, responses by rcode,
@@ -172,17 +190,18 @@ impl DnsCounters {
     }
 }
 
-impl Default for ReplyTally<'_> {
+impl Default for ReplyTally {
     fn default() -> Self {
         ReplyTally {
             counts: [0; TALLY_SLOTS],
             touched: 0,
-            answers: [None; TALLY_ANSWERS],
+            answers: [(0, 0, 0); TALLY_ANSWERS],
+            answers_len: 0,
         }
     }
 }
 
-impl<'s> ReplyTally<'s> {
+impl ReplyTally {
     #[inline]
     fn bump(&mut self, slot: usize) {
         self.counts[slot] += 1;
@@ -204,27 +223,32 @@ impl<'s> ReplyTally<'s> {
         self.bump(SLOT_FAST_PATH);
     }
 
-    /// One more answer naming the endpoint `counter` counts.
+    /// One more answer naming `endpoint` of `service`, whose counter is
+    /// `counters[service][endpoint]` (nothing is counted for one that is
+    /// not there).
     #[inline]
-    pub fn answer(&mut self, counter: &'s AtomicU64) {
-        for slot in &mut self.answers {
-            match slot {
-                Some((c, n)) if std::ptr::eq(*c, counter) => {
-                    *n += 1;
-                    return;
-                }
-                Some(_) => {}
-                None => {
-                    *slot = Some((counter, 1));
-                    return;
-                }
+    pub fn answer(&mut self, service: usize, endpoint: usize, counters: &[Vec<Arc<AtomicU64>>]) {
+        let key = (service as u32, endpoint as u32);
+        for slot in &mut self.answers[..self.answers_len] {
+            if (slot.0, slot.1) == key {
+                slot.2 += 1;
+                return;
             }
         }
-        counter.fetch_add(1, Relaxed);
+        let Some(counter) = counters.get(service).and_then(|s| s.get(endpoint)) else {
+            return;
+        };
+        if self.answers_len < TALLY_ANSWERS {
+            self.answers[self.answers_len] = (key.0, key.1, 1);
+            self.answers_len += 1;
+        } else {
+            counter.fetch_add(1, Relaxed);
+        }
     }
 
-    /// Adds the batch to the shared counters and starts over.
-    pub fn flush(&mut self, counters: &DnsCounters) {
+    /// Adds the batch to the shared counters and starts over; `answers`
+    /// are the counters of the snapshot the batch was answered from.
+    pub fn flush(&mut self, counters: &DnsCounters, answers: &[Vec<Arc<AtomicU64>>]) {
         let mut touched = std::mem::take(&mut self.touched);
         while touched != 0 {
             let i = touched.trailing_zeros() as usize;
@@ -233,12 +257,15 @@ impl<'s> ReplyTally<'s> {
                 .slot(i)
                 .fetch_add(std::mem::take(&mut self.counts[i]), Relaxed);
         }
-        for slot in &mut self.answers {
-            let Some((counter, n)) = slot.take() else {
-                break;
-            };
-            counter.fetch_add(n, Relaxed);
+        for &(service, endpoint, n) in &self.answers[..self.answers_len] {
+            let counter = answers
+                .get(service as usize)
+                .and_then(|s| s.get(endpoint as usize));
+            if let Some(counter) = counter {
+                counter.fetch_add(n, Relaxed);
+            }
         }
+        self.answers_len = 0;
     }
 }
 
@@ -712,6 +739,7 @@ mod tests {
         let counters: Vec<Arc<AtomicU64>> = (0..TALLY_ANSWERS + 5)
             .map(|i| batched.answer_counter("www", &format!("zone{i}")))
             .collect();
+        let answers = vec![counters.clone()];
         let mut tally = ReplyTally::default();
         for i in 0..200usize {
             let facts = ReplyFacts {
@@ -725,12 +753,15 @@ mod tests {
                 .answer_counter("www", &format!("zone{}", i % counters.len()))
                 .fetch_add(1, Relaxed);
             tally.reply(transport, &facts);
-            tally.answer(&counters[i % counters.len()]);
+            tally.answer(0, i % counters.len(), &answers);
+            // Out of range: counted nowhere, on either side.
+            tally.answer(1, 0, &answers);
+            tally.answer(0, counters.len(), &answers);
             if i % 50 == 49 {
-                tally.flush(&batched.dns);
+                tally.flush(&batched.dns, &answers);
             }
         }
-        tally.flush(&batched.dns);
+        tally.flush(&batched.dns, &answers);
         assert_eq!(direct.render(), batched.render());
     }
 

@@ -209,6 +209,15 @@ impl SnapshotStore {
         self.current.load()
     }
 
+    /// A reader's own handle on the current snapshot that revalidates
+    /// with one atomic load (the cost of [`SnapshotStore::load`] is
+    /// several times that). It keeps the snapshot it last saw alive until
+    /// its next `load`, so a holder must call `load` again (or drop it)
+    /// before long even when idle, or a replaced snapshot stays in memory.
+    pub fn cache(&self) -> arc_swap::Cache<&ArcSwap<Snapshot>, Arc<Snapshot>> {
+        arc_swap::Cache::new(&self.current)
+    }
+
     /// The snapshot as an owned handle, for readers that outlive a query.
     pub fn load_full(&self) -> Arc<Snapshot> {
         self.current.load_full()

@@ -17,11 +17,10 @@
 //! This module reads the domain table and the config and nothing above
 //! them: the snapshot imports it, so it must not import the snapshot.
 
-use std::collections::HashMap;
-
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
+use super::names::{Key, NameIndex};
 use super::table::{DomainTable, ServiceRecords};
 use super::wire::{HEADER_LEN, NAME_MAX};
 use crate::config::Config;
@@ -162,10 +161,11 @@ impl FastService {
 /// The snapshot's data in the form the fast path reads.
 #[derive(Debug)]
 pub struct FastTable {
-    /// The apex in lower-case wire form.
-    apex: Box<[u8]>,
-    /// By lower-case wire name; only names at or below the apex.
-    nodes: HashMap<Box<[u8]>, FastNode, foldhash::fast::FixedState>,
+    /// The apex, compared with names in any letter case.
+    apex: Key,
+    /// By lower-case wire name (found in any case); only names at or
+    /// below the apex.
+    nodes: NameIndex<FastNode>,
     /// With delegations, a missing name may lie below a cut (a referral,
     /// not NXDOMAIN): the general path decides those.
     has_delegations: bool,
@@ -182,7 +182,7 @@ impl FastTable {
     /// Encodes `table` (the snapshot's domain table, built from `config`),
     /// with each set's RRSIG from `signed` when the domain is signed.
     pub fn build(config: &Config, table: &DomainTable, signed: Option<&SignedDomain>) -> FastTable {
-        let mut nodes = HashMap::with_hasher(foldhash::fast::FixedState::default());
+        let mut nodes = Vec::new();
         let cuts: Vec<Vec<u8>> = table
             .nodes()
             .filter(|(_, node)| node.is_delegation())
@@ -218,11 +218,11 @@ impl FastTable {
                     sets,
                 }
             };
-            nodes.insert(wire.into_boxed_slice(), entry);
+            nodes.push((wire.into_boxed_slice(), entry));
         }
         FastTable {
-            apex: apex.into_boxed_slice(),
-            nodes,
+            apex: Key::new(&apex),
+            nodes: NameIndex::build(nodes),
             has_delegations: !cuts.is_empty(),
             has_wildcards: table.has_wildcards(),
             services: table.services.iter().map(FastService::build).collect(),
@@ -233,21 +233,21 @@ impl FastTable {
 }
 
 impl FastTable {
-    /// The node at a lower-case wire name, if the domain has one there.
-    /// Every node is the apex or below it: finding a name proves it is in
-    /// the domain.
+    /// The node at a wire name (in any letter case), if the domain has
+    /// one there. Every node is the apex or below it: finding a name
+    /// proves it is in the domain.
     #[inline]
-    pub(super) fn node(&self, lower_name: &[u8]) -> Option<&FastNode> {
-        self.nodes.get(lower_name)
+    pub(super) fn node(&self, name: &[u8]) -> Option<&FastNode> {
+        self.nodes.get(name)
     }
 
-    /// Whether a lower-case wire name is the apex or lies below it.
+    /// Whether a wire name (in any letter case) is the apex or lies
+    /// below it.
     #[inline]
-    pub(super) fn is_in_domain(&self, lower_name: &[u8]) -> bool {
-        lower_name
-            .len()
+    pub(super) fn is_in_domain(&self, name: &[u8]) -> bool {
+        name.len()
             .checked_sub(self.apex.len())
-            .is_some_and(|at| lower_name[at..] == *self.apex && is_label_start(lower_name, at))
+            .is_some_and(|at| self.apex.matches(&name[at..]) && is_label_start(name, at))
     }
 
     /// Whether the domain has delegations: then a missing name may lie
@@ -275,7 +275,7 @@ impl FastTable {
         while at < lower_name.len() {
             at += usize::from(lower_name[at]) + 1;
             let suffix = lower_name.get(at..)?;
-            if self.nodes.contains_key(suffix) {
+            if self.nodes.get(suffix).is_some() {
                 // `\x01*` and the encloser: shorter than the name, whose
                 // first label took at least two bytes.
                 let mut source = [0u8; NAME_MAX];

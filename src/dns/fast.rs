@@ -80,9 +80,8 @@ fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
 }
 
-/// Reads the request if it has the common shape, with the question's name
-/// lower-cased into `lower`; `None` otherwise.
-fn parse(request: &[u8], lower: &mut [u8; NAME_MAX]) -> Option<Question> {
+/// Reads the request if it has the common shape; `None` otherwise.
+fn parse(request: &[u8]) -> Option<Question> {
     let header = request.get(..HEADER_LEN)?;
     // A query (QR=0) with opcode QUERY; one question, nothing else but an
     // optional OPT.
@@ -108,11 +107,6 @@ fn parse(request: &[u8], lower: &mut [u8; NAME_MAX]) -> Option<Question> {
         at += len;
     }
     let name_len = at - HEADER_LEN;
-    let name = request.get(HEADER_LEN..at)?;
-    // Length bytes are below 64, so lower-casing the whole name leaves
-    // them alone.
-    lower[..name_len].copy_from_slice(name);
-    lower[..name_len].make_ascii_lowercase();
     let qtype = read_u16(request, at)?;
     if !is_data_type(qtype) || read_u16(request, at + 2)? != CLASS_IN {
         return None;
@@ -141,36 +135,39 @@ fn is_data_type(qtype: u16) -> bool {
 }
 
 /// An OPT record at `at` that ends the packet: version 0, no extended
-/// rcode, and no option but one well-formed ECS.
+/// rcode, and no option but one well-formed ECS and one COOKIE.
+#[inline(always)]
 fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
-    if *request.get(at)? != 0 || read_u16(request, at + 1)? != TYPE_OPT {
-        return None;
-    }
-    let payload = read_u16(request, at + 3)?;
-    let (ext_rcode, version) = (*request.get(at + 5)?, *request.get(at + 6)?);
-    let flags = read_u16(request, at + 7)?;
-    let rdlen = usize::from(read_u16(request, at + 9)?);
-    let options_at = at + 11;
-    if ext_rcode != 0 || version != 0 || request.len() != options_at + rdlen {
+    // The fixed part in one bounds check: name (root), type, payload,
+    // extended rcode, version, flags, rdlength.
+    let opt: &[u8; 11] = request.get(at..at + 11)?.try_into().ok()?;
+    let word = |i: usize| u16::from_be_bytes([opt[i], opt[i + 1]]);
+    let rdlen = usize::from(word(9));
+    if opt[0] != 0
+        || word(1) != TYPE_OPT
+        || opt[5] != 0
+        || opt[6] != 0
+        || request.len() != at + 11 + rdlen
+    {
         return None;
     }
     let (mut ecs, mut cookie) = (None, None);
-    let mut cursor = options_at;
+    let mut cursor = at + 11;
     while cursor < request.len() {
-        let code = read_u16(request, cursor)?;
-        let len = usize::from(read_u16(request, cursor + 2)?);
-        let data_at = cursor + 4;
-        request.get(data_at..data_at + len)?;
+        let head: &[u8; 4] = request.get(cursor..cursor + 4)?.try_into().ok()?;
+        let code = u16::from_be_bytes([head[0], head[1]]);
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        let data = request.get(cursor + 4..cursor + 4 + len)?;
         match code {
-            OPTION_ECS if ecs.is_none() => ecs = Some(parse_ecs(request, data_at, len)?),
-            OPTION_COOKIE if cookie.is_none() => cookie = Some((data_at, len)),
+            OPTION_ECS if ecs.is_none() => ecs = Some(parse_ecs(data, cursor + 4)?),
+            OPTION_COOKIE if cookie.is_none() => cookie = Some((cursor + 4, len)),
             _ => return None,
         }
-        cursor = data_at + len;
+        cursor += 4 + len;
     }
     Some(QueryEdns {
-        payload,
-        dnssec_ok: flags & 0x8000 != 0,
+        payload: word(3),
+        dnssec_ok: opt[7] & 0x80 != 0,
         ecs,
         cookie,
     })
@@ -178,18 +175,17 @@ fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
 
 /// ECS per RFC 7871 7.1.1, written as the general path would accept it;
 /// anything questionable goes to the general path, which answers FORMERR
-/// where that is due.
-fn parse_ecs(request: &[u8], at: usize, len: usize) -> Option<QueryEcs> {
-    let family = read_u16(request, at)?;
-    let source_prefix = *request.get(at + 2)?;
-    let scope = *request.get(at + 3)?;
+/// where that is due. `data` is the option's payload, found at `at`.
+fn parse_ecs(data: &[u8], at: usize) -> Option<QueryEcs> {
+    let (head, bytes) = data.split_first_chunk::<4>()?;
+    let family = u16::from_be_bytes([head[0], head[1]]);
+    let (source_prefix, scope) = (head[2], head[3]);
     let max = wire::ecs_family_bits(family)?;
     let addr_len = wire::ecs_address_len(source_prefix);
     // Checked before the address is copied: it must fit the family.
-    if source_prefix > max || len != 4 + addr_len {
+    if source_prefix > max || bytes.len() != addr_len {
         return None;
     }
-    let bytes = request.get(at + 4..at + 4 + addr_len)?;
     let addr = if family == 1 {
         let mut octets = [0u8; 4];
         octets[..addr_len].copy_from_slice(bytes);
@@ -230,8 +226,7 @@ pub fn answer<'m>(
     memo: &'m mut DecisionMemo,
     out: &mut Vec<u8>,
 ) -> Option<FastReply<'m>> {
-    let mut lower = [0u8; NAME_MAX];
-    let question = parse(request, &mut lower)?;
+    let question = parse(request)?;
     let signed = snapshot
         .signed
         .as_ref()
@@ -245,9 +240,25 @@ pub fn answer<'m>(
         // DNSSEC's own types are the general path's.
         return None;
     }
-    let name = &lower[..question.name_len];
-    let mut plan = plan(&question, name, request, source, snapshot, memo)?;
+    // The node is found with the name as written, and the domain test
+    // ignores case too; the lower-cased copy is made only for what needs
+    // it: a wildcard search or a signed answer's proofs.
+    let raw = &request[HEADER_LEN..HEADER_LEN + question.name_len];
+    let node = snapshot.fast.node(raw);
+    let mut buffer;
+    let lower = if signed.is_some() || (node.is_none() && snapshot.fast.has_wildcards()) {
+        // Length bytes are below 64, so lower-casing the whole name
+        // leaves them alone.
+        buffer = [0u8; NAME_MAX];
+        buffer[..raw.len()].copy_from_slice(raw);
+        buffer[..raw.len()].make_ascii_lowercase();
+        Some(&buffer[..raw.len()])
+    } else {
+        None
+    };
+    let mut plan = plan(&question, node, raw, lower, request, source, snapshot, memo)?;
     if let Some(signed) = signed {
+        let name = lower.expect("lower-cased when signed");
         plan.denial = denial(&plan, name, question.qtype, snapshot, signed)?;
         plan.signed = Some(signed);
     }
@@ -365,27 +376,30 @@ fn denial(
     }
 }
 
-/// Decides the reply to a parsed query whose name, lower-cased, is
-/// `name`; `None` declines it.
+/// Decides the reply to a parsed query whose name is `raw` as written
+/// and `lower` lower-cased (made when the domain has wildcards), and
+/// whose node is `node`; `None` declines it.
+#[allow(clippy::too_many_arguments)]
 fn plan<'s, 'm>(
     question: &Question,
-    name: &[u8],
+    mut node: Option<&'s FastNode>,
+    raw: &[u8],
+    lower: Option<&[u8]>,
     request: &[u8],
     source: IpAddr,
     snapshot: &'s Snapshot,
     memo: &'m mut DecisionMemo,
 ) -> Option<Plan<'s, 'm>> {
     let fast = &snapshot.fast;
-    let mut node = fast.node(name);
     // Every node is in the domain, so only a miss needs the suffix test.
     // Names outside the domain are refused (after the cookie and ECS
     // checks, as on the general path): floods of random names stay cheap.
-    let in_domain = node.is_some() || fast.is_in_domain(name);
+    let in_domain = node.is_some() || fast.is_in_domain(raw);
     let is_wildcard = node.is_none() && in_domain && fast.has_wildcards();
     if is_wildcard && !fast.has_delegations() {
         // A wildcard answers exactly as its own name would, under the
         // query's name: the encoded owner is a pointer to the question.
-        node = fast.wildcard_for(name);
+        node = fast.wildcard_for(lower?);
     }
     // Cookies are bound to the packet's source, not to the ECS subnet.
     let cookie = match question.edns.and_then(|e| e.cookie) {
@@ -452,11 +466,15 @@ fn write(
 ) -> Option<()> {
     let fast = &snapshot.fast;
     out.clear();
-    out.extend_from_slice(&request[..2]);
+    // The header (its counts filled in at the end) and the question in
+    // two copies: every separate push re-checks the buffer's capacity.
+    let mut header = [0u8; HEADER_LEN];
+    header[..4].copy_from_slice(&request[..4]);
     // QR, AA inside the domain, RD copied; CD copied; RA never.
-    out.push(0x80 | if plan.in_domain { 0x04 } else { 0 } | (request[2] & 0x01));
-    out.push((request[3] & 0x10) | wire::rcode_low(plan.rcode));
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    header[2] = 0x80 | if plan.in_domain { 0x04 } else { 0 } | (request[2] & 0x01);
+    header[3] = (request[3] & 0x10) | wire::rcode_low(plan.rcode);
+    header[5] = 1;
+    out.extend_from_slice(&header);
     out.extend_from_slice(&request[HEADER_LEN..question.end]);
     let mut count = 0u16;
     let mut additionals = None;
@@ -561,6 +579,7 @@ fn write(
 
 /// Our OPT: our payload size, version 0, DO copied (RFC 3225), and the
 /// query's ECS echoed with the scope the answer used (RFC 7871 7.2.1).
+/// Laid out on the stack and copied once.
 fn write_opt(
     out: &mut Vec<u8>,
     request: &[u8],
@@ -569,28 +588,31 @@ fn write_opt(
     cookie: Option<[u8; cookie::REPLY_LEN]>,
     payload: u16,
 ) {
-    out.push(0);
-    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-    out.extend_from_slice(&payload.to_be_bytes());
-    out.extend_from_slice(&[0, 0, if edns.dnssec_ok { 0x80 } else { 0 }, 0]);
-    let rdlen_at = out.len();
-    out.extend_from_slice(&[0, 0]);
+    // Fixed part, a cookie, and an ECS with up to 16 address bytes.
+    let mut opt = [0u8; 11 + 4 + cookie::REPLY_LEN + 8 + 16];
+    opt[1..3].copy_from_slice(&TYPE_OPT.to_be_bytes());
+    opt[3..5].copy_from_slice(&payload.to_be_bytes());
+    opt[7] = if edns.dnssec_ok { 0x80 } else { 0 };
+    let mut len = 11;
     if let Some(cookie) = cookie {
-        out.extend_from_slice(&OPTION_COOKIE.to_be_bytes());
-        out.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
-        out.extend_from_slice(&cookie);
+        opt[len..len + 2].copy_from_slice(&OPTION_COOKIE.to_be_bytes());
+        opt[len + 2..len + 4].copy_from_slice(&(cookie.len() as u16).to_be_bytes());
+        opt[len + 4..len + 4 + cookie.len()].copy_from_slice(&cookie);
+        len += 4 + cookie.len();
     }
     if let Some(ecs) = edns.ecs {
-        let len = 4 + ecs.addr_len as u16;
-        out.extend_from_slice(&OPTION_ECS.to_be_bytes());
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&ecs.family.to_be_bytes());
-        out.push(ecs.source_prefix);
-        out.push(wire::echoed_scope(scope, ecs.source_prefix));
-        out.extend_from_slice(&request[ecs.addr_at..ecs.addr_at + ecs.addr_len]);
+        opt[len..len + 2].copy_from_slice(&OPTION_ECS.to_be_bytes());
+        opt[len + 2..len + 4].copy_from_slice(&(4 + ecs.addr_len as u16).to_be_bytes());
+        opt[len + 4..len + 6].copy_from_slice(&ecs.family.to_be_bytes());
+        opt[len + 6] = ecs.source_prefix;
+        opt[len + 7] = wire::echoed_scope(scope, ecs.source_prefix);
+        opt[len + 8..len + 8 + ecs.addr_len]
+            .copy_from_slice(&request[ecs.addr_at..ecs.addr_at + ecs.addr_len]);
+        len += 8 + ecs.addr_len;
     }
-    let rdlen = (out.len() - rdlen_at - 2) as u16;
-    out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    let rdlen = (len - 11) as u16;
+    opt[9..11].copy_from_slice(&rdlen.to_be_bytes());
+    out.extend_from_slice(&opt[..len]);
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! function, and the sockets that carry queries to it.
 //!
 //! - [`table`]: the domain's names and record sets, built per snapshot.
-//! - [`encoded`]: the same, pre-encoded for the fast path, built per snapshot.
+//! - [`encoded`]: the same, pre-encoded for the fast path, built per snapshot
+//!   (its names indexed by `names`, found in any letter case).
 //! - [`wire`]: the rules both answer paths share (sizes, ECS, the routed client).
 //! - [`mod@answer`]: the general path, through hickory-proto's `Message`; the reference.
 //! - [`fast`]: the common query shapes answered from bytes; declines the rest.
@@ -22,6 +23,7 @@ pub mod encoded;
 pub mod fast;
 #[cfg(test)]
 pub(crate) mod fixture;
+mod names;
 pub mod rrl;
 pub mod secure;
 pub mod server;

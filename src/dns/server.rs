@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,6 +50,9 @@ use crate::snapshot::{Snapshot, SnapshotStore};
 const TCP_BUFFER: usize = 16 << 10;
 /// Socket buffers large enough to ride out a burst while a thread is busy.
 const SOCKET_BUFFER: usize = 4 << 20;
+/// How long a UDP thread waits for a datagram before it wakes to drop a
+/// snapshot replaced meanwhile (see `serve_udp`).
+const UDP_IDLE_WAKE: Duration = Duration::from_secs(1);
 
 /// The DNS sockets of one node, bound before the server starts so the
 /// caller (the binary or a test) decides addresses and sees ports.
@@ -123,6 +126,9 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
     batch::report_destinations(&socket)?;
+    // Its thread wakes this often when idle, to let go of a replaced
+    // snapshot (it holds the last one it answered from).
+    socket.set_read_timeout(Some(UDP_IDLE_WAKE))?;
     Ok(socket)
 }
 
@@ -289,9 +295,10 @@ enum Gate {
 }
 
 /// Response rate limiting, UDP only (`limiter` is the calling thread's
-/// own); a query with a valid server cookie has a real source and passes.
+/// own, with the time its batch arrived); a query with a valid server
+/// cookie has a real source and passes.
 fn gate(
-    limiter: Option<&mut RateLimiter>,
+    limiter: Option<(&mut RateLimiter, Instant)>,
     snapshot: &Snapshot,
     metrics: &Metrics,
     source: IpAddr,
@@ -299,13 +306,13 @@ fn gate(
     request: &[u8],
     wire: &[u8],
 ) -> Gate {
-    let (Some(limiter), Some(settings)) = (limiter, &snapshot.config.server.rrl) else {
+    let (Some((limiter, now)), Some(settings)) = (limiter, &snapshot.config.server.rrl) else {
         return Gate::Send;
     };
     if has_valid_cookie {
         return Gate::Send;
     }
-    match limiter.check(settings, source, std::time::Instant::now()) {
+    match limiter.check(settings, source, now) {
         Verdict::Send => Gate::Send,
         Verdict::Slip => {
             metrics.dns.rate_limited(true);
@@ -319,21 +326,17 @@ fn gate(
 }
 
 /// Counts a reply that is being sent, and the endpoints it named.
-fn count<'s>(
-    tally: &mut ReplyTally<'s>,
-    snapshot: &'s Snapshot,
+fn count(
+    tally: &mut ReplyTally,
+    snapshot: &Snapshot,
     transport: Transport,
     facts: &ReplyFacts,
     service: Option<(usize, &[usize])>,
 ) {
     tally.reply(transport, facts);
-    if let Some((service, endpoints)) = service
-        && let Some(counters) = snapshot.answer_counters.get(service)
-    {
-        for e in endpoints {
-            if let Some(counter) = counters.get(*e) {
-                tally.answer(counter);
-            }
+    if let Some((service, endpoints)) = service {
+        for &e in endpoints {
+            tally.answer(service, e, &snapshot.answer_counters);
         }
     }
 }
@@ -344,8 +347,10 @@ struct Answerer<'a, 's> {
     snapshot: &'s Snapshot,
     metrics: &'a Metrics,
     memo: &'a mut DecisionMemo,
-    limiter: Option<&'a mut RateLimiter>,
-    tally: &'a mut ReplyTally<'s>,
+    /// With the time the batch arrived: one clock read per batch, not
+    /// per query (a batch is answered within microseconds).
+    limiter: Option<(&'a mut RateLimiter, Instant)>,
+    tally: &'a mut ReplyTally,
 }
 
 impl Answerer<'_, '_> {
@@ -382,7 +387,7 @@ impl Answerer<'_, '_> {
                 (reply.facts, service, reply.has_valid_cookie, false)
             }
         };
-        let limiter = self.limiter.as_deref_mut();
+        let limiter = self.limiter.as_mut().map(|(l, now)| (&mut **l, *now));
         match gate(
             limiter,
             snapshot,
@@ -411,6 +416,8 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
     let mut limiter = RateLimiter::new();
     let mut memo = DecisionMemo::new();
     let mut batch = batch::Batch::new();
+    let mut tally = ReplyTally::default();
+    let mut snapshots = store.cache();
     while !stop.load(Ordering::Acquire) {
         let received = batch.receive(socket);
         if stop.load(Ordering::Acquire) {
@@ -427,6 +434,8 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
                         | io::ErrorKind::Interrupted
                 ) =>
             {
+                // Idle: let go of a snapshot replaced since the last batch.
+                snapshots.load();
                 continue;
             }
             Err(err) => {
@@ -435,13 +444,18 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
             }
         };
         // One snapshot for the whole batch: a swap lands between batches.
-        let snapshot = store.load();
-        let mut tally = ReplyTally::default();
+        let snapshot = snapshots.load();
         let mut answerer = Answerer {
-            snapshot: &snapshot,
+            snapshot,
             metrics,
             memo: &mut memo,
-            limiter: Some(&mut limiter),
+            // The clock is read only when rate limiting is on.
+            limiter: snapshot
+                .config
+                .server
+                .rrl
+                .is_some()
+                .then(|| (&mut limiter, Instant::now())),
             tally: &mut tally,
         };
         for i in 0..received {
@@ -457,7 +471,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
             }
         }
         batch.send(socket, received);
-        tally.flush(&metrics.dns);
+        tally.flush(&metrics.dns, &snapshot.answer_counters);
     }
 }
 
@@ -580,7 +594,7 @@ fn answer_tcp(query: &[u8], peer: IpAddr, ctx: &TcpContext, reply: &mut Vec<u8>)
         }
         .answer(query, Transport::Tcp, peer, reply)
     });
-    tally.flush(&ctx.metrics.dns);
+    tally.flush(&ctx.metrics.dns, &snapshot.answer_counters);
     answered
 }
 
