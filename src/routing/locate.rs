@@ -128,18 +128,10 @@ mod tests {
 
     /// A one-record City database placing 10.1.0.0/16 in `country`.
     fn one_place(country: &str, latitude: f64, longitude: f64) -> GeoDb {
-        use mmdb_writer::{Value, Writer};
+        use crate::routing::geo::testing::city_record;
+        use mmdb_writer::Writer;
         let mut writer = Writer::new("Test-City");
-        let record = Value::map([
-            ("country", Value::map([("iso_code", Value::from(country))])),
-            (
-                "location",
-                Value::map([
-                    ("latitude", Value::from(latitude)),
-                    ("longitude", Value::from(longitude)),
-                ]),
-            ),
-        ]);
+        let record = city_record(country, latitude, longitude);
         writer
             .insert_value("10.1.0.0/16".parse::<IpNet>().unwrap(), record)
             .unwrap();

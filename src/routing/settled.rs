@@ -115,7 +115,8 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::sync::Arc;
 
-    use mmdb_writer::{Value, Writer};
+    use crate::routing::geo::testing::city_record;
+    use mmdb_writer::Writer;
 
     use super::super::memo::DecisionMemo;
     use super::super::tests::{config, health, router, service};
@@ -134,16 +135,7 @@ mod tests {
             ("11.0.0.0/8", "NL", 52.4, 4.9),
             ("2001:db8::/32", "SG", 1.3, 103.8),
         ] {
-            let record = Value::map([
-                ("country", Value::map([("iso_code", Value::from(country))])),
-                (
-                    "location",
-                    Value::map([
-                        ("latitude", Value::from(latitude)),
-                        ("longitude", Value::from(longitude)),
-                    ]),
-                ),
-            ]);
+            let record = city_record(country, latitude, longitude);
             writer
                 .insert_value(network.parse::<ipnet::IpNet>().unwrap(), record)
                 .unwrap();

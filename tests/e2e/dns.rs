@@ -22,19 +22,6 @@ const SILENCE: Duration = Duration::from_millis(300);
 /// The negative-caching TTL of the example: min(SOA ttl 3600, minimum 60).
 const NEGATIVE_TTL: u32 = 60;
 
-/// The addresses of the A records in a section, sorted.
-fn a_addrs(records: &[Record]) -> Vec<String> {
-    let mut addrs: Vec<String> = records
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.to_string()),
-            _ => None,
-        })
-        .collect();
-    addrs.sort();
-    addrs
-}
-
 /// The service `www` answers with these IPv4 addresses.
 const WWW_V4: [&str; 3] = ["192.0.2.10", "198.51.100.10", "203.0.113.10"];
 

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
 use crate::backend::Backend;
 use crate::harness::*;
@@ -349,14 +349,7 @@ impl Drop for Unbound {
 }
 
 fn addresses(reply: &Message) -> Vec<String> {
-    reply
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.to_string()),
-            _ => None,
-        })
-        .collect()
+    a_addrs(&reply.answers)
 }
 
 #[test]

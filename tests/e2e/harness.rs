@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use meridian::config::Config;
 use meridian::dns::DnsSockets;
 use meridian::{Listeners, run};
@@ -515,6 +515,19 @@ pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(25));
     }
     panic!("{what}: not within {within:?}");
+}
+
+/// The addresses of the A records in a section, sorted.
+pub fn a_addrs(records: &[Record]) -> Vec<String> {
+    let mut addrs: Vec<String> = records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.to_string()),
+            _ => None,
+        })
+        .collect();
+    addrs.sort();
+    addrs
 }
 
 /// A TCP port that health checks of `kind = "tcp"` find open or closed: a

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
 use crate::backend::{Backend, Mode};
@@ -28,14 +28,7 @@ const WITHIN: Duration = Duration::from_secs(10);
 const BYSTANDERS: usize = 2000;
 
 fn a_records(reply: &Message) -> BTreeSet<String> {
-    reply
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.to_string()),
-            _ => None,
-        })
-        .collect()
+    a_addrs(&reply.answers).into_iter().collect()
 }
 
 fn answer(node: &Node) -> BTreeSet<String> {

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
 use crate::backend::{Backend, Mode};
@@ -45,13 +45,8 @@ fn tcp_endpoint(zone: &str, ips: &[&str], port: u16, extra: &str) -> String {
 }
 
 fn answer(node: &Node) -> BTreeSet<String> {
-    node.udp(&query("www.gslb.test.", RecordType::A))
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.to_string()),
-            _ => None,
-        })
+    a_addrs(&node.udp(&query("www.gslb.test.", RecordType::A)).answers)
+        .into_iter()
         .collect()
 }
 

@@ -67,17 +67,7 @@ fn txt(node: &Node, name: &str) -> (ResponseCode, Vec<String>) {
 }
 
 fn addresses(node: &Node) -> Vec<String> {
-    let mut out: Vec<String> = node
-        .udp(&query("www.gslb.test.", RecordType::A))
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.to_string()),
-            _ => None,
-        })
-        .collect();
-    out.sort();
-    out
+    a_addrs(&node.udp(&query("www.gslb.test.", RecordType::A)).answers)
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {

@@ -124,16 +124,7 @@ fn reloading_ten_thousand_services_under_queries_fails_none() {
 /// The A records `name` answers with, sorted.
 fn a_records(node: &Node, name: &str) -> (ResponseCode, Vec<String>) {
     let reply = node.udp(&query(name, RecordType::A));
-    let mut out: Vec<String> = reply
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.to_string()),
-            _ => None,
-        })
-        .collect();
-    out.sort();
-    (reply.response_code, out)
+    (reply.response_code, a_addrs(&reply.answers))
 }
 
 /// A reload reuses the services whose text it read before; one changed,

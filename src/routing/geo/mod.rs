@@ -62,6 +62,26 @@ mod location;
 mod tests;
 mod tree;
 
+/// GeoIP data for tests, as `mmdb_writer` builds it.
+#[cfg(test)]
+pub mod testing {
+    use mmdb_writer::Value;
+
+    /// A City-layout record: a country and a location.
+    pub fn city_record(country: &str, latitude: f64, longitude: f64) -> Value {
+        Value::map([
+            ("country", Value::map([("iso_code", Value::from(country))])),
+            (
+                "location",
+                Value::map([
+                    ("latitude", Value::from(latitude)),
+                    ("longitude", Value::from(longitude)),
+                ]),
+            ),
+        ])
+    }
+}
+
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -8,6 +8,7 @@ mod geodata;
 use super::*;
 
 use geodata::{TestLayout, TestPlace, write_mmdb};
+use testing::city_record;
 
 const PLACES: &[TestPlace] = &[
     TestPlace {
@@ -355,16 +356,7 @@ fn lookups_of_odd_records_do_not_panic() {
         .unwrap();
     let wrong_type = Value::map([("location", Value::from("somewhere"))]);
     writer.insert_value(net("10.2.0.0/16"), wrong_type).unwrap();
-    let bad_country = Value::map([
-        ("country", Value::map([("iso_code", Value::from("ZZ"))])),
-        (
-            "location",
-            Value::map([
-                ("latitude", Value::from(1.0)),
-                ("longitude", Value::from(2.0)),
-            ]),
-        ),
-    ]);
+    let bad_country = city_record("ZZ", 1.0, 2.0);
     writer
         .insert_value(net("10.3.0.0/16"), bad_country)
         .unwrap();
@@ -534,7 +526,7 @@ fn records_found_by_the_tree_are_every_record_the_reader_lists() {
 /// mostly inside 10.0.0.0/8, so walks go deep), each one of a few
 /// records, written with `size`-bit records.
 fn random_networks(rng: &mut crate::test_rng::Rng, size: mmdb_writer::RecordSize) -> GeoDb {
-    use mmdb_writer::{Value, Writer};
+    use mmdb_writer::Writer;
     let mut writer = Writer::builder("Meridian-Test-City")
         .record_size(size)
         .build();
@@ -555,16 +547,7 @@ fn random_networks(rng: &mut crate::test_rng::Rng, size: mmdb_writer::RecordSize
             IpNet::V4(Ipv4Net::new(Ipv4Addr::from(bits), len).unwrap())
         };
         let country = ["US", "NL", "JP", "BR"][rng.below(4) as usize];
-        let record = Value::map([
-            ("country", Value::map([("iso_code", Value::from(country))])),
-            (
-                "location",
-                Value::map([
-                    ("latitude", Value::from(rng.below(90) as f64)),
-                    ("longitude", Value::from(rng.below(180) as f64)),
-                ]),
-            ),
-        ]);
+        let record = city_record(country, rng.below(90) as f64, rng.below(180) as f64);
         writer.insert_value(network.trunc(), record).unwrap();
     }
     GeoDb::open_bytes(vec![("random.mmdb".into(), writer.to_bytes().unwrap())]).unwrap()
