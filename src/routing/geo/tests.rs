@@ -464,19 +464,31 @@ fn by_reader(db: &GeoDb, ip: IpAddr) -> (Option<RecordKey>, IpNet) {
     (key, reported_network(&result, query, ip))
 }
 
-#[test]
-fn the_direct_walk_finds_what_the_reader_finds() {
-    let mut rng = crate::test_rng::Rng(0x51a7_e0f1_2b3c_4d5e);
-    let (_dir, generated) = write(TestLayout::City, PLACES);
+/// A database split into an IPv4 and an IPv6 file (10.1.0.0/16 in NL,
+/// 2001:db8::/32 in JP), with the directory that holds them.
+fn family_pair() -> (tempdir::Dir, GeoDb) {
     let dir = tempdir::Dir::new();
     let (v4, v6) = (dir.path().join("v4.mmdb"), dir.path().join("v6.mmdb"));
     write_family_file(&v4, mmdb_writer::IpVersion::V4, "10.1.0.0/16", "NL");
     write_family_file(&v6, mmdb_writer::IpVersion::V6, "2001:db8::/32", "JP");
-    for db in [
-        shipped(),
-        GeoDb::open(&[generated]).unwrap(),
-        GeoDb::open(&[v4, v6]).unwrap(),
-    ] {
+    let db = GeoDb::open(&[v4, v6]).unwrap();
+    (dir, db)
+}
+
+/// The shipped database, a generated City one and a separate IPv4/IPv6
+/// pair: the layouts the tree walk must read as the reader does.
+fn three_layouts() -> ([tempdir::Dir; 2], [GeoDb; 3]) {
+    let (city_dir, generated) = write(TestLayout::City, PLACES);
+    let (pair_dir, pair) = family_pair();
+    let dbs = [shipped(), GeoDb::open(&[generated]).unwrap(), pair];
+    ([city_dir, pair_dir], dbs)
+}
+
+#[test]
+fn the_direct_walk_finds_what_the_reader_finds() {
+    let mut rng = crate::test_rng::Rng(0x51a7_e0f1_2b3c_4d5e);
+    let (_dirs, dbs) = three_layouts();
+    for db in dbs {
         for i in 0..20_000u32 {
             let random = u128::from(rng.next()) << 64 | u128::from(rng.next());
             let ip = match i % 4 {
@@ -495,16 +507,8 @@ fn the_direct_walk_finds_what_the_reader_finds() {
 
 #[test]
 fn records_found_by_the_tree_are_every_record_the_reader_lists() {
-    let (_dir, generated) = write(TestLayout::City, PLACES);
-    let dir = tempdir::Dir::new();
-    let (v4, v6) = (dir.path().join("v4.mmdb"), dir.path().join("v6.mmdb"));
-    write_family_file(&v4, mmdb_writer::IpVersion::V4, "10.1.0.0/16", "NL");
-    write_family_file(&v6, mmdb_writer::IpVersion::V6, "2001:db8::/32", "JP");
-    for db in [
-        shipped(),
-        GeoDb::open(&[generated]).unwrap(),
-        GeoDb::open(&[v4, v6]).unwrap(),
-    ] {
+    let (_dirs, dbs) = three_layouts();
+    for db in dbs {
         let mut listed = std::collections::HashMap::new();
         for (index, file) in db.files.iter().enumerate() {
             for item in file.reader.networks(Default::default()).unwrap() {
@@ -560,11 +564,8 @@ fn the_jump_tables_walk_as_the_tree_does_bit_by_bit() {
     // walk from the root finds, with marks and without, for both walks,
     // every record size, and leaves above and below the table's depth.
     let mut rng = crate::test_rng::Rng(0x7ab1_e5ee_d000_0016);
-    let dir = tempdir::Dir::new();
-    let (v4, v6) = (dir.path().join("v4.mmdb"), dir.path().join("v6.mmdb"));
-    write_family_file(&v4, mmdb_writer::IpVersion::V4, "10.1.0.0/16", "NL");
-    write_family_file(&v6, mmdb_writer::IpVersion::V6, "2001:db8::/32", "JP");
-    let mut dbs = vec![shipped(), GeoDb::open(&[v4, v6]).unwrap()];
+    let (_dir, pair) = family_pair();
+    let mut dbs = vec![shipped(), pair];
     for size in [
         mmdb_writer::RecordSize::Bits24,
         mmdb_writer::RecordSize::Bits28,
