@@ -151,6 +151,26 @@ impl<K: Hash + Eq + Copy> Family<K> {
         std::iter::once(&entry.first).chain(more)
     }
 
+    /// Ranks every row's measurements into `view`, in row order, each
+    /// row keeping its current zone unless another beats it by the margin.
+    fn rank_into(
+        &mut self,
+        view: &mut ViewBuilder,
+        scratch: &mut Vec<(usize, f64)>,
+        margin: f64,
+        margin_ms: f64,
+    ) where
+        K: Into<IpNet>,
+    {
+        for row in 0..self.entries.len() {
+            scratch.clear();
+            scratch.extend(self.measurements(row).map(|m| (m.zone as usize, m.rtt_ms)));
+            let prefix = self.keys[row].into();
+            let current = &mut self.entries[row].current;
+            view.add(prefix, current, scratch, margin, margin_ms);
+        }
+    }
+
     fn len(&self) -> usize {
         self.entries.len() + self.more.values().map(Vec::len).sum::<usize>()
     }
@@ -239,28 +259,10 @@ impl LatencyTable {
         view.prefixes
             .reserve_exact(self.v4.entries.len() + self.v6.entries.len());
         let mut scratch = Vec::new();
-        for row in 0..self.v4.entries.len() {
-            let prefix = IpNet::V4(self.v4.keys[row]);
-            scratch.clear();
-            scratch.extend(
-                self.v4
-                    .measurements(row)
-                    .map(|m| (m.zone as usize, m.rtt_ms)),
-            );
-            let current = &mut self.v4.entries[row].current;
-            view.add(prefix, current, &mut scratch, margin, margin_ms);
-        }
-        for row in 0..self.v6.entries.len() {
-            let prefix = IpNet::V6(self.v6.keys[row]);
-            scratch.clear();
-            scratch.extend(
-                self.v6
-                    .measurements(row)
-                    .map(|m| (m.zone as usize, m.rtt_ms)),
-            );
-            let current = &mut self.v6.entries[row].current;
-            view.add(prefix, current, &mut scratch, margin, margin_ms);
-        }
+        self.v4
+            .rank_into(&mut view, &mut scratch, margin, margin_ms);
+        self.v6
+            .rank_into(&mut view, &mut scratch, margin, margin_ms);
         view.finish()
     }
 
