@@ -63,14 +63,19 @@ pub fn initial_board(config: &Config, now: SystemTime) -> HealthBoard {
     let board = HealthBoard::new();
     for key in address_keys(config) {
         let check = &config.services[key.service].endpoints[key.endpoint].check;
-        let health = if check.kind == CheckKind::None {
-            AddressHealth::always_up(now)
-        } else {
-            AddressHealth::new(now)
-        };
-        board.insert(key, health);
+        board.insert(key, initial_health(check.kind, now));
     }
     board
+}
+
+/// The record an address starts with: unknown, or up for good when its
+/// check is `none`.
+pub fn initial_health(kind: CheckKind, now: SystemTime) -> AddressHealth {
+    if kind == CheckKind::None {
+        AddressHealth::always_up(now)
+    } else {
+        AddressHealth::new(now)
+    }
 }
 
 /// The observed state every address starts with: unknown, or up for

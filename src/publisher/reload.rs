@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::{CheckKind, Config};
-use crate::health::AddressKey;
 use crate::health::drains::{Drains, DrainsError, service_key};
 use crate::health::state::AddressHealth;
+use crate::health::{AddressKey, initial_health};
 use crate::routing::geo::{GeoDb, GeoError};
 
 /// Why a reload was rejected; the previous config keeps serving.
@@ -123,12 +123,11 @@ pub fn carry_over(
     }
     let mut out = Vec::with_capacity(crate::health::address_keys(next).count());
     for (s, service) in next.services.iter().enumerate() {
-        let kept = if old.is_empty() {
+        let mut kept = if old.is_empty() {
             None
         } else {
             old.get_mut(&service_key(&service.name))
         };
-        let mut kept = kept;
         for (e, endpoint) in service.endpoints.iter().enumerate() {
             let zone = next.zones[endpoint.zone].name.as_str();
             for (a, address) in endpoint.addresses.iter().enumerate() {
@@ -137,13 +136,11 @@ pub fn carry_over(
                     endpoint: e,
                     address: a,
                 };
-                let health = if endpoint.check.kind == CheckKind::None {
-                    AddressHealth::always_up(now)
-                } else {
-                    kept.as_mut()
-                        .and_then(|k| k.remove(&(zone, *address)))
-                        .unwrap_or_else(|| AddressHealth::new(now))
-                };
+                // An address now checked `none` starts afresh, always up.
+                let carried = (endpoint.check.kind != CheckKind::None)
+                    .then(|| kept.as_mut()?.remove(&(zone, *address)))
+                    .flatten();
+                let health = carried.unwrap_or_else(|| initial_health(endpoint.check.kind, now));
                 out.push((key, health));
             }
         }
