@@ -129,16 +129,14 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
             })
             .collect();
         let missing: Vec<usize> = (0..ranges.len()).filter(|&i| found[i].is_none()).collect();
-        let read = read_entries(
-            text,
-            &ranges,
-            &missing,
+        let around = Around {
             path,
-            &config_dir,
-            &names.apex,
+            config_dir: &config_dir,
+            apex: &names.apex,
             zones,
             domain,
-        );
+        };
+        let read = read_entries(text, &ranges, &missing, &around);
         for (i, entry) in missing.into_iter().zip(read) {
             found[i] = entry;
         }
@@ -214,31 +212,27 @@ fn blank_out(text: &str, ranges: &[Range<usize>]) -> String {
     String::from_utf8(bytes).expect("whole lines replaced by ASCII")
 }
 
+/// What an entry is read and checked within: the file, the apex, the
+/// zones and the domain's defaults.
+struct Around<'a> {
+    path: &'a Path,
+    config_dir: &'a Path,
+    apex: &'a Name,
+    zones: &'a [(Zone, Range<usize>)],
+    domain: Option<&'a Domain>,
+}
+
 /// Reads the entries `which` on their own, spread over the cores when
 /// there are many.
-#[allow(clippy::too_many_arguments)]
 fn read_entries(
     text: &str,
     ranges: &[Range<usize>],
     which: &[usize],
-    path: &Path,
-    config_dir: &Path,
-    apex: &Name,
-    zones: &[(Zone, Range<usize>)],
-    domain: Option<&Domain>,
+    around: &Around<'_>,
 ) -> Vec<Option<Found>> {
     let read = |part: &[usize]| -> Vec<Option<Found>> {
         part.iter()
-            .map(|&i| {
-                read_entry(
-                    &text[ranges[i].clone()],
-                    path,
-                    config_dir,
-                    apex,
-                    zones,
-                    domain,
-                )
-            })
+            .map(|&i| read_entry(&text[ranges[i].clone()], around))
             .collect()
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -262,26 +256,19 @@ fn read_entries(
 
 /// One `[[services]]` entry parsed and checked alone; `None` on any
 /// problem or warning.
-fn read_entry(
-    entry: &str,
-    path: &Path,
-    config_dir: &Path,
-    apex: &Name,
-    zones: &[(Zone, Range<usize>)],
-    domain: Option<&Domain>,
-) -> Option<Found> {
-    let mut problems = Problems::new(path, entry);
+fn read_entry(entry: &str, around: &Around<'_>) -> Option<Found> {
+    let mut problems = Problems::new(around.path, entry);
     let root = DeTable::parse(entry).ok()?;
     let raw = shape::read(entry, root, &mut problems).ok()?;
     if !problems.is_clean() || raw.services.len() != 1 {
         return None;
     }
-    let names = Names::new(apex.clone());
+    let names = Names::new(around.apex.clone());
     let mut services = Checker {
         problems: &mut problems,
-        config_dir: config_dir.to_path_buf(),
+        config_dir: around.config_dir.to_path_buf(),
     }
-    .services(raw.services, &names, zones, domain);
+    .services(raw.services, &names, around.zones, around.domain);
     if !problems.is_clean() {
         return None;
     }
