@@ -13,30 +13,30 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
-
-use crate::dns::wire::Transport;
 
 mod answers;
 mod dns_families;
 mod dnssec;
+mod tally;
 
-const QTYPES: &[(RecordType, &str)] = &[
-    (RecordType::A, "A"),
-    (RecordType::AAAA, "AAAA"),
-    (RecordType::CNAME, "CNAME"),
-    (RecordType::MX, "MX"),
-    (RecordType::TXT, "TXT"),
-    (RecordType::SRV, "SRV"),
-    (RecordType::NS, "NS"),
-    (RecordType::SOA, "SOA"),
-    (RecordType::CAA, "CAA"),
-    (RecordType::PTR, "PTR"),
-    (RecordType::HTTPS, "HTTPS"),
-    (RecordType::ANY, "ANY"),
+pub use tally::ReplyTally;
+
+/// Query types with a series of their own, by code (the names are
+/// checked against hickory's in the tests).
+const QTYPES: &[(u16, &str)] = &[
+    (1, "A"),
+    (28, "AAAA"),
+    (5, "CNAME"),
+    (15, "MX"),
+    (16, "TXT"),
+    (33, "SRV"),
+    (2, "NS"),
+    (6, "SOA"),
+    (257, "CAA"),
+    (12, "PTR"),
+    (65, "HTTPS"),
+    (255, "ANY"),
 ];
-const QTYPE_OTHER: usize = QTYPES.len();
-const QTYPE_NONE: usize = QTYPES.len() + 1;
 
 const RCODES: &[(ResponseCode, &str)] = &[
     (ResponseCode::NoError, "NOERROR"),
@@ -47,7 +47,6 @@ const RCODES: &[(ResponseCode, &str)] = &[
     (ResponseCode::Refused, "REFUSED"),
     (ResponseCode::BADVERS, "BADVERS"),
 ];
-const RCODE_OTHER: usize = RCODES.len();
 
 /// Upper bounds of the probe RTT histogram, in seconds.
 const RTT_BUCKETS: &[f64] = &[
@@ -66,68 +65,28 @@ pub const COMMIT: &str = env!("MERIDIAN_COMMIT");
 /// What the answer path reports about one reply.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplyFacts {
-    pub qtype: Option<RecordType>,
+    /// The question's type code, as asked.
+    pub qtype: Option<u16>,
     pub rcode: ResponseCode,
     pub truncated: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct DnsCounters {
-    /// `[transport][qtype bucket]`
-    queries: [[AtomicU64; QTYPES.len() + 2]; 2],
-    responses: [AtomicU64; RCODES.len() + 1],
-    truncated: AtomicU64,
+    /// Queries by transport and type, responses by rcode, truncated and
+    /// fast-path replies: the UDP threads' own cells and the shared ones
+    /// (see `tally`).
+    cells: Arc<tally::Cells>,
     /// Packets we did not answer (too short, or responses).
     dropped: AtomicU64,
     /// Responses withheld by rate limiting, and those sent truncated.
     rrl_dropped: AtomicU64,
     rrl_slipped: AtomicU64,
-    /// Replies made by the fast path (the rest took the general path).
-    fast_path: AtomicU64,
     /// TCP connections closed on accept: their client held its share.
     tcp_refused: AtomicU64,
 }
 
-/// The counter slots a reply falls in: transport, query type, rcode.
-fn buckets(transport: Transport, facts: &ReplyFacts) -> (usize, usize, usize) {
-    // The commonest first, without the search (their places are checked
-    // at compile time below).
-    let q = match facts.qtype {
-        Some(RecordType::A) => 0,
-        Some(RecordType::AAAA) => 1,
-        None => QTYPE_NONE,
-        Some(qt) => QTYPES
-            .iter()
-            .position(|(t, _)| *t == qt)
-            .unwrap_or(QTYPE_OTHER),
-    };
-    let r = match facts.rcode {
-        ResponseCode::NoError => 0,
-        rcode => RCODES
-            .iter()
-            .position(|(c, _)| *c == rcode)
-            .unwrap_or(RCODE_OTHER),
-    };
-    (transport as usize, q, r)
-}
-const _: () = assert!(
-    matches!(QTYPES[0].0, RecordType::A)
-        && matches!(QTYPES[1].0, RecordType::AAAA)
-        && matches!(RCODES[0].0, ResponseCode::NoError),
-    "buckets() names these places"
-);
-
 impl DnsCounters {
-    #[inline]
-    pub fn reply(&self, transport: Transport, facts: &ReplyFacts) {
-        let (t, q, r) = buckets(transport, facts);
-        self.queries[t][q].fetch_add(1, Relaxed);
-        self.responses[r].fetch_add(1, Relaxed);
-        if facts.truncated {
-            self.truncated.fetch_add(1, Relaxed);
-        }
-    }
-
     pub fn tcp_refused(&self) {
         self.tcp_refused.fetch_add(1, Relaxed);
     }
@@ -144,128 +103,6 @@ impl DnsCounters {
         } else {
             self.rrl_dropped.fetch_add(1, Relaxed);
         }
-    }
-}
-
-/// Slots for distinct answer counters in one [`ReplyTally`]; a batch
-/// naming more endpoints than this adds the rest directly.
-const TALLY_ANSWERS: usize = 16;
-
-/// Counts for a batch of replies, kept by one thread and added to the
-/// shared counters once per batch. Every UDP thread adding to the same
-/// atomics per query would bounce their cache lines between cores on each
-/// reply; per batch, that cost is shared by up to a batch of replies.
-/// A flush leaves it empty, so a thread keeps one for its whole run (the
-/// answer counters are named by index, resolved against the snapshot
-/// the batch was answered from) rather than clearing a new one per batch.
-#[derive(Debug)]
-pub struct ReplyTally {
-    /// Per slot (see [`DnsCounters::slot`]), with a bit per slot touched.
-    counts: [u64; TALLY_SLOTS],
-    touched: u64,
-    /// Answer counters by (service, endpoint) with their counts; the
-    /// first `answers_len` are in use.
-    answers: [(u32, u32, u64); TALLY_ANSWERS],
-    answers_len: usize,
-}
-
-/// Tally slots: queries by transport and type, responses by rcode,
-/// truncated, fast path.
-const QTYPE_SLOTS: usize = QTYPES.len() + 2;
-const SLOT_RESPONSES: usize = 2 * QTYPE_SLOTS;
-const SLOT_TRUNCATED: usize = SLOT_RESPONSES + RCODES.len() + 1;
-const SLOT_FAST_PATH: usize = SLOT_TRUNCATED + 1;
-const TALLY_SLOTS: usize = SLOT_FAST_PATH + 1;
-const _: () = assert!(TALLY_SLOTS <= 64, "one bit per slot in `touched`");
-
-impl DnsCounters {
-    /// The shared counter behind tally slot `i`.
-    fn slot(&self, i: usize) -> &AtomicU64 {
-        match i {
-            i if i < SLOT_RESPONSES => &self.queries[i / QTYPE_SLOTS][i % QTYPE_SLOTS],
-            i if i < SLOT_TRUNCATED => &self.responses[i - SLOT_RESPONSES],
-            SLOT_TRUNCATED => &self.truncated,
-            _ => &self.fast_path,
-        }
-    }
-}
-
-impl Default for ReplyTally {
-    fn default() -> Self {
-        ReplyTally {
-            counts: [0; TALLY_SLOTS],
-            touched: 0,
-            answers: [(0, 0, 0); TALLY_ANSWERS],
-            answers_len: 0,
-        }
-    }
-}
-
-impl ReplyTally {
-    #[inline]
-    fn bump(&mut self, slot: usize) {
-        self.counts[slot] += 1;
-        self.touched |= 1 << slot;
-    }
-
-    #[inline]
-    pub fn reply(&mut self, transport: Transport, facts: &ReplyFacts) {
-        let (t, q, r) = buckets(transport, facts);
-        self.bump(t * QTYPE_SLOTS + q);
-        self.bump(SLOT_RESPONSES + r);
-        if facts.truncated {
-            self.bump(SLOT_TRUNCATED);
-        }
-    }
-
-    #[inline]
-    pub fn fast_path(&mut self) {
-        self.bump(SLOT_FAST_PATH);
-    }
-
-    /// One more answer naming `endpoint` of `service`, whose counter is
-    /// `counters[service][endpoint]` (nothing is counted for one that is
-    /// not there).
-    #[inline]
-    pub fn answer(&mut self, service: usize, endpoint: usize, counters: &[Vec<Arc<AtomicU64>>]) {
-        let key = (service as u32, endpoint as u32);
-        for slot in &mut self.answers[..self.answers_len] {
-            if (slot.0, slot.1) == key {
-                slot.2 += 1;
-                return;
-            }
-        }
-        let Some(counter) = counters.get(service).and_then(|s| s.get(endpoint)) else {
-            return;
-        };
-        if self.answers_len < TALLY_ANSWERS {
-            self.answers[self.answers_len] = (key.0, key.1, 1);
-            self.answers_len += 1;
-        } else {
-            counter.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// Adds the batch to the shared counters and starts over; `answers`
-    /// are the counters of the snapshot the batch was answered from.
-    pub fn flush(&mut self, counters: &DnsCounters, answers: &[Vec<Arc<AtomicU64>>]) {
-        let mut touched = std::mem::take(&mut self.touched);
-        while touched != 0 {
-            let i = touched.trailing_zeros() as usize;
-            touched &= touched - 1;
-            counters
-                .slot(i)
-                .fetch_add(std::mem::take(&mut self.counts[i]), Relaxed);
-        }
-        for &(service, endpoint, n) in &self.answers[..self.answers_len] {
-            let counter = answers
-                .get(service as usize)
-                .and_then(|s| s.get(endpoint as usize));
-            if let Some(counter) = counter {
-                counter.fetch_add(n, Relaxed);
-            }
-        }
-        self.answers_len = 0;
     }
 }
 
@@ -654,8 +491,13 @@ fn labelled_counters<const N: usize>(
 
 /// An unlabelled counter with its help text.
 fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    counter_value(out, name, help, value.load(Relaxed));
+}
+
+/// An unlabelled counter's value, added up by the caller.
+fn counter_value(out: &mut String, name: &str, help: &str, value: u64) {
     header(out, name, "counter", help);
-    let _ = writeln!(out, "{name} {}", value.load(Relaxed));
+    let _ = writeln!(out, "{name} {value}");
 }
 
 pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -682,6 +524,7 @@ pub(crate) fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::wire::Transport;
 
     #[test]
     fn counters_show_up_in_the_text() {
@@ -689,7 +532,7 @@ mod tests {
         m.dns.reply(
             Transport::Udp,
             &ReplyFacts {
-                qtype: Some(RecordType::A),
+                qtype: Some(1),
                 rcode: ResponseCode::NXDomain,
                 truncated: false,
             },
@@ -731,38 +574,6 @@ mod tests {
         );
         assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.005\"} 1"));
         assert!(text.contains("meridian_probe_rtt_seconds_bucket{service=\"www\",zone=\"us-east\",address=\"127.0.0.1\",le=\"0.002\"} 0"));
-    }
-
-    #[test]
-    fn a_tally_adds_what_direct_counting_would() {
-        let (direct, batched) = (Metrics::default(), Metrics::default());
-        let counters: Vec<Arc<AtomicU64>> = (0..TALLY_ANSWERS + 5)
-            .map(|i| batched.answer_counter("www", &format!("zone{i}")))
-            .collect();
-        let answers = vec![counters.clone()];
-        let mut tally = ReplyTally::default();
-        for i in 0..200usize {
-            let facts = ReplyFacts {
-                qtype: Some([RecordType::A, RecordType::AAAA, RecordType::MX][i % 3]),
-                rcode: [ResponseCode::NoError, ResponseCode::NXDomain][i % 2],
-                truncated: i % 7 == 0,
-            };
-            let transport = [Transport::Udp, Transport::Tcp][i % 2];
-            direct.dns.reply(transport, &facts);
-            direct
-                .answer_counter("www", &format!("zone{}", i % counters.len()))
-                .fetch_add(1, Relaxed);
-            tally.reply(transport, &facts);
-            tally.answer(0, i % counters.len(), &answers);
-            // Out of range: counted nowhere, on either side.
-            tally.answer(1, 0, &answers);
-            tally.answer(0, counters.len(), &answers);
-            if i % 50 == 49 {
-                tally.flush(&batched.dns, &answers);
-            }
-        }
-        tally.flush(&batched.dns, &answers);
-        assert_eq!(direct.render(), batched.render());
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub fn answer(
     Some(Reply {
         wire,
         facts: ReplyFacts {
-            qtype: message.queries.first().map(|q| q.query_type()),
+            qtype: message.queries.first().map(|q| u16::from(q.query_type())),
             rcode,
             truncated,
         },
@@ -151,7 +151,7 @@ fn format_error(
             return Reply {
                 wire,
                 facts: ReplyFacts {
-                    qtype: parsed.queries.first().map(|q| q.query_type()),
+                    qtype: parsed.queries.first().map(|q| u16::from(q.query_type())),
                     rcode: ResponseCode::FormErr,
                     truncated,
                 },
@@ -715,7 +715,7 @@ data = [
         assert_eq!(reply.answers[0].ttl, 300, "the domain's TTL");
         assert!(reply.edns.is_none(), "no OPT asked, none given");
         assert_eq!(facts.facts.rcode, ResponseCode::NoError);
-        assert_eq!(facts.facts.qtype, Some(RecordType::A));
+        assert_eq!(facts.facts.qtype, Some(u16::from(RecordType::A)));
         assert!(facts.service.is_none());
     }
 

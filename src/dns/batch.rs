@@ -79,10 +79,6 @@ pub struct Batch {
     recv_iov: [libc::iovec; BATCH],
     /// Reply bytes per slot; capacity is kept across batches.
     replies: Vec<Vec<u8>>,
-    /// Whether slot `i` has a reply to send.
-    answered: [bool; BATCH],
-    /// Slots the last receive filled, whose headers need resetting.
-    filled: usize,
     outgoing: [libc::mmsghdr; BATCH],
     send_iov: [libc::iovec; BATCH],
 }
@@ -102,8 +98,6 @@ impl Batch {
             received,
             recv_iov,
             replies: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
-            answered: [false; BATCH],
-            filled: BATCH,
             outgoing,
             send_iov,
         });
@@ -120,6 +114,13 @@ impl Batch {
             header.msg_iov = iov;
             header.msg_iovlen = 1;
             header.msg_control = control.cast();
+            header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_controllen = CONTROL_LEN as _;
+            // Send header `i` always carries send iovec `i`.
+            let iov: *mut libc::iovec = &mut batch.send_iov[i];
+            let header = &mut batch.outgoing[i].msg_hdr;
+            header.msg_iov = iov;
+            header.msg_iovlen = 1;
         }
         batch
     }
@@ -127,66 +128,42 @@ impl Batch {
     /// Waits for at least one datagram (up to the socket's read timeout)
     /// and takes whatever else is already queued, up to [`BATCH`].
     pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        // The kernel rewrote the address length and flags of the slots it
-        // filled last time; the pointers set in `new` still hold.
-        for received in &mut self.received[..self.filled] {
-            received.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            received.msg_hdr.msg_controllen = CONTROL_LEN as _;
-            received.msg_hdr.msg_flags = 0;
-            received.msg_len = 0;
-        }
-        self.filled = 0;
         // The system call itself, not libc's wrapper: the wrapper makes
         // it a thread cancellation point, bookkeeping that costs as many
         // instructions as a cheap answer's whole write and that nothing
         // here uses (no thread is ever cancelled).
         // SAFETY: every header points at buffers owned by `self` that
-        // outlive the call, with their true lengths.
+        // outlive the call, with their true lengths (restored by
+        // `reply_each` in the slots a receive filled).
         let n = unsafe {
-            libc::syscall(
+            mmsg_syscall(
                 libc::SYS_recvmmsg,
                 socket.as_raw_fd(),
                 self.received.as_mut_ptr(),
-                BATCH as libc::c_uint,
+                BATCH,
                 libc::MSG_WAITFORONE,
-                std::ptr::null_mut::<libc::timespec>(),
             )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        self.filled = n;
-        self.answered[..n].fill(true);
+        }?;
         Ok(n)
     }
 
-    /// Datagram `i`: its bytes, its source (`None` for an address family
-    /// we do not serve) and the buffer its reply goes in.
-    pub fn slot(&mut self, i: usize) -> (&[u8], Option<IpAddr>, &mut Vec<u8>) {
-        let len = (self.received[i].msg_len as usize).min(RECV_MAX);
-        let source = source_ip(&self.sources[i]);
-        (&self.requests[i][..len], source, &mut self.replies[i])
-    }
-
-    /// Datagram `i` gets no reply.
-    pub fn skip(&mut self, i: usize) {
-        self.answered[i] = false;
-    }
-
-    /// Sends the replies of the first `received` slots, each to the
-    /// address its query came from. A reply the kernel refuses is logged
-    /// and skipped; the rest still go.
-    pub fn send(&mut self, socket: &UdpSocket, received: usize) {
+    /// Hands each of the `received` datagrams to `answer` with its source
+    /// and the buffer its reply goes in (it returns false to send nothing;
+    /// a datagram from an address family we do not serve is not offered),
+    /// then sends the replies, each to the address its query came from, in
+    /// one call. A reply the kernel refuses is logged and skipped; the
+    /// rest still go. One pass over the slots: each is made ready for the
+    /// next receive as its reply is queued.
+    pub fn reply_each(
+        &mut self,
+        socket: &UdpSocket,
+        received: usize,
+        mut answer: impl FnMut(&[u8], IpAddr, &mut Vec<u8>) -> bool,
+    ) {
         let mut queued = 0;
-        for i in 0..received {
-            if !self.answered[i] {
-                continue;
-            }
-            self.send_iov[queued] = libc::iovec {
-                iov_base: self.replies[i].as_mut_ptr().cast(),
-                iov_len: self.replies[i].len(),
-            };
+        for i in 0..received.min(BATCH) {
+            let len = (self.received[i].msg_len as usize).min(RECV_MAX);
+            let namelen = self.received[i].msg_hdr.msg_namelen;
             // Only a socket that asked for destinations has a control
             // message; it goes back as the reply's source.
             let controllen = self.received[i].msg_hdr.msg_controllen;
@@ -195,18 +172,31 @@ impl Batch {
                 // messages into this slot's buffer, which the header names.
                 unsafe { source_from_destination(&self.received[i].msg_hdr) };
             }
+            // The kernel rewrote these two lengths; the pointers set in
+            // `new` still hold, and the rest it only writes.
+            let header = &mut self.received[i].msg_hdr;
+            header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_controllen = CONTROL_LEN as _;
+            let Some(source) = source_ip(&self.sources[i]) else {
+                continue;
+            };
+            let reply = &mut self.replies[i];
+            if !answer(&self.requests[i][..len], source, reply) {
+                continue;
+            }
+            self.send_iov[queued] = libc::iovec {
+                iov_base: reply.as_mut_ptr().cast(),
+                iov_len: reply.len(),
+            };
             let header = &mut self.outgoing[queued].msg_hdr;
             header.msg_name = (&mut self.sources[i] as *mut libc::sockaddr_storage).cast();
-            header.msg_namelen = self.received[i].msg_hdr.msg_namelen;
-            header.msg_iov = &mut self.send_iov[queued];
-            header.msg_iovlen = 1;
+            header.msg_namelen = namelen;
             header.msg_control = if controllen > 0 {
                 (&mut self.controls[i] as *mut Control).cast()
             } else {
                 std::ptr::null_mut()
             };
             header.msg_controllen = controllen;
-            header.msg_flags = 0;
             queued += 1;
         }
         let mut sent = 0;
@@ -214,27 +204,92 @@ impl Batch {
             // SAFETY: headers `sent..queued` point at live buffers of `self`.
             // Straight to the kernel, as in `receive`.
             let n = unsafe {
-                libc::syscall(
+                mmsg_syscall(
                     libc::SYS_sendmmsg,
                     socket.as_raw_fd(),
                     self.outgoing[sent..].as_mut_ptr(),
-                    (queued - sent) as libc::c_uint,
-                    0 as libc::c_int,
+                    queued - sent,
+                    0,
                 )
             };
-            if n > 0 {
-                sent += n as usize;
-                continue;
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
+            let err = match n {
+                Ok(n) if n > 0 => {
+                    sent += n;
+                    continue;
+                }
+                Ok(_) => io::Error::other("the kernel took no datagram"),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => err,
+            };
             // The first remaining reply failed (an unreachable source, a
             // full buffer): drop it and carry on with the others.
             tracing::debug!(%err, "udp send failed");
             sent += 1;
         }
+    }
+}
+
+/// `recvmmsg` or `sendmmsg` (no timeout) on `fd` over `len` headers
+/// from `headers`; the count of datagrams, or the error.
+///
+/// On x86-64 this is the `syscall` instruction itself: libc's variadic
+/// `syscall` wrapper shuffles every argument and sets `errno`, about as
+/// many instructions per batch as a static answer's header and question.
+/// Elsewhere it is that wrapper.
+///
+/// # Safety
+///
+/// `headers` must point at `len` headers whose buffers are live and
+/// writable for the call, as the system call requires.
+#[inline(always)]
+unsafe fn mmsg_syscall(
+    nr: libc::c_long,
+    fd: libc::c_int,
+    headers: *mut libc::mmsghdr,
+    len: usize,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ret: isize;
+        // SAFETY: the caller's contract; the kernel clobbers rcx and r11
+        // and nothing else, and the timeout argument (r8) is null.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") nr as isize => ret,
+                in("rdi") fd as isize,
+                in("rsi") headers,
+                in("rdx") len,
+                in("r10") flags as isize,
+                in("r8") 0usize,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        if (-4095..0).contains(&ret) {
+            return Err(io::Error::from_raw_os_error(-ret as i32));
+        }
+        Ok(ret as usize)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // SAFETY: the caller's contract.
+        let ret = unsafe {
+            libc::syscall(
+                nr,
+                fd,
+                headers,
+                len as libc::c_uint,
+                flags,
+                std::ptr::null_mut::<libc::timespec>(),
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ret as usize)
     }
 }
 
@@ -329,18 +384,17 @@ mod tests {
             let n = batch.receive(server).expect("the datagrams sent");
             assert!((1..=BATCH).contains(&n), "{n}");
             let mut slots = Vec::new();
-            for i in 0..n {
-                let (request, source, out) = batch.slot(i);
-                slots.push((request.to_vec(), source));
+            batch.reply_each(server, n, |request, source, out| {
+                slots.push((request.to_vec(), Some(source)));
                 match reply(request) {
                     Some(bytes) => {
                         out.clear();
                         out.extend_from_slice(&bytes);
+                        true
                     }
-                    None => batch.skip(i),
+                    None => false,
                 }
-            }
-            batch.send(server, n);
+            });
             taken += n;
             batches.push(slots);
         }
@@ -517,7 +571,8 @@ mod tests {
         client.send(b"one").unwrap();
         let mut batch = Batch::new();
         serve(&mut batch, &server, 1, |request| Some(reply_to(request)));
-        assert_eq!(batch.received[0].msg_hdr.msg_controllen, 0);
+        assert_eq!(batch.outgoing[0].msg_hdr.msg_controllen, 0);
+        assert!(batch.outgoing[0].msg_hdr.msg_control.is_null());
         assert_eq!(recv(&client), b"re:one");
     }
 

@@ -52,9 +52,8 @@ struct QueryEcs {
     family: u16,
     source_prefix: u8,
     addr: IpAddr,
-    /// Where the address bytes (source prefix rounded up to bytes) are.
-    addr_at: usize,
-    addr_len: usize,
+    /// Address bytes sent: the source prefix rounded up to bytes.
+    addr_len: u8,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +62,7 @@ struct QueryEdns {
     dnssec_ok: bool,
     ecs: Option<QueryEcs>,
     /// Where the COOKIE option's payload is, and its length.
-    cookie: Option<(usize, usize)>,
+    cookie: Option<(u16, u16)>,
 }
 
 /// A query of the shape the fast path answers.
@@ -100,13 +99,16 @@ fn parse(request: &[u8]) -> Option<Question> {
             break;
         }
         // Compression pointers and extended label types are left to the
-        // general path, as are names over 255 bytes.
-        if len > 63 || at + len - HEADER_LEN >= NAME_MAX {
+        // general path, as are names over 255 bytes (below).
+        if len > 63 {
             return None;
         }
         at += len;
     }
     let name_len = at - HEADER_LEN;
+    if name_len > NAME_MAX {
+        return None;
+    }
     let qtype = read_u16(request, at)?;
     if !is_data_type(qtype) || read_u16(request, at + 2)? != CLASS_IN {
         return None;
@@ -159,8 +161,8 @@ fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         let data = request.get(cursor + 4..cursor + 4 + len)?;
         match code {
-            OPTION_ECS if ecs.is_none() => ecs = Some(parse_ecs(data, cursor + 4)?),
-            OPTION_COOKIE if cookie.is_none() => cookie = Some((cursor + 4, len)),
+            OPTION_ECS if ecs.is_none() => ecs = Some(parse_ecs(data)?),
+            OPTION_COOKIE if cookie.is_none() => cookie = Some(((cursor + 4) as u16, len as u16)),
             _ => return None,
         }
         cursor += 4 + len;
@@ -175,32 +177,49 @@ fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
 
 /// ECS per RFC 7871 7.1.1, written as the general path would accept it;
 /// anything questionable goes to the general path, which answers FORMERR
-/// where that is due. `data` is the option's payload, found at `at`.
-fn parse_ecs(data: &[u8], at: usize) -> Option<QueryEcs> {
+/// where that is due. `data` is the option's payload.
+fn parse_ecs(data: &[u8]) -> Option<QueryEcs> {
     let (head, bytes) = data.split_first_chunk::<4>()?;
     let family = u16::from_be_bytes([head[0], head[1]]);
     let (source_prefix, scope) = (head[2], head[3]);
-    let max = wire::ecs_family_bits(family)?;
+    let width = wire::ecs_family_bits(family)?;
     let addr_len = wire::ecs_address_len(source_prefix);
-    // Checked before the address is copied: it must fit the family.
-    if source_prefix > max || bytes.len() != addr_len {
+    // A scope is the server's to set, and the prefix must fit the family
+    // (checked before the address is read); else FORMERR, the general
+    // path's to give.
+    if scope != 0 || source_prefix > width || bytes.len() != addr_len {
         return None;
     }
+    // The address as sent, its bits past the prefix zero (RFC 7871
+    // 7.1.1, as `wire::is_valid_query_ecs` says for the general path).
+    let past_prefix_is_zero = |rest: Option<u128>| rest.is_none_or(|rest| rest == 0);
     let addr = if family == 1 {
-        let mut octets = [0u8; 4];
-        octets[..addr_len].copy_from_slice(bytes);
-        IpAddr::V4(Ipv4Addr::from(octets))
+        let bits = match *bytes {
+            [a, b, c] => u32::from_be_bytes([a, b, c, 0]),
+            [a, b, c, d] => u32::from_be_bytes([a, b, c, d]),
+            [a, b] => u32::from_be_bytes([a, b, 0, 0]),
+            [a] => u32::from_be_bytes([a, 0, 0, 0]),
+            _ => 0,
+        };
+        let rest = bits.checked_shl(u32::from(source_prefix));
+        if !past_prefix_is_zero(rest.map(u128::from)) {
+            return None;
+        }
+        IpAddr::V4(Ipv4Addr::from(bits))
     } else {
         let mut octets = [0u8; 16];
         octets[..addr_len].copy_from_slice(bytes);
-        IpAddr::V6(Ipv6Addr::from(octets))
+        let bits = u128::from_be_bytes(octets);
+        if !past_prefix_is_zero(bits.checked_shl(u32::from(source_prefix))) {
+            return None;
+        }
+        IpAddr::V6(Ipv6Addr::from(bits))
     };
-    wire::is_valid_query_ecs(addr, source_prefix, scope).then_some(QueryEcs {
+    Some(QueryEcs {
         family,
         source_prefix,
         addr,
-        addr_at: at + 4,
-        addr_len,
+        addr_len: addr_len as u8,
     })
 }
 
@@ -230,7 +249,7 @@ pub fn answer<'m>(
     let signed = snapshot
         .signed
         .as_ref()
-        .filter(|_| question.edns.is_some_and(|e| e.dnssec_ok));
+        .filter(|_| question.edns.as_ref().is_some_and(|e| e.dnssec_ok));
     if signed.is_some()
         && matches!(
             RecordType::from(question.qtype),
@@ -265,7 +284,7 @@ pub fn answer<'m>(
     write(&question, &plan, request, transport, source, snapshot, out)?;
     Some(FastReply {
         facts: ReplyFacts {
-            qtype: Some(RecordType::from(question.qtype)),
+            qtype: Some(question.qtype),
             rcode: plan.rcode,
             truncated: false,
         },
@@ -402,10 +421,11 @@ fn plan<'s, 'm>(
         node = fast.wildcard_for(lower?);
     }
     // Cookies are bound to the packet's source, not to the ECS subnet.
-    let cookie = match question.edns.and_then(|e| e.cookie) {
+    let cookie = match question.edns.as_ref().and_then(|e| e.cookie) {
         None => CookieCheck::Absent,
         Some((at, len)) => {
             let secret = cookie::secret(snapshot.config.server.cookie_secret);
+            let (at, len) = (usize::from(at), usize::from(len));
             match cookie::check(&request[at..at + len], source, &secret) {
                 // FORMERR is the general path's to give.
                 CookieCheck::Malformed => return None,
@@ -420,7 +440,7 @@ fn plan<'s, 'm>(
         None => (ResponseCode::NXDomain, Records::Empty),
         Some(FastNode::Answerable { service, sets }) => match (service, question.qtype) {
             (Some(service), TYPE_A | TYPE_AAAA) => {
-                let ecs = question.edns.and_then(|e| e.ecs);
+                let ecs = question.edns.as_ref().and_then(|e| e.ecs.as_ref());
                 let client = wire::routed_client(ecs.map(|e| (e.addr, e.source_prefix)), source);
                 let decision = memo.decide(
                     snapshot.id,
@@ -466,16 +486,9 @@ fn write(
 ) -> Option<()> {
     let fast = &snapshot.fast;
     out.clear();
-    // The header (its counts filled in at the end) and the question in
-    // two copies: every separate push re-checks the buffer's capacity.
-    let mut header = [0u8; HEADER_LEN];
-    header[..4].copy_from_slice(&request[..4]);
-    // QR, AA inside the domain, RD copied; CD copied; RA never.
-    header[2] = 0x80 | if plan.in_domain { 0x04 } else { 0 } | (request[2] & 0x01);
-    header[3] = (request[3] & 0x10) | wire::rcode_low(plan.rcode);
-    header[5] = 1;
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&request[HEADER_LEN..question.end]);
+    // The query's header and question in one copy; the header is written
+    // over it at the end, when its counts are known.
+    out.extend_from_slice(&request[..question.end]);
     let mut count = 0u16;
     let mut additionals = None;
     let mut service_denial = None;
@@ -547,22 +560,30 @@ fn write(
                 authority += 2;
             }
         }
-    } else if let Some(set) = additionals {
+    } else if let Some(set) = additionals
+        && set.count > 0
+    {
         out.extend_from_slice(&set.wire);
         additional = set.count;
     }
-    out[6..8].copy_from_slice(&count.to_be_bytes());
-    out[8..10].copy_from_slice(&authority.to_be_bytes());
     additional += u16::from(question.edns.is_some());
-    out[10..12].copy_from_slice(&additional.to_be_bytes());
-    if let Some(edns) = question.edns {
+    let [an, an_low] = count.to_be_bytes();
+    let [ns, ns_low] = authority.to_be_bytes();
+    let [ar, ar_low] = additional.to_be_bytes();
+    // QR, AA inside the domain, RD copied; CD copied; RA never.
+    let flags = 0x80 | if plan.in_domain { 0x04 } else { 0 } | (request[2] & 0x01);
+    let rcode = (request[3] & 0x10) | wire::rcode_low(plan.rcode);
+    let header = [
+        request[0], request[1], flags, rcode, 0, 1, an, an_low, ns, ns_low, ar, ar_low,
+    ];
+    out[..HEADER_LEN].copy_from_slice(&header);
+    if let Some(edns) = &question.edns {
         let cookie_reply = plan.cookie.client_cookie().map(|client| {
             let secret = cookie::secret(snapshot.config.server.cookie_secret);
             cookie::reply(client, source, &secret)
         });
         write_opt(
             out,
-            request,
             edns,
             plan.scope(),
             cookie_reply,
@@ -571,7 +592,7 @@ fn write(
     }
     let limit = wire::reply_limit(
         transport,
-        question.edns.map(|e| e.payload),
+        question.edns.as_ref().map(|e| e.payload),
         fast.udp_payload_max(),
     );
     (out.len() <= limit).then_some(())
@@ -579,40 +600,59 @@ fn write(
 
 /// Our OPT: our payload size, version 0, DO copied (RFC 3225), and the
 /// query's ECS echoed with the scope the answer used (RFC 7871 7.2.1).
-/// Laid out on the stack and copied once.
+/// Each fixed-size part is one copy the compiler lays out inline.
 fn write_opt(
     out: &mut Vec<u8>,
-    request: &[u8],
-    edns: QueryEdns,
+    edns: &QueryEdns,
     scope: u8,
     cookie: Option<[u8; cookie::REPLY_LEN]>,
     payload: u16,
 ) {
-    // Fixed part, a cookie, and an ECS with up to 16 address bytes.
-    let mut opt = [0u8; 11 + 4 + cookie::REPLY_LEN + 8 + 16];
-    opt[1..3].copy_from_slice(&TYPE_OPT.to_be_bytes());
-    opt[3..5].copy_from_slice(&payload.to_be_bytes());
-    opt[7] = if edns.dnssec_ok { 0x80 } else { 0 };
-    let mut len = 11;
+    let cookie_len = cookie.map_or(0, |c| 4 + c.len());
+    let ecs_len = edns
+        .ecs
+        .as_ref()
+        .map_or(0, |ecs| 8 + usize::from(ecs.addr_len));
+    let [rdlen, rdlen_low] = ((cookie_len + ecs_len) as u16).to_be_bytes();
+    let [size, size_low] = payload.to_be_bytes();
+    let [opt, opt_low] = TYPE_OPT.to_be_bytes();
+    let dnssec_ok = if edns.dnssec_ok { 0x80 } else { 0 };
+    out.extend_from_slice(&[
+        0, opt, opt_low, size, size_low, 0, 0, dnssec_ok, 0, rdlen, rdlen_low,
+    ]);
     if let Some(cookie) = cookie {
-        opt[len..len + 2].copy_from_slice(&OPTION_COOKIE.to_be_bytes());
-        opt[len + 2..len + 4].copy_from_slice(&(cookie.len() as u16).to_be_bytes());
-        opt[len + 4..len + 4 + cookie.len()].copy_from_slice(&cookie);
-        len += 4 + cookie.len();
+        let [code, code_low] = OPTION_COOKIE.to_be_bytes();
+        out.extend_from_slice(&[code, code_low, 0, cookie.len() as u8]);
+        out.extend_from_slice(&cookie);
     }
-    if let Some(ecs) = edns.ecs {
-        opt[len..len + 2].copy_from_slice(&OPTION_ECS.to_be_bytes());
-        opt[len + 2..len + 4].copy_from_slice(&(4 + ecs.addr_len as u16).to_be_bytes());
-        opt[len + 4..len + 6].copy_from_slice(&ecs.family.to_be_bytes());
-        opt[len + 6] = ecs.source_prefix;
-        opt[len + 7] = wire::echoed_scope(scope, ecs.source_prefix);
-        opt[len + 8..len + 8 + ecs.addr_len]
-            .copy_from_slice(&request[ecs.addr_at..ecs.addr_at + ecs.addr_len]);
-        len += 8 + ecs.addr_len;
+    if let Some(ecs) = &edns.ecs {
+        let [code, code_low] = OPTION_ECS.to_be_bytes();
+        let [family, family_low] = ecs.family.to_be_bytes();
+        out.extend_from_slice(&[
+            code,
+            code_low,
+            0,
+            4 + ecs.addr_len,
+            family,
+            family_low,
+            ecs.source_prefix,
+            wire::echoed_scope(scope, ecs.source_prefix),
+        ]);
+        // The address as sent: its bytes past the prefix are zero, so the
+        // parsed address's first bytes are the ones sent. Copied whole
+        // (a fixed-size copy, inline) and cut to length.
+        let cut = match ecs.addr {
+            IpAddr::V4(v4) => {
+                out.extend_from_slice(&v4.octets());
+                4 - usize::from(ecs.addr_len)
+            }
+            IpAddr::V6(v6) => {
+                out.extend_from_slice(&v6.octets());
+                16 - usize::from(ecs.addr_len)
+            }
+        };
+        out.truncate(out.len() - cut);
     }
-    let rdlen = (len - 11) as u16;
-    opt[9..11].copy_from_slice(&rdlen.to_be_bytes());
-    out.extend_from_slice(&opt[..len]);
 }
 
 #[cfg(test)]

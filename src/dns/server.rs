@@ -356,6 +356,7 @@ struct Answerer<'a, 's> {
 impl Answerer<'_, '_> {
     /// Answers one query into `out`, on the fast path when it can and the
     /// general path otherwise, rate limited and counted; false: send nothing.
+    #[inline]
     fn answer(
         &mut self,
         request: &[u8],
@@ -416,7 +417,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
     let mut limiter = RateLimiter::new();
     let mut memo = DecisionMemo::new();
     let mut batch = batch::Batch::new();
-    let mut tally = ReplyTally::default();
+    let mut tally = metrics.dns.thread_tally();
     let mut snapshots = store.cache();
     while !stop.load(Ordering::Acquire) {
         let received = batch.receive(socket);
@@ -458,19 +459,11 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
                 .then(|| (&mut limiter, Instant::now())),
             tally: &mut tally,
         };
-        for i in 0..received {
-            let (request, source, out) = batch.slot(i);
-            let Some(source) = source else {
-                batch.skip(i);
-                continue;
-            };
+        batch.reply_each(socket, received, |request, source, out| {
             #[cfg(test)]
             tests::poison(request);
-            if !answerer.answer(request, Transport::Udp, source, out) {
-                batch.skip(i);
-            }
-        }
-        batch.send(socket, received);
+            answerer.answer(request, Transport::Udp, source, out)
+        });
         tally.flush(&metrics.dns, &snapshot.answer_counters);
     }
 }

@@ -3,11 +3,9 @@
 //! the counters themselves so the counting side stays small.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering::Relaxed;
 
-use super::{
-    DnsCounters, QTYPE_NONE, QTYPE_OTHER, QTYPES, RCODES, counter, header, labelled_counters,
-};
+use super::tally::{QTYPE_SLOTS, SLOT_FAST_PATH, SLOT_RESPONSES, SLOT_TRUNCATED};
+use super::{DnsCounters, QTYPES, RCODES, counter, counter_value, header, labelled_counters};
 use crate::dns::wire::Transport;
 
 impl DnsCounters {
@@ -20,16 +18,12 @@ impl DnsCounters {
             "DNS queries answered, by transport and query type.",
         );
         for (t, name) in [(Transport::Udp, "udp"), (Transport::Tcp, "tcp")] {
-            for (i, c) in self.queries[t as usize].iter().enumerate() {
-                let qtype = match i {
-                    QTYPE_OTHER => "other",
-                    QTYPE_NONE => "none",
-                    _ => QTYPES[i].1,
-                };
+            let names = QTYPES.iter().map(|q| q.1).chain(["other", "none"]);
+            for (i, qtype) in names.enumerate() {
                 let _ = writeln!(
                     out,
                     "meridian_dns_queries_total{{transport=\"{name}\",qtype=\"{qtype}\"}} {}",
-                    c.load(Relaxed)
+                    self.cells.total(t as usize * QTYPE_SLOTS + i)
                 );
             }
         }
@@ -39,25 +33,25 @@ impl DnsCounters {
             "counter",
             "DNS responses sent, by rcode.",
         );
-        for (i, c) in self.responses.iter().enumerate() {
+        for i in 0..=RCODES.len() {
             let rcode = RCODES.get(i).map_or("other", |r| r.1);
             let _ = writeln!(
                 out,
                 "meridian_dns_responses_total{{rcode=\"{rcode}\"}} {}",
-                c.load(Relaxed)
+                self.cells.total(SLOT_RESPONSES + i)
             );
         }
-        counter(
+        counter_value(
             out,
             "meridian_dns_truncated_total",
             "UDP responses sent with TC=1.",
-            &self.truncated,
+            self.cells.total(SLOT_TRUNCATED),
         );
-        counter(
+        counter_value(
             out,
             "meridian_dns_fast_path_total",
             "Replies made by the fast path; the others took the general path.",
-            &self.fast_path,
+            self.cells.total(SLOT_FAST_PATH),
         );
         counter(
             out,

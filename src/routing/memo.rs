@@ -100,6 +100,7 @@ impl Default for Chosen {
 impl std::ops::Deref for Chosen {
     type Target = [usize];
 
+    #[inline]
     fn deref(&self) -> &[usize] {
         match self {
             Chosen::Inline { len, ids } => &ids[..usize::from(*len)],

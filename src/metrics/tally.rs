@@ -1,0 +1,360 @@
+//! Counting replies where they are made, with no shared write per query.
+//!
+//! Every UDP thread adding to the same atomics per reply would bounce their
+//! cache lines between cores on each one, and a read-modify-write is the
+//! dearest instruction an answer has. Instead each UDP thread owns a block
+//! of cells ([`TallyCells`]) that only it writes (a plain load and store,
+//! no locked add), registered with [`DnsCounters`] so `/metrics` adds them
+//! up when it is read: nothing is flushed per batch, and a reply is in the
+//! counters the moment it is counted. A thread that ends folds its cells
+//! into the shared ones, so the registry holds live threads only.
+//!
+//! TCP answers, on whichever runtime thread polls the connection, count
+//! into an unregistered tally of their own that `flush` adds to the shared
+//! cells. Answer counters per (service, endpoint) live in the snapshot and
+//! are few per batch: a tally keeps up to [`TALLY_ANSWERS`] of them and
+//! adds them once per batch.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::op::ResponseCode;
+
+use super::{DnsCounters, QTYPES, RCODES, ReplyFacts};
+use crate::dns::wire::Transport;
+
+/// Query-type slots past the named types: other types, and no question
+/// (the order `dns_families` renders them in).
+const QTYPE_OTHER: usize = QTYPES.len();
+const QTYPE_NONE: usize = QTYPES.len() + 1;
+const RCODE_OTHER: usize = RCODES.len();
+
+/// Slots for distinct answer counters in one [`ReplyTally`]; a batch
+/// naming more endpoints than this adds the rest directly.
+pub(super) const TALLY_ANSWERS: usize = 16;
+
+/// Cell layout: queries by transport and type, responses by rcode,
+/// truncated, fast path.
+pub(super) const QTYPE_SLOTS: usize = QTYPES.len() + 2;
+pub(super) const SLOT_RESPONSES: usize = 2 * QTYPE_SLOTS;
+pub(super) const SLOT_TRUNCATED: usize = SLOT_RESPONSES + RCODES.len() + 1;
+pub(super) const SLOT_FAST_PATH: usize = SLOT_TRUNCATED + 1;
+const TALLY_SLOTS: usize = SLOT_FAST_PATH + 1;
+
+/// One counter per slot of the layout above.
+#[derive(Debug)]
+pub(super) struct TallyCells([AtomicU64; TALLY_SLOTS]);
+
+impl Default for TallyCells {
+    fn default() -> Self {
+        TallyCells(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl TallyCells {
+    /// One more in `slot`, by the cells' only writer.
+    #[inline]
+    fn bump(&self, slot: usize) {
+        let cell = &self.0[slot];
+        cell.store(cell.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Moves every count into `shared`, leaving these at zero.
+    fn drain_into(&self, shared: &TallyCells) {
+        for (cell, total) in self.0.iter().zip(&shared.0) {
+            let n = cell.swap(0, Relaxed);
+            if n > 0 {
+                total.fetch_add(n, Relaxed);
+            }
+        }
+    }
+}
+
+/// The shared cells and the UDP threads' own.
+#[derive(Debug, Default)]
+pub(super) struct Cells {
+    /// Counts added by more than one writer: TCP tallies, direct
+    /// [`DnsCounters::reply`], and the threads that ended.
+    shared: TallyCells,
+    threads: Mutex<Vec<Arc<TallyCells>>>,
+}
+
+impl Cells {
+    /// Slot `slot` summed over the shared cells and every live thread's.
+    pub(super) fn total(&self, slot: usize) -> u64 {
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared.0[slot].load(Relaxed)
+            + threads
+                .iter()
+                .map(|cells| cells.0[slot].load(Relaxed))
+                .sum::<u64>()
+    }
+}
+
+/// The query type's slot: the commonest first, without the search.
+#[inline]
+fn qtype_slot(qtype: Option<u16>) -> usize {
+    match qtype {
+        Some(1) => 0,
+        Some(28) => 1,
+        None => QTYPE_NONE,
+        Some(code) => QTYPES
+            .iter()
+            .position(|&(c, _)| c == code)
+            .unwrap_or(QTYPE_OTHER),
+    }
+}
+
+#[inline]
+fn rcode_slot(rcode: ResponseCode) -> usize {
+    match rcode {
+        ResponseCode::NoError => 0,
+        rcode => RCODES
+            .iter()
+            .position(|(c, _)| *c == rcode)
+            .unwrap_or(RCODE_OTHER),
+    }
+}
+const _: () = assert!(
+    QTYPES[0].0 == 1 && QTYPES[1].0 == 28 && matches!(RCODES[0].0, ResponseCode::NoError),
+    "qtype_slot and rcode_slot name these places"
+);
+
+impl DnsCounters {
+    /// Counts one reply straight into the shared cells (a locked add per
+    /// counter: for callers off the UDP loop's path).
+    pub fn reply(&self, transport: Transport, facts: &ReplyFacts) {
+        let shared = &self.cells.shared.0;
+        shared[transport as usize * QTYPE_SLOTS + qtype_slot(facts.qtype)].fetch_add(1, Relaxed);
+        shared[SLOT_RESPONSES + rcode_slot(facts.rcode)].fetch_add(1, Relaxed);
+        if facts.truncated {
+            shared[SLOT_TRUNCATED].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A tally for one UDP thread, whose counts `/metrics` reads where
+    /// they are; keep it for the thread's whole run.
+    pub fn thread_tally(&self) -> ReplyTally {
+        let cells = Arc::new(TallyCells::default());
+        self.cells
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(cells.clone());
+        ReplyTally::with_cells(cells, Some(self.cells.clone()))
+    }
+}
+
+/// Counts for replies, kept by the thread answering them (see the module
+/// doc). The answer counters are named by index, resolved against the
+/// snapshot the batch was answered from when it is flushed.
+#[derive(Debug)]
+pub struct ReplyTally {
+    cells: Arc<TallyCells>,
+    /// The registry `cells` are in, for a thread's tally; `None` for one
+    /// that `flush` adds to the shared cells.
+    owner: Option<Arc<Cells>>,
+    /// Answer counters by (service, endpoint) with their counts; the
+    /// first `answers_len` are in use.
+    answers: [(u32, u32, u64); TALLY_ANSWERS],
+    answers_len: usize,
+}
+
+impl Default for ReplyTally {
+    /// An unregistered tally: `flush` adds its counts to the shared ones.
+    fn default() -> Self {
+        ReplyTally::with_cells(Arc::new(TallyCells::default()), None)
+    }
+}
+
+impl ReplyTally {
+    fn with_cells(cells: Arc<TallyCells>, owner: Option<Arc<Cells>>) -> ReplyTally {
+        ReplyTally {
+            cells,
+            owner,
+            answers: [(0, 0, 0); TALLY_ANSWERS],
+            answers_len: 0,
+        }
+    }
+
+    #[inline]
+    pub fn reply(&mut self, transport: Transport, facts: &ReplyFacts) {
+        self.cells
+            .bump(transport as usize * QTYPE_SLOTS + qtype_slot(facts.qtype));
+        self.cells.bump(SLOT_RESPONSES + rcode_slot(facts.rcode));
+        if facts.truncated {
+            self.cells.bump(SLOT_TRUNCATED);
+        }
+    }
+
+    #[inline]
+    pub fn fast_path(&mut self) {
+        self.cells.bump(SLOT_FAST_PATH);
+    }
+
+    /// One more answer naming `endpoint` of `service`, whose counter is
+    /// `counters[service][endpoint]` (nothing is counted for one that is
+    /// not there).
+    #[inline]
+    pub fn answer(&mut self, service: usize, endpoint: usize, counters: &[Vec<Arc<AtomicU64>>]) {
+        let key = (service as u32, endpoint as u32);
+        for slot in &mut self.answers[..self.answers_len] {
+            if (slot.0, slot.1) == key {
+                slot.2 += 1;
+                return;
+            }
+        }
+        let Some(counter) = counters.get(service).and_then(|s| s.get(endpoint)) else {
+            return;
+        };
+        if self.answers_len < TALLY_ANSWERS {
+            self.answers[self.answers_len] = (key.0, key.1, 1);
+            self.answers_len += 1;
+        } else {
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Adds the answer counts to `answers`, the counters of the snapshot
+    /// they were answered from, and for an unregistered tally the reply
+    /// counts to the shared cells; starts over.
+    #[inline]
+    pub fn flush(&mut self, counters: &DnsCounters, answers: &[Vec<Arc<AtomicU64>>]) {
+        if self.owner.is_none() {
+            self.cells.drain_into(&counters.cells.shared);
+        }
+        if self.answers_len == 0 {
+            return;
+        }
+        for &(service, endpoint, n) in &self.answers[..self.answers_len] {
+            let counter = answers
+                .get(service as usize)
+                .and_then(|s| s.get(endpoint as usize));
+            if let Some(counter) = counter {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+        self.answers_len = 0;
+    }
+}
+
+impl Drop for ReplyTally {
+    /// A thread's cells leave the registry with their counts folded into
+    /// the shared cells, both under the registry's lock, so a reading in
+    /// between counts them once.
+    fn drop(&mut self) {
+        let Some(owner) = &self.owner else {
+            return;
+        };
+        let mut threads = owner.threads.lock().unwrap_or_else(|e| e.into_inner());
+        self.cells.drain_into(&owner.shared);
+        threads.retain(|cells| !Arc::ptr_eq(cells, &self.cells));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::rr::RecordType;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn query_type_codes_are_the_types_they_are_named_for() {
+        for &(code, name) in QTYPES {
+            let named: RecordType = name.parse().expect("a type hickory knows");
+            assert_eq!(u16::from(named), code, "{name}");
+        }
+    }
+
+    /// 200 varied replies and answers, counted by `count` into `into`,
+    /// and by direct counting into `direct`.
+    fn count_alike(
+        direct: &Metrics,
+        into: &Metrics,
+        mut count: impl FnMut(Transport, &ReplyFacts, usize, &[Vec<Arc<AtomicU64>>], usize),
+    ) {
+        let counters: Vec<Arc<AtomicU64>> = (0..TALLY_ANSWERS + 5)
+            .map(|i| into.answer_counter("www", &format!("zone{i}")))
+            .collect();
+        let answers = vec![counters.clone()];
+        for i in 0..200usize {
+            let facts = ReplyFacts {
+                qtype: Some([1, 28, 15, 99][i % 4]),
+                rcode: [ResponseCode::NoError, ResponseCode::NXDomain][i % 2],
+                truncated: i % 7 == 0,
+            };
+            let transport = [Transport::Udp, Transport::Tcp][i % 2];
+            direct.dns.reply(transport, &facts);
+            direct
+                .answer_counter("www", &format!("zone{}", i % counters.len()))
+                .fetch_add(1, Relaxed);
+            count(transport, &facts, i % counters.len(), &answers, i);
+        }
+    }
+
+    #[test]
+    fn an_unregistered_tally_adds_what_direct_counting_would_once_flushed() {
+        let (direct, batched) = (Metrics::default(), Metrics::default());
+        let mut tally = ReplyTally::default();
+        let mut last = Vec::new();
+        count_alike(
+            &direct,
+            &batched,
+            |transport, facts, endpoint, answers, i| {
+                tally.reply(transport, facts);
+                tally.answer(0, endpoint, answers);
+                // Out of range: counted nowhere, on either side.
+                tally.answer(1, 0, answers);
+                tally.answer(0, answers[0].len(), answers);
+                // Flushed along the way, the last few not yet.
+                if i % 50 == 40 {
+                    tally.flush(&batched.dns, answers);
+                }
+                last = answers.to_vec();
+            },
+        );
+        assert_ne!(direct.render(), batched.render(), "not flushed yet");
+        tally.flush(&batched.dns, &last);
+        assert_eq!(direct.render(), batched.render());
+    }
+
+    #[test]
+    fn a_threads_tally_is_read_where_it_counts_and_kept_when_it_ends() {
+        let (direct, threaded) = (Metrics::default(), Metrics::default());
+        let mut tallies = [threaded.dns.thread_tally(), threaded.dns.thread_tally()];
+        count_alike(
+            &direct,
+            &threaded,
+            |transport, facts, endpoint, answers, i| {
+                let tally = &mut tallies[i % 2];
+                tally.reply(transport, facts);
+                tally.answer(0, endpoint, answers);
+                // Answer counters wait for the batch's flush; replies do not.
+                tally.flush(&threaded.dns, answers);
+            },
+        );
+        assert_eq!(direct.render(), threaded.render());
+        assert_eq!(threaded.dns.cells.threads.lock().unwrap().len(), 2);
+        let [first, second] = tallies;
+        std::thread::spawn(move || drop(first)).join().unwrap();
+        assert_eq!(
+            direct.render(),
+            threaded.render(),
+            "an ended thread's counts stay"
+        );
+        drop(second);
+        assert_eq!(direct.render(), threaded.render());
+        assert!(threaded.dns.cells.threads.lock().unwrap().is_empty());
+        // A fresh thread adds to what the ended ones left.
+        let mut third = threaded.dns.thread_tally();
+        let facts = ReplyFacts {
+            qtype: None,
+            rcode: ResponseCode::Refused,
+            truncated: false,
+        };
+        third.reply(Transport::Udp, &facts);
+        direct.dns.reply(Transport::Udp, &facts);
+        assert_eq!(direct.render(), threaded.render());
+    }
+}
