@@ -326,6 +326,7 @@ fn gate(
 }
 
 /// Counts a reply that is being sent, and the endpoints it named.
+#[inline]
 fn count(
     tally: &mut ReplyTally,
     snapshot: &Snapshot,
@@ -356,7 +357,7 @@ struct Answerer<'a, 's> {
 impl Answerer<'_, '_> {
     /// Answers one query into `out`, on the fast path when it can and the
     /// general path otherwise, rate limited and counted; false: send nothing.
-    #[inline]
+    #[inline(always)]
     fn answer(
         &mut self,
         request: &[u8],
