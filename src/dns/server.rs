@@ -572,24 +572,28 @@ fn source_key(peer: IpAddr) -> IpAddr {
 thread_local! {
     /// Routing decisions for the TCP connections a runtime thread serves.
     static TCP_MEMO: RefCell<DecisionMemo> = RefCell::new(DecisionMemo::new());
+    /// Their reply counts, added to the answering server's counters after
+    /// each query (so one thread's tally serves any server it polls).
+    static TCP_TALLY: RefCell<ReplyTally> = RefCell::new(ReplyTally::default());
 }
 
 /// Answers one TCP query into `reply`; false: close the connection.
 fn answer_tcp(query: &[u8], peer: IpAddr, ctx: &TcpContext, reply: &mut Vec<u8>) -> bool {
     let snapshot = ctx.store.load();
-    let mut tally = ReplyTally::default();
-    let answered = TCP_MEMO.with_borrow_mut(|memo| {
-        Answerer {
-            snapshot: &snapshot,
-            metrics: &ctx.metrics,
-            memo,
-            limiter: None,
-            tally: &mut tally,
-        }
-        .answer(query, Transport::Tcp, peer, reply)
-    });
-    tally.flush(&ctx.metrics.dns, &snapshot.answer_counters);
-    answered
+    TCP_TALLY.with_borrow_mut(|tally| {
+        let answered = TCP_MEMO.with_borrow_mut(|memo| {
+            Answerer {
+                snapshot: &snapshot,
+                metrics: &ctx.metrics,
+                memo,
+                limiter: None,
+                tally,
+            }
+            .answer(query, Transport::Tcp, peer, reply)
+        });
+        tally.flush(&ctx.metrics.dns, &snapshot.answer_counters);
+        answered
+    })
 }
 
 /// Writes the framed replies gathered so far.
