@@ -1392,3 +1392,39 @@ crate::also_on_general_path! {
     soa_query_at_the_apex_is_answered,
     many_questions_never_make_a_large_udp_reply,
 }
+
+// ---------------------------------------------------------------------------
+// Counting
+// ---------------------------------------------------------------------------
+
+/// Each UDP thread counts replies in cells of its own that `/metrics` adds
+/// up, and TCP replies go through a tally flushed after each query: every
+/// reply must show once, by transport, type and rcode, as soon as it is
+/// answered (no flush to wait for, nothing counted twice).
+#[test]
+fn replies_are_counted_once_by_transport_as_soon_as_they_are_answered() {
+    let node = Node::start(&all_policy_example());
+    let series = [
+        "meridian_dns_queries_total{transport=\"udp\",qtype=\"A\"}",
+        "meridian_dns_queries_total{transport=\"tcp\",qtype=\"AAAA\"}",
+        "meridian_dns_queries_total{transport=\"udp\",qtype=\"MX\"}",
+        "meridian_dns_responses_total{rcode=\"NXDOMAIN\"}",
+        "meridian_dns_fast_path_total",
+    ];
+    let read = || series.map(|s| node.series(s).unwrap_or_else(|| panic!("{s} is exported")));
+    let before = read();
+    for _ in 0..25 {
+        let reply = node.udp(&query("www.gslb.example.", RecordType::A));
+        assert_eq!(reply.response_code, ResponseCode::NoError);
+    }
+    for _ in 0..7 {
+        node.tcp(&query("www.gslb.example.", RecordType::AAAA));
+    }
+    for _ in 0..3 {
+        let reply = node.udp(&query("nope.gslb.example.", RecordType::MX));
+        assert_eq!(reply.response_code, ResponseCode::NXDomain);
+    }
+    let after = read();
+    let added: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(added, [25.0, 7.0, 3.0, 3.0, 35.0], "{series:?}");
+}
