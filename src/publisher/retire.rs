@@ -5,16 +5,36 @@
 //! that a reload's reply, and the next build, waited for. The publisher
 //! hands it here instead; a thread of its own frees it, and hands freed
 //! memory back to the system when the publisher asks (after a reload),
-//! in that order, so the trim finds the old snapshot already gone.
+//! in that order, so the trim finds the old snapshot already gone. A trim
+//! also ends the allocator's bulk phase the publisher began for the work
+//! (see `crate::allocator`): the old snapshot is gone by then. Between
+//! jobs, the thread purges the free pages whose steady delay has run out,
+//! which mimalloc would otherwise leave resident on an idle node.
 
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
+use crate::allocator::{self, Bulk};
 use crate::snapshot::Snapshot;
+
+/// How often the thread purges free pages whose steady delay ran out (see
+/// `allocator::purge_expired`): half the delay, so a page freed on an idle
+/// node leaves within one and a half delays.
+const PURGE_TICK: Duration = allocator::STEADY_PURGE_DELAY.checked_div(2).unwrap();
 
 enum Job {
     Drop(Arc<Snapshot>),
-    Trim,
+    Trim(Option<Bulk>),
+}
+
+/// Ends `phase`, if any, then hands freed memory back: in that order, so
+/// the trim also purges what waited out the steady delay.
+fn trim_now(phase: Option<Bulk>) {
+    if let Some(phase) = phase {
+        allocator::settle(phase);
+    }
+    allocator::release_freed();
 }
 
 /// The sending end; the thread ends when this is dropped.
@@ -28,10 +48,17 @@ impl Retirer {
         let spawned = std::thread::Builder::new()
             .name("meridian-retire".into())
             .spawn(move || {
-                for job in rx {
-                    match job {
-                        Job::Drop(snapshot) => drop(snapshot),
-                        Job::Trim => crate::allocator::release_freed(),
+                let mut purged = Instant::now();
+                loop {
+                    match rx.recv_timeout(PURGE_TICK) {
+                        Ok(Job::Drop(snapshot)) => drop(snapshot),
+                        Ok(Job::Trim(phase)) => trim_now(phase),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                    if purged.elapsed() >= PURGE_TICK {
+                        allocator::purge_expired();
+                        purged = Instant::now();
                     }
                 }
             });
@@ -51,10 +78,11 @@ impl Retirer {
         }
     }
 
-    /// Hands freed memory back once everything sent before is freed.
-    pub fn trim(&self) {
-        if self.tx.send(Job::Trim).is_err() {
-            crate::allocator::release_freed();
+    /// Hands freed memory back once everything sent before is freed, and
+    /// ends the bulk `phase` (if given) just before.
+    pub fn trim(&self, phase: Option<Bulk>) {
+        if let Err(mpsc::SendError(Job::Trim(phase))) = self.tx.send(Job::Trim(phase)) {
+            trim_now(phase);
         }
     }
 }
