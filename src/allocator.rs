@@ -24,13 +24,14 @@
 //! reloads, so the trade stands.
 //!
 //! Handing pages back at once has a price when nothing big is freed: the
-//! checker pool. Each HTTP probe takes about 31 KiB in four blocks of 7–8
-//! KiB (hyper's read and write buffers and its request channel, and the
-//! probe's boxed future), so the few probes in flight keep emptying and
-//! refilling whole 64 KiB pages; with a purge delay of 0 every emptied page
-//! was decommitted (`madvise`) and faulted back in moments later: 5,000
-//! endpoints probed every second cost ~10,000 page faults a second and
-//! 32–39% of a core against glibc's 28–34% in the same minutes. A purge
+//! checker pool. Each HTTP probe allocates about 34 KiB in some 23 blocks,
+//! four of them of 7–8 KiB (hyper's read and write buffers and its request
+//! channel, and the probe's boxed future), so the few probes in flight
+//! keep emptying and refilling whole 64 KiB pages; with a purge delay of 0
+//! every emptied page was decommitted (`madvise`) and faulted back in
+//! moments later: 5,000 endpoints probed every second cost ~10,000 page
+//! faults a second (9% of the node's CPU samples) and 32–39% of a core
+//! against glibc's 28–34% in the same minutes. A purge
 //! delay alone does not do: with 100–1000 ms everywhere the probes' faults
 //! fell to 150–1,500 a second and their CPU to glibc's, but the reload
 //! benchmark held 240–440 MiB after the prefixes and 260–350 after the
@@ -39,20 +40,23 @@
 //! So the delay follows the work. A **bulk phase** (start-up, a reload, a
 //! latency batch: a whole config or table built and its predecessor freed)
 //! runs with a purge delay of 0, as above; [`begin_bulk`] starts one. The
-//! trim that ends it ([`settle`], then [`release_freed`]) returns to the
-//! **steady** delay of [`STEADY_PURGE_DELAY`], under which a page emptied
-//! by probes is reused while still committed and is handed back only if it
-//! stays free for that long. mimalloc looks for such pages only when it
-//! next takes or frees pages, which an idle node may not do for minutes,
-//! and the pages a build's blocks sat in reach the free list only when
-//! their owning thread next looks (often after the trim): so a thread calls
-//! [`purge_expired`] every half delay. A trim purges at once. A settle for
-//! a phase that a later [`begin_bulk`] has overtaken does nothing; the
-//! later phase's settle ends both. Measured with this, the reload benchmark
-//! held 222–228 MiB after the prefixes and 239–249 after the reloads (the
-//! build before, in turn: 225 and 247), and the checker pool's HTTP probes
-//! took 31% of a core with ~400 page faults a second (glibc 31–33%, purge
-//! delay 0 32–37%, same minutes).
+//! trim after it ([`release_freed`]) hands back what it freed, and a couple
+//! of seconds later [`settle`] returns to the **steady** delay of
+//! [`STEADY_PURGE_DELAY`] (the publisher's retiring thread does both),
+//! under which a page emptied by probes is reused while still committed
+//! and is handed back only if it stays free for that long. The phase
+//! outlasts its trim because the pages a freed build's blocks sat in reach
+//! mimalloc's free list only when their owning threads next look, often a
+//! second later. mimalloc purges expired pages only when it next takes or
+//! frees pages, which an idle node may not do for minutes: so a thread
+//! calls [`purge_expired`] every half delay. A settle for a phase that a
+//! later [`begin_bulk`] has overtaken does nothing; the later phase's
+//! settle ends both. Measured with this, the reload benchmark held 222–233
+//! MiB after the prefixes and 241–247 after the reloads (the build before,
+//! in the same minutes: 221–225 and 236–247); the checker pool's HTTP
+//! probes fault ~250–450 times a second (glibc 20–850) and cost what
+//! glibc's do, within this VM's noise (README, Benchmarks, "Checker
+//! pool").
 //!
 //! The binary installs [`NodeAllocator`] as its global allocator; the
 //! library's own tests and benches keep the system allocator, so their
@@ -135,7 +139,8 @@ pub fn begin_bulk() -> Bulk {
 /// Ends `phase` and every phase begun before it: freed pages wait
 /// [`STEADY_PURGE_DELAY`] again. Does nothing if a later phase has begun
 /// since, which its own settle ends. Follow it with [`release_freed`], which
-/// purges whatever is waiting.
+/// purges whatever is waiting (nothing waits in a bulk phase, unless it was
+/// freed just before the phase began).
 pub fn settle(phase: Bulk) {
     let mut mode = mode();
     if mode.is_bulk && phase.0 == mode.latest {
