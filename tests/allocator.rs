@@ -2,7 +2,7 @@
 //! their own (a resident-set reading is only meaningful where no other
 //! test allocates at the same time, and the options are process-wide).
 
-use meridian::allocator::{release_freed, tune};
+use meridian::allocator::{STARTUP, begin_bulk, is_bulk, release_freed, settle, tune};
 
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
@@ -40,6 +40,20 @@ fn allocate_and_free(after_free: impl FnOnce()) -> (u64, u64, u64) {
     (before, grown, resident_bytes())
 }
 
+/// The opposite: freed pages stay resident (the steady delay has not run
+/// out: the frees and the reading take well under a second).
+fn assert_kept(what: &str, (before, grown, after): (u64, u64, u64)) {
+    let size = (BLOCK * BLOCKS) as u64;
+    assert!(
+        grown >= before + size / 2,
+        "{what}: 256 MiB allocated should show: {before} -> {grown}"
+    );
+    assert!(
+        after > before + size / 2,
+        "{what}: freed pages should stay for the steady delay: {before} -> {grown} -> {after}"
+    );
+}
+
 fn assert_handed_back(what: &str, (before, grown, after): (u64, u64, u64)) {
     let size = (BLOCK * BLOCKS) as u64;
     assert!(
@@ -62,8 +76,37 @@ fn freed_memory_goes_back_to_the_system() {
         allocate_and_free(release_freed),
     );
     tune();
+    assert!(is_bulk(), "start-up is a bulk phase");
     assert_handed_back(
         "tuned, nothing called after the frees",
         allocate_and_free(|| {}),
     );
+
+    // Between bulk phases, freed pages wait to be reused...
+    settle(STARTUP);
+    assert!(!is_bulk());
+    let (before, _, kept) = allocate_and_free(|| {});
+    assert_kept(
+        "settled, nothing called after the frees",
+        (before, kept, kept),
+    );
+    // ... and a trim hands back what waited.
+    release_freed();
+    let trimmed = resident_bytes();
+    assert!(
+        trimmed < before + (BLOCK * BLOCKS) as u64 / 4,
+        "settled, then release_freed: what waited should leave: {before} -> {kept} -> {trimmed}"
+    );
+
+    // A phase begun before an older phase's settle outlives that settle.
+    let first = begin_bulk();
+    let second = begin_bulk();
+    settle(first);
+    assert!(is_bulk(), "a later phase is still running");
+    assert_handed_back(
+        "in a bulk phase, nothing called after the frees",
+        allocate_and_free(|| {}),
+    );
+    settle(second);
+    assert!(!is_bulk());
 }

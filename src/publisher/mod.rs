@@ -163,6 +163,10 @@ pub struct Publisher {
     is_trim_due: bool,
     /// When freed memory was last handed back.
     last_trim: Option<Instant>,
+    /// The allocator's bulk phase begun for a reload or latency batch (or
+    /// start-up) that no trim has ended yet: until one does, freed pages
+    /// go back to the system at once (see `crate::allocator`).
+    bulk: Option<crate::allocator::Bulk>,
     /// Frees replaced snapshots and trims, off this task.
     retirer: retire::Retirer,
 }
@@ -208,8 +212,11 @@ impl Publisher {
             board,
             probes: None,
             events: Arc::default(),
-            is_trim_due: false,
+            // Start-up built the first config and snapshot: the first trim
+            // (after the first tick) ends that bulk phase.
+            is_trim_due: true,
             last_trim: None,
+            bulk: Some(crate::allocator::STARTUP),
             retirer: retire::Retirer::start(),
             store,
             metrics,
@@ -340,7 +347,7 @@ impl Publisher {
                 reply.send(self.state.generation);
             }
             if std::mem::take(&mut self.is_trim_due) {
-                self.retirer.trim();
+                self.retirer.trim(self.bulk.take());
                 self.last_trim = Some(Instant::now());
             }
         }
@@ -402,6 +409,7 @@ impl Publisher {
             }
             Request::Latency { samples, reply } => {
                 replies.push(Reply::Generation(reply));
+                self.bulk = Some(crate::allocator::begin_bulk());
                 // Each batch rebuilds the latency view, freeing the last
                 // one (tens of MiB with a million prefixes); a feed of
                 // batches would otherwise leave the freed memory with the
@@ -458,6 +466,13 @@ impl Publisher {
     }
 
     fn on_tick(&mut self) -> Dirty {
+        // A bulk phase no trim has ended (a latency batch inside the trim
+        // spacing, a failed reload) ends here once the spacing is up, so
+        // the probes go back to reusing their pages.
+        self.is_trim_due |= self.bulk.is_some()
+            && self
+                .last_trim
+                .is_none_or(|t| t.elapsed() >= LATENCY_TRIM_SPACING);
         let zone_rtts = self.zone_rtts();
         let mut dirty = self.state.apply(Change::Tick {
             at: Instant::now(),
@@ -529,6 +544,7 @@ impl Publisher {
     /// restart for the new set.
     async fn reload(&mut self, stop: &CancellationToken) -> Result<Dirty, ReloadError> {
         let started = Instant::now();
+        self.bulk = Some(crate::allocator::begin_bulk());
         let (next, geo) = reload::read_config(&self.state.config, self.state.geo.clone()).await?;
         let read = started.elapsed();
         let next = Arc::new(next);
