@@ -12,13 +12,13 @@ use super::names::Names;
 use crate::config::raw::{RawCheck, RawEndpoint, RawService};
 use crate::config::{AllDown, Domain, Endpoint, Service, Zone, defaults};
 
-/// [`Endpoint::split_key`]: FNV-1a over the service's name, the zone's
-/// and the endpoint's, 0-separated; stable across processes, versions
-/// and nodes, so every node splits a zone the same way.
-fn split_key(service: &Name, zone: &str, name: Option<&str>) -> u64 {
+/// [`Endpoint::split_key`]: FNV-1a over the service's name (lowercased,
+/// as text: `service`), the zone's and the endpoint's, 0-separated;
+/// stable across processes, versions and nodes, so every node splits a
+/// zone the same way.
+fn split_key(service: &str, zone: &str, name: Option<&str>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let text = LowerName::new(service).to_string();
-    for part in [text.as_str(), zone, name.unwrap_or("")] {
+    for part in [service, zone, name.unwrap_or("")] {
         for b in part.bytes().chain([0]) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -60,7 +60,8 @@ impl Checker<'_, '_> {
                     continue;
                 }
             };
-            if !seen_names.insert(LowerName::new(&name)) {
+            let lower = LowerName::new(&name);
+            if !seen_names.insert(lower.clone()) {
                 self.err(
                     s.name.span(),
                     format!("service `{name}` is defined twice"),
@@ -72,8 +73,12 @@ impl Checker<'_, '_> {
             let default_check = s.check.clone().unwrap_or_default();
             let mut endpoints: Vec<Endpoint> = Vec::with_capacity(s.endpoints.len());
             let mut seen = Vec::new();
+            // Once per service: writing a name out as text costs more than
+            // the rest of an endpoint's checks.
+            let key_text = lower.to_string();
             for ep in std::mem::take(&mut s.endpoints) {
-                match self.endpoint(ep, &name, zones, &mut seen, &default_check) {
+                let service = (&name, key_text.as_str());
+                match self.endpoint(ep, service, zones, &mut seen, &default_check) {
                     Some(endpoint) => endpoints.push(endpoint),
                     None => ok = false,
                 }
@@ -132,7 +137,7 @@ impl Checker<'_, '_> {
     fn endpoint(
         &mut self,
         ep: RawEndpoint,
-        service: &Name,
+        (service, key_text): (&Name, &str),
         zones: &[(Zone, Range<usize>)],
         seen: &mut Vec<SeenEndpoint>,
         base: &RawCheck,
@@ -208,7 +213,7 @@ impl Checker<'_, '_> {
             },
         )?;
         Some(Endpoint {
-            split_key: split_key(service, zone_name, endpoint_name.as_deref()),
+            split_key: split_key(key_text, zone_name, endpoint_name.as_deref()),
             zone,
             name: endpoint_name,
             weight,
