@@ -25,7 +25,7 @@ use hickory_proto::rr::{LowerName, Name};
 use toml::de::DeTable;
 
 use super::names::Names;
-use super::{Checker, shape};
+use super::{Checker, plain, shape};
 use crate::config::error::Problems;
 use crate::config::{Config, Domain, Problem, Service, Zone, sections};
 
@@ -57,9 +57,10 @@ fn hash(text: &str) -> u64 {
 }
 
 impl ServiceIndex {
-    /// The index of the previous read's service whose entry is exactly `text`.
-    fn find(&self, text: &str) -> Option<usize> {
-        let i = *self.by_hash.get(&hash(text))?;
+    /// The index of the previous read's service whose entry is exactly
+    /// `text`, whose [`hash`] is `hashed`.
+    fn find(&self, text: &str, hashed: u64) -> Option<usize> {
+        let i = *self.by_hash.get(&hashed)?;
         (self.text[self.ranges[i].clone()] == *text).then_some(i)
     }
 }
@@ -107,6 +108,8 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
         return None;
     }
     let config_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Once per entry, for the look-up here and the next read's index.
+    let hashes: Vec<u64> = ranges.iter().map(|r| hash(&text[r.clone()])).collect();
     let previous = previous.and_then(|p| Some((p, p.service_index.as_deref()?)));
     let mut kept: Option<(Vec<Option<Vec<String>>>, String)> = None;
     let mut config = Checker {
@@ -118,9 +121,10 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
         let previous = previous.filter(|(_, index)| index.context == context);
         let mut found: Vec<Option<Found>> = ranges
             .iter()
-            .map(|r| {
+            .zip(&hashes)
+            .map(|(r, &hashed)| {
                 let (config, index) = previous?;
-                let i = index.find(&text[r.clone()])?;
+                let i = index.find(&text[r.clone()], hashed)?;
                 Some(Found {
                     service: config.services[i].clone(),
                     span: 0..0,
@@ -168,11 +172,11 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
         return None;
     }
     config.warnings = problems.warnings();
-    let by_hash = ranges
+    let by_hash = hashes
         .iter()
         .enumerate()
         .rev()
-        .map(|(i, r)| (hash(&text[r.clone()]), i))
+        .map(|(i, &h)| (h, i))
         .collect();
     config.service_index = Some(Arc::new(ServiceIndex {
         text: text.to_string(),
@@ -247,28 +251,38 @@ fn read_entries(
             .chunks(per)
             .map(|part| scope.spawn(move || read(part)))
             .collect();
-        parts
-            .into_iter()
-            .flat_map(|h| h.join().expect("reading a service does not panic"))
-            .collect()
+        // Sized up front: 10,000 entries grown by doubling were copied
+        // and faulted in again several times over.
+        let mut out = Vec::with_capacity(which.len());
+        for part in parts {
+            out.extend(part.join().expect("reading a service does not panic"));
+        }
+        out
     })
 }
 
 /// One `[[services]]` entry parsed and checked alone; `None` on any
-/// problem or warning.
+/// problem or warning. Read by `plain` when it is written plainly, else by
+/// the TOML crate as the whole file is.
 fn read_entry(entry: &str, around: &Around<'_>) -> Option<Found> {
     let mut problems = Problems::new(around.path, entry);
-    let root = DeTable::parse(entry).ok()?;
-    let raw = shape::read(entry, root, &mut problems).ok()?;
-    if !problems.is_clean() || raw.services.len() != 1 {
-        return None;
-    }
+    let raw = match plain::read(entry) {
+        Some(service) => vec![service],
+        None => {
+            let root = DeTable::parse(entry).ok()?;
+            let raw = shape::read(entry, root, &mut problems).ok()?;
+            if !problems.is_clean() || raw.services.len() != 1 {
+                return None;
+            }
+            raw.services
+        }
+    };
     let names = Names::new(around.apex.clone());
     let mut services = Checker {
         problems: &mut problems,
         config_dir: around.config_dir.to_path_buf(),
     }
-    .services(raw.services, &names, around.zones, around.domain);
+    .services(raw, &names, around.zones, around.domain);
     if !problems.is_clean() {
         return None;
     }
