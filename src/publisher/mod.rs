@@ -165,6 +165,13 @@ pub struct Publisher {
     last_trim: Option<Instant>,
     /// Frees replaced snapshots and trims, off this task.
     retirer: retire::Retirer,
+    /// A reload's refill of `board`, running beside the snapshot build;
+    /// finished before the board is read again, before the probes start
+    /// and before callers hear back.
+    board_fill: Option<tokio::task::JoinHandle<()>>,
+    /// A reload stopped the probes; they start again once the board is
+    /// refilled.
+    is_probe_start_due: bool,
 }
 
 /// After a health report, how long the queues must stay quiet before the
@@ -211,6 +218,8 @@ impl Publisher {
             is_trim_due: false,
             last_trim: None,
             retirer: retire::Retirer::start(),
+            board_fill: None,
+            is_probe_start_due: false,
             store,
             metrics,
             state,
@@ -288,7 +297,7 @@ impl Publisher {
             let mut dirty = tokio::select! {
                 _ = stop.cancelled() => return,
                 request = self.requests.recv() => match request {
-                    Some(request) => self.on_request(request, &mut replies, stop).await,
+                    Some(request) => self.on_request(request, &mut replies).await,
                     None => return,
                 },
                 Some(report) = self.reports.recv() => {
@@ -312,7 +321,7 @@ impl Publisher {
                 } else if let Ok(peer) = self.peer_reports.try_recv() {
                     dirty |= self.on_peer(peer);
                 } else if let Ok(request) = self.requests.try_recv() {
-                    dirty |= self.on_request(request, &mut replies, stop).await;
+                    dirty |= self.on_request(request, &mut replies).await;
                 } else if is_health && tokio::time::Instant::now() < settle_until {
                     is_health = false;
                     tokio::select! {
@@ -335,6 +344,10 @@ impl Publisher {
             }
             if dirty.snapshot {
                 self.publish();
+            }
+            self.finish_board_fill().await;
+            if std::mem::take(&mut self.is_probe_start_due) {
+                self.start_probes(stop);
             }
             for reply in replies {
                 reply.send(self.state.generation);
@@ -367,12 +380,7 @@ impl Publisher {
         self.state.apply(Change::Peer(report))
     }
 
-    async fn on_request(
-        &mut self,
-        request: Request,
-        replies: &mut Vec<Reply>,
-        stop: &CancellationToken,
-    ) -> Dirty {
+    async fn on_request(&mut self, request: Request, replies: &mut Vec<Reply>) -> Dirty {
         match request {
             Request::Drain { request, reply } => {
                 let before = (
@@ -414,7 +422,7 @@ impl Publisher {
                     at: Instant::now(),
                 })
             }
-            Request::Reload { reply } => match self.reload(stop).await {
+            Request::Reload { reply } => match self.reload().await {
                 Ok(dirty) => {
                     self.metrics.config_reload(true);
                     replies.push(Reply::Reload(reply));
@@ -527,13 +535,15 @@ impl Publisher {
     /// Reads the config file again and, if it is valid, makes it current:
     /// health of addresses that stay carries over, drains stay, probes
     /// restart for the new set.
-    async fn reload(&mut self, stop: &CancellationToken) -> Result<Dirty, ReloadError> {
+    async fn reload(&mut self) -> Result<Dirty, ReloadError> {
         let started = Instant::now();
         let (next, geo) = reload::read_config(&self.state.config, self.state.geo.clone()).await?;
         let read = started.elapsed();
         let next = Arc::new(next);
         // The probe tasks write the board; stop them before it changes.
         self.stop_probes().await;
+        // A reload just before, in the same batch, may still be filling it.
+        self.finish_board_fill().await;
         let stopped = started.elapsed();
         // Only probed records can be kept (see `carry_over`).
         let board: Vec<_> = self
@@ -544,12 +554,20 @@ impl Publisher {
             .collect();
         let carried = reload::carry_over(&self.state.config, board, &next, SystemTime::now());
         let carried_over = started.elapsed();
-        self.board.clear();
         let mut observed = HashMap::with_capacity(carried.len());
-        for (key, health) in carried {
-            observed.insert(key, health.observed);
-            self.board.insert(key, health);
+        for (key, health) in &carried {
+            observed.insert(*key, health.observed);
         }
+        // Nothing reads the records before the probes start: tens of
+        // thousands of inserts are done beside the snapshot build instead
+        // of before it.
+        let board = self.board.clone();
+        self.board_fill = Some(tokio::task::spawn_blocking(move || {
+            board.clear();
+            for (key, health) in carried {
+                board.insert(key, health);
+            }
+        }));
         if next.geoip != self.state.config.geoip {
             self.geo_stamps = reload::geo_stamps(&next);
         }
@@ -559,17 +577,24 @@ impl Publisher {
             observed,
         }));
         let applied = started.elapsed();
-        self.start_probes(stop);
+        self.is_probe_start_due = true;
         tracing::debug!(
             ?read,
             ?stopped,
             ?carried_over,
             ?applied,
-            started = ?started.elapsed(),
-            "reload: config read, old probes stopped, health carried over, new probes started"
+            "reload: config read, old probes stopped, health carried over (probes start once the snapshot is built)"
         );
         self.is_trim_due = true;
         Ok(dirty)
+    }
+
+    /// Waits for a reload's board refill, if one is under way.
+    async fn finish_board_fill(&mut self) {
+        if let Some(fill) = self.board_fill.take() {
+            fill.await
+                .expect("refilling the health board does not panic");
+        }
     }
 
     fn publish(&mut self) {
