@@ -99,6 +99,7 @@ pub(crate) fn parse_after(
 /// The incremental read; `None` when it cannot be done this way or found
 /// any problem (the ordinary read then says which).
 fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Config> {
+    let started = std::time::Instant::now();
     let ranges = sections::service_ranges(text)?;
     let rest = blank_out(text, &ranges);
     let mut problems = Problems::new(path, text);
@@ -107,11 +108,13 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
     if !problems.is_empty() || !raw.services.is_empty() {
         return None;
     }
+    let rest_read = started.elapsed();
     let config_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     // Once per entry, for the look-up here and the next read's index.
     let hashes: Vec<u64> = ranges.iter().map(|r| hash(&text[r.clone()])).collect();
     let previous = previous.and_then(|p| Some((p, p.service_index.as_deref()?)));
     let mut kept: Option<(Vec<Option<Vec<String>>>, String)> = None;
+    let mut entries_read = None;
     let mut config = Checker {
         problems: &mut problems,
         config_dir: config_dir.clone(),
@@ -140,7 +143,9 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
             zones,
             domain,
         };
+        let (reused, read_at) = (ranges.len() - missing.len(), started.elapsed());
         let read = read_entries(text, &ranges, &missing, &around);
+        entries_read = Some((reused, read_at, started.elapsed()));
         for (i, entry) in missing.into_iter().zip(read) {
             found[i] = entry;
         }
@@ -171,6 +176,7 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
     if !problems.is_empty() || config.services.len() != ranges.len() {
         return None;
     }
+    let checked = started.elapsed();
     config.warnings = problems.warnings();
     let by_hash = hashes
         .iter()
@@ -189,6 +195,18 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
             .collect(),
         context,
     }));
+    if let Some((reused, read_at, entries_done)) = entries_read {
+        tracing::debug!(
+            entries = config.services.len(),
+            reused,
+            ?rest_read,
+            entries_from = ?read_at,
+            ?entries_done,
+            ?checked,
+            indexed = ?started.elapsed(),
+            "config read: the rest, the changed entries, the checks across them, the index"
+        );
+    }
     Some(config)
 }
 

@@ -27,6 +27,38 @@ fn split_key(service: &str, zone: &str, name: Option<&str>) -> u64 {
     h
 }
 
+/// `name` as its `Display` writes it, without the formatter for the usual
+/// names: every label of letters, digits, `_` and inner `-`, none of them
+/// punycode (`xn--`, which `Display` decodes). Anything else goes through
+/// `Display`.
+fn name_text(name: &Name) -> String {
+    let mut out = String::with_capacity(64);
+    for label in name.iter() {
+        let is_plain = !label.is_empty()
+            && !label
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"xn--"))
+            && label
+                .iter()
+                .enumerate()
+                .all(|(i, &c)| c.is_ascii_alphanumeric() || c == b'_' || (c == b'-' && i > 0));
+        if !is_plain {
+            return name.to_string();
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.extend(label.iter().map(|&c| char::from(c)));
+    }
+    if out.is_empty() {
+        return name.to_string();
+    }
+    if name.is_fqdn() {
+        out.push('.');
+    }
+    out
+}
+
 /// An endpoint as read so far, for the checks across a zone's endpoints.
 pub(super) struct SeenEndpoint {
     zone: usize,
@@ -75,7 +107,7 @@ impl Checker<'_, '_> {
             let mut seen = Vec::new();
             // Once per service: writing a name out as text costs more than
             // the rest of an endpoint's checks.
-            let key_text = lower.to_string();
+            let key_text = name_text(&lower);
             for ep in std::mem::take(&mut s.endpoints) {
                 let service = (&name, key_text.as_str());
                 match self.endpoint(ep, service, zones, &mut seen, &default_check) {
@@ -375,6 +407,42 @@ impl Checker<'_, '_> {
                 );
                 None
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn a_name_is_written_out_as_display_writes_it() {
+        for text in [
+            "svc1.gslb.test.",
+            "svc1.gslb.test",
+            "WWW.Example.",
+            "_srv._tcp.a-b.x.",
+            "*.apps.x.",
+            "xn--bcher-kva.example.",
+            "XN--bcher-kva.example.",
+            "a\\.b.x.",
+            ".",
+        ] {
+            let name = Name::from_str(text).unwrap();
+            assert_eq!(name_text(&name), name.to_string(), "{text}");
+            let lower = LowerName::new(&name);
+            assert_eq!(name_text(&lower), lower.to_string(), "{text}");
+        }
+        // Labels the text parser would not take, from their bytes.
+        for labels in [
+            &[&b"-lead"[..], b"x"][..],
+            &[b"a.b", b"x"],
+            &[b"a b", b"x"],
+            &[b"caf\xc3\xa9", b"x"],
+        ] {
+            let name = Name::from_labels(labels.iter().copied()).unwrap();
+            assert_eq!(name_text(&name), name.to_string(), "{labels:?}");
         }
     }
 }
