@@ -21,7 +21,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::Name;
 use toml::de::DeTable;
 
 use super::names::Names;
@@ -83,18 +83,36 @@ fn context(
 }
 
 /// Reads `text` as [`super::parse`] does, reusing `previous`'s services
-/// where their text is unchanged; the result is the same config (and, on
-/// any problem, the same problems, from [`super::parse`] itself).
+/// where their text is unchanged; the result is the same config, digest
+/// included (and, on any problem, the same problems, from
+/// [`super::parse`] itself).
 pub(crate) fn parse_after(
     text: &str,
     path: &Path,
     previous: Option<&Config>,
 ) -> Result<Config, Vec<Problem>> {
-    match try_parse(text, path, previous) {
+    let read = || match try_parse(text, path, previous) {
         Some(config) => Ok(config),
         None => super::parse(text, path),
-    }
+    };
+    // Digesting 10,000 services' text takes a few ms: a text that large
+    // is digested beside the read.
+    let (config, digest) = if text.len() < DIGEST_BESIDE_FROM {
+        (read(), crate::config::digest(text))
+    } else {
+        std::thread::scope(|scope| {
+            let digesting = scope.spawn(|| crate::config::digest(text));
+            (read(), digesting.join().expect("digesting does not panic"))
+        })
+    };
+    let mut config = config?;
+    config.digest = digest;
+    Ok(config)
 }
+
+/// From this size of text on, [`parse_after`] digests it on a thread of
+/// its own.
+const DIGEST_BESIDE_FROM: usize = 256 * 1024;
 
 /// The incremental read; `None` when it cannot be done this way or found
 /// any problem (the ordinary read then says which).
@@ -149,18 +167,24 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
         for (i, entry) in missing.into_iter().zip(read) {
             found[i] = entry;
         }
+        // An entry with a problem, or a name defined twice: the ordinary
+        // read reports it. Names hash and compare without regard to case
+        // (as `LowerName`s do), so none is copied to be lowercased.
+        let mut seen: HashSet<&Name, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(ranges.len(), Default::default());
+        for entry in &found {
+            match entry {
+                Some(entry) if seen.insert(&entry.service.name) => {}
+                _ => return Vec::new(),
+            }
+        }
+        drop(seen);
         let mut services = Vec::with_capacity(ranges.len());
         let mut suspicious = Vec::with_capacity(ranges.len());
-        let mut seen = HashSet::with_capacity(ranges.len());
         for (entry, range) in found.into_iter().zip(&ranges) {
-            // An entry with a problem, or a name defined twice: the
-            // ordinary read reports it.
             let Some(entry) = entry else {
                 return Vec::new();
             };
-            if !seen.insert(LowerName::new(&entry.service.name)) {
-                return Vec::new();
-            }
             names
                 .suspicious
                 .borrow_mut()

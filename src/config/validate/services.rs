@@ -84,6 +84,7 @@ impl Checker<'_, '_> {
         // keeps these vectors for its whole life.
         let mut out: Vec<(Service, Range<usize>)> = Vec::with_capacity(raw.len());
         let mut seen_names: HashSet<LowerName> = HashSet::new();
+        let is_several = raw.len() > 1;
         for mut s in raw {
             let name = match names.owner(s.name.get_ref()) {
                 Ok(n) => n,
@@ -93,7 +94,9 @@ impl Checker<'_, '_> {
                 }
             };
             let lower = LowerName::new(&name);
-            if !seen_names.insert(lower.clone()) {
+            // An entry read alone (a reload's changed entry) has nothing to
+            // clash with here.
+            if is_several && !seen_names.insert(lower.clone()) {
                 self.err(
                     s.name.span(),
                     format!("service `{name}` is defined twice"),
