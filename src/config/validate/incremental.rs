@@ -290,14 +290,15 @@ fn read_entries(
     }
     let per = which.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let parts: Vec<_> = which
-            .chunks(per)
-            .map(|part| scope.spawn(move || read(part)))
-            .collect();
+        // This thread reads the first part itself rather than wait idle.
+        let mut parts = which.chunks(per);
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts.map(|part| scope.spawn(move || read(part))).collect();
         // Sized up front: 10,000 entries grown by doubling were copied
         // and faulted in again several times over.
         let mut out = Vec::with_capacity(which.len());
-        for part in parts {
+        out.extend(read(first));
+        for part in others {
             out.extend(part.join().expect("reading a service does not panic"));
         }
         out
