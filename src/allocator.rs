@@ -52,8 +52,9 @@ const ALLOW_THP: c_int = 43;
 /// for them on its arenas, and since freed pages go back at once, each
 /// reload's build faulted in fresh 2 MiB pages, the kernel zeroing every
 /// one whole. Measured with `CHANGE=all bash benches/reload.sh` (10,000
-/// services, every one changed per reload): 8-14% less CPU per reload and
-/// 15 MiB less resident after the reloads. mimalloc reads its own option
+/// services, every one changed per reload; two runs each on a shared
+/// machine): 182-192 ms of CPU per reload against 206-211, and 101-102 MiB
+/// resident after 20 reloads against 117. mimalloc reads its own option
 /// when it starts, before `main`, so the process-wide switch is set here
 /// too; it applies to memory already mapped.
 pub fn tune() {
