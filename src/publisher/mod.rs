@@ -623,9 +623,13 @@ impl Publisher {
             (snapshot, counted)
         } else {
             std::thread::scope(|scope| {
-                let counting = scope.spawn(count);
+                // Without a thread to spare, counted here after the build.
+                let counting = std::thread::Builder::new().spawn_scoped(scope, count);
                 let mut snapshot = crate::snapshot::build(self.state.next_inputs(Vec::new()));
-                let (counters, counted) = counting.join().expect("counting does not panic");
+                let (counters, counted) = match counting {
+                    Ok(counting) => counting.join().expect("counting does not panic"),
+                    Err(_) => count(),
+                };
                 snapshot.answer_counters = counters;
                 (snapshot, counted)
             })

@@ -100,9 +100,16 @@ pub(crate) fn parse_after(
     let (config, digest) = if text.len() < DIGEST_BESIDE_FROM {
         (read(), crate::config::digest(text))
     } else {
+        let digest = || crate::config::digest(text);
         std::thread::scope(|scope| {
-            let digesting = scope.spawn(|| crate::config::digest(text));
-            (read(), digesting.join().expect("digesting does not panic"))
+            // Without a thread to spare, digested here after the read.
+            let digesting = std::thread::Builder::new().spawn_scoped(scope, digest);
+            let config = read();
+            let digest = match digesting {
+                Ok(digesting) => digesting.join().expect("digesting does not panic"),
+                Err(_) => digest(),
+            };
+            (config, digest)
         })
     };
     let mut config = config?;
@@ -293,13 +300,22 @@ fn read_entries(
         // This thread reads the first part itself rather than wait idle.
         let mut parts = which.chunks(per);
         let first = parts.next().unwrap_or_default();
-        let others: Vec<_> = parts.map(|part| scope.spawn(move || read(part))).collect();
+        // A part no thread could be started for is read here too.
+        let others: Vec<_> = parts
+            .map(|part| {
+                let thread = std::thread::Builder::new().spawn_scoped(scope, move || read(part));
+                (part, thread)
+            })
+            .collect();
         // Sized up front: 10,000 entries grown by doubling were copied
         // and faulted in again several times over.
         let mut out = Vec::with_capacity(which.len());
         out.extend(read(first));
-        for part in others {
-            out.extend(part.join().expect("reading a service does not panic"));
+        for (part, thread) in others {
+            match thread {
+                Ok(thread) => out.extend(thread.join().expect("reading a service does not panic")),
+                Err(_) => out.extend(read(part)),
+            }
         }
         out
     })
