@@ -77,6 +77,10 @@ fn freed_memory_goes_back_to_the_system() {
     );
     tune();
     assert!(is_bulk(), "start-up is a bulk phase");
+    assert!(
+        meridian::allocator::is_thp_disabled(),
+        "tune turns transparent huge pages off for the process"
+    );
     assert_handed_back(
         "tuned, nothing called after the frees",
         allocate_and_free(|| {}),

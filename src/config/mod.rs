@@ -562,10 +562,7 @@ impl Config {
         path: &Path,
         previous: Option<&Config>,
     ) -> Result<Config, ConfigError> {
-        let mut config = validate::incremental::parse_after(text, path, previous)
-            .map_err(ConfigError::Invalid)?;
-        config.digest = digest(text);
-        Ok(config)
+        validate::incremental::parse_after(text, path, previous).map_err(ConfigError::Invalid)
     }
 
     /// This config as seen by node `name` (from `--node` or

@@ -169,6 +169,13 @@ pub struct Publisher {
     bulk: Option<crate::allocator::Bulk>,
     /// Frees replaced snapshots and trims, off this task.
     retirer: retire::Retirer,
+    /// A reload's refill of `board`, running beside the snapshot build;
+    /// finished before the board is read again, before the probes start
+    /// and before callers hear back.
+    board_fill: Option<tokio::task::JoinHandle<()>>,
+    /// A reload stopped the probes; they start again once the board is
+    /// refilled.
+    is_probe_start_due: bool,
 }
 
 /// After a health report, how long the queues must stay quiet before the
@@ -176,6 +183,11 @@ pub struct Publisher {
 const SETTLE_QUIET: Duration = Duration::from_millis(2);
 /// The most a health-driven build waits for the burst to settle.
 const SETTLE_MAX: Duration = Duration::from_millis(10);
+
+/// From this many services on, a build's answer counters are worked out
+/// on a thread of their own (see `publish`); below, starting one costs
+/// more than it saves.
+const COUNT_BESIDE_FROM: usize = 1000;
 
 /// The least time between two trims prompted by latency batches.
 const LATENCY_TRIM_SPACING: Duration = Duration::from_secs(2);
@@ -218,6 +230,8 @@ impl Publisher {
             last_trim: None,
             bulk: Some(crate::allocator::STARTUP),
             retirer: retire::Retirer::start(),
+            board_fill: None,
+            is_probe_start_due: false,
             store,
             metrics,
             state,
@@ -295,7 +309,7 @@ impl Publisher {
             let mut dirty = tokio::select! {
                 _ = stop.cancelled() => return,
                 request = self.requests.recv() => match request {
-                    Some(request) => self.on_request(request, &mut replies, stop).await,
+                    Some(request) => self.on_request(request, &mut replies).await,
                     None => return,
                 },
                 Some(report) = self.reports.recv() => {
@@ -319,7 +333,7 @@ impl Publisher {
                 } else if let Ok(peer) = self.peer_reports.try_recv() {
                     dirty |= self.on_peer(peer);
                 } else if let Ok(request) = self.requests.try_recv() {
-                    dirty |= self.on_request(request, &mut replies, stop).await;
+                    dirty |= self.on_request(request, &mut replies).await;
                 } else if is_health && tokio::time::Instant::now() < settle_until {
                     is_health = false;
                     tokio::select! {
@@ -342,6 +356,10 @@ impl Publisher {
             }
             if dirty.snapshot {
                 self.publish();
+            }
+            self.finish_board_fill().await;
+            if std::mem::take(&mut self.is_probe_start_due) {
+                self.start_probes(stop);
             }
             for reply in replies {
                 reply.send(self.state.generation);
@@ -374,12 +392,7 @@ impl Publisher {
         self.state.apply(Change::Peer(report))
     }
 
-    async fn on_request(
-        &mut self,
-        request: Request,
-        replies: &mut Vec<Reply>,
-        stop: &CancellationToken,
-    ) -> Dirty {
+    async fn on_request(&mut self, request: Request, replies: &mut Vec<Reply>) -> Dirty {
         match request {
             Request::Drain { request, reply } => {
                 let before = (
@@ -422,7 +435,7 @@ impl Publisher {
                     at: Instant::now(),
                 })
             }
-            Request::Reload { reply } => match self.reload(stop).await {
+            Request::Reload { reply } => match self.reload().await {
                 Ok(dirty) => {
                     self.metrics.config_reload(true);
                     replies.push(Reply::Reload(reply));
@@ -542,7 +555,7 @@ impl Publisher {
     /// Reads the config file again and, if it is valid, makes it current:
     /// health of addresses that stay carries over, drains stay, probes
     /// restart for the new set.
-    async fn reload(&mut self, stop: &CancellationToken) -> Result<Dirty, ReloadError> {
+    async fn reload(&mut self) -> Result<Dirty, ReloadError> {
         let started = Instant::now();
         self.bulk = Some(crate::allocator::begin_bulk());
         let (next, geo) = reload::read_config(&self.state.config, self.state.geo.clone()).await?;
@@ -550,6 +563,8 @@ impl Publisher {
         let next = Arc::new(next);
         // The probe tasks write the board; stop them before it changes.
         self.stop_probes().await;
+        // A reload just before, in the same batch, may still be filling it.
+        self.finish_board_fill().await;
         let stopped = started.elapsed();
         // Only probed records can be kept (see `carry_over`).
         let board: Vec<_> = self
@@ -560,12 +575,20 @@ impl Publisher {
             .collect();
         let carried = reload::carry_over(&self.state.config, board, &next, SystemTime::now());
         let carried_over = started.elapsed();
-        self.board.clear();
         let mut observed = HashMap::with_capacity(carried.len());
-        for (key, health) in carried {
-            observed.insert(key, health.observed);
-            self.board.insert(key, health);
+        for (key, health) in &carried {
+            observed.insert(*key, health.observed);
         }
+        // Nothing reads the records before the probes start: tens of
+        // thousands of inserts are done beside the snapshot build instead
+        // of before it.
+        let board = self.board.clone();
+        self.board_fill = Some(tokio::task::spawn_blocking(move || {
+            board.clear();
+            for (key, health) in carried {
+                board.insert(key, health);
+            }
+        }));
         if next.geoip != self.state.config.geoip {
             self.geo_stamps = reload::geo_stamps(&next);
         }
@@ -575,30 +598,59 @@ impl Publisher {
             observed,
         }));
         let applied = started.elapsed();
-        self.start_probes(stop);
+        self.is_probe_start_due = true;
         tracing::debug!(
             ?read,
             ?stopped,
             ?carried_over,
             ?applied,
-            started = ?started.elapsed(),
-            "reload: config read, old probes stopped, health carried over, new probes started"
+            "reload: config read, old probes stopped, health carried over (probes start once the snapshot is built)"
         );
         self.is_trim_due = true;
         Ok(dirty)
     }
 
+    /// Waits for a reload's board refill, if one is under way.
+    async fn finish_board_fill(&mut self) {
+        if let Some(fill) = self.board_fill.take() {
+            fill.await
+                .expect("refilling the health board does not panic");
+        }
+    }
+
     fn publish(&mut self) {
         let started = Instant::now();
-        let counters = {
-            let previous = self.store.load();
-            self.metrics.answer_counters_after(
-                &self.state.config,
+        let previous = self.store.load_full();
+        let config = self.state.config.clone();
+        let metrics = &self.metrics;
+        let count = || {
+            let counters = metrics.answer_counters_after(
+                &config,
                 Some((&previous.config, &previous.answer_counters)),
-            )
+            );
+            (counters, started.elapsed())
         };
-        let counted = started.elapsed();
-        let snapshot = crate::snapshot::build(self.state.next_inputs(counters));
+        // Nothing in the build reads the answer counters, only the
+        // snapshot carries them: at scale (a few ms for 10,000 services)
+        // they are worked out beside it, on the other core.
+        let (snapshot, counted) = if config.services.len() < COUNT_BESIDE_FROM {
+            let (counters, counted) = count();
+            let snapshot = crate::snapshot::build(self.state.next_inputs(counters));
+            (snapshot, counted)
+        } else {
+            std::thread::scope(|scope| {
+                // Without a thread to spare, counted here after the build.
+                let counting = std::thread::Builder::new().spawn_scoped(scope, count);
+                let mut snapshot = crate::snapshot::build(self.state.next_inputs(Vec::new()));
+                let (counters, counted) = match counting {
+                    Ok(counting) => counting.join().expect("counting does not panic"),
+                    Err(_) => count(),
+                };
+                snapshot.answer_counters = counters;
+                (snapshot, counted)
+            })
+        };
+        drop(previous);
         let built = started.elapsed();
         let is_all_down = snapshot.table.services.iter().map(|s| s.is_all_down);
         let all_down_changes = self.state.all_down_changes(is_all_down);

@@ -255,3 +255,58 @@ async fn a_rejected_reload_keeps_the_old_config_and_a_good_one_keeps_health() {
     node.stop.cancel();
     within("publisher stop", task).await.unwrap();
 }
+
+/// At scale (counters worked out beside the build, the board refilled
+/// beside it): once the reply comes, every service has its counters, an
+/// unchanged one the very same counter with its count, and the board a
+/// record for every address of the new config.
+#[tokio::test]
+async fn a_reload_at_scale_keeps_counters_and_refills_the_board_before_the_reply() {
+    let services = COUNT_BESIDE_FROM + 10;
+    let text = |ttl: u32| {
+        let mut text = crate::test_config::www("", &["192.0.2.1"], "192.0.2.2");
+        for s in 0..services {
+            text += &format!(
+                "[[services]]\nname = \"svc{s}\"\nttl = {ttl}\ncheck = {{ kind = \"none\" }}\n\
+                 [[services.endpoints]]\nzone = \"a\"\naddresses = [\"10.1.{}.{}\"]\n\
+                 [[services.endpoints]]\nzone = \"b\"\naddresses = [\"10.2.{}.{}\"]\n",
+                s / 250,
+                s % 250 + 1,
+                s / 250,
+                s % 250 + 1
+            );
+        }
+        text
+    };
+    let dir = TempDir::new("scale");
+    let mut node = Node::new(&dir, &text(30));
+    let task = node.start();
+    let before = node.store.load_full();
+    let counter = before.answer_counters[7][1].clone();
+    counter.fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+    node.board.clear();
+
+    // Every service's text changes (its ttl); names and endpoints stay.
+    std::fs::write(&node.config_path, text(31)).unwrap();
+    within("reload", node.handle.reload())
+        .await
+        .unwrap()
+        .expect("valid config");
+    let now = node.store.load_full();
+    assert_eq!(now.config.services[7].ttl, 31);
+    assert_eq!(now.answer_counters.len(), services + 1);
+    assert!(
+        now.answer_counters
+            .iter()
+            .zip(&now.config.services)
+            .all(|(row, s)| row.len() == s.endpoints.len())
+    );
+    assert!(Arc::ptr_eq(&now.answer_counters[7][1], &counter));
+    assert_eq!(counter.load(std::sync::atomic::Ordering::Relaxed), 5);
+    assert_eq!(
+        node.board.len(),
+        crate::health::address_keys(&now.config).count()
+    );
+    node.stop.cancel();
+    within("publisher stop", task).await.unwrap();
+}

@@ -21,11 +21,11 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::Name;
 use toml::de::DeTable;
 
 use super::names::Names;
-use super::{Checker, shape};
+use super::{Checker, plain, shape};
 use crate::config::error::Problems;
 use crate::config::{Config, Domain, Problem, Service, Zone, sections};
 
@@ -57,9 +57,10 @@ fn hash(text: &str) -> u64 {
 }
 
 impl ServiceIndex {
-    /// The index of the previous read's service whose entry is exactly `text`.
-    fn find(&self, text: &str) -> Option<usize> {
-        let i = *self.by_hash.get(&hash(text))?;
+    /// The index of the previous read's service whose entry is exactly
+    /// `text`, whose [`hash`] is `hashed`.
+    fn find(&self, text: &str, hashed: u64) -> Option<usize> {
+        let i = *self.by_hash.get(&hashed)?;
         (self.text[self.ranges[i].clone()] == *text).then_some(i)
     }
 }
@@ -82,22 +83,48 @@ fn context(
 }
 
 /// Reads `text` as [`super::parse`] does, reusing `previous`'s services
-/// where their text is unchanged; the result is the same config (and, on
-/// any problem, the same problems, from [`super::parse`] itself).
+/// where their text is unchanged; the result is the same config, digest
+/// included (and, on any problem, the same problems, from
+/// [`super::parse`] itself).
 pub(crate) fn parse_after(
     text: &str,
     path: &Path,
     previous: Option<&Config>,
 ) -> Result<Config, Vec<Problem>> {
-    match try_parse(text, path, previous) {
+    let read = || match try_parse(text, path, previous) {
         Some(config) => Ok(config),
         None => super::parse(text, path),
-    }
+    };
+    // Digesting 10,000 services' text takes a few ms: a text that large
+    // is digested beside the read.
+    let (config, digest) = if text.len() < DIGEST_BESIDE_FROM {
+        (read(), crate::config::digest(text))
+    } else {
+        let digest = || crate::config::digest(text);
+        std::thread::scope(|scope| {
+            // Without a thread to spare, digested here after the read.
+            let digesting = std::thread::Builder::new().spawn_scoped(scope, digest);
+            let config = read();
+            let digest = match digesting {
+                Ok(digesting) => digesting.join().expect("digesting does not panic"),
+                Err(_) => digest(),
+            };
+            (config, digest)
+        })
+    };
+    let mut config = config?;
+    config.digest = digest;
+    Ok(config)
 }
+
+/// From this size of text on, [`parse_after`] digests it on a thread of
+/// its own.
+const DIGEST_BESIDE_FROM: usize = 256 * 1024;
 
 /// The incremental read; `None` when it cannot be done this way or found
 /// any problem (the ordinary read then says which).
 fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Config> {
+    let started = std::time::Instant::now();
     let ranges = sections::service_ranges(text)?;
     let rest = blank_out(text, &ranges);
     let mut problems = Problems::new(path, text);
@@ -106,9 +133,13 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
     if !problems.is_empty() || !raw.services.is_empty() {
         return None;
     }
+    let rest_read = started.elapsed();
     let config_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Once per entry, for the look-up here and the next read's index.
+    let hashes: Vec<u64> = ranges.iter().map(|r| hash(&text[r.clone()])).collect();
     let previous = previous.and_then(|p| Some((p, p.service_index.as_deref()?)));
     let mut kept: Option<(Vec<Option<Vec<String>>>, String)> = None;
+    let mut entries_read = None;
     let mut config = Checker {
         problems: &mut problems,
         config_dir: config_dir.clone(),
@@ -118,9 +149,10 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
         let previous = previous.filter(|(_, index)| index.context == context);
         let mut found: Vec<Option<Found>> = ranges
             .iter()
-            .map(|r| {
+            .zip(&hashes)
+            .map(|(r, &hashed)| {
                 let (config, index) = previous?;
-                let i = index.find(&text[r.clone()])?;
+                let i = index.find(&text[r.clone()], hashed)?;
                 Some(Found {
                     service: config.services[i].clone(),
                     span: 0..0,
@@ -136,22 +168,30 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
             zones,
             domain,
         };
+        let (reused, read_at) = (ranges.len() - missing.len(), started.elapsed());
         let read = read_entries(text, &ranges, &missing, &around);
+        entries_read = Some((reused, read_at, started.elapsed()));
         for (i, entry) in missing.into_iter().zip(read) {
             found[i] = entry;
         }
+        // An entry with a problem, or a name defined twice: the ordinary
+        // read reports it. Names hash and compare without regard to case
+        // (as `LowerName`s do), so none is copied to be lowercased.
+        let mut seen: HashSet<&Name, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(ranges.len(), Default::default());
+        for entry in &found {
+            match entry {
+                Some(entry) if seen.insert(&entry.service.name) => {}
+                _ => return Vec::new(),
+            }
+        }
+        drop(seen);
         let mut services = Vec::with_capacity(ranges.len());
         let mut suspicious = Vec::with_capacity(ranges.len());
-        let mut seen = HashSet::with_capacity(ranges.len());
         for (entry, range) in found.into_iter().zip(&ranges) {
-            // An entry with a problem, or a name defined twice: the
-            // ordinary read reports it.
             let Some(entry) = entry else {
                 return Vec::new();
             };
-            if !seen.insert(LowerName::new(&entry.service.name)) {
-                return Vec::new();
-            }
             names
                 .suspicious
                 .borrow_mut()
@@ -167,12 +207,13 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
     if !problems.is_empty() || config.services.len() != ranges.len() {
         return None;
     }
+    let checked = started.elapsed();
     config.warnings = problems.warnings();
-    let by_hash = ranges
+    let by_hash = hashes
         .iter()
         .enumerate()
         .rev()
-        .map(|(i, r)| (hash(&text[r.clone()]), i))
+        .map(|(i, &h)| (h, i))
         .collect();
     config.service_index = Some(Arc::new(ServiceIndex {
         text: text.to_string(),
@@ -185,6 +226,18 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
             .collect(),
         context,
     }));
+    if let Some((reused, read_at, entries_done)) = entries_read {
+        tracing::debug!(
+            entries = config.services.len(),
+            reused,
+            ?rest_read,
+            entries_from = ?read_at,
+            ?entries_done,
+            ?checked,
+            indexed = ?started.elapsed(),
+            "config read: the rest, the changed entries, the checks across them, the index"
+        );
+    }
     Some(config)
 }
 
@@ -196,15 +249,16 @@ struct Found {
     suspicious: Vec<String>,
 }
 
-/// The text with every range overwritten by a comment of the same length,
-/// so the rest parses on its own with the file's byte offsets.
+/// The text with every range overwritten by blanks (one line of them per
+/// entry), so the rest parses on its own with the file's byte offsets.
+/// Blanks rather than a comment: the TOML parser checks every character
+/// of a comment, and at 10,000 entries that was most of parsing the rest.
 fn blank_out(text: &str, ranges: &[Range<usize>]) -> String {
     let mut bytes = text.as_bytes().to_vec();
     for r in ranges {
         let body = &mut bytes[r.clone()];
         let ends_line = body.last() == Some(&b'\n');
         body.fill(b' ');
-        body[0] = b'#';
         if ends_line {
             *body.last_mut().expect("an entry is not empty") = b'\n';
         }
@@ -243,32 +297,52 @@ fn read_entries(
     }
     let per = which.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let parts: Vec<_> = which
-            .chunks(per)
-            .map(|part| scope.spawn(move || read(part)))
+        // This thread reads the first part itself rather than wait idle.
+        let mut parts = which.chunks(per);
+        let first = parts.next().unwrap_or_default();
+        // A part no thread could be started for is read here too.
+        let others: Vec<_> = parts
+            .map(|part| {
+                let thread = std::thread::Builder::new().spawn_scoped(scope, move || read(part));
+                (part, thread)
+            })
             .collect();
-        parts
-            .into_iter()
-            .flat_map(|h| h.join().expect("reading a service does not panic"))
-            .collect()
+        // Sized up front: 10,000 entries grown by doubling were copied
+        // and faulted in again several times over.
+        let mut out = Vec::with_capacity(which.len());
+        out.extend(read(first));
+        for (part, thread) in others {
+            match thread {
+                Ok(thread) => out.extend(thread.join().expect("reading a service does not panic")),
+                Err(_) => out.extend(read(part)),
+            }
+        }
+        out
     })
 }
 
 /// One `[[services]]` entry parsed and checked alone; `None` on any
-/// problem or warning.
+/// problem or warning. Read by `plain` when it is written plainly, else by
+/// the TOML crate as the whole file is.
 fn read_entry(entry: &str, around: &Around<'_>) -> Option<Found> {
     let mut problems = Problems::new(around.path, entry);
-    let root = DeTable::parse(entry).ok()?;
-    let raw = shape::read(entry, root, &mut problems).ok()?;
-    if !problems.is_clean() || raw.services.len() != 1 {
-        return None;
-    }
+    let raw = match plain::read(entry) {
+        Some(service) => vec![service],
+        None => {
+            let root = DeTable::parse(entry).ok()?;
+            let raw = shape::read(entry, root, &mut problems).ok()?;
+            if !problems.is_clean() || raw.services.len() != 1 {
+                return None;
+            }
+            raw.services
+        }
+    };
     let names = Names::new(around.apex.clone());
     let mut services = Checker {
         problems: &mut problems,
         config_dir: around.config_dir.to_path_buf(),
     }
-    .services(raw.services, &names, around.zones, around.domain);
+    .services(raw, &names, around.zones, around.domain);
     if !problems.is_clean() {
         return None;
     }

@@ -16,6 +16,7 @@ mod geoip;
 mod health_check;
 pub(crate) mod incremental;
 mod names;
+mod plain;
 mod policy;
 mod records;
 mod routing;

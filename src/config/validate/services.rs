@@ -12,19 +12,51 @@ use super::names::Names;
 use crate::config::raw::{RawCheck, RawEndpoint, RawService};
 use crate::config::{AllDown, Domain, Endpoint, Service, Zone, defaults};
 
-/// [`Endpoint::split_key`]: FNV-1a over the service's name, the zone's
-/// and the endpoint's, 0-separated; stable across processes, versions
-/// and nodes, so every node splits a zone the same way.
-fn split_key(service: &Name, zone: &str, name: Option<&str>) -> u64 {
+/// [`Endpoint::split_key`]: FNV-1a over the service's name (lowercased,
+/// as text: `service`), the zone's and the endpoint's, 0-separated;
+/// stable across processes, versions and nodes, so every node splits a
+/// zone the same way.
+fn split_key(service: &str, zone: &str, name: Option<&str>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let text = LowerName::new(service).to_string();
-    for part in [text.as_str(), zone, name.unwrap_or("")] {
+    for part in [service, zone, name.unwrap_or("")] {
         for b in part.bytes().chain([0]) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
     h
+}
+
+/// `name` as its `Display` writes it, without the formatter for the usual
+/// names: every label of letters, digits, `_` and inner `-`, none of them
+/// punycode (`xn--`, which `Display` decodes). Anything else goes through
+/// `Display`.
+fn name_text(name: &Name) -> String {
+    let mut out = String::with_capacity(64);
+    for label in name.iter() {
+        let is_plain = !label.is_empty()
+            && !label
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"xn--"))
+            && label
+                .iter()
+                .enumerate()
+                .all(|(i, &c)| c.is_ascii_alphanumeric() || c == b'_' || (c == b'-' && i > 0));
+        if !is_plain {
+            return name.to_string();
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.extend(label.iter().map(|&c| char::from(c)));
+    }
+    if out.is_empty() {
+        return name.to_string();
+    }
+    if name.is_fqdn() {
+        out.push('.');
+    }
+    out
 }
 
 /// An endpoint as read so far, for the checks across a zone's endpoints.
@@ -52,6 +84,7 @@ impl Checker<'_, '_> {
         // keeps these vectors for its whole life.
         let mut out: Vec<(Service, Range<usize>)> = Vec::with_capacity(raw.len());
         let mut seen_names: HashSet<LowerName> = HashSet::new();
+        let is_several = raw.len() > 1;
         for mut s in raw {
             let name = match names.owner(s.name.get_ref()) {
                 Ok(n) => n,
@@ -60,7 +93,10 @@ impl Checker<'_, '_> {
                     continue;
                 }
             };
-            if !seen_names.insert(LowerName::new(&name)) {
+            let lower = LowerName::new(&name);
+            // An entry read alone (a reload's changed entry) has nothing to
+            // clash with here.
+            if is_several && !seen_names.insert(lower.clone()) {
                 self.err(
                     s.name.span(),
                     format!("service `{name}` is defined twice"),
@@ -72,8 +108,12 @@ impl Checker<'_, '_> {
             let default_check = s.check.clone().unwrap_or_default();
             let mut endpoints: Vec<Endpoint> = Vec::with_capacity(s.endpoints.len());
             let mut seen = Vec::new();
+            // Once per service: writing a name out as text costs more than
+            // the rest of an endpoint's checks.
+            let key_text = name_text(&lower);
             for ep in std::mem::take(&mut s.endpoints) {
-                match self.endpoint(ep, &name, zones, &mut seen, &default_check) {
+                let service = (&name, key_text.as_str());
+                match self.endpoint(ep, service, zones, &mut seen, &default_check) {
                     Some(endpoint) => endpoints.push(endpoint),
                     None => ok = false,
                 }
@@ -132,7 +172,7 @@ impl Checker<'_, '_> {
     fn endpoint(
         &mut self,
         ep: RawEndpoint,
-        service: &Name,
+        (service, key_text): (&Name, &str),
         zones: &[(Zone, Range<usize>)],
         seen: &mut Vec<SeenEndpoint>,
         base: &RawCheck,
@@ -208,7 +248,7 @@ impl Checker<'_, '_> {
             },
         )?;
         Some(Endpoint {
-            split_key: split_key(service, zone_name, endpoint_name.as_deref()),
+            split_key: split_key(key_text, zone_name, endpoint_name.as_deref()),
             zone,
             name: endpoint_name,
             weight,
@@ -370,6 +410,42 @@ impl Checker<'_, '_> {
                 );
                 None
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn a_name_is_written_out_as_display_writes_it() {
+        for text in [
+            "svc1.gslb.test.",
+            "svc1.gslb.test",
+            "WWW.Example.",
+            "_srv._tcp.a-b.x.",
+            "*.apps.x.",
+            "xn--bcher-kva.example.",
+            "XN--bcher-kva.example.",
+            "a\\.b.x.",
+            ".",
+        ] {
+            let name = Name::from_str(text).unwrap();
+            assert_eq!(name_text(&name), name.to_string(), "{text}");
+            let lower = LowerName::new(&name);
+            assert_eq!(name_text(&lower), lower.to_string(), "{text}");
+        }
+        // Labels the text parser would not take, from their bytes.
+        for labels in [
+            &[&b"-lead"[..], b"x"][..],
+            &[b"a.b", b"x"],
+            &[b"a b", b"x"],
+            &[b"caf\xc3\xa9", b"x"],
+        ] {
+            let name = Name::from_labels(labels.iter().copied()).unwrap();
+            assert_eq!(name_text(&name), name.to_string(), "{labels:?}");
         }
     }
 }
