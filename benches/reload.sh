@@ -139,4 +139,4 @@ if [ -n "${UNDER_LOAD:-}" ]; then
         *) cat "$work/dnsperf" >&2; exit 1 ;;
     esac
 fi
-[ -n "${KEEP_LOG:-}" ] && cp "$work/log" "$KEEP_LOG"
+if [ -n "${KEEP_LOG:-}" ]; then cp "$work/log" "$KEEP_LOG"; fi
