@@ -40,14 +40,20 @@ fn allocate_and_free(after_free: impl FnOnce()) -> (u64, u64, u64) {
     (before, grown, resident_bytes())
 }
 
-/// The opposite: freed pages stay resident (the steady delay has not run
-/// out: the frees and the reading take well under a second).
-fn assert_kept(what: &str, (before, grown, after): (u64, u64, u64)) {
+/// The allocation showed in the resident set; returns its size.
+fn assert_grew(what: &str, before: u64, grown: u64) -> u64 {
     let size = (BLOCK * BLOCKS) as u64;
     assert!(
         grown >= before + size / 2,
         "{what}: 256 MiB allocated should show: {before} -> {grown}"
     );
+    size
+}
+
+/// The opposite: freed pages stay resident (the steady delay has not run
+/// out: the frees and the reading take well under a second).
+fn assert_kept(what: &str, (before, grown, after): (u64, u64, u64)) {
+    let size = assert_grew(what, before, grown);
     assert!(
         after > before + size / 2,
         "{what}: freed pages should stay for the steady delay: {before} -> {grown} -> {after}"
@@ -55,11 +61,7 @@ fn assert_kept(what: &str, (before, grown, after): (u64, u64, u64)) {
 }
 
 fn assert_handed_back(what: &str, (before, grown, after): (u64, u64, u64)) {
-    let size = (BLOCK * BLOCKS) as u64;
-    assert!(
-        grown >= before + size / 2,
-        "{what}: 256 MiB allocated should show: {before} -> {grown}"
-    );
+    let size = assert_grew(what, before, grown);
     assert!(
         after < before + size / 4,
         "{what}: freed pages should leave the resident set: {before} -> {grown} -> {after}"

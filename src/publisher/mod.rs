@@ -36,9 +36,8 @@ use crate::cluster::pull::PeerReport;
 use crate::health::drains::Drains;
 use crate::health::{HealthBoard, Report};
 use crate::metrics::Metrics;
-use crate::routing::geo::GeoDb;
 use crate::snapshot::SnapshotStore;
-pub use reload::{ReloadError, load_drains};
+pub use reload::{ReloadError, load_drains, open_geoip};
 pub use state::{Change, Dirty, DrainRequest, DrainTarget, LatencySample, State};
 
 /// The result of a drain request.
@@ -686,17 +685,6 @@ impl Publisher {
             tracing::info!(service = %s.name, "endpoints serving again; all-down rule lifted");
         }
     }
-}
-
-/// Opens the GeoIP database a config names, if any.
-pub fn open_geoip(
-    config: &crate::config::Config,
-) -> Result<Option<Arc<GeoDb>>, crate::routing::geo::GeoError> {
-    config
-        .geoip
-        .as_ref()
-        .map(|settings| GeoDb::open(&settings.files).map(Arc::new))
-        .transpose()
 }
 
 #[cfg(test)]

@@ -171,6 +171,16 @@ pub fn geo_stamps(config: &Config) -> Vec<FileStamp> {
         .unwrap_or_default()
 }
 
+/// Opens the GeoIP database a config names, if any (at start-up, and by
+/// `meridian check`).
+pub fn open_geoip(config: &Config) -> Result<Option<Arc<GeoDb>>, GeoError> {
+    config
+        .geoip
+        .as_ref()
+        .map(|settings| GeoDb::open(&settings.files).map(Arc::new))
+        .transpose()
+}
+
 /// Opens the GeoIP files again off the publisher's task.
 pub async fn reopen_geoip(config: &Config) -> Option<Result<GeoDb, GeoError>> {
     let files = config.geoip.as_ref()?.files.clone();
