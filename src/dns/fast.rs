@@ -191,8 +191,8 @@ fn parse_ecs(data: &[u8]) -> Option<QueryEcs> {
         return None;
     }
     // The address as sent, its bits past the prefix zero (RFC 7871
-    // 7.1.1, as `wire::is_valid_query_ecs` says for the general path).
-    let past_prefix_is_zero = |rest: Option<u128>| rest.is_none_or(|rest| rest == 0);
+    // 7.1.1, the rule `wire::is_valid_query_ecs` applies for the general
+    // path), read as bits so the IPv4 case needs no copy.
     let addr = if family == 1 {
         let bits = match *bytes {
             [a, b, c] => u32::from_be_bytes([a, b, c, 0]),
@@ -201,8 +201,7 @@ fn parse_ecs(data: &[u8]) -> Option<QueryEcs> {
             [a] => u32::from_be_bytes([a, 0, 0, 0]),
             _ => 0,
         };
-        let rest = bits.checked_shl(u32::from(source_prefix));
-        if !past_prefix_is_zero(rest.map(u128::from)) {
+        if !wire::is_zero_past_prefix(u128::from(bits) << 96, source_prefix) {
             return None;
         }
         IpAddr::V4(Ipv4Addr::from(bits))
@@ -210,7 +209,7 @@ fn parse_ecs(data: &[u8]) -> Option<QueryEcs> {
         let mut octets = [0u8; 16];
         octets[..addr_len].copy_from_slice(bytes);
         let bits = u128::from_be_bytes(octets);
-        if !past_prefix_is_zero(bits.checked_shl(u32::from(source_prefix))) {
+        if !wire::is_zero_past_prefix(bits, source_prefix) {
             return None;
         }
         IpAddr::V6(Ipv6Addr::from(bits))

@@ -90,23 +90,22 @@ pub fn ecs_address_len(source_prefix: u8) -> usize {
 /// prefix. A query that breaks any of these gets FORMERR.
 #[inline]
 pub fn is_valid_query_ecs(addr: IpAddr, source_prefix: u8, scope: u8) -> bool {
+    let (bits, width) = match addr {
+        IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    };
+    scope == 0 && source_prefix <= width && is_zero_past_prefix(bits, source_prefix)
+}
+
+/// Whether no address bit is set past the source prefix, for an address
+/// given left-aligned in 128 bits (an IPv4 address in the top 32). The
+/// fast path, which reads the address as bits, asks this directly.
+#[inline]
+pub fn is_zero_past_prefix(bits: u128, source_prefix: u8) -> bool {
     // Shifting the prefix out leaves the bits past it; a shift by the
     // whole width (a full-length prefix) leaves none.
-    let past_prefix_is_zero = match addr {
-        IpAddr::V4(a) => {
-            source_prefix <= 32
-                && u32::from(a)
-                    .checked_shl(u32::from(source_prefix))
-                    .is_none_or(|rest| rest == 0)
-        }
-        IpAddr::V6(a) => {
-            source_prefix <= 128
-                && u128::from(a)
-                    .checked_shl(u32::from(source_prefix))
-                    .is_none_or(|rest| rest == 0)
-        }
-    };
-    scope == 0 && past_prefix_is_zero
+    bits.checked_shl(u32::from(source_prefix))
+        .is_none_or(|rest| rest == 0)
 }
 
 /// The client a query is routed for: its ECS subnet when it has one with
