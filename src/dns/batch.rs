@@ -128,10 +128,6 @@ impl Batch {
     /// Waits for at least one datagram (up to the socket's read timeout)
     /// and takes whatever else is already queued, up to [`BATCH`].
     pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        // The system call itself, not libc's wrapper: the wrapper makes
-        // it a thread cancellation point, bookkeeping that costs as many
-        // instructions as a cheap answer's whole write and that nothing
-        // here uses (no thread is ever cancelled).
         // SAFETY: every header points at buffers owned by `self` that
         // outlive the call, with their true lengths (restored by
         // `reply_each` in the slots a receive filled).
@@ -232,10 +228,12 @@ impl Batch {
 /// `recvmmsg` or `sendmmsg` (no timeout) on `fd` over `len` headers
 /// from `headers`; the count of datagrams, or the error.
 ///
-/// On x86-64 this is the `syscall` instruction itself: libc's variadic
-/// `syscall` wrapper shuffles every argument and sets `errno`, about as
-/// many instructions per batch as a static answer's header and question.
-/// Elsewhere it is that wrapper.
+/// The system call itself, not libc's `recvmmsg`/`sendmmsg`: those make
+/// it a thread cancellation point, bookkeeping nothing here uses (no
+/// thread is ever cancelled). On x86-64 it is the `syscall` instruction:
+/// libc's variadic `syscall` wrapper shuffles every argument and sets
+/// `errno`, about as many instructions per batch as a static answer's
+/// header and question. Elsewhere it is that wrapper.
 ///
 /// # Safety
 ///
@@ -376,7 +374,7 @@ mod tests {
         server: &UdpSocket,
         want: usize,
         mut reply: impl FnMut(&[u8]) -> Option<Vec<u8>>,
-    ) -> Vec<Vec<(Vec<u8>, Option<IpAddr>)>> {
+    ) -> Vec<Vec<(Vec<u8>, IpAddr)>> {
         let mut batches = Vec::new();
         let mut taken = 0;
         while taken < want {
@@ -385,7 +383,7 @@ mod tests {
             assert!((1..=BATCH).contains(&n), "{n}");
             let mut slots = Vec::new();
             batch.reply_each(server, n, |request, source, out| {
-                slots.push((request.to_vec(), Some(source)));
+                slots.push((request.to_vec(), source));
                 match reply(request) {
                     Some(bytes) => {
                         out.clear();
@@ -442,7 +440,7 @@ mod tests {
         let slots: Vec<_> = batches.concat();
         for (i, (request, source)) in slots.iter().enumerate() {
             assert_eq!(*request, vec![b'a' + i as u8; 3 + i * 5]);
-            assert_eq!(*source, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+            assert_eq!(*source, IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
         for (i, client) in clients.iter().enumerate() {
             if i == 1 {
@@ -525,7 +523,7 @@ mod tests {
         client.send(b"six").unwrap();
         let mut batch = Batch::new();
         let batches = serve(&mut batch, &server, 1, |request| Some(reply_to(request)));
-        assert_eq!(batches[0][0].1, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(batches[0][0].1, IpAddr::V6(Ipv6Addr::LOCALHOST));
         assert_eq!(recv(&client), b"re:six");
     }
 
