@@ -67,7 +67,8 @@ enum Header {
     Other,
 }
 
-fn is_bare(c: u8) -> bool {
+/// A byte a TOML bare key may hold (letters, digits, `_` and `-`).
+pub(super) fn is_bare(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
 }
 

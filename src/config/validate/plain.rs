@@ -17,6 +17,7 @@
 use toml::Spanned;
 
 use crate::config::raw::{RawCheck, RawEndpoint, RawService};
+use crate::config::sections::is_bare;
 
 /// `entry` (the text of one `[[services]]` entry, starting with its
 /// header) as the service it defines; `None` when it is not written in the
@@ -75,10 +76,6 @@ fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     }
     *slot = Some(value);
     Some(())
-}
-
-fn is_bare(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
 }
 
 /// Control characters TOML allows in no string or comment (tab is fine).
