@@ -13,7 +13,10 @@
 //! by the key. Anything else is computed afresh and not kept.
 //!
 //! Each answering thread owns one memo (no sharing, no locks). It forgets
-//! everything when the snapshot changes, and when it is full.
+//! everything when the snapshot changes (in one step: slots carry the
+//! snapshot's epoch), and it holds at most [`SLOTS`] decisions: slots come
+//! in sets of [`WAYS`], and a new decision whose set is full replaces one
+//! of the set's, so the bound holds without ever starting over.
 //!
 //! A miss must be cheap too (a flood of random client subnets misses on
 //! every query): it decides with [`route_in`] in the memo's own
@@ -21,11 +24,15 @@
 //! GeoIP record's location to the zones, and keeps up to
 //! [`INLINE_ENDPOINTS`] chosen endpoints inline, so that once the tables
 //! have grown a miss allocates nothing.
-//! Keys come from the network (ECS subnets), so the map uses a randomly
-//! seeded hash and a fixed bound.
+//! Keys come from the network (ECS subnets), so the set a key lands in
+//! comes from a randomly seeded hash: nobody outside can aim many keys at
+//! one set, and one set thrashing costs only its own [`WAYS`] decisions.
+//!
+//! The table is a plain array rather than a general hash map because a hit
+//! is on every geo answer's path: one multiply finds the set, and at most
+//! four key compares find the decision.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use super::{Client, Router, Workspace, route_in};
@@ -36,8 +43,10 @@ use crate::health::HealthView;
 /// as ECS in practice and what the weighted policy hashes on.
 pub const V4_NETWORK_LEN: u8 = 24;
 pub const V6_NETWORK_LEN: u8 = 56;
-/// Decisions kept per thread before the memo starts over.
-const CAPACITY: usize = 1 << 16;
+/// Decisions kept per thread at most.
+const SLOTS: usize = 1 << 16;
+/// Slots per set: a key is looked for in its set's slots only.
+const WAYS: usize = 4;
 
 /// (service, client network, family, source prefix) as one number, so a
 /// lookup hashes two words: the network's bits (a /24's 24, a /56's 56)
@@ -129,18 +138,50 @@ pub struct Remembered {
 }
 
 /// One thread's remembered decisions for one snapshot.
-#[derive(Debug, Default)]
+/// One slot: a key and where its decision is, valid in one epoch.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    key: MemoKey,
+    /// The memo's epoch when the slot was filled; 0 never is one, so a
+    /// zeroed slot is empty.
+    epoch: u32,
+    /// Index of the decision in `DecisionMemo::decisions`.
+    decision: u32,
+}
+
+#[derive(Debug)]
 pub struct DecisionMemo {
-    /// The snapshot the decisions were made in (`Snapshot::id`).
     snapshot: u64,
-    entries: HashMap<MemoKey, Remembered, foldhash::fast::RandomState>,
-    /// Holds a decision that may not be kept, for the caller to read.
+    /// Bumped when the snapshot changes: every slot of an older epoch is
+    /// empty from then on.
+    epoch: u32,
+    /// `SLOTS` slots, `WAYS` to a set; zeroed (empty) pages until used.
+    slots: Box<[Slot]>,
+    /// The decisions the slots point at; a replaced slot's is overwritten
+    /// in place, so this never outgrows the slots.
+    decisions: Vec<Remembered>,
+    /// Seeds the set a key lands in.
+    seed: u64,
     scratch: Remembered,
-    /// Buffers and per-record distances for misses; they belong to
-    /// `snapshot` like the entries.
     workspace: Workspace,
     hits: u64,
     misses: u64,
+}
+
+impl Default for DecisionMemo {
+    fn default() -> DecisionMemo {
+        DecisionMemo {
+            snapshot: 0,
+            epoch: 1,
+            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
+            decisions: Vec::new(),
+            seed: foldhash::fast::RandomState::default().hash_one(0u64),
+            scratch: Remembered::default(),
+            workspace: Workspace::default(),
+            hits: 0,
+            misses: 0,
+        }
+    }
 }
 
 impl DecisionMemo {
@@ -151,8 +192,30 @@ impl DecisionMemo {
         }
     }
 
-    /// The decision for `service` and `client` in the snapshot `snapshot`
-    /// (its id) holds the rest of, made by [`route`] unless already known.
+    /// The first slot of the set `key` belongs to.
+    #[inline]
+    fn set_of(&self, key: MemoKey) -> usize {
+        let m = u128::from((key as u64) ^ self.seed) * u128::from((key >> 64) as u64 | 1);
+        let h = (m as u64) ^ ((m >> 64) as u64);
+        (h as usize & (SLOTS / WAYS - 1)) * WAYS
+    }
+
+    /// Forgets every decision: a new snapshot decides differently.
+    fn forget(&mut self, snapshot: u64) {
+        self.workspace.forget_places();
+        self.snapshot = snapshot;
+        self.decisions.clear();
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            // Slots filled 2^32 snapshots ago would look current again.
+            self.slots.fill(Slot::default());
+            self.epoch = 1;
+        }
+    }
+
+    /// The decision for `client` asking for `service` under `snapshot`:
+    /// remembered when it holds for the client's whole network, else
+    /// computed afresh.
     pub fn decide(
         &mut self,
         snapshot: u64,
@@ -163,48 +226,57 @@ impl DecisionMemo {
         client: Client,
     ) -> &Remembered {
         if snapshot != self.snapshot {
-            self.workspace.forget_places();
-        }
-        if snapshot != self.snapshot || self.entries.len() >= CAPACITY {
-            self.entries.clear();
-            self.snapshot = snapshot;
+            self.forget(snapshot);
         }
         let (key, len) = memo_key(service, client);
+        let set = self.set_of(key);
+        let epoch = self.epoch;
+        let ways = &self.slots[set..set + WAYS];
+        if let Some(found) = ways.iter().find(|s| s.key == key && s.epoch == epoch) {
+            self.hits += 1;
+            return &self.decisions[found.decision as usize];
+        }
+        self.misses += 1;
         let DecisionMemo {
-            entries,
+            slots,
+            decisions,
             scratch,
             workspace,
-            hits,
             misses,
             ..
         } = self;
-        match entries.entry(key) {
-            Entry::Occupied(found) => {
-                *hits += 1;
-                found.into_mut()
-            }
-            Entry::Vacant(slot) => {
-                *misses += 1;
-                let (is_all_down, scope) =
-                    route_in(config, health, router, service, client, workspace);
-                let remembered = Remembered {
-                    endpoints: Chosen::from_slice(&workspace.chosen),
-                    is_all_down,
-                    scope,
-                };
-                // A source prefix within the key's length means the key is
-                // the client; otherwise the scope must cover the network.
-                if client.source_prefix <= len || remembered.scope <= len {
-                    slot.insert(remembered)
-                } else {
-                    *scratch = remembered;
-                    scratch
-                }
-            }
+        let (is_all_down, scope) = route_in(config, health, router, service, client, workspace);
+        let remembered = Remembered {
+            endpoints: Chosen::from_slice(&workspace.chosen),
+            is_all_down,
+            scope,
+        };
+        if client.source_prefix > len && remembered.scope > len {
+            *scratch = remembered;
+            return scratch;
         }
+        // An empty slot of the set, else one of its four in turn.
+        let ways = &mut slots[set..set + WAYS];
+        let way = ways
+            .iter()
+            .position(|s| s.epoch != epoch)
+            .unwrap_or(*misses as usize % WAYS);
+        let slot = &mut ways[way];
+        let at = if slot.epoch == epoch {
+            decisions[slot.decision as usize] = remembered;
+            slot.decision as usize
+        } else {
+            decisions.push(remembered);
+            decisions.len() - 1
+        };
+        *slot = Slot {
+            key,
+            epoch,
+            decision: at as u32,
+        };
+        &decisions[at]
     }
 
-    /// Decisions reused and decisions computed, since the thread started.
     pub fn counts(&self) -> (u64, u64) {
         (self.hits, self.misses)
     }
@@ -331,6 +403,29 @@ mod tests {
         assert_eq!(&*outside.endpoints, fresh_outside.endpoints.as_slice());
         assert_ne!(inside.endpoints, outside.endpoints);
         assert_eq!(memo.counts(), (0, 2), "both computed, neither reused");
+    }
+
+    #[test]
+    fn the_memo_holds_at_most_its_slots_and_still_decides_right() {
+        // More networks than slots: sets fill and replace, the decisions
+        // kept stay bounded, and every answer (a replaced one asked again
+        // included) is still the fresh decision.
+        let c = config(&service("weighted", "", [5, 3, 2]));
+        let (r, h) = (router(&c), health(&c, &[]));
+        let mut memo = DecisionMemo::new();
+        let network = |i: u32| client(&format!("{}/24", std::net::Ipv4Addr::from(i << 8)));
+        for i in 0..(SLOTS as u32 + SLOTS as u32 / 4) {
+            memo.decide(1, &c, &h, &r, 0, network(i));
+        }
+        assert!(memo.decisions.len() <= SLOTS, "{}", memo.decisions.len());
+        assert_eq!(memo.counts().0, 0, "every network was new");
+        for i in (0..SLOTS as u32 + SLOTS as u32 / 4).step_by(97) {
+            let fresh = route(&c, &h, &r, 0, network(i));
+            let got = memo.decide(1, &c, &h, &r, 0, network(i));
+            assert_eq!(&*got.endpoints, fresh.endpoints.as_slice(), "network {i}");
+        }
+        let (hits, _) = memo.counts();
+        assert!(hits > 0, "the most recent networks are still remembered");
     }
 
     #[test]
