@@ -236,7 +236,7 @@ impl FastTable {
     /// The node at a wire name (in any letter case), if the domain has
     /// one there. Every node is the apex or below it: finding a name
     /// proves it is in the domain.
-    #[inline]
+    #[inline(always)]
     pub(super) fn node(&self, name: &[u8]) -> Option<&FastNode> {
         self.nodes.get(name)
     }

@@ -178,6 +178,7 @@ fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
 /// ECS per RFC 7871 7.1.1, written as the general path would accept it;
 /// anything questionable goes to the general path, which answers FORMERR
 /// where that is due. `data` is the option's payload.
+#[inline(always)]
 fn parse_ecs(data: &[u8]) -> Option<QueryEcs> {
     let (head, bytes) = data.split_first_chunk::<4>()?;
     let family = u16::from_be_bytes([head[0], head[1]]);

@@ -44,92 +44,93 @@ const EMPTY: u32 = u32::MAX;
 /// Every byte's 0x20 bit: ASCII upper and lower case differ only there.
 const CASE: u64 = 0x2020_2020_2020_2020;
 
-/// Eight bytes of `name` from `at` (little-endian); `at + 8 <= len`.
-#[inline]
-fn word_at(name: &[u8], at: usize) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&name[at..at + 8]);
-    u64::from_le_bytes(bytes)
-}
-
-/// A name as words: whole words from the start, then its last eight
-/// bytes (overlapping the word before), or for a name shorter than
-/// eight bytes the name zero-padded. Hash and comparison read the same.
-#[inline]
-fn words(name: &[u8], mut each: impl FnMut(u64) -> bool) -> bool {
-    let mut at = 0;
-    while at + 8 < name.len() {
-        if !each(word_at(name, at)) {
-            return false;
+/// A name as words: its whole words from the start but the last, and
+/// its last eight bytes (overlapping the word before), or for a name
+/// shorter than eight bytes the name zero-padded. Hash and comparison
+/// read the same words.
+#[inline(always)]
+fn words(name: &[u8]) -> (&[[u8; 8]], u64) {
+    match name.last_chunk::<8>() {
+        Some(last) => {
+            let (whole, _) = name.as_chunks::<8>();
+            // Whole words before the last eight bytes: `(len - 1) / 8`
+            // of the `len / 8` there are.
+            let head = &whole[..(name.len() - 1) / 8];
+            (head, u64::from_le_bytes(*last))
         }
-        at += 8;
-    }
-    if name.len() >= 8 {
-        each(word_at(name, name.len() - 8))
-    } else {
-        let mut bytes = [0u8; 8];
-        for (b, n) in bytes.iter_mut().zip(name) {
-            *b = *n;
+        None => {
+            let mut bytes = [0u8; 8];
+            bytes[..name.len()].copy_from_slice(name);
+            (&[], u64::from_le_bytes(bytes))
         }
-        each(u64::from_le_bytes(bytes))
     }
 }
 
-#[inline]
+#[inline(always)]
 fn mix(h: u64, word: u64) -> u64 {
     let m = u128::from(h ^ word) * 0x9E37_79B9_7F4A_7C15u128;
     (m as u64) ^ ((m >> 64) as u64)
 }
 
-/// A hash that is the same for any letter case of `name`: every byte's
-/// 0x20 bit is set before mixing (which also merges some non-letters;
-/// those only collide, and the comparison tells them apart).
-#[inline]
+/// A hash that is the same for any letter case of a name of `len` bytes
+/// read as `words`: every byte's 0x20 bit is set before mixing (which
+/// also merges some non-letters; those only collide, and the comparison
+/// tells them apart).
+#[inline(always)]
+fn hash_words(len: usize, (head, last): (&[[u8; 8]], u64)) -> u64 {
+    let mut h = len as u64;
+    for word in head {
+        h = mix(h, u64::from_le_bytes(*word) | CASE);
+    }
+    mix(h, last | CASE)
+}
+
 fn hash(name: &[u8]) -> u64 {
-    let mut h = name.len() as u64;
-    words(name, |w| {
-        h = mix(h, w | CASE);
-        true
-    });
-    h
+    hash_words(name.len(), words(name))
 }
 
 impl Key {
-    /// `lower` must be lower-case.
+    /// `lower` must be lower-case (a snapshot's names are).
     pub fn new(lower: &[u8]) -> Key {
         let letters: Vec<u8> = lower
             .iter()
             .map(|b| if b.is_ascii_lowercase() { 0x20 } else { 0 })
             .collect();
-        let mut masks = Vec::new();
-        words(&letters, |m| {
-            masks.push(m);
-            true
-        });
-        let mut masks = masks.into_iter();
-        let mut pairs = Vec::new();
-        words(lower, |w| {
-            pairs.push((w, masks.next().unwrap_or(0)));
-            true
-        });
+        let word_list = |name| {
+            let (head, last) = words(name);
+            let mut list: Vec<u64> = head.iter().map(|w| u64::from_le_bytes(*w)).collect();
+            list.push(last);
+            list
+        };
+        let pairs: Vec<(u64, u64)> = word_list(lower)
+            .into_iter()
+            .zip(word_list(&letters))
+            .collect();
         Key {
             len: lower.len(),
             words: pairs.into_boxed_slice(),
         }
     }
 
-    /// Whether `name` is this key in some letter case.
+    /// Whether `name`, in any letter case, is this key.
     #[inline]
     pub fn matches(&self, name: &[u8]) -> bool {
-        if name.len() != self.len {
+        name.len() == self.len && self.matches_words(words(name))
+    }
+
+    /// Whether a name of this key's length, read as `words`, is the key.
+    #[inline(always)]
+    fn matches_words(&self, (head, last): (&[[u8; 8]], u64)) -> bool {
+        // Same length, same number of words: the key's last pair is the
+        // name's last word.
+        let Some((&(key_last, case_last), key_head)) = self.words.split_last() else {
             return false;
-        }
-        let mut expected = self.words.iter();
-        words(name, |w| {
-            expected
-                .next()
-                .is_some_and(|&(word, case)| (w ^ word) & !case == 0)
-        })
+        };
+        (last ^ key_last) & !case_last == 0
+            && key_head
+                .iter()
+                .zip(head)
+                .all(|(&(word, case), w)| (u64::from_le_bytes(*w) ^ word) & !case == 0)
     }
 
     pub fn len(&self) -> usize {
@@ -161,10 +162,12 @@ impl<V> NameIndex<V> {
         NameIndex { entries, slots }
     }
 
-    /// The value at `name`, a wire name in any letter case.
-    #[inline]
+    /// The value at `name`, a wire name in any letter case. Inlined: it
+    /// is on every fast-path answer, and a call costs a fifth of it.
+    #[inline(always)]
     pub fn get(&self, name: &[u8]) -> Option<&V> {
-        let h = hash(name);
+        let words = words(name);
+        let h = hash_words(name.len(), words);
         let mask = self.slots.len() - 1;
         let mut at = h as usize & mask;
         loop {
@@ -173,7 +176,7 @@ impl<V> NameIndex<V> {
                 return None;
             }
             let entry = &self.entries[slot as usize];
-            if entry.hash == h && entry.key.matches(name) {
+            if entry.hash == h && entry.key.len == name.len() && entry.key.matches_words(words) {
                 return Some(&entry.value);
             }
             at = (at + 1) & mask;

@@ -53,6 +53,7 @@ const WAYS: usize = 4;
 /// in the low half, the rest above.
 type MemoKey = u128;
 
+#[inline(always)]
 fn memo_key(service: usize, client: Client) -> (MemoKey, u8) {
     let (network, is_v6, len) = match client.addr {
         IpAddr::V4(a) => (
@@ -193,7 +194,7 @@ impl DecisionMemo {
     }
 
     /// The first slot of the set `key` belongs to.
-    #[inline]
+    #[inline(always)]
     fn set_of(&self, key: MemoKey) -> usize {
         let m = u128::from((key as u64) ^ self.seed) * u128::from((key >> 64) as u64 | 1);
         let h = (m as u64) ^ ((m >> 64) as u64);
@@ -215,7 +216,9 @@ impl DecisionMemo {
 
     /// The decision for `client` asking for `service` under `snapshot`:
     /// remembered when it holds for the client's whole network, else
-    /// computed afresh.
+    /// computed afresh. The hit is inlined into the caller; everything
+    /// else is [`Self::decide_afresh`].
+    #[inline(always)]
     pub fn decide(
         &mut self,
         snapshot: u64,
@@ -225,17 +228,44 @@ impl DecisionMemo {
         service: usize,
         client: Client,
     ) -> &Remembered {
+        let (key, len) = memo_key(service, client);
+        let set = self.set_of(key);
+        if snapshot == self.snapshot {
+            let epoch = self.epoch;
+            let ways: &[Slot; WAYS] = self.slots[set..set + WAYS].try_into().expect("a set");
+            if let Some(found) = ways.iter().find(|s| s.key == key && s.epoch == epoch) {
+                self.hits += 1;
+                return &self.decisions[found.decision as usize];
+            }
+        }
+        self.decide_afresh(
+            snapshot,
+            config,
+            health,
+            router,
+            service,
+            client,
+            (key, len, set),
+        )
+    }
+
+    /// A miss: the snapshot changed, or the network is new to it.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn decide_afresh(
+        &mut self,
+        snapshot: u64,
+        config: &Config,
+        health: &HealthView,
+        router: &Router,
+        service: usize,
+        client: Client,
+        (key, len, set): (MemoKey, u8, usize),
+    ) -> &Remembered {
         if snapshot != self.snapshot {
             self.forget(snapshot);
         }
-        let (key, len) = memo_key(service, client);
-        let set = self.set_of(key);
         let epoch = self.epoch;
-        let ways = &self.slots[set..set + WAYS];
-        if let Some(found) = ways.iter().find(|s| s.key == key && s.epoch == epoch) {
-            self.hits += 1;
-            return &self.decisions[found.decision as usize];
-        }
         self.misses += 1;
         let DecisionMemo {
             slots,
