@@ -175,7 +175,10 @@ impl Default for DecisionMemo {
             snapshot: 0,
             epoch: 1,
             slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
-            decisions: Vec::new(),
+            // Room for every slot's decision from the start: growing by
+            // doubling would copy them all on a flood's misses. Pages are
+            // touched (resident) only as decisions are made.
+            decisions: Vec::with_capacity(SLOTS),
             seed: foldhash::fast::RandomState::default().hash_one(0u64),
             scratch: Remembered::default(),
             workspace: Workspace::default(),
