@@ -28,6 +28,15 @@
 //! comes from a randomly seeded hash: nobody outside can aim many keys at
 //! one set, and one set thrashing costs only its own [`WAYS`] decisions.
 //!
+//! A flood of random subnets (every query a network the memo has not seen)
+//! would make every query a miss. But most decisions hold far wider than a
+//! /24: a country's addresses all rank the zones alike, and routing says so
+//! with a short scope. A decision whose scope is no longer than
+//! [`V4_WIDE_LEN`] (or [`V6_WIDE_LEN`]) is kept under the wide network's key
+//! too, and a network the memo has not seen is looked for there before
+//! anything is computed: a new /24 inside a known uniform /16 costs a
+//! second lookup, not a decision.
+//!
 //! The table is a plain array rather than a general hash map because a hit
 //! is on every geo answer's path: one multiply finds the set, and at most
 //! four key compares find the decision.
@@ -43,6 +52,10 @@ use crate::health::HealthView;
 /// as ECS in practice and what the weighted policy hashes on.
 pub const V4_NETWORK_LEN: u8 = 24;
 pub const V6_NETWORK_LEN: u8 = 56;
+/// The wide networks a decision is also kept for when its scope allows:
+/// an IPv4 /16, an IPv6 /32 (a typical provider allocation).
+pub const V4_WIDE_LEN: u8 = 16;
+pub const V6_WIDE_LEN: u8 = 32;
 /// Decisions kept per thread at most.
 const SLOTS: usize = 1 << 16;
 /// Slots per set: a key is looked for in its set's slots only.
@@ -55,17 +68,25 @@ type MemoKey = u128;
 
 #[inline(always)]
 fn memo_key(service: usize, client: Client) -> (MemoKey, u8) {
+    network_key(service, client, V4_NETWORK_LEN, V6_NETWORK_LEN)
+}
+
+/// The key of `client`'s wide network, which holds decisions whose scope
+/// is no longer than it; the lowest bit of the upper half tells it from
+/// a network key.
+#[inline(always)]
+fn wide_key(service: usize, client: Client) -> (MemoKey, u8) {
+    let (key, len) = network_key(service, client, V4_WIDE_LEN, V6_WIDE_LEN);
+    (key | 1 << 65, len)
+}
+
+/// (service, the client's network at `v4_len` or `v6_len`, family, source
+/// prefix) as one number, with the network's length.
+#[inline(always)]
+fn network_key(service: usize, client: Client, v4_len: u8, v6_len: u8) -> (MemoKey, u8) {
     let (network, is_v6, len) = match client.addr {
-        IpAddr::V4(a) => (
-            u64::from(u32::from(a) >> (32 - V4_NETWORK_LEN)),
-            false,
-            V4_NETWORK_LEN,
-        ),
-        IpAddr::V6(a) => (
-            (u128::from(a) >> (128 - V6_NETWORK_LEN)) as u64,
-            true,
-            V6_NETWORK_LEN,
-        ),
+        IpAddr::V4(a) => (u64::from(u32::from(a) >> (32 - v4_len)), false, v4_len),
+        IpAddr::V6(a) => ((u128::from(a) >> (128 - v6_len)) as u64, true, v6_len),
     };
     let rest = (service as u64) << 16 | u64::from(client.source_prefix) << 8 | u64::from(is_v6);
     (u128::from(rest) << 64 | u128::from(network), len)
@@ -138,7 +159,6 @@ pub struct Remembered {
     pub scope: u8,
 }
 
-/// One thread's remembered decisions for one snapshot.
 /// One slot: a key and where its decision is, valid in one epoch.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
@@ -146,23 +166,107 @@ struct Slot {
     /// The memo's epoch when the slot was filled; 0 never is one, so a
     /// zeroed slot is empty.
     epoch: u32,
-    /// Index of the decision in `DecisionMemo::decisions`.
+    /// Index of the decision in [`Table::decisions`].
     decision: u32,
 }
 
+/// Decisions by key: `SLOTS` slots, `WAYS` to a set, each slot with a
+/// decision of its own.
 #[derive(Debug)]
-pub struct DecisionMemo {
-    snapshot: u64,
-    /// Bumped when the snapshot changes: every slot of an older epoch is
-    /// empty from then on.
-    epoch: u32,
-    /// `SLOTS` slots, `WAYS` to a set; zeroed (empty) pages until used.
+struct Table {
+    /// Zeroed (empty) pages until used.
     slots: Box<[Slot]>,
     /// The decisions the slots point at; a replaced slot's is overwritten
     /// in place, so this never outgrows the slots.
     decisions: Vec<Remembered>,
     /// Seeds the set a key lands in.
     seed: u64,
+    /// Turns for replacing within a full set.
+    turn: usize,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
+            // Room for every slot's decision from the start: growing by
+            // doubling would copy them all on a flood's misses. Pages are
+            // touched (resident) only as decisions are made.
+            decisions: Vec::with_capacity(SLOTS),
+            seed: foldhash::fast::RandomState::default().hash_one(0u64),
+            turn: 0,
+        }
+    }
+
+    /// The first slot of the set `key` belongs to.
+    #[inline(always)]
+    fn set_of(&self, key: MemoKey) -> usize {
+        let m = u128::from((key as u64) ^ self.seed) * u128::from((key >> 64) as u64 | 1);
+        let h = (m as u64) ^ ((m >> 64) as u64);
+        (h as usize & (SLOTS / WAYS - 1)) * WAYS
+    }
+
+    /// Where the decision kept for `key` (in the set at `set`) in `epoch`
+    /// is.
+    #[inline(always)]
+    fn find(&self, key: MemoKey, set: usize, epoch: u32) -> Option<usize> {
+        let ways: &[Slot; WAYS] = self.slots[set..set + WAYS].try_into().expect("a set");
+        ways.iter()
+            .find(|s| s.key == key && s.epoch == epoch)
+            .map(|s| s.decision as usize)
+    }
+
+    /// Keeps `remembered` for `key` in an empty slot of its set, else in
+    /// one of the set's four in turn; where it is.
+    fn keep(&mut self, key: MemoKey, set: usize, epoch: u32, remembered: Remembered) -> usize {
+        let ways = &mut self.slots[set..set + WAYS];
+        let way = match ways.iter().position(|s| s.epoch != epoch) {
+            Some(way) => way,
+            None => {
+                self.turn = self.turn.wrapping_add(1);
+                self.turn % WAYS
+            }
+        };
+        let slot = &mut ways[way];
+        let at = if slot.epoch == epoch {
+            // Every slot has a decision of its own: overwriting it leaves
+            // no other slot pointing at the wrong one.
+            self.decisions[slot.decision as usize] = remembered;
+            slot.decision as usize
+        } else {
+            self.decisions.push(remembered);
+            self.decisions.len() - 1
+        };
+        *slot = Slot {
+            key,
+            epoch,
+            decision: at as u32,
+        };
+        at
+    }
+
+    /// Empties the table for a new epoch (`epoch` 1 after a wrap: then
+    /// the slots are zeroed, or slots 2^32 epochs old would look current).
+    fn clear(&mut self, epoch: u32) {
+        self.decisions.clear();
+        if epoch == 1 {
+            self.slots.fill(Slot::default());
+        }
+    }
+}
+
+/// One thread's remembered decisions for one snapshot.
+#[derive(Debug)]
+pub struct DecisionMemo {
+    snapshot: u64,
+    /// Bumped when the snapshot changes: every slot of an older epoch is
+    /// empty from then on.
+    epoch: u32,
+    /// Decisions per client network (/24, /56).
+    networks: Table,
+    /// Decisions per wide network (/16, /32), for those that hold for it;
+    /// a table of their own, so a flood's networks never push them out.
+    wide: Table,
     scratch: Remembered,
     workspace: Workspace,
     hits: u64,
@@ -174,12 +278,8 @@ impl Default for DecisionMemo {
         DecisionMemo {
             snapshot: 0,
             epoch: 1,
-            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
-            // Room for every slot's decision from the start: growing by
-            // doubling would copy them all on a flood's misses. Pages are
-            // touched (resident) only as decisions are made.
-            decisions: Vec::with_capacity(SLOTS),
-            seed: foldhash::fast::RandomState::default().hash_one(0u64),
+            networks: Table::new(),
+            wide: Table::new(),
             scratch: Remembered::default(),
             workspace: Workspace::default(),
             hits: 0,
@@ -196,25 +296,13 @@ impl DecisionMemo {
         }
     }
 
-    /// The first slot of the set `key` belongs to.
-    #[inline(always)]
-    fn set_of(&self, key: MemoKey) -> usize {
-        let m = u128::from((key as u64) ^ self.seed) * u128::from((key >> 64) as u64 | 1);
-        let h = (m as u64) ^ ((m >> 64) as u64);
-        (h as usize & (SLOTS / WAYS - 1)) * WAYS
-    }
-
     /// Forgets every decision: a new snapshot decides differently.
     fn forget(&mut self, snapshot: u64) {
         self.workspace.forget_places();
         self.snapshot = snapshot;
-        self.decisions.clear();
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            // Slots filled 2^32 snapshots ago would look current again.
-            self.slots.fill(Slot::default());
-            self.epoch = 1;
-        }
+        self.epoch = self.epoch.wrapping_add(1).max(1);
+        self.networks.clear(self.epoch);
+        self.wide.clear(self.epoch);
     }
 
     /// The decision for `client` asking for `service` under `snapshot`:
@@ -232,14 +320,12 @@ impl DecisionMemo {
         client: Client,
     ) -> &Remembered {
         let (key, len) = memo_key(service, client);
-        let set = self.set_of(key);
-        if snapshot == self.snapshot {
-            let epoch = self.epoch;
-            let ways: &[Slot; WAYS] = self.slots[set..set + WAYS].try_into().expect("a set");
-            if let Some(found) = ways.iter().find(|s| s.key == key && s.epoch == epoch) {
-                self.hits += 1;
-                return &self.decisions[found.decision as usize];
-            }
+        let set = self.networks.set_of(key);
+        if snapshot == self.snapshot
+            && let Some(at) = self.networks.find(key, set, self.epoch)
+        {
+            self.hits += 1;
+            return &self.networks.decisions[at];
         }
         self.decide_afresh(
             snapshot,
@@ -252,7 +338,9 @@ impl DecisionMemo {
         )
     }
 
-    /// A miss: the snapshot changed, or the network is new to it.
+    /// A miss: the snapshot changed, or the network is new to it. The
+    /// wide network may know; else the decision is made, and kept for the
+    /// network and the wide network as its scope allows.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn decide_afresh(
@@ -269,45 +357,30 @@ impl DecisionMemo {
             self.forget(snapshot);
         }
         let epoch = self.epoch;
+        let (wide, wide_len) = wide_key(service, client);
+        let wide_set = self.wide.set_of(wide);
+        if let Some(at) = self.wide.find(wide, wide_set, epoch) {
+            self.hits += 1;
+            return &self.wide.decisions[at];
+        }
         self.misses += 1;
-        let DecisionMemo {
-            slots,
-            decisions,
-            scratch,
-            workspace,
-            misses,
-            ..
-        } = self;
-        let (is_all_down, scope) = route_in(config, health, router, service, client, workspace);
+        let (is_all_down, scope) =
+            route_in(config, health, router, service, client, &mut self.workspace);
         let remembered = Remembered {
-            endpoints: Chosen::from_slice(&workspace.chosen),
+            endpoints: Chosen::from_slice(&self.workspace.chosen),
             is_all_down,
             scope,
         };
-        if client.source_prefix > len && remembered.scope > len {
-            *scratch = remembered;
-            return scratch;
+        if remembered.scope <= wide_len {
+            // Kept for the network too: its next query is a hit at once.
+            self.wide.keep(wide, wide_set, epoch, remembered.clone());
         }
-        // An empty slot of the set, else one of its four in turn.
-        let ways = &mut slots[set..set + WAYS];
-        let way = ways
-            .iter()
-            .position(|s| s.epoch != epoch)
-            .unwrap_or(*misses as usize % WAYS);
-        let slot = &mut ways[way];
-        let at = if slot.epoch == epoch {
-            decisions[slot.decision as usize] = remembered;
-            slot.decision as usize
-        } else {
-            decisions.push(remembered);
-            decisions.len() - 1
-        };
-        *slot = Slot {
-            key,
-            epoch,
-            decision: at as u32,
-        };
-        &decisions[at]
+        if client.source_prefix > len && remembered.scope > len {
+            self.scratch = remembered;
+            return &self.scratch;
+        }
+        let at = self.networks.keep(key, set, epoch, remembered);
+        &self.networks.decisions[at]
     }
 
     pub fn counts(&self) -> (u64, u64) {
@@ -450,7 +523,8 @@ mod tests {
         for i in 0..(SLOTS as u32 + SLOTS as u32 / 4) {
             memo.decide(1, &c, &h, &r, 0, network(i));
         }
-        assert!(memo.decisions.len() <= SLOTS, "{}", memo.decisions.len());
+        assert!(memo.networks.decisions.len() <= SLOTS);
+        assert!(memo.wide.decisions.len() <= SLOTS);
         assert_eq!(memo.counts().0, 0, "every network was new");
         for i in (0..SLOTS as u32 + SLOTS as u32 / 4).step_by(97) {
             let fresh = route(&c, &h, &r, 0, network(i));
@@ -459,6 +533,35 @@ mod tests {
         }
         let (hits, _) = memo.counts();
         assert!(hits > 0, "the most recent networks are still remembered");
+    }
+
+    #[test]
+    fn a_decision_as_wide_as_its_scope_answers_new_networks_inside_it() {
+        // No rule near 10.2/16: every /24 there ranks alike (scope 0), so
+        // a new /24 is answered from the wide network without deciding.
+        // 10.1/16 holds a rule: its decisions' scopes stop short of the
+        // rule and are not kept wide, so the rule's /24 still decides.
+        let rules = "[[cidr_rules]]\nnetworks = [\"10.1.1.128/25\"]\nzones = [\"c\"]\n";
+        let c = config(&service("nearest", rules, [1, 1, 1]));
+        let (r, h) = (router(&c), health(&c, &[]));
+        let mut memo = DecisionMemo::new();
+        let check = |memo: &mut DecisionMemo, text: &str| {
+            let fresh = route(&c, &h, &r, 0, client(text));
+            let got = memo.decide(1, &c, &h, &r, 0, client(text)).clone();
+            assert_eq!(&*got.endpoints, fresh.endpoints.as_slice(), "{text}");
+            assert_eq!(got.scope, fresh.scope, "{text}");
+            got
+        };
+        assert!(check(&mut memo, "10.2.0.0/24").scope <= V4_WIDE_LEN);
+        check(&mut memo, "10.2.77.0/24");
+        check(&mut memo, "10.2.255.0/24");
+        assert_eq!(memo.counts(), (2, 1), "two new /24s answered wide");
+        let outside = check(&mut memo, "10.1.0.0/24");
+        assert!(outside.scope > V4_WIDE_LEN, "{}", outside.scope);
+        let inside = check(&mut memo, "10.1.1.128/25");
+        assert_ne!(inside.endpoints, outside.endpoints);
+        check(&mut memo, "10.1.200.0/24");
+        assert_eq!(memo.counts(), (2, 4), "10.1/16 decides per network");
     }
 
     #[test]

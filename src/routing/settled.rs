@@ -207,8 +207,9 @@ mod tests {
                 decide_as_route(&mut memo, 1, at, v4(0x0a09_0000, 24)),
                 [first]
             );
+            // In another /16, which the memo's wide networks do not share.
             assert_eq!(
-                decide_as_route(&mut memo, 1, at, v4(0x0a09_0100, 24)),
+                decide_as_route(&mut memo, 1, at, v4(0x0a0a_0100, 24)),
                 [first]
             );
             let settled = memo.settled();
@@ -320,7 +321,8 @@ mod tests {
         let second = decide_as_route(&mut memo, 2, (&c, &drained, &r), v4(0x0a09_0100, 24));
         assert_eq!(second, ["b"]);
         assert_eq!(memo.settled(), 0);
-        decide_as_route(&mut memo, 2, (&c, &drained, &r), v4(0x0a09_0200, 24));
+        // In another /16: the memo's wide network would answer for 10.9/16.
+        decide_as_route(&mut memo, 2, (&c, &drained, &r), v4(0x0a0a_0200, 24));
         assert_eq!(memo.settled(), 1, "settled again within the new snapshot");
     }
 }
