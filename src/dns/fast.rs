@@ -155,6 +155,18 @@ fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
     }
     let (mut ecs, mut cookie) = (None, None);
     let mut cursor = at + 11;
+    // The option resolvers send most, alone: an IPv4 ECS of a /24 (code
+    // 8, length 7, family 1, source 24, scope 0, three address bytes), read
+    // with one compare. Its address has no bits past the prefix to check.
+    if let Some(&[0, 8, 0, 7, 0, 1, 24, 0, a, b, c]) = request.get(cursor..) {
+        ecs = Some(QueryEcs {
+            family: 1,
+            source_prefix: 24,
+            addr: IpAddr::V4(Ipv4Addr::new(a, b, c, 0)),
+            addr_len: 3,
+        });
+        cursor = request.len();
+    }
     while cursor < request.len() {
         let head: &[u8; 4] = request.get(cursor..cursor + 4)?.try_into().ok()?;
         let code = u16::from_be_bytes([head[0], head[1]]);
