@@ -629,9 +629,44 @@ fn write_opt(
     let [size, size_low] = payload.to_be_bytes();
     let [opt, opt_low] = TYPE_OPT.to_be_bytes();
     let dnssec_ok = if edns.dnssec_ok { 0x80 } else { 0 };
-    out.extend_from_slice(&[
+    let fixed = [
         0, opt, opt_low, size, size_low, 0, 0, dnssec_ok, 0, rdlen, rdlen_low,
-    ]);
+    ];
+    // The common reply, an IPv4 ECS echoed without a cookie, in one copy.
+    if let (
+        None,
+        Some(QueryEcs {
+            family: 1,
+            source_prefix,
+            addr: IpAddr::V4(v4),
+            addr_len,
+        }),
+    ) = (cookie, edns.ecs)
+    {
+        let [a, b, c, d] = v4.octets();
+        let [code, code_low] = OPTION_ECS.to_be_bytes();
+        let scope = wire::echoed_scope(scope, source_prefix);
+        let mut bytes = [0u8; 23];
+        bytes[..11].copy_from_slice(&fixed);
+        bytes[11..].copy_from_slice(&[
+            code,
+            code_low,
+            0,
+            4 + addr_len,
+            0,
+            1,
+            source_prefix,
+            scope,
+            a,
+            b,
+            c,
+            d,
+        ]);
+        out.extend_from_slice(&bytes);
+        out.truncate(out.len() - (4 - usize::from(addr_len)));
+        return;
+    }
+    out.extend_from_slice(&fixed);
     if let Some(cookie) = cookie {
         let [code, code_low] = OPTION_COOKIE.to_be_bytes();
         out.extend_from_slice(&[code, code_low, 0, cookie.len() as u8]);
