@@ -326,15 +326,16 @@ fn gate(
 }
 
 /// Counts a reply that is being sent, and the endpoints it named.
-#[inline]
+#[inline(always)]
 fn count(
     tally: &mut ReplyTally,
     snapshot: &Snapshot,
     transport: Transport,
     facts: &ReplyFacts,
+    is_fast: bool,
     service: Option<(usize, &[usize])>,
 ) {
-    tally.reply(transport, facts);
+    tally.reply(transport, facts, is_fast);
     if let Some((service, endpoints)) = service {
         for &e in endpoints {
             tally.answer(service, e, &snapshot.answer_counters);
@@ -406,10 +407,7 @@ impl Answerer<'_, '_> {
             }
             Gate::Withhold => return false,
         }
-        count(self.tally, snapshot, transport, &facts, service);
-        if is_fast {
-            self.tally.fast_path();
-        }
+        count(self.tally, snapshot, transport, &facts, is_fast, service);
         true
     }
 }
