@@ -42,7 +42,7 @@ use tokio_util::task::TaskTracker;
 use super::answer::{Transport, answer};
 use super::rrl::{self, RateLimiter, Verdict};
 use super::{batch, fast};
-use crate::metrics::{Metrics, ReplyFacts, ReplyTally};
+use crate::metrics::{Metrics, ReplyFacts, ReplyTally, add_answer};
 use crate::routing::memo::DecisionMemo;
 use crate::snapshot::{Snapshot, SnapshotStore};
 
@@ -325,7 +325,9 @@ fn gate(
     }
 }
 
-/// Counts a reply that is being sent, and the endpoints it named.
+/// Counts a reply that is being sent, and the endpoints it named: in the
+/// tally when `gather` (its batch has others to add them with), else
+/// straight to their counters.
 #[inline(always)]
 fn count(
     tally: &mut ReplyTally,
@@ -334,11 +336,16 @@ fn count(
     facts: &ReplyFacts,
     is_fast: bool,
     service: Option<(usize, &[usize])>,
+    gather: bool,
 ) {
     tally.reply(transport, facts, is_fast);
     if let Some((service, endpoints)) = service {
         for &e in endpoints {
-            tally.answer(service, e, &snapshot.answer_counters);
+            if gather {
+                tally.answer(service, e, &snapshot.answer_counters);
+            } else {
+                add_answer(service, e, &snapshot.answer_counters);
+            }
         }
     }
 }
@@ -353,6 +360,9 @@ struct Answerer<'a, 's> {
     /// per query (a batch is answered within microseconds).
     limiter: Option<(&'a mut RateLimiter, Instant)>,
     tally: &'a mut ReplyTally,
+    /// Other queries are answered with this one before the tally is
+    /// flushed: answer counts are worth gathering.
+    gather: bool,
 }
 
 impl Answerer<'_, '_> {
@@ -407,7 +417,15 @@ impl Answerer<'_, '_> {
             }
             Gate::Withhold => return false,
         }
-        count(self.tally, snapshot, transport, &facts, is_fast, service);
+        count(
+            self.tally,
+            snapshot,
+            transport,
+            &facts,
+            is_fast,
+            service,
+            self.gather,
+        );
         true
     }
 }
@@ -457,6 +475,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
                 .is_some()
                 .then(|| (&mut limiter, Instant::now())),
             tally: &mut tally,
+            gather: received > 1,
         };
         batch.reply_each(socket, received, |request, source, out| {
             #[cfg(test)]
@@ -586,6 +605,7 @@ fn answer_tcp(query: &[u8], peer: IpAddr, ctx: &TcpContext, reply: &mut Vec<u8>)
                 memo,
                 limiter: None,
                 tally,
+                gather: false,
             }
             .answer(query, Transport::Tcp, peer, reply)
         });

@@ -13,7 +13,10 @@
 //! into an unregistered tally of their own that `flush` adds to the shared
 //! cells. Answer counters per (service, endpoint) live in the snapshot and
 //! are few per batch: a tally keeps up to [`TALLY_ANSWERS`] of them and
-//! adds them once per batch.
+//! adds them once per batch. A query answered alone (a batch of one, the
+//! usual case below some thousands of queries a second, or a TCP query)
+//! has nothing to gather with, and adds to its counter at once
+//! ([`add_answer`]): the same one shared add, without the tally's slots.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -179,6 +182,16 @@ impl DnsCounters {
             .unwrap_or_else(|e| e.into_inner())
             .push(cells.clone());
         ReplyTally::with_cells(cells, Some(self.cells.clone()))
+    }
+}
+
+/// One more answer naming `endpoint` of `service`, added to its counter
+/// at once (nothing is counted for one that is not there): for a query
+/// answered alone, where a tally would gather nothing.
+#[inline]
+pub fn add_answer(service: usize, endpoint: usize, counters: &[Vec<Arc<AtomicU64>>]) {
+    if let Some(counter) = counters.get(service).and_then(|s| s.get(endpoint)) {
+        counter.fetch_add(1, Relaxed);
     }
 }
 
@@ -409,6 +422,23 @@ mod tests {
         for (name, want) in expect {
             assert_eq!(series(&text, name), want, "{name}");
         }
+    }
+
+    #[test]
+    fn an_answer_added_at_once_reaches_its_own_counter_only() {
+        let metrics = Metrics::default();
+        let row: Vec<Arc<AtomicU64>> = (0..3)
+            .map(|i| metrics.answer_counter("www", &format!("zone{i}")))
+            .collect();
+        let answers = vec![row.clone()];
+        add_answer(0, 1, &answers);
+        add_answer(0, 1, &answers);
+        add_answer(0, 2, &answers);
+        // Not there: counted nowhere, and no panic.
+        add_answer(0, 3, &answers);
+        add_answer(1, 0, &answers);
+        let counts: Vec<u64> = row.iter().map(|c| c.load(Relaxed)).collect();
+        assert_eq!(counts, [0, 2, 1]);
     }
 
     #[test]
