@@ -350,12 +350,18 @@ fn count(
     }
 }
 
-/// What answering needs besides the query: the thread's memo and rate
-/// limiter (UDP only), the metrics, and the batch's tally.
+/// What answering needs besides the query: the thread's memo, and what
+/// a reply goes through once made.
 struct Answerer<'a, 's> {
+    memo: &'a mut DecisionMemo,
+    gatekeeper: Gatekeeper<'a, 's>,
+}
+
+/// Rate limiting (UDP only) and counting, for a reply either path made;
+/// apart from the memo, which the fast path's reply borrows.
+struct Gatekeeper<'a, 's> {
     snapshot: &'s Snapshot,
     metrics: &'a Metrics,
-    memo: &'a mut DecisionMemo,
     /// With the time the batch arrived: one clock read per batch, not
     /// per query (a batch is answered within microseconds).
     limiter: Option<(&'a mut RateLimiter, Instant)>,
@@ -363,6 +369,15 @@ struct Answerer<'a, 's> {
     /// Other queries are answered with this one before the tally is
     /// flushed: answer counts are worth gathering.
     gather: bool,
+}
+
+/// What either path reports about the reply it made, for rate limiting
+/// and the counters.
+struct Made<'m> {
+    facts: ReplyFacts,
+    service: Option<(usize, &'m [usize])>,
+    has_valid_cookie: bool,
+    is_fast: bool,
 }
 
 impl Answerer<'_, '_> {
@@ -373,40 +388,60 @@ impl Answerer<'_, '_> {
         &mut self,
         request: &[u8],
         transport: Transport,
-        source: IpAddr,
+        source: &IpAddr,
         out: &mut Vec<u8>,
     ) -> bool {
+        let snapshot = self.gatekeeper.snapshot;
+        // Each path finishes on its own, so the fast path's reply goes to
+        // the limiter and the counters without a merge with the other's.
+        if snapshot.config.server.fast_path
+            && let Some(reply) = fast::answer(request, transport, *source, snapshot, self.memo, out)
+        {
+            let made = Made {
+                facts: reply.facts,
+                service: reply.service,
+                has_valid_cookie: reply.has_valid_cookie,
+                is_fast: true,
+            };
+            return self.gatekeeper.pass(request, transport, source, out, made);
+        }
+        let Some(reply) = answer(request, transport, *source, snapshot) else {
+            self.gatekeeper.metrics.dns.dropped();
+            return false;
+        };
+        *out = reply.wire;
+        let made = Made {
+            facts: reply.facts,
+            service: reply
+                .service
+                .as_ref()
+                .map(|hit| (hit.service, hit.endpoints.as_slice())),
+            has_valid_cookie: reply.has_valid_cookie,
+            is_fast: false,
+        };
+        self.gatekeeper.pass(request, transport, source, out, made)
+    }
+}
+
+impl Gatekeeper<'_, '_> {
+    /// Rate limits and counts the reply made into `out`; false: send nothing.
+    #[inline(always)]
+    fn pass(
+        &mut self,
+        request: &[u8],
+        transport: Transport,
+        source: &IpAddr,
+        out: &mut Vec<u8>,
+        made: Made<'_>,
+    ) -> bool {
         let snapshot = self.snapshot;
-        let fast = if snapshot.config.server.fast_path {
-            fast::answer(request, transport, source, snapshot, self.memo, out)
-        } else {
-            None
-        };
-        // Either path leaves the reply in `out`; the general path's
-        // service hit is kept here for the counters.
-        let general_hit;
-        let (facts, service, has_valid_cookie, is_fast) = match fast {
-            Some(reply) => (reply.facts, reply.service, reply.has_valid_cookie, true),
-            None => {
-                let Some(reply) = answer(request, transport, source, snapshot) else {
-                    self.metrics.dns.dropped();
-                    return false;
-                };
-                *out = reply.wire;
-                general_hit = reply.service;
-                let service = general_hit
-                    .as_ref()
-                    .map(|hit| (hit.service, hit.endpoints.as_slice()));
-                (reply.facts, service, reply.has_valid_cookie, false)
-            }
-        };
         let limiter = self.limiter.as_mut().map(|(l, now)| (&mut **l, *now));
         match gate(
             limiter,
             snapshot,
             self.metrics,
-            source,
-            has_valid_cookie,
+            *source,
+            made.has_valid_cookie,
             request,
             out,
         ) {
@@ -421,9 +456,9 @@ impl Answerer<'_, '_> {
             self.tally,
             snapshot,
             transport,
-            &facts,
-            is_fast,
-            service,
+            &made.facts,
+            made.is_fast,
+            made.service,
             self.gather,
         );
         true
@@ -464,25 +499,30 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
         // One snapshot for the whole batch: a swap lands between batches.
         let snapshot = snapshots.load();
         let mut answerer = Answerer {
-            snapshot,
-            metrics,
             memo: &mut memo,
-            // The clock is read only when rate limiting is on.
-            limiter: snapshot
-                .config
-                .server
-                .rrl
-                .is_some()
-                .then(|| (&mut limiter, Instant::now())),
-            tally: &mut tally,
-            gather: received > 1,
+            gatekeeper: Gatekeeper {
+                snapshot,
+                metrics,
+                // The clock is read only when rate limiting is on.
+                limiter: snapshot
+                    .config
+                    .server
+                    .rrl
+                    .is_some()
+                    .then(|| (&mut limiter, Instant::now())),
+                tally: &mut tally,
+                gather: received > 1,
+            },
         };
         batch.reply_each(socket, received, |request, source, out| {
             #[cfg(test)]
             tests::poison(request);
             answerer.answer(request, Transport::Udp, source, out)
         });
-        tally.flush(&metrics.dns, &snapshot.answer_counters);
+        // A batch of one added its answer counts at once (`gather`).
+        if received > 1 {
+            tally.flush(&metrics.dns, &snapshot.answer_counters);
+        }
     }
 }
 
@@ -600,14 +640,16 @@ fn answer_tcp(query: &[u8], peer: IpAddr, ctx: &TcpContext, reply: &mut Vec<u8>)
     TCP_TALLY.with_borrow_mut(|tally| {
         let answered = TCP_MEMO.with_borrow_mut(|memo| {
             Answerer {
-                snapshot: &snapshot,
-                metrics: &ctx.metrics,
                 memo,
-                limiter: None,
-                tally,
-                gather: false,
+                gatekeeper: Gatekeeper {
+                    snapshot: &snapshot,
+                    metrics: &ctx.metrics,
+                    limiter: None,
+                    tally,
+                    gather: false,
+                },
             }
-            .answer(query, Transport::Tcp, peer, reply)
+            .answer(query, Transport::Tcp, &peer, reply)
         });
         tally.flush(&ctx.metrics.dns, &snapshot.answer_counters);
         answered
