@@ -512,6 +512,10 @@ impl Publisher {
     /// address, in milliseconds.
     fn zone_rtts(&self) -> Vec<(usize, f64)> {
         let config = &self.state.config;
+        // Without probes no address has an RTT: no walk (it allocates).
+        if !crate::health::is_any_probed(config) {
+            return Vec::new();
+        }
         let mut best: BTreeMap<usize, f64> = BTreeMap::new();
         for entry in self.board.iter() {
             let (key, health) = (entry.key(), entry.value());
@@ -531,11 +535,10 @@ impl Publisher {
     /// Reloads the GeoIP files when they were replaced on disk. A file
     /// that does not load is rejected and the old database stays.
     async fn check_geoip(&mut self) -> Dirty {
-        let stamps = reload::geo_stamps(&self.state.config);
-        if stamps == self.geo_stamps {
+        if reload::geo_stamps_unchanged(&self.state.config, &self.geo_stamps) {
             return Dirty::default();
         }
-        self.geo_stamps = stamps;
+        self.geo_stamps = reload::geo_stamps(&self.state.config);
         match reload::reopen_geoip(&self.state.config).await {
             Some(Ok(db)) => {
                 tracing::info!(geoip = %db.description(), "GeoIP database reloaded");
