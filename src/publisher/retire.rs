@@ -65,6 +65,18 @@ impl PurgeSchedule {
         }
         due
     }
+
+    /// How long the thread may wait for a job before its next tick: a
+    /// tick while the window is open, two when it is closed. Then a call
+    /// is seen within a delay, the purge it scheduled has run out by the
+    /// tick after, and its pages still leave within one and a half delays.
+    fn next_wait(&self, now: Instant) -> Duration {
+        if self.until.is_some_and(|until| now <= until) {
+            PURGE_TICK
+        } else {
+            PURGE_TICK * 2
+        }
+    }
 }
 
 /// How long a bulk phase outlasts the trim that ends it. The pages a freed
@@ -104,7 +116,12 @@ impl Retirer {
                 let mut schedule = PurgeSchedule::new(purged);
                 let mut settling: Option<(Bulk, Instant)> = None;
                 loop {
-                    match rx.recv_timeout(PURGE_TICK) {
+                    let wait = if settling.is_some() {
+                        PURGE_TICK
+                    } else {
+                        schedule.next_wait(Instant::now())
+                    };
+                    match rx.recv_timeout(wait) {
                         Ok(Job::Drop(snapshot)) => drop(snapshot),
                         Ok(Job::Trim(phase)) => {
                             allocator::release_freed();
@@ -181,5 +198,16 @@ mod tests {
         assert!(!schedule.is_due(at(end + fallback + 250), false));
         // A call late in a window moves its end.
         assert!(schedule.is_due(at(end + fallback + 500), true));
+    }
+
+    #[test]
+    fn the_thread_waits_a_tick_while_the_window_is_open_and_two_when_closed() {
+        let t0 = Instant::now();
+        let mut schedule = PurgeSchedule::new(t0);
+        assert_eq!(schedule.next_wait(t0), PURGE_TICK * 2);
+        assert!(schedule.is_due(t0, true));
+        assert_eq!(schedule.next_wait(t0 + PURGE_WINDOW), PURGE_TICK);
+        let closed = t0 + PURGE_WINDOW + Duration::from_millis(1);
+        assert_eq!(schedule.next_wait(closed), PURGE_TICK * 2);
     }
 }
