@@ -316,7 +316,9 @@ impl Publisher {
                     self.on_report(report)
                 }
                 Some(peer) = self.peer_reports.recv() => self.on_peer(peer),
-                _ = tick.tick() => self.on_tick(),
+                // Not even a timer when no tick can change anything (see
+                // `State::is_time_driven`); the next event looks again.
+                _ = tick.tick(), if self.is_tick_useful() => self.on_tick(),
                 _ = geo_tick.tick() => self.check_geoip().await,
             };
             // Coalesce: fold in everything already queued, then build once.
@@ -475,6 +477,10 @@ impl Publisher {
                 }
             },
         }
+    }
+
+    fn is_tick_useful(&self) -> bool {
+        self.bulk.is_some() || self.state.is_time_driven() || self.store.load().signed.is_some()
     }
 
     fn on_tick(&mut self) -> Dirty {
