@@ -49,7 +49,9 @@
 //! mimalloc's free list only when their owning threads next look, often a
 //! second later. mimalloc purges expired pages only when it next takes or
 //! frees pages, which an idle node may not do for minutes: so a thread
-//! calls [`purge_expired`] every half delay. A settle for a phase that a
+//! calls [`purge_expired`] every half delay, for as long as the allocator
+//! was called lately ([`was_used`]: a purge is scheduled only inside a
+//! call), and every 10 s regardless. A settle for a phase that a
 //! later [`begin_bulk`] has overtaken does nothing; the later phase's
 //! settle ends both. Measured with this, the reload benchmark held 222–233
 //! MiB after the prefixes and 241–247 after the reloads (the build before,
