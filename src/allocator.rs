@@ -49,7 +49,9 @@
 //! mimalloc's free list only when their owning threads next look, often a
 //! second later. mimalloc purges expired pages only when it next takes or
 //! frees pages, which an idle node may not do for minutes: so a thread
-//! calls [`purge_expired`] every half delay. A settle for a phase that a
+//! calls [`purge_expired`] every half delay, for as long as the allocator
+//! was called lately ([`was_used`]: a purge is scheduled only inside a
+//! call), and every 10 s regardless. A settle for a phase that a
 //! later [`begin_bulk`] has overtaken does nothing; the later phase's
 //! settle ends both. Measured with this, the reload benchmark held 222–233
 //! MiB after the prefixes and 241–247 after the reloads (the build before,
@@ -62,10 +64,70 @@
 //! library's own tests and benches keep the system allocator, so their
 //! memory figures are glibc's.
 
-/// The allocator `meridian` runs on.
-pub use mimalloc::MiMalloc as NodeAllocator;
-
+use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::{c_int, c_long};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use mimalloc::MiMalloc;
+
+/// The allocator `meridian` runs on: mimalloc, noting that it was called
+/// (see [`was_used`]).
+pub struct NodeAllocator;
+
+/// Set by every allocator call since [`was_used`] last cleared it. A load
+/// and a branch per call, and a store only for the first call after a
+/// clear, so the cache line stays shared between the threads that read it.
+static USED: AtomicBool = AtomicBool::new(false);
+
+#[inline(always)]
+fn note_use() {
+    if !USED.load(Relaxed) {
+        USED.store(true, Relaxed);
+    }
+}
+
+/// Whether any thread took or gave back memory through [`NodeAllocator`]
+/// since the last call (which clears the mark). mimalloc schedules a page's
+/// purge only inside such a call, so with none since the last look, no
+/// purge has been scheduled since either (thread exits aside: mimalloc
+/// hands an ending thread's pages over in its own thread-exit hook).
+pub fn was_used() -> bool {
+    USED.swap(false, Relaxed)
+}
+
+// SAFETY: every method forwards its arguments unchanged to mimalloc's
+// `GlobalAlloc`, which upholds the trait's contract; noting the call
+// touches no memory the caller handed over.
+unsafe impl GlobalAlloc for NodeAllocator {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_use();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { MiMalloc.alloc(layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_use();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { MiMalloc.alloc_zeroed(layout) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note_use();
+        // SAFETY: the caller's contract, passed on: `ptr` came from this
+        // allocator, which is mimalloc's.
+        unsafe { MiMalloc.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_use();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
 
 /// The position of `mi_option_purge_delay` in mimalloc 3.3's `mi_option_e`
 /// (its `mimalloc.h`). The Rust binding does not name it; the crate
@@ -177,7 +239,8 @@ pub fn settle(phase: Bulk) {
 
 /// Purges the free pages whose steady delay has run out. mimalloc checks
 /// for them only when it next frees or takes pages, which an idle node may
-/// not do for a long time; a thread calls this every fraction of the delay.
+/// not do for a long time; a thread calls this every fraction of the delay
+/// while the allocator is in use ([`was_used`]), and now and then when not.
 pub fn purge_expired() {
     // SAFETY: neither takes pointers. mi_thread_init makes sure the calling
     // thread has a heap: mi_collect does nothing on a thread without one.
@@ -201,5 +264,24 @@ pub fn release_freed() {
     // thread's own heap.
     unsafe {
         libmimalloc_sys::mi_collect(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_through_the_node_allocator_marks_it_used_until_looked_at() {
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        let _ = was_used();
+        // SAFETY: a non-zero layout; the block is freed below with it.
+        let block = unsafe { NodeAllocator.alloc(layout) };
+        assert!(!block.is_null());
+        assert!(was_used(), "an allocation marks it");
+        assert!(!was_used(), "looking clears the mark");
+        // SAFETY: allocated above with this layout, freed once.
+        unsafe { NodeAllocator.dealloc(block, layout) };
+        assert!(was_used(), "a free marks it");
     }
 }

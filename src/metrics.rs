@@ -19,7 +19,7 @@ mod dns_families;
 mod dnssec;
 mod tally;
 
-pub use tally::ReplyTally;
+pub use tally::{ReplyTally, add_answer};
 
 /// Query types with a series of their own, by code (the names are
 /// checked against hickory's in the tests).

@@ -8,9 +8,12 @@
 //! arrives alone.
 //!
 //! All buffers live in one boxed block allocated once per thread, so the
-//! receive headers' pointers into it are set once and stay valid; only
-//! what the kernel overwrites is reset between calls. Send headers point
-//! at reply buffers that may grow, so they are filled per send.
+//! headers' pointers into it are set once and stay valid; only what the
+//! kernel overwrites is reset between calls. Send header `i` names slot
+//! `i`'s source and control buffer from the start, so a reply fills in
+//! only its bytes (reply buffers may grow) and two lengths; only a batch
+//! with a slot that sends nothing moves later replies down, and puts the
+//! headers back after.
 //!
 //! A socket bound to a wildcard address (`0.0.0.0`, `[::]`) on a host with
 //! several addresses must answer from the address each query was sent to,
@@ -116,13 +119,28 @@ impl Batch {
             header.msg_control = control.cast();
             header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             header.msg_controllen = CONTROL_LEN as _;
-            // Send header `i` always carries send iovec `i`.
+            // Send header `i` always carries send iovec `i`, and until a
+            // skipped slot moves replies down, slot `i`'s source and
+            // control buffer (read only when a length says so).
             let iov: *mut libc::iovec = &mut batch.send_iov[i];
             let header = &mut batch.outgoing[i].msg_hdr;
             header.msg_iov = iov;
             header.msg_iovlen = 1;
         }
+        batch.point_send_headers_at_own_slots(BATCH);
         batch
+    }
+
+    /// Points send headers `..n` at their own slot's source and control
+    /// buffer again, after a batch moved replies down.
+    fn point_send_headers_at_own_slots(&mut self, n: usize) {
+        for i in 0..n.min(BATCH) {
+            let source: *mut libc::sockaddr_storage = &mut self.sources[i];
+            let control: *mut Control = &mut self.controls[i];
+            let header = &mut self.outgoing[i].msg_hdr;
+            header.msg_name = source.cast();
+            header.msg_control = control.cast();
+        }
     }
 
     /// Waits for at least one datagram (up to the socket's read timeout)
@@ -154,10 +172,11 @@ impl Batch {
         &mut self,
         socket: &UdpSocket,
         received: usize,
-        mut answer: impl FnMut(&[u8], IpAddr, &mut Vec<u8>) -> bool,
+        mut answer: impl FnMut(&[u8], &IpAddr, &mut Vec<u8>) -> bool,
     ) {
+        let received = received.min(BATCH);
         let mut queued = 0;
-        for i in 0..received.min(BATCH) {
+        for i in 0..received {
             let len = (self.received[i].msg_len as usize).min(RECV_MAX);
             let namelen = self.received[i].msg_hdr.msg_namelen;
             // Only a socket that asked for destinations has a control
@@ -177,21 +196,25 @@ impl Batch {
                 continue;
             };
             let reply = &mut self.replies[i];
-            if !answer(&self.requests[i][..len], source, reply) {
+            if !answer(&self.requests[i][..len], &source, reply) {
                 continue;
             }
             self.send_iov[queued] = libc::iovec {
                 iov_base: reply.as_mut_ptr().cast(),
                 iov_len: reply.len(),
             };
+            if queued < i {
+                // A slot before this one sends nothing: this reply moves
+                // down, with its own slot's source and control buffer.
+                let source: *mut libc::sockaddr_storage = &mut self.sources[i];
+                let control: *mut Control = &mut self.controls[i];
+                let header = &mut self.outgoing[queued].msg_hdr;
+                header.msg_name = source.cast();
+                header.msg_control = control.cast();
+            }
+            // No control message (length 0) when the socket asked for none.
             let header = &mut self.outgoing[queued].msg_hdr;
-            header.msg_name = (&mut self.sources[i] as *mut libc::sockaddr_storage).cast();
             header.msg_namelen = namelen;
-            header.msg_control = if controllen > 0 {
-                (&mut self.controls[i] as *mut Control).cast()
-            } else {
-                std::ptr::null_mut()
-            };
             header.msg_controllen = controllen;
             queued += 1;
         }
@@ -221,6 +244,9 @@ impl Batch {
             // full buffer): drop it and carry on with the others.
             tracing::debug!(%err, "udp send failed");
             sent += 1;
+        }
+        if queued < received {
+            self.point_send_headers_at_own_slots(queued);
         }
     }
 }
@@ -383,7 +409,7 @@ mod tests {
             assert!((1..=BATCH).contains(&n), "{n}");
             let mut slots = Vec::new();
             batch.reply_each(server, n, |request, source, out| {
-                slots.push((request.to_vec(), source));
+                slots.push((request.to_vec(), *source));
                 match reply(request) {
                     Some(bytes) => {
                         out.clear();
@@ -570,7 +596,6 @@ mod tests {
         let mut batch = Batch::new();
         serve(&mut batch, &server, 1, |request| Some(reply_to(request)));
         assert_eq!(batch.outgoing[0].msg_hdr.msg_controllen, 0);
-        assert!(batch.outgoing[0].msg_hdr.msg_control.is_null());
         assert_eq!(recv(&client), b"re:one");
     }
 

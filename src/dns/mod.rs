@@ -9,12 +9,15 @@
 //! - [`fast`]: the common query shapes answered from bytes; declines the rest.
 //! - [`secure`]: DO=1 on the general path: pre-made RRSIGs and NSEC proofs attached.
 //! - [`cookie`], [`rrl`]: DNS cookies and response rate limiting.
-//! - [`server`] and `batch`: the UDP and TCP loops.
+//! - [`server`] and `batch`: the UDP and TCP loops; `answerer`: what a query
+//!   goes through between them and its reply (either path, rate limiting,
+//!   counting).
 //!
 //! Dependencies point down: `table`, `encoded` and `wire` know nothing of
 //! the snapshot (which is built from them); `answer` and `fast` read it.
 
 pub mod answer;
+mod answerer;
 mod batch;
 pub mod cookie;
 #[cfg(test)]

@@ -39,12 +39,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::answer::{Transport, answer};
-use super::rrl::{self, RateLimiter, Verdict};
-use super::{batch, fast};
-use crate::metrics::{Metrics, ReplyFacts, ReplyTally};
+use super::answer::Transport;
+use super::answerer::{Answerer, Gatekeeper};
+use super::batch;
+use super::rrl::RateLimiter;
+use crate::metrics::{Metrics, ReplyTally};
 use crate::routing::memo::DecisionMemo;
-use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::snapshot::SnapshotStore;
 
 /// Read buffer per TCP connection, and the replies gathered before a write.
 const TCP_BUFFER: usize = 16 << 10;
@@ -286,134 +287,6 @@ impl Drop for DnsServer {
     }
 }
 
-/// What rate limiting lets through of a computed reply.
-enum Gate {
-    Send,
-    /// Send this truncated reply instead (RRL slip).
-    SendInstead(Vec<u8>),
-    Withhold,
-}
-
-/// Response rate limiting, UDP only (`limiter` is the calling thread's
-/// own, with the time its batch arrived); a query with a valid server
-/// cookie has a real source and passes.
-fn gate(
-    limiter: Option<(&mut RateLimiter, Instant)>,
-    snapshot: &Snapshot,
-    metrics: &Metrics,
-    source: IpAddr,
-    has_valid_cookie: bool,
-    request: &[u8],
-    wire: &[u8],
-) -> Gate {
-    let (Some((limiter, now)), Some(settings)) = (limiter, &snapshot.config.server.rrl) else {
-        return Gate::Send;
-    };
-    if has_valid_cookie {
-        return Gate::Send;
-    }
-    match limiter.check(settings, source, now) {
-        Verdict::Send => Gate::Send,
-        Verdict::Slip => {
-            metrics.dns.rate_limited(true);
-            rrl::truncated(request, wire).map_or(Gate::Withhold, Gate::SendInstead)
-        }
-        Verdict::Drop => {
-            metrics.dns.rate_limited(false);
-            Gate::Withhold
-        }
-    }
-}
-
-/// Counts a reply that is being sent, and the endpoints it named.
-#[inline]
-fn count(
-    tally: &mut ReplyTally,
-    snapshot: &Snapshot,
-    transport: Transport,
-    facts: &ReplyFacts,
-    service: Option<(usize, &[usize])>,
-) {
-    tally.reply(transport, facts);
-    if let Some((service, endpoints)) = service {
-        for &e in endpoints {
-            tally.answer(service, e, &snapshot.answer_counters);
-        }
-    }
-}
-
-/// What answering needs besides the query: the thread's memo and rate
-/// limiter (UDP only), the metrics, and the batch's tally.
-struct Answerer<'a, 's> {
-    snapshot: &'s Snapshot,
-    metrics: &'a Metrics,
-    memo: &'a mut DecisionMemo,
-    /// With the time the batch arrived: one clock read per batch, not
-    /// per query (a batch is answered within microseconds).
-    limiter: Option<(&'a mut RateLimiter, Instant)>,
-    tally: &'a mut ReplyTally,
-}
-
-impl Answerer<'_, '_> {
-    /// Answers one query into `out`, on the fast path when it can and the
-    /// general path otherwise, rate limited and counted; false: send nothing.
-    #[inline(always)]
-    fn answer(
-        &mut self,
-        request: &[u8],
-        transport: Transport,
-        source: IpAddr,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        let snapshot = self.snapshot;
-        let fast = if snapshot.config.server.fast_path {
-            fast::answer(request, transport, source, snapshot, self.memo, out)
-        } else {
-            None
-        };
-        // Either path leaves the reply in `out`; the general path's
-        // service hit is kept here for the counters.
-        let general_hit;
-        let (facts, service, has_valid_cookie, is_fast) = match fast {
-            Some(reply) => (reply.facts, reply.service, reply.has_valid_cookie, true),
-            None => {
-                let Some(reply) = answer(request, transport, source, snapshot) else {
-                    self.metrics.dns.dropped();
-                    return false;
-                };
-                *out = reply.wire;
-                general_hit = reply.service;
-                let service = general_hit
-                    .as_ref()
-                    .map(|hit| (hit.service, hit.endpoints.as_slice()));
-                (reply.facts, service, reply.has_valid_cookie, false)
-            }
-        };
-        let limiter = self.limiter.as_mut().map(|(l, now)| (&mut **l, *now));
-        match gate(
-            limiter,
-            snapshot,
-            self.metrics,
-            source,
-            has_valid_cookie,
-            request,
-            out,
-        ) {
-            Gate::Send => {}
-            Gate::SendInstead(wire) => {
-                *out = wire;
-                return true;
-            }
-            Gate::Withhold => return false,
-        }
-        count(self.tally, snapshot, transport, &facts, service);
-        if is_fast {
-            self.tally.fast_path();
-        }
-        true
-    }
-}
-
 fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop: &AtomicBool) {
     let mut limiter = RateLimiter::new();
     let mut memo = DecisionMemo::new();
@@ -448,24 +321,30 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
         // One snapshot for the whole batch: a swap lands between batches.
         let snapshot = snapshots.load();
         let mut answerer = Answerer {
-            snapshot,
-            metrics,
             memo: &mut memo,
-            // The clock is read only when rate limiting is on.
-            limiter: snapshot
-                .config
-                .server
-                .rrl
-                .is_some()
-                .then(|| (&mut limiter, Instant::now())),
-            tally: &mut tally,
+            gatekeeper: Gatekeeper {
+                snapshot,
+                metrics,
+                // The clock is read only when rate limiting is on.
+                limiter: snapshot
+                    .config
+                    .server
+                    .rrl
+                    .is_some()
+                    .then(|| (&mut limiter, Instant::now())),
+                tally: &mut tally,
+                gather: received > 1,
+            },
         };
         batch.reply_each(socket, received, |request, source, out| {
             #[cfg(test)]
             tests::poison(request);
             answerer.answer(request, Transport::Udp, source, out)
         });
-        tally.flush(&metrics.dns, &snapshot.answer_counters);
+        // A batch of one added its answer counts at once (`gather`).
+        if received > 1 {
+            tally.flush(&metrics.dns, &snapshot.answer_counters);
+        }
     }
 }
 
@@ -583,13 +462,16 @@ fn answer_tcp(query: &[u8], peer: IpAddr, ctx: &TcpContext, reply: &mut Vec<u8>)
     TCP_TALLY.with_borrow_mut(|tally| {
         let answered = TCP_MEMO.with_borrow_mut(|memo| {
             Answerer {
-                snapshot: &snapshot,
-                metrics: &ctx.metrics,
                 memo,
-                limiter: None,
-                tally,
+                gatekeeper: Gatekeeper {
+                    snapshot: &snapshot,
+                    metrics: &ctx.metrics,
+                    limiter: None,
+                    tally,
+                    gather: false,
+                },
             }
-            .answer(query, Transport::Tcp, peer, reply)
+            .answer(query, Transport::Tcp, &peer, reply)
         });
         tally.flush(&ctx.metrics.dns, &snapshot.answer_counters);
         answered
@@ -671,6 +553,7 @@ async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &TcpContext) -> io::R
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::snapshot::Snapshot;
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::{Name, RecordType};
 

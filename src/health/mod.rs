@@ -87,6 +87,14 @@ pub fn initial_observed(config: &Config) -> HashMap<AddressKey, Observed> {
         .collect()
 }
 
+/// Whether any endpoint of `config` is probed (its check is not `none`).
+pub fn is_any_probed(config: &Config) -> bool {
+    config
+        .services
+        .iter()
+        .any(|s| s.endpoints.iter().any(|e| e.check.kind != CheckKind::None))
+}
+
 /// Every address of every endpoint of every service, in config order.
 pub fn address_keys(config: &Config) -> impl Iterator<Item = AddressKey> + '_ {
     config.services.iter().enumerate().flat_map(|(s, service)| {
@@ -187,5 +195,22 @@ impl HealthView {
             &initial_observed(config),
             &drains::Drains::default(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_config::{parse, www};
+
+    #[test]
+    fn a_config_is_probed_unless_every_check_is_none() {
+        let text = www("", &["192.0.2.1"], "192.0.2.2");
+        assert!(is_any_probed(&parse(&text)));
+        let none = text.replace(
+            "name = \"www\"",
+            "name = \"www\"\ncheck = { kind = \"none\" }",
+        );
+        assert!(!is_any_probed(&parse(&none)));
     }
 }

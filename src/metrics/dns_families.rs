@@ -4,13 +4,32 @@
 
 use std::fmt::Write;
 
-use super::tally::{QTYPE_SLOTS, SLOT_FAST_PATH, SLOT_RESPONSES, SLOT_TRUNCATED};
+use super::tally::{QTYPE_SLOTS, RCODE_SLOTS, SLOT_TRUNCATED, reply_cell};
 use super::{DnsCounters, QTYPES, RCODES, counter, counter_value, header, labelled_counters};
 use crate::dns::wire::Transport;
 
 impl DnsCounters {
     /// Queries, responses, and what happened to packets on the way.
     pub(super) fn render(&self, out: &mut String) {
+        let cells = self.cells.totals();
+        // A reply's cell is (transport, fast path, query type, rcode): each
+        // series sums the cells it covers.
+        let sum = |transports: &[usize], fast: &[bool], qtypes: &[usize], rcodes: &[usize]| {
+            let mut total = 0;
+            for &t in transports {
+                for &f in fast {
+                    for &q in qtypes {
+                        for &r in rcodes {
+                            total += cells[reply_cell(t, f, q, r)];
+                        }
+                    }
+                }
+            }
+            total
+        };
+        let all_qtypes: Vec<usize> = (0..QTYPE_SLOTS).collect();
+        let all_rcodes: Vec<usize> = (0..RCODE_SLOTS).collect();
+        let both = [false, true];
         header(
             out,
             "meridian_dns_queries_total",
@@ -23,7 +42,7 @@ impl DnsCounters {
                 let _ = writeln!(
                     out,
                     "meridian_dns_queries_total{{transport=\"{name}\",qtype=\"{qtype}\"}} {}",
-                    self.cells.total(t as usize * QTYPE_SLOTS + i)
+                    sum(&[t as usize], &both, &[i], &all_rcodes)
                 );
             }
         }
@@ -38,20 +57,20 @@ impl DnsCounters {
             let _ = writeln!(
                 out,
                 "meridian_dns_responses_total{{rcode=\"{rcode}\"}} {}",
-                self.cells.total(SLOT_RESPONSES + i)
+                sum(&[0, 1], &both, &all_qtypes, &[i])
             );
         }
         counter_value(
             out,
             "meridian_dns_truncated_total",
             "UDP responses sent with TC=1.",
-            self.cells.total(SLOT_TRUNCATED),
+            cells[SLOT_TRUNCATED],
         );
         counter_value(
             out,
             "meridian_dns_fast_path_total",
             "Replies made by the fast path; the others took the general path.",
-            self.cells.total(SLOT_FAST_PATH),
+            sum(&[0, 1], &[true], &all_qtypes, &all_rcodes),
         );
         counter(
             out,

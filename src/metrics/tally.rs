@@ -13,7 +13,10 @@
 //! into an unregistered tally of their own that `flush` adds to the shared
 //! cells. Answer counters per (service, endpoint) live in the snapshot and
 //! are few per batch: a tally keeps up to [`TALLY_ANSWERS`] of them and
-//! adds them once per batch.
+//! adds them once per batch. A query answered alone (a batch of one, the
+//! usual case below some thousands of queries a second, or a TCP query)
+//! has nothing to gather with, and adds to its counter at once
+//! ([`add_answer`]): the same one shared add, without the tally's slots.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -27,19 +30,32 @@ use crate::dns::wire::Transport;
 /// (the order `dns_families` renders them in).
 const QTYPE_OTHER: usize = QTYPES.len();
 const QTYPE_NONE: usize = QTYPES.len() + 1;
+pub(super) const QTYPE_SLOTS: usize = QTYPES.len() + 2;
 const RCODE_OTHER: usize = RCODES.len();
+pub(super) const RCODE_SLOTS: usize = RCODES.len() + 1;
 
 /// Slots for distinct answer counters in one [`ReplyTally`]; a batch
 /// naming more endpoints than this adds the rest directly.
 pub(super) const TALLY_ANSWERS: usize = 16;
 
-/// Cell layout: queries by transport and type, responses by rcode,
-/// truncated, fast path.
-pub(super) const QTYPE_SLOTS: usize = QTYPES.len() + 2;
-pub(super) const SLOT_RESPONSES: usize = 2 * QTYPE_SLOTS;
-pub(super) const SLOT_TRUNCATED: usize = SLOT_RESPONSES + RCODES.len() + 1;
-pub(super) const SLOT_FAST_PATH: usize = SLOT_TRUNCATED + 1;
-const TALLY_SLOTS: usize = SLOT_FAST_PATH + 1;
+/// Cell layout: one cell per (transport, fast path or not, query type,
+/// rcode), so a reply is one bump, where counting queries, responses and
+/// the fast path apart took three; `/metrics` sums the cells each of its
+/// series covers. Truncated replies, rare, have the last cell.
+const REPLY_CELLS: usize = 2 * 2 * QTYPE_SLOTS * RCODE_SLOTS;
+pub(super) const SLOT_TRUNCATED: usize = REPLY_CELLS;
+const TALLY_SLOTS: usize = SLOT_TRUNCATED + 1;
+
+/// The cell of a reply with these traits.
+#[inline]
+pub(super) const fn reply_cell(
+    transport: usize,
+    is_fast: bool,
+    qtype_slot: usize,
+    rcode_slot: usize,
+) -> usize {
+    ((transport * 2 + is_fast as usize) * QTYPE_SLOTS + qtype_slot) * RCODE_SLOTS + rcode_slot
+}
 
 /// One counter per slot of the layout above.
 #[derive(Debug)]
@@ -80,35 +96,53 @@ pub(super) struct Cells {
 }
 
 impl Cells {
-    /// Slot `slot` summed over the shared cells and every live thread's.
-    pub(super) fn total(&self, slot: usize) -> u64 {
+    /// Every slot summed over the shared cells and every live thread's,
+    /// under one hold of the registry's lock.
+    pub(super) fn totals(&self) -> Box<[u64; TALLY_SLOTS]> {
+        let mut totals = Box::new([0u64; TALLY_SLOTS]);
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        self.shared.0[slot].load(Relaxed)
-            + threads
-                .iter()
-                .map(|cells| cells.0[slot].load(Relaxed))
-                .sum::<u64>()
+        for cells in std::iter::once(&self.shared).chain(threads.iter().map(|c| &**c)) {
+            for (total, cell) in totals.iter_mut().zip(&cells.0) {
+                *total += cell.load(Relaxed);
+            }
+        }
+        totals
     }
 }
 
-/// The query type's slot: the commonest first, without the search.
+/// The query type's slot: a table lookup for the codes below 256, where
+/// every named type but CAA is.
 #[inline]
 fn qtype_slot(qtype: Option<u16>) -> usize {
     match qtype {
-        Some(1) => 0,
-        Some(28) => 1,
-        None => QTYPE_NONE,
+        Some(code) if code < 256 => usize::from(QTYPE_SLOT_BELOW_256[usize::from(code)]),
         Some(code) => QTYPES
             .iter()
             .position(|&(c, _)| c == code)
             .unwrap_or(QTYPE_OTHER),
+        None => QTYPE_NONE,
     }
 }
+
+/// [`qtype_slot`] of each code below 256.
+const QTYPE_SLOT_BELOW_256: [u8; 256] = {
+    let mut table = [QTYPE_OTHER as u8; 256];
+    let mut i = 0;
+    while i < QTYPES.len() {
+        let code = QTYPES[i].0 as usize;
+        if code < 256 {
+            table[code] = i as u8;
+        }
+        i += 1;
+    }
+    table
+};
 
 #[inline]
 fn rcode_slot(rcode: ResponseCode) -> usize {
     match rcode {
         ResponseCode::NoError => 0,
+        ResponseCode::NXDomain => 3,
         rcode => RCODES
             .iter()
             .position(|(c, _)| *c == rcode)
@@ -116,8 +150,8 @@ fn rcode_slot(rcode: ResponseCode) -> usize {
     }
 }
 const _: () = assert!(
-    QTYPES[0].0 == 1 && QTYPES[1].0 == 28 && matches!(RCODES[0].0, ResponseCode::NoError),
-    "qtype_slot and rcode_slot name these places"
+    matches!(RCODES[0].0, ResponseCode::NoError) && matches!(RCODES[3].0, ResponseCode::NXDomain),
+    "rcode_slot names these places"
 );
 
 impl DnsCounters {
@@ -126,8 +160,13 @@ impl DnsCounters {
     #[cfg(test)]
     pub fn reply(&self, transport: Transport, facts: &ReplyFacts) {
         let shared = &self.cells.shared.0;
-        shared[transport as usize * QTYPE_SLOTS + qtype_slot(facts.qtype)].fetch_add(1, Relaxed);
-        shared[SLOT_RESPONSES + rcode_slot(facts.rcode)].fetch_add(1, Relaxed);
+        let cell = reply_cell(
+            transport as usize,
+            false,
+            qtype_slot(facts.qtype),
+            rcode_slot(facts.rcode),
+        );
+        shared[cell].fetch_add(1, Relaxed);
         if facts.truncated {
             shared[SLOT_TRUNCATED].fetch_add(1, Relaxed);
         }
@@ -143,6 +182,16 @@ impl DnsCounters {
             .unwrap_or_else(|e| e.into_inner())
             .push(cells.clone());
         ReplyTally::with_cells(cells, Some(self.cells.clone()))
+    }
+}
+
+/// One more answer naming `endpoint` of `service`, added to its counter
+/// at once (nothing is counted for one that is not there): for a query
+/// answered alone, where a tally would gather nothing.
+#[inline]
+pub fn add_answer(service: usize, endpoint: usize, counters: &[Vec<Arc<AtomicU64>>]) {
+    if let Some(counter) = counters.get(service).and_then(|s| s.get(endpoint)) {
+        counter.fetch_add(1, Relaxed);
     }
 }
 
@@ -178,19 +227,19 @@ impl ReplyTally {
         }
     }
 
+    /// One more reply: its query (by transport and type), its response
+    /// (by rcode), and whether the fast path made it.
     #[inline]
-    pub fn reply(&mut self, transport: Transport, facts: &ReplyFacts) {
-        self.cells
-            .bump(transport as usize * QTYPE_SLOTS + qtype_slot(facts.qtype));
-        self.cells.bump(SLOT_RESPONSES + rcode_slot(facts.rcode));
+    pub fn reply(&mut self, transport: Transport, facts: &ReplyFacts, is_fast: bool) {
+        self.cells.bump(reply_cell(
+            transport as usize,
+            is_fast,
+            qtype_slot(facts.qtype),
+            rcode_slot(facts.rcode),
+        ));
         if facts.truncated {
             self.cells.bump(SLOT_TRUNCATED);
         }
-    }
-
-    #[inline]
-    pub fn fast_path(&mut self) {
-        self.cells.bump(SLOT_FAST_PATH);
     }
 
     /// One more answer naming `endpoint` of `service`, whose counter is
@@ -205,13 +254,12 @@ impl ReplyTally {
                 return;
             }
         }
-        let Some(counter) = counters.get(service).and_then(|s| s.get(endpoint)) else {
-            return;
-        };
+        // A counter that is not there is skipped by `flush`, not here: the
+        // common case (room left) looks nothing up.
         if self.answers_len < TALLY_ANSWERS {
             self.answers[self.answers_len] = (key.0, key.1, 1);
             self.answers_len += 1;
-        } else {
+        } else if let Some(counter) = counters.get(service).and_then(|s| s.get(endpoint)) {
             counter.fetch_add(1, Relaxed);
         }
     }
@@ -294,6 +342,105 @@ mod tests {
         }
     }
 
+    /// The value of the one series named `series` in `text`.
+    fn series(text: &str, series: &str) -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.split(' ').next() == Some(series))
+            .unwrap_or_else(|| panic!("no {series} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn each_series_sums_the_reply_cells_it_covers() {
+        let metrics = Metrics::default();
+        let mut tally = metrics.dns.thread_tally();
+        // (transport, qtype, rcode, fast path, how many)
+        let replies = [
+            (Transport::Udp, Some(1), ResponseCode::NoError, true, 5),
+            (Transport::Udp, Some(1), ResponseCode::NXDomain, false, 3),
+            (Transport::Tcp, Some(1), ResponseCode::NoError, true, 2),
+            (Transport::Udp, Some(257), ResponseCode::Refused, false, 4),
+            (Transport::Udp, Some(999), ResponseCode::NXDomain, true, 1),
+            (Transport::Tcp, None, ResponseCode::FormErr, false, 6),
+            (
+                Transport::Udp,
+                Some(28),
+                ResponseCode::Unknown(3000),
+                true,
+                7,
+            ),
+        ];
+        for (transport, qtype, rcode, is_fast, n) in replies {
+            let facts = ReplyFacts {
+                qtype,
+                rcode,
+                truncated: false,
+            };
+            for _ in 0..n {
+                tally.reply(transport, &facts, is_fast);
+            }
+        }
+        let text = metrics.render();
+        let expect = [
+            (
+                "meridian_dns_queries_total{transport=\"udp\",qtype=\"A\"}",
+                8,
+            ),
+            (
+                "meridian_dns_queries_total{transport=\"tcp\",qtype=\"A\"}",
+                2,
+            ),
+            (
+                "meridian_dns_queries_total{transport=\"udp\",qtype=\"AAAA\"}",
+                7,
+            ),
+            (
+                "meridian_dns_queries_total{transport=\"udp\",qtype=\"CAA\"}",
+                4,
+            ),
+            (
+                "meridian_dns_queries_total{transport=\"udp\",qtype=\"other\"}",
+                1,
+            ),
+            (
+                "meridian_dns_queries_total{transport=\"tcp\",qtype=\"none\"}",
+                6,
+            ),
+            (
+                "meridian_dns_queries_total{transport=\"tcp\",qtype=\"AAAA\"}",
+                0,
+            ),
+            ("meridian_dns_responses_total{rcode=\"NOERROR\"}", 7),
+            ("meridian_dns_responses_total{rcode=\"NXDOMAIN\"}", 4),
+            ("meridian_dns_responses_total{rcode=\"REFUSED\"}", 4),
+            ("meridian_dns_responses_total{rcode=\"FORMERR\"}", 6),
+            ("meridian_dns_responses_total{rcode=\"other\"}", 7),
+            ("meridian_dns_fast_path_total", 15),
+            ("meridian_dns_truncated_total", 0),
+        ];
+        for (name, want) in expect {
+            assert_eq!(series(&text, name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_answer_added_at_once_reaches_its_own_counter_only() {
+        let metrics = Metrics::default();
+        let row: Vec<Arc<AtomicU64>> = (0..3)
+            .map(|i| metrics.answer_counter("www", &format!("zone{i}")))
+            .collect();
+        let answers = vec![row.clone()];
+        add_answer(0, 1, &answers);
+        add_answer(0, 1, &answers);
+        add_answer(0, 2, &answers);
+        // Not there: counted nowhere, and no panic.
+        add_answer(0, 3, &answers);
+        add_answer(1, 0, &answers);
+        let counts: Vec<u64> = row.iter().map(|c| c.load(Relaxed)).collect();
+        assert_eq!(counts, [0, 2, 1]);
+    }
+
     #[test]
     fn an_unregistered_tally_adds_what_direct_counting_would_once_flushed() {
         let (direct, batched) = (Metrics::default(), Metrics::default());
@@ -303,7 +450,7 @@ mod tests {
             &direct,
             &batched,
             |transport, facts, endpoint, answers, i| {
-                tally.reply(transport, facts);
+                tally.reply(transport, facts, false);
                 tally.answer(0, endpoint, answers);
                 // Out of range: counted nowhere, on either side.
                 tally.answer(1, 0, answers);
@@ -329,7 +476,7 @@ mod tests {
             &threaded,
             |transport, facts, endpoint, answers, i| {
                 let tally = &mut tallies[i % 2];
-                tally.reply(transport, facts);
+                tally.reply(transport, facts, false);
                 tally.answer(0, endpoint, answers);
                 // Answer counters wait for the batch's flush; replies do not.
                 tally.flush(&threaded.dns, answers);
@@ -354,7 +501,7 @@ mod tests {
             rcode: ResponseCode::Refused,
             truncated: false,
         };
-        third.reply(Transport::Udp, &facts);
+        third.reply(Transport::Udp, &facts, false);
         direct.dns.reply(Transport::Udp, &facts);
         assert_eq!(direct.render(), threaded.render());
     }

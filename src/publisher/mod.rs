@@ -316,7 +316,9 @@ impl Publisher {
                     self.on_report(report)
                 }
                 Some(peer) = self.peer_reports.recv() => self.on_peer(peer),
-                _ = tick.tick() => self.on_tick(),
+                // Not even a timer when no tick can change anything (see
+                // `State::is_time_driven`); the next event looks again.
+                _ = tick.tick(), if self.is_tick_useful() => self.on_tick(),
                 _ = geo_tick.tick() => self.check_geoip().await,
             };
             // Coalesce: fold in everything already queued, then build once.
@@ -477,6 +479,10 @@ impl Publisher {
         }
     }
 
+    fn is_tick_useful(&self) -> bool {
+        self.bulk.is_some() || self.state.is_time_driven() || self.store.load().signed.is_some()
+    }
+
     fn on_tick(&mut self) -> Dirty {
         // A bulk phase no trim has ended (a latency batch inside the trim
         // spacing, a failed reload) ends here once the spacing is up, so
@@ -512,6 +518,10 @@ impl Publisher {
     /// address, in milliseconds.
     fn zone_rtts(&self) -> Vec<(usize, f64)> {
         let config = &self.state.config;
+        // Without probes no address has an RTT: no walk (it allocates).
+        if !crate::health::is_any_probed(config) {
+            return Vec::new();
+        }
         let mut best: BTreeMap<usize, f64> = BTreeMap::new();
         for entry in self.board.iter() {
             let (key, health) = (entry.key(), entry.value());
@@ -531,11 +541,10 @@ impl Publisher {
     /// Reloads the GeoIP files when they were replaced on disk. A file
     /// that does not load is rejected and the old database stays.
     async fn check_geoip(&mut self) -> Dirty {
-        let stamps = reload::geo_stamps(&self.state.config);
-        if stamps == self.geo_stamps {
+        if reload::geo_stamps_unchanged(&self.state.config, &self.geo_stamps) {
             return Dirty::default();
         }
-        self.geo_stamps = stamps;
+        self.geo_stamps = reload::geo_stamps(&self.state.config);
         match reload::reopen_geoip(&self.state.config).await {
             Some(Ok(db)) => {
                 tracing::info!(geoip = %db.description(), "GeoIP database reloaded");

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -153,22 +154,27 @@ pub type FileStamp = Option<(u64, SystemTime, u64)>;
 
 /// The stamps of the config's GeoIP files.
 pub fn geo_stamps(config: &Config) -> Vec<FileStamp> {
-    config
-        .geoip
-        .as_ref()
-        .map(|g| {
-            g.files
-                .iter()
-                .map(|f| {
-                    // The inode too: a replace by rename (geoipupdate's way)
-                    // changes it even when size and coarse mtime do not.
-                    std::fs::metadata(f)
-                        .ok()
-                        .and_then(|m| Some((m.len(), m.modified().ok()?, m.ino())))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    geo_files(config).iter().map(|f| file_stamp(f)).collect()
+}
+
+/// Whether the config's GeoIP files still have `stamps`, which
+/// [`geo_stamps`] returned: compared file by file, with nothing built (the
+/// check runs every few seconds, and an idle node should not allocate).
+pub fn geo_stamps_unchanged(config: &Config, stamps: &[FileStamp]) -> bool {
+    let files = geo_files(config);
+    files.len() == stamps.len() && files.iter().zip(stamps).all(|(f, s)| file_stamp(f) == *s)
+}
+
+fn geo_files(config: &Config) -> &[PathBuf] {
+    config.geoip.as_ref().map_or(&[], |g| &g.files)
+}
+
+fn file_stamp(file: &Path) -> FileStamp {
+    // The inode too: a replace by rename (geoipupdate's way) changes it
+    // even when size and coarse mtime do not.
+    std::fs::metadata(file)
+        .ok()
+        .and_then(|m| Some((m.len(), m.modified().ok()?, m.ino())))
 }
 
 /// Opens the GeoIP database a config names, if any (at start-up, and by
@@ -251,6 +257,39 @@ mod tests {
             Observed::Unknown,
             "api is new"
         );
+    }
+
+    #[test]
+    fn geo_stamps_are_unchanged_until_a_file_is_replaced_or_the_list_changes() {
+        let dir = std::env::temp_dir().join(format!("meridian-stamps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.mmdb"), dir.join("b.mmdb"));
+        std::fs::write(&a, b"one").unwrap();
+        std::fs::write(&b, b"two").unwrap();
+        let mut config = parse(&config_text());
+        config.geoip = Some(crate::config::GeoipSettings {
+            files: vec![a.clone(), b.clone()],
+            watch_interval: std::time::Duration::from_secs(5),
+        });
+        let stamps = geo_stamps(&config);
+        assert!(geo_stamps_unchanged(&config, &stamps));
+        assert!(
+            !geo_stamps_unchanged(&config, &stamps[..1]),
+            "one file fewer"
+        );
+        // Replaced by rename, as geoipupdate does: a new inode and size.
+        let new = dir.join("b.new");
+        std::fs::write(&new, b"two, updated").unwrap();
+        std::fs::rename(&new, &b).unwrap();
+        assert!(!geo_stamps_unchanged(&config, &stamps));
+        assert!(geo_stamps_unchanged(&config, &geo_stamps(&config)));
+        std::fs::remove_file(&a).unwrap();
+        assert!(!geo_stamps_unchanged(
+            &config,
+            &geo_stamps(&parse(&config_text()))
+        ));
+        assert!(!geo_stamps_unchanged(&config, &stamps), "a file gone");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -188,6 +188,13 @@ impl State {
         self.config.cluster.nodes.len() > 1
     }
 
+    /// Whether time alone can change anything here, so a `Change::Tick`
+    /// is worth sending: peers go stale, measurements age, this node's
+    /// probe RTTs rank its zones. Otherwise a tick changes nothing.
+    pub fn is_time_driven(&self) -> bool {
+        self.is_clustered() || !self.latency.is_empty() || self.config.routing.this_zone.is_some()
+    }
+
     fn index_identities(&mut self) {
         self.identities = if self.is_clustered() {
             self.observed
@@ -1009,6 +1016,30 @@ admin = "http://127.0.0.1:3"
         assert_eq!(state.all_down_changes([true].into_iter()), [(0, true)]);
         assert_eq!(state.all_down_changes([true].into_iter()), []);
         assert_eq!(state.all_down_changes([false].into_iter()), [(0, false)]);
+    }
+
+    #[test]
+    fn only_measurements_a_cluster_or_a_zone_of_its_own_make_time_matter() {
+        let mut state = state();
+        assert!(!state.is_time_driven(), "a lone node with nothing measured");
+        let sample = LatencySample {
+            prefix: "203.0.113.0/24".parse().unwrap(),
+            zone: 1,
+            rtt_ms: 5.0,
+        };
+        let at = Instant::now();
+        let _ = state.apply(Change::Latency {
+            samples: vec![sample],
+            at,
+        });
+        assert!(state.is_time_driven(), "a measurement ages");
+        let max_age = state.config.routing.latency_max_age;
+        let _ = state.apply(Change::Tick {
+            at: at + max_age + std::time::Duration::from_secs(1),
+            zone_rtts: Vec::new(),
+        });
+        assert!(!state.is_time_driven(), "aged out, nothing left");
+        assert!(clustered().is_time_driven(), "peers go stale");
     }
 
     #[test]
