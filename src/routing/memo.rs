@@ -329,11 +329,8 @@ impl DecisionMemo {
         }
         self.decide_afresh(
             snapshot,
-            config,
-            health,
-            router,
-            service,
-            client,
+            (config, health, router),
+            (service, client),
             (key, len, set),
         )
     }
@@ -342,15 +339,11 @@ impl DecisionMemo {
     /// wide network may know; else the decision is made, and kept for the
     /// network and the wide network as its scope allows.
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     fn decide_afresh(
         &mut self,
         snapshot: u64,
-        config: &Config,
-        health: &HealthView,
-        router: &Router,
-        service: usize,
-        client: Client,
+        (config, health, router): (&Config, &HealthView, &Router),
+        (service, client): (usize, Client),
         (key, len, set): (MemoKey, u8, usize),
     ) -> &Remembered {
         if snapshot != self.snapshot {
