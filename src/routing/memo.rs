@@ -14,9 +14,10 @@
 //!
 //! Each answering thread owns one memo (no sharing, no locks). It forgets
 //! everything when the snapshot changes (in one step: slots carry the
-//! snapshot's epoch), and it holds at most [`SLOTS`] decisions: slots come
-//! in sets of [`WAYS`], and a new decision whose set is full replaces one
-//! of the set's, so the bound holds without ever starting over.
+//! snapshot's epoch), and each of its two tables holds at most [`SLOTS`]
+//! decisions: slots come in sets of [`WAYS`], and a new decision whose set
+//! is full replaces one of the set's, so the bound holds without ever
+//! starting over.
 //!
 //! A miss must be cheap too (a flood of random client subnets misses on
 //! every query): it decides with [`route_in`] in the memo's own
@@ -32,8 +33,9 @@
 //! would make every query a miss. But most decisions hold far wider than a
 //! /24: a country's addresses all rank the zones alike, and routing says so
 //! with a short scope. A decision whose scope is no longer than
-//! [`V4_WIDE_LEN`] (or [`V6_WIDE_LEN`]) is kept under the wide network's key
-//! too, and a network the memo has not seen is looked for there before
+//! [`V4_WIDE_LEN`] (or [`V6_WIDE_LEN`]) is kept for the wide network too,
+//! in a table of its own (a flood's networks would push it out of theirs),
+//! and a network the memo has not seen is looked for there before
 //! anything is computed: a new /24 inside a known uniform /16 costs a
 //! second lookup, not a decision.
 //!
