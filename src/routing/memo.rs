@@ -260,6 +260,7 @@ impl Table {
 /// One thread's remembered decisions for one snapshot.
 #[derive(Debug)]
 pub struct DecisionMemo {
+    /// The snapshot the decisions were made in (`Snapshot::id`).
     snapshot: u64,
     /// Bumped when the snapshot changes: every slot of an older epoch is
     /// empty from then on.
@@ -269,7 +270,10 @@ pub struct DecisionMemo {
     /// Decisions per wide network (/16, /32), for those that hold for it;
     /// a table of their own, so a flood's networks never push them out.
     wide: Table,
+    /// Holds a decision that may not be kept, for the caller to read.
     scratch: Remembered,
+    /// Buffers and per-record distances for misses; they belong to
+    /// `snapshot` like the decisions.
     workspace: Workspace,
     hits: u64,
     misses: u64,
@@ -370,6 +374,8 @@ impl DecisionMemo {
             // Kept for the network too: its next query is a hit at once.
             self.wide.keep(wide, wide_set, epoch, remembered.clone());
         }
+        // A source prefix within the key's length means the key is the
+        // client; otherwise the scope must cover the network.
         if client.source_prefix > len && remembered.scope > len {
             self.scratch = remembered;
             return &self.scratch;
@@ -378,6 +384,8 @@ impl DecisionMemo {
         &self.networks.decisions[at]
     }
 
+    /// Decisions reused (from either table) and decisions computed, since
+    /// the thread started.
     pub fn counts(&self) -> (u64, u64) {
         (self.hits, self.misses)
     }
