@@ -591,25 +591,10 @@ fn write_opt(
         }),
     ) = (cookie, edns.ecs)
     {
-        let [a, b, c, d] = v4.octets();
-        let [code, code_low] = OPTION_ECS.to_be_bytes();
-        let scope = wire::echoed_scope(scope, source_prefix);
         let mut bytes = [0u8; 23];
         bytes[..11].copy_from_slice(&fixed);
-        bytes[11..].copy_from_slice(&[
-            code,
-            code_low,
-            0,
-            4 + addr_len,
-            0,
-            1,
-            source_prefix,
-            scope,
-            a,
-            b,
-            c,
-            d,
-        ]);
+        bytes[11..19].copy_from_slice(&ecs_head(1, source_prefix, addr_len, scope));
+        bytes[19..].copy_from_slice(&v4.octets());
         out.extend_from_slice(&bytes);
         out.truncate(out.len() - (4 - usize::from(addr_len)));
         return;
@@ -621,18 +606,12 @@ fn write_opt(
         out.extend_from_slice(&cookie);
     }
     if let Some(ecs) = &edns.ecs {
-        let [code, code_low] = OPTION_ECS.to_be_bytes();
-        let [family, family_low] = ecs.family.to_be_bytes();
-        out.extend_from_slice(&[
-            code,
-            code_low,
-            0,
-            4 + ecs.addr_len,
-            family,
-            family_low,
+        out.extend_from_slice(&ecs_head(
+            ecs.family,
             ecs.source_prefix,
-            wire::echoed_scope(scope, ecs.source_prefix),
-        ]);
+            ecs.addr_len,
+            scope,
+        ));
         // The address as sent: its bytes past the prefix are zero, so the
         // parsed address's first bytes are the ones sent. Copied whole
         // (a fixed-size copy, inline) and cut to length.
@@ -648,6 +627,26 @@ fn write_opt(
         };
         out.truncate(out.len() - cut);
     }
+}
+
+/// The echoed ECS option up to its address: code, length, family, the
+/// query's source prefix and the scope the answer holds for, never longer
+/// than that prefix (RFC 7871 7.2.1).
+#[inline(always)]
+fn ecs_head(family: u16, source_prefix: u8, addr_len: u8, scope: u8) -> [u8; 8] {
+    let [code, code_low] = OPTION_ECS.to_be_bytes();
+    let [family, family_low] = family.to_be_bytes();
+    let scope = wire::echoed_scope(scope, source_prefix);
+    [
+        code,
+        code_low,
+        0,
+        4 + addr_len,
+        family,
+        family_low,
+        source_prefix,
+        scope,
+    ]
 }
 
 #[cfg(test)]
