@@ -190,8 +190,14 @@ impl DnsCounters {
 /// answered alone, where a tally would gather nothing.
 #[inline]
 pub fn add_answer(service: usize, endpoint: usize, counters: &[Vec<Arc<AtomicU64>>]) {
+    add_answers(service, endpoint, 1, counters);
+}
+
+/// `n` more answers naming `endpoint` of `service` (see [`add_answer`]).
+#[inline]
+fn add_answers(service: usize, endpoint: usize, n: u64, counters: &[Vec<Arc<AtomicU64>>]) {
     if let Some(counter) = counters.get(service).and_then(|s| s.get(endpoint)) {
-        counter.fetch_add(1, Relaxed);
+        counter.fetch_add(n, Relaxed);
     }
 }
 
@@ -259,8 +265,8 @@ impl ReplyTally {
         if self.answers_len < TALLY_ANSWERS {
             self.answers[self.answers_len] = (key.0, key.1, 1);
             self.answers_len += 1;
-        } else if let Some(counter) = counters.get(service).and_then(|s| s.get(endpoint)) {
-            counter.fetch_add(1, Relaxed);
+        } else {
+            add_answer(service, endpoint, counters);
         }
     }
 
@@ -276,12 +282,7 @@ impl ReplyTally {
             return;
         }
         for &(service, endpoint, n) in &self.answers[..self.answers_len] {
-            let counter = answers
-                .get(service as usize)
-                .and_then(|s| s.get(endpoint as usize));
-            if let Some(counter) = counter {
-                counter.fetch_add(n, Relaxed);
-            }
+            add_answers(service as usize, endpoint as usize, n, answers);
         }
         self.answers_len = 0;
     }
