@@ -135,12 +135,19 @@ impl Batch {
     /// buffer again, after a batch moved replies down.
     fn point_send_headers_at_own_slots(&mut self, n: usize) {
         for i in 0..n.min(BATCH) {
-            let source: *mut libc::sockaddr_storage = &mut self.sources[i];
-            let control: *mut Control = &mut self.controls[i];
-            let header = &mut self.outgoing[i].msg_hdr;
-            header.msg_name = source.cast();
-            header.msg_control = control.cast();
+            self.point_send_header(i, i);
         }
+    }
+
+    /// Points send header `header` at slot `slot`'s source and control
+    /// buffer.
+    #[inline]
+    fn point_send_header(&mut self, header: usize, slot: usize) {
+        let source: *mut libc::sockaddr_storage = &mut self.sources[slot];
+        let control: *mut Control = &mut self.controls[slot];
+        let header = &mut self.outgoing[header].msg_hdr;
+        header.msg_name = source.cast();
+        header.msg_control = control.cast();
     }
 
     /// Waits for at least one datagram (up to the socket's read timeout)
@@ -206,11 +213,7 @@ impl Batch {
             if queued < i {
                 // A slot before this one sends nothing: this reply moves
                 // down, with its own slot's source and control buffer.
-                let source: *mut libc::sockaddr_storage = &mut self.sources[i];
-                let control: *mut Control = &mut self.controls[i];
-                let header = &mut self.outgoing[queued].msg_hdr;
-                header.msg_name = source.cast();
-                header.msg_control = control.cast();
+                self.point_send_header(queued, i);
             }
             // No control message (length 0) when the socket asked for none.
             let header = &mut self.outgoing[queued].msg_hdr;
