@@ -15,9 +15,20 @@
 //! Each answering thread owns one memo (no sharing, no locks). It forgets
 //! everything when the snapshot changes (in one step: slots carry the
 //! snapshot's epoch), and each of its two tables holds at most [`SLOTS`]
-//! decisions: slots come in sets of [`WAYS`], and a new decision whose set
-//! is full replaces one of the set's, so the bound holds without ever
-//! starting over.
+//! keys: slots come in sets of [`WAYS`], and a new key whose set is full
+//! replaces one of the set's, so the bound holds without ever starting
+//! over. A slot names its decision in [`Decisions`], where each distinct
+//! decision is kept once (a snapshot makes few: zone orders times
+//! scopes); should [`DECISIONS`] of them ever be kept, the memo starts
+//! over as if the snapshot had changed.
+//!
+//! The tables are sized for the cache, not only for the count: a slot is
+//! sixteen bytes and a set one cache line, so both tables of a thread
+//! take 2 MiB. A flood of new networks touches a set in each per query;
+//! when sets were twice as wide and each slot had its own 48-byte
+//! decision beside it (11 MiB a thread), those lines came from beyond
+//! the core's cache and the flood's CPU per answer rose by a fifth
+//! against gdnsd while its instructions fell (README, Benchmarks).
 //!
 //! A miss must be cheap too (a flood of random client subnets misses on
 //! every query): it decides with [`route_in`] in the memo's own
@@ -58,15 +69,35 @@ pub const V6_NETWORK_LEN: u8 = 56;
 /// an IPv4 /16, an IPv6 /32 (a typical provider allocation).
 pub const V4_WIDE_LEN: u8 = 16;
 pub const V6_WIDE_LEN: u8 = 32;
-/// Decisions kept per thread at most.
+/// Keys kept per table at most.
 const SLOTS: usize = 1 << 16;
 /// Slots per set: a key is looked for in its set's slots only.
 const WAYS: usize = 4;
+const _: () = assert!(SLOTS.is_multiple_of(WAYS));
+/// Distinct decisions kept per thread at most (a slot names one in 16
+/// bits); more, and the memo starts over.
+const DECISIONS: usize = 1 << 16;
 
-/// (service, client network, family, source prefix) as one number, so a
-/// lookup hashes two words: the network's bits (a /24's 24, a /56's 56)
-/// in the low half, the rest above.
-type MemoKey = u128;
+/// Services a memo key can tell apart: the service index has 24 bits of
+/// [`MemoKey::rest`]. A config with more is refused (`config::validate`);
+/// it would need well over a hundred GiB anyway.
+pub const MAX_SERVICES: usize = 1 << 24;
+
+/// (service, client network, family, source prefix) in twelve bytes, so
+/// a slot is sixteen and a set of four is one cache line: a flood of new
+/// networks touches two sets per query (the network's and the wide
+/// network's), and each is one line to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct MemoKey {
+    /// The network's bits (a /24's 24, a /56's 56), with the family in
+    /// bit 62 and the wide table's mark in bit 63.
+    network: u64,
+    /// The service's index above the source prefix.
+    rest: u32,
+}
+
+const V6_BIT: u64 = 1 << 62;
+const WIDE_BIT: u64 = 1 << 63;
 
 #[inline(always)]
 fn memo_key(service: usize, client: Client) -> (MemoKey, u8) {
@@ -74,24 +105,30 @@ fn memo_key(service: usize, client: Client) -> (MemoKey, u8) {
 }
 
 /// The key of `client`'s wide network, which holds decisions whose scope
-/// is no longer than it; the lowest bit of the upper half tells it from
-/// a network key.
+/// is no longer than it.
 #[inline(always)]
 fn wide_key(service: usize, client: Client) -> (MemoKey, u8) {
     let (key, len) = network_key(service, client, V4_WIDE_LEN, V6_WIDE_LEN);
-    (key | 1 << 65, len)
+    (
+        MemoKey {
+            network: key.network | WIDE_BIT,
+            ..key
+        },
+        len,
+    )
 }
 
 /// (service, the client's network at `v4_len` or `v6_len`, family, source
-/// prefix) as one number, with the network's length.
+/// prefix) as a key, with the network's length.
 #[inline(always)]
 fn network_key(service: usize, client: Client, v4_len: u8, v6_len: u8) -> (MemoKey, u8) {
-    let (network, is_v6, len) = match client.addr {
-        IpAddr::V4(a) => (u64::from(u32::from(a) >> (32 - v4_len)), false, v4_len),
-        IpAddr::V6(a) => ((u128::from(a) >> (128 - v6_len)) as u64, true, v6_len),
+    debug_assert!(service < MAX_SERVICES, "the config checks the count");
+    let (network, len) = match client.addr {
+        IpAddr::V4(a) => (u64::from(u32::from(a) >> (32 - v4_len)), v4_len),
+        IpAddr::V6(a) => ((u128::from(a) >> (128 - v6_len)) as u64 | V6_BIT, v6_len),
     };
-    let rest = (service as u64) << 16 | u64::from(client.source_prefix) << 8 | u64::from(is_v6);
-    (u128::from(rest) << 64 | u128::from(network), len)
+    let rest = (service as u32) << 8 | u32::from(client.source_prefix);
+    (MemoKey { network, rest }, len)
 }
 
 /// Chosen endpoints kept without a heap allocation; more (multi-value
@@ -163,97 +200,179 @@ pub struct Remembered {
 
 /// One slot: a key and where its decision is, valid in one epoch.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
 struct Slot {
-    key: MemoKey,
-    /// The memo's epoch when the slot was filled; 0 never is one, so a
-    /// zeroed slot is empty.
-    epoch: u32,
-    /// Index of the decision in [`Table::decisions`].
-    decision: u32,
+    /// [`MemoKey::network`].
+    network: u64,
+    /// [`MemoKey::rest`] in the high half; below it the memo's epoch when
+    /// the slot was filled (0 never is one, so a zeroed slot is empty),
+    /// then the index of the decision in [`Decisions::kept`]. The key's
+    /// rest and the epoch are compared as one word.
+    stamp: u64,
 }
 
-/// Decisions by key: `SLOTS` slots, `WAYS` to a set, each slot with a
-/// decision of its own.
+impl Slot {
+    /// The stamp's key-and-epoch part, as [`Slot::matches`] compares it.
+    #[inline(always)]
+    fn check(rest: u32, epoch: u16) -> u64 {
+        u64::from(rest) << 16 | u64::from(epoch)
+    }
+
+    #[inline(always)]
+    fn matches(&self, network: u64, check: u64) -> bool {
+        self.network == network && self.stamp >> 16 == check
+    }
+
+    fn epoch(&self) -> u16 {
+        (self.stamp >> 16) as u16
+    }
+
+    fn decision(&self) -> usize {
+        usize::from(self.stamp as u16)
+    }
+}
+
+/// A set's slots, in one cache line.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Set([Slot; WAYS]);
+
+/// Keys to decisions: `SLOTS` slots, `WAYS` to a set, each naming a
+/// decision in the memo's [`Decisions`].
 #[derive(Debug)]
 struct Table {
     /// Zeroed (empty) pages until used.
-    slots: Box<[Slot]>,
-    /// The decisions the slots point at; a replaced slot's is overwritten
-    /// in place, so this never outgrows the slots.
-    decisions: Vec<Remembered>,
-    /// Seeds the set a key lands in.
+    sets: Box<[Set]>,
+    /// Seed and (odd) multiplier of the hash that picks a key's set.
     seed: u64,
+    mix: u64,
     /// Turns for replacing within a full set.
     turn: usize,
 }
 
 impl Table {
     fn new() -> Table {
+        let random = foldhash::fast::RandomState::default();
         Table {
-            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
-            // Room for every slot's decision from the start: growing by
-            // doubling would copy them all on a flood's misses. Pages are
-            // touched (resident) only as decisions are made.
-            decisions: Vec::with_capacity(SLOTS),
-            seed: foldhash::fast::RandomState::default().hash_one(0u64),
+            sets: vec![Set::default(); SLOTS / WAYS].into_boxed_slice(),
+            seed: random.hash_one(0u64),
+            mix: random.hash_one(1u64) | 1,
             turn: 0,
         }
     }
 
-    /// The first slot of the set `key` belongs to.
+    /// The set `key` belongs to: a multiply of the seeded key's two
+    /// parts, folded, so every bit of either moves the set.
     #[inline(always)]
     fn set_of(&self, key: MemoKey) -> usize {
-        let m = u128::from((key as u64) ^ self.seed) * u128::from((key >> 64) as u64 | 1);
+        let m =
+            u128::from(key.network ^ self.seed) * u128::from(u64::from(key.rest) << 1 ^ self.mix);
         let h = (m as u64) ^ ((m >> 64) as u64);
-        (h as usize & (SLOTS / WAYS - 1)) * WAYS
+        h as usize & (SLOTS / WAYS - 1)
     }
 
-    /// Where the decision kept for `key` (in the set at `set`) in `epoch`
-    /// is.
+    /// The decision kept for `key` (in set `set`) in `epoch`.
     #[inline(always)]
-    fn find(&self, key: MemoKey, set: usize, epoch: u32) -> Option<usize> {
-        let ways: &[Slot; WAYS] = self.slots[set..set + WAYS].try_into().expect("a set");
-        ways.iter()
-            .find(|s| s.key == key && s.epoch == epoch)
-            .map(|s| s.decision as usize)
+    fn find(&self, key: MemoKey, set: usize, epoch: u16) -> Option<usize> {
+        let check = Slot::check(key.rest, epoch);
+        self.sets[set]
+            .0
+            .iter()
+            .find(|s| s.matches(key.network, check))
+            .map(Slot::decision)
     }
 
-    /// Keeps `remembered` for `key` in an empty slot of its set, else in
-    /// one of the set's four in turn; where it is.
-    fn keep(&mut self, key: MemoKey, set: usize, epoch: u32, remembered: Remembered) -> usize {
-        let ways = &mut self.slots[set..set + WAYS];
-        let way = match ways.iter().position(|s| s.epoch != epoch) {
+    /// Keeps decision `at` for `key` in an empty slot of its set, else in
+    /// one of the set's four in turn.
+    fn keep(&mut self, key: MemoKey, set: usize, epoch: u16, at: u16) {
+        let ways = &mut self.sets[set].0;
+        let way = match ways.iter().position(|s| s.epoch() != epoch) {
             Some(way) => way,
             None => {
                 self.turn = self.turn.wrapping_add(1);
                 self.turn % WAYS
             }
         };
-        let slot = &mut ways[way];
-        let at = if slot.epoch == epoch {
-            // Every slot has a decision of its own: overwriting it leaves
-            // no other slot pointing at the wrong one.
-            self.decisions[slot.decision as usize] = remembered;
-            slot.decision as usize
-        } else {
-            self.decisions.push(remembered);
-            self.decisions.len() - 1
+        ways[way] = Slot {
+            network: key.network,
+            stamp: Slot::check(key.rest, epoch) << 16 | u64::from(at),
         };
-        *slot = Slot {
-            key,
-            epoch,
-            decision: at as u32,
-        };
-        at
     }
 
-    /// Empties the table for a new epoch (`epoch` 1 after a wrap: then
-    /// the slots are zeroed, or slots 2^32 epochs old would look current).
-    fn clear(&mut self, epoch: u32) {
-        self.decisions.clear();
+    /// Empties the table for a new epoch: nothing to do but after a wrap
+    /// (`epoch` 1), when the slots are zeroed, or slots 2^16 epochs old
+    /// would look current.
+    fn clear(&mut self, epoch: u16) {
         if epoch == 1 {
-            self.slots.fill(Slot::default());
+            self.sets.fill(Set::default());
         }
+    }
+}
+
+/// The distinct decisions the tables' slots name, each kept once: a
+/// country's networks, thousands of keys, mostly share a handful of
+/// decisions, so the tables are slots alone (a flood's query touches two
+/// sets and a decision that is hot anyway) and a wide network's decision
+/// is kept for a network by naming it, not copying it.
+#[derive(Debug)]
+struct Decisions {
+    /// Never changed once kept, until the memo starts over.
+    kept: Vec<Remembered>,
+    /// Where a decision was last kept, by its [`Decisions::hash`]: a
+    /// decision made again is found here unless another with the same
+    /// hash came since (then it is kept twice, which is harmless). An
+    /// entry may be stale; the comparison tells.
+    recent: Box<[u16; RECENT]>,
+    /// [`DECISIONS`], but in tests.
+    limit: usize,
+}
+
+/// Entries of [`Decisions::recent`]: a few times the distinct decisions
+/// a snapshot usually makes (zone orders times scopes).
+const RECENT: usize = 1 << 10;
+
+impl Decisions {
+    fn new() -> Decisions {
+        Decisions {
+            // Full size from the start, so keeping never allocates; pages
+            // are touched only as decisions are kept.
+            kept: Vec::with_capacity(DECISIONS),
+            recent: Box::new([0; RECENT]),
+            limit: DECISIONS,
+        }
+    }
+
+    /// Which entry of `recent` a decision goes to: a multiply per
+    /// endpoint, no more (it runs on every decision made).
+    fn hash(remembered: &Remembered) -> usize {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut h = u64::from(remembered.scope) << 1 | u64::from(remembered.is_all_down);
+        for &e in remembered.endpoints.iter() {
+            h = (h ^ e as u64).wrapping_mul(K);
+        }
+        (h.wrapping_mul(K) >> (64 - RECENT.trailing_zeros())) as usize
+    }
+
+    /// Where `remembered` is kept, kept now if it was not found; `None`
+    /// when there is no room (the memo starts over).
+    fn keep(&mut self, remembered: &Remembered) -> Option<u16> {
+        let entry = &mut self.recent[Self::hash(remembered)];
+        if self.kept.get(usize::from(*entry)) == Some(remembered) {
+            return Some(*entry);
+        }
+        if self.kept.len() == self.limit {
+            return None;
+        }
+        let at = self.kept.len() as u16;
+        self.kept.push(remembered.clone());
+        *entry = at;
+        Some(at)
+    }
+
+    /// Forgets every decision; `recent`'s entries are then stale, and
+    /// the comparison in `keep` tells.
+    fn clear(&mut self) {
+        self.kept.clear();
     }
 }
 
@@ -264,12 +383,14 @@ pub struct DecisionMemo {
     snapshot: u64,
     /// Bumped when the snapshot changes: every slot of an older epoch is
     /// empty from then on.
-    epoch: u32,
+    epoch: u16,
     /// Decisions per client network (/24, /56).
     networks: Table,
     /// Decisions per wide network (/16, /32), for those that hold for it;
     /// a table of their own, so a flood's networks never push them out.
     wide: Table,
+    /// What the two tables' slots name.
+    decisions: Decisions,
     /// Holds a decision that may not be kept, for the caller to read.
     scratch: Remembered,
     /// Buffers and per-record distances for misses; they belong to
@@ -286,6 +407,7 @@ impl Default for DecisionMemo {
             epoch: 1,
             networks: Table::new(),
             wide: Table::new(),
+            decisions: Decisions::new(),
             scratch: Remembered::default(),
             workspace: Workspace::default(),
             hits: 0,
@@ -306,9 +428,15 @@ impl DecisionMemo {
     fn forget(&mut self, snapshot: u64) {
         self.workspace.forget_places();
         self.snapshot = snapshot;
+        self.start_over();
+    }
+
+    /// Empties both tables (in one step: a new epoch) and the decisions.
+    fn start_over(&mut self) {
         self.epoch = self.epoch.wrapping_add(1).max(1);
         self.networks.clear(self.epoch);
         self.wide.clear(self.epoch);
+        self.decisions.clear();
     }
 
     /// The decision for `client` asking for `service` under `snapshot`:
@@ -331,7 +459,7 @@ impl DecisionMemo {
             && let Some(at) = self.networks.find(key, set, self.epoch)
         {
             self.hits += 1;
-            return &self.networks.decisions[at];
+            return &self.decisions.kept[at];
         }
         self.decide_afresh(
             snapshot,
@@ -360,7 +488,7 @@ impl DecisionMemo {
         let wide_set = self.wide.set_of(wide);
         if let Some(at) = self.wide.find(wide, wide_set, epoch) {
             self.hits += 1;
-            return &self.wide.decisions[at];
+            return &self.decisions.kept[at];
         }
         self.misses += 1;
         let (is_all_down, scope) =
@@ -370,18 +498,31 @@ impl DecisionMemo {
             is_all_down,
             scope,
         };
-        if remembered.scope <= wide_len {
-            // Kept for the network too: its next query is a hit at once.
-            self.wide.keep(wide, wide_set, epoch, remembered.clone());
-        }
         // A source prefix within the key's length means the key is the
         // client; otherwise the scope must cover the network.
         if client.source_prefix > len && remembered.scope > len {
             self.scratch = remembered;
             return &self.scratch;
         }
-        let at = self.networks.keep(key, set, epoch, remembered);
-        &self.networks.decisions[at]
+        let at = match self.decisions.keep(&remembered) {
+            Some(at) => at,
+            None => {
+                // As many distinct decisions as a slot can name: begin
+                // again, as a new snapshot would.
+                self.start_over();
+                self.decisions
+                    .keep(&remembered)
+                    .expect("room after starting over")
+            }
+        };
+        let epoch = self.epoch;
+        if remembered.scope <= wide_len {
+            // Kept for the wide network too: its other networks' first
+            // queries are answered without deciding.
+            self.wide.keep(wide, wide_set, epoch, at);
+        }
+        self.networks.keep(key, set, epoch, at);
+        &self.decisions.kept[usize::from(at)]
     }
 
     /// Decisions reused (from either table) and decisions computed, since
@@ -526,8 +667,7 @@ mod tests {
         for i in 0..(SLOTS as u32 + SLOTS as u32 / 4) {
             memo.decide(1, &c, &h, &r, 0, network(i));
         }
-        assert!(memo.networks.decisions.len() <= SLOTS);
-        assert!(memo.wide.decisions.len() <= SLOTS);
+        assert!(memo.decisions.kept.len() <= DECISIONS);
         assert_eq!(memo.counts().0, 0, "every network was new");
         for i in (0..SLOTS as u32 + SLOTS as u32 / 4).step_by(97) {
             let fresh = route(&c, &h, &r, 0, network(i));
@@ -565,6 +705,93 @@ mod tests {
         assert_ne!(inside.endpoints, outside.endpoints);
         check(&mut memo, "10.1.200.0/24");
         assert_eq!(memo.counts(), (2, 4), "10.1/16 decides per network");
+    }
+
+    #[test]
+    fn keys_tell_apart_every_part_of_what_they_stand_for() {
+        // Service (the largest a config may have too), family, source
+        // prefix, network and table: each changes the key, and the set
+        // found for a key is always the same.
+        let table = Table::new();
+        let mut seen = std::collections::HashSet::new();
+        for service in [0, 1, MAX_SERVICES - 1] {
+            for text in [
+                "10.2.3.0/24",
+                "10.3.3.0/24",
+                "10.2.3.0/23",
+                "10.2.3.4",
+                "2001:db8::/48",
+            ] {
+                let (key, _) = memo_key(service, client(text));
+                let (wide, _) = wide_key(service, client(text));
+                assert!(seen.insert(key), "{service} {text}");
+                assert!(seen.insert(wide), "wide {service} {text}");
+                assert_eq!(table.set_of(key), table.set_of(key));
+                assert!(table.set_of(key) < SLOTS / WAYS);
+            }
+            // Two networks of one /16 share its wide key.
+            let (a, b) = (client("10.2.3.0/24"), client("10.2.200.0/24"));
+            assert_ne!(memo_key(service, a), memo_key(service, b));
+            assert_eq!(wide_key(service, a), wide_key(service, b));
+        }
+    }
+
+    #[test]
+    fn an_epoch_wrap_empties_the_slots() {
+        let c = config(&service("weighted", "", [1, 1, 1]));
+        let (r, h) = (router(&c), health(&c, &[]));
+        let mut memo = DecisionMemo::new();
+        let who = client("10.2.3.0/24");
+        memo.decide(1, &c, &h, &r, 0, who);
+        let kept_in = memo.epoch;
+        // 2^16 - 1 snapshots later the epoch is the one the decision above
+        // was kept in again (0 is skipped): it must not be found.
+        let last = u64::from(u16::MAX) + 1;
+        for snapshot in 2..=last {
+            memo.forget(snapshot);
+        }
+        assert_eq!(memo.epoch, kept_in);
+        memo.decide(last, &c, &h, &r, 0, who);
+        assert_eq!(memo.counts(), (0, 2), "decided again, not found");
+    }
+
+    #[test]
+    fn a_memo_out_of_room_for_decisions_starts_over_and_still_decides_right() {
+        // Room for three distinct decisions: the GeoIP-placed clients
+        // below make more (zone orders and scopes), so the memo starts
+        // over many times, and every answer must still be the fresh one.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("geo/default.mmdb");
+        let db = std::sync::Arc::new(crate::routing::geo::GeoDb::open(&[path]).unwrap());
+        let c = config(&service("nearest", "", [1, 1, 1]));
+        let mut r = router(&c);
+        r.geo = Some(db.clone());
+        r.uniform = crate::routing::uniform::for_router(&c, r.geo.as_ref());
+        let h = health(&c, &[]);
+        let mut memo = DecisionMemo::new();
+        memo.decisions.limit = 3;
+        let mut epochs = std::collections::HashSet::new();
+        for round in 0..2 {
+            for i in 0..3000u32 {
+                let n = i.wrapping_mul(0x9E37_79B1) >> 8;
+                let who = client(&format!("{}/24", std::net::Ipv4Addr::from(n << 8)));
+                let fresh = route(&c, &h, &r, 0, who);
+                // Asked twice: the second is a hit unless the first had
+                // to start over.
+                for _ in 0..2 {
+                    let got = memo.decide(1, &c, &h, &r, 0, who);
+                    assert_eq!(
+                        &*got.endpoints,
+                        fresh.endpoints.as_slice(),
+                        "{who:?} {round}"
+                    );
+                    assert_eq!(got.scope, fresh.scope, "{who:?} {round}");
+                    assert!(memo.decisions.kept.len() <= 3);
+                    epochs.insert(memo.epoch);
+                }
+            }
+        }
+        assert!(epochs.len() > 10, "started over {} times", epochs.len() - 1);
+        assert!(memo.counts().0 > 0, "and reused decisions in between");
     }
 
     #[test]

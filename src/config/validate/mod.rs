@@ -127,6 +127,17 @@ impl<'p, 'a> Checker<'p, 'a> {
         let records = self.records(raw.records, &names, domain.as_ref());
         let zones = self.zones(raw.zones);
         let services = services(&mut self, raw.services, &names, &zones, domain.as_ref());
+        if let Some((_, span)) = services.get(crate::routing::memo::MAX_SERVICES) {
+            self.err(
+                span.clone(),
+                format!(
+                    "more than {} services in one domain",
+                    crate::routing::memo::MAX_SERVICES
+                ),
+                "serve the rest from a second domain (another Meridian config)",
+            );
+            return None;
+        }
         let geoip = self.geoip(raw.geoip);
         let routing = self.routing(raw.routing, &zones);
         let cidr_rules = self.cidr_rules(raw.cidr_rules, &zones);
