@@ -14,8 +14,8 @@
 //!
 //! Each answering thread owns one memo (no sharing, no locks). It forgets
 //! everything when the snapshot changes (in one step: slots carry the
-//! snapshot's epoch), and each of its two tables holds at most [`SLOTS`]
-//! keys: slots come in sets of [`WAYS`], and a new key whose set is full
+//! snapshot's epoch), and its two tables hold at most [`NETWORK_SLOTS`]
+//! and [`WIDE_SLOTS`] keys: slots come in sets of [`WAYS`], and a new key whose set is full
 //! replaces one of the set's, so the bound holds without ever starting
 //! over. A slot names its decision in [`Decisions`], where each distinct
 //! decision is kept once (a snapshot makes few: zone orders times
@@ -69,11 +69,16 @@ pub const V6_NETWORK_LEN: u8 = 56;
 /// an IPv4 /16, an IPv6 /32 (a typical provider allocation).
 pub const V4_WIDE_LEN: u8 = 16;
 pub const V6_WIDE_LEN: u8 = 32;
-/// Keys kept per table at most.
-const SLOTS: usize = 1 << 16;
+/// Keys kept at most: per client network, and per wide network. The
+/// networks' table is the smaller: a flood fills it with networks never
+/// asked again, and its sets must stay in the core's cache beside the
+/// kernel's socket buffers, while the wide table is what answers a
+/// flood's networks (see the module's docs).
+const NETWORK_SLOTS: usize = 1 << 14;
+const WIDE_SLOTS: usize = 1 << 16;
 /// Slots per set: a key is looked for in its set's slots only.
 const WAYS: usize = 4;
-const _: () = assert!(SLOTS.is_multiple_of(WAYS));
+const _: () = assert!(NETWORK_SLOTS.is_multiple_of(WAYS) && WIDE_SLOTS.is_multiple_of(WAYS));
 /// Distinct decisions kept per thread at most (a slot names one in 16
 /// bits); more, and the memo starts over.
 const DECISIONS: usize = 1 << 16;
@@ -240,7 +245,7 @@ struct Set([Slot; WAYS]);
 /// Keys to decisions: `SLOTS` slots, `WAYS` to a set, each naming a
 /// decision in the memo's [`Decisions`].
 #[derive(Debug)]
-struct Table {
+struct Table<const SLOTS: usize> {
     /// Zeroed (empty) pages until used.
     sets: Box<[Set]>,
     /// Seed and (odd) multiplier of the hash that picks a key's set.
@@ -250,8 +255,8 @@ struct Table {
     turn: usize,
 }
 
-impl Table {
-    fn new() -> Table {
+impl<const SLOTS: usize> Table<SLOTS> {
+    fn new() -> Table<SLOTS> {
         let random = foldhash::fast::RandomState::default();
         Table {
             sets: vec![Set::default(); SLOTS / WAYS].into_boxed_slice(),
@@ -385,10 +390,10 @@ pub struct DecisionMemo {
     /// empty from then on.
     epoch: u16,
     /// Decisions per client network (/24, /56).
-    networks: Table,
+    networks: Table<NETWORK_SLOTS>,
     /// Decisions per wide network (/16, /32), for those that hold for it;
     /// a table of their own, so a flood's networks never push them out.
-    wide: Table,
+    wide: Table<WIDE_SLOTS>,
     /// What the two tables' slots name.
     decisions: Decisions,
     /// Holds a decision that may not be kept, for the caller to read.
@@ -664,6 +669,7 @@ mod tests {
         let (r, h) = (router(&c), health(&c, &[]));
         let mut memo = DecisionMemo::new();
         let network = |i: u32| client(&format!("{}/24", std::net::Ipv4Addr::from(i << 8)));
+        const SLOTS: usize = WIDE_SLOTS;
         for i in 0..(SLOTS as u32 + SLOTS as u32 / 4) {
             memo.decide(1, &c, &h, &r, 0, network(i));
         }
@@ -712,7 +718,7 @@ mod tests {
         // Service (the largest a config may have too), family, source
         // prefix, network and table: each changes the key, and the set
         // found for a key is always the same.
-        let table = Table::new();
+        let table = Table::<NETWORK_SLOTS>::new();
         let mut seen = std::collections::HashSet::new();
         for service in [0, 1, MAX_SERVICES - 1] {
             for text in [
@@ -727,7 +733,7 @@ mod tests {
                 assert!(seen.insert(key), "{service} {text}");
                 assert!(seen.insert(wide), "wide {service} {text}");
                 assert_eq!(table.set_of(key), table.set_of(key));
-                assert!(table.set_of(key) < SLOTS / WAYS);
+                assert!(table.set_of(key) < NETWORK_SLOTS / WAYS);
             }
             // Two networks of one /16 share its wide key.
             let (a, b) = (client("10.2.3.0/24"), client("10.2.200.0/24"));
