@@ -18,9 +18,9 @@
 #     3,000 /24s (geo) spread over the US, Europe and Asia, a mix with 20%
 #     NXDOMAIN sent over UDP and over TCP, and the random-subnet flood: `www`
 #     A with ECS from 100,000 distinct /24s anywhere the GeoIP file locates,
-#     each asked once per pass (more than the 65,536 decisions Meridian's
-#     routing memo keeps per thread, so every flood query is a memo miss,
-#     the memo's worst case);
+#     each asked once per pass (more than the 16,384 networks Meridian's
+#     routing memo keeps per thread, so every flood query misses the
+#     networks' table, the memo's worst case);
 #  4. starts the null responder, Knot, gdnsd and Meridian on 127.0.0.1, all
 #     pinned to one core (one UDP thread each: Meridian runs one per CPU it
 #     may use), dnsperf on the other core, and checks each answers correctly
@@ -232,8 +232,8 @@ for s in $SERVERS; do
 done
 for s in $SERVERS; do wait_ready "$s"; done
 
-# Meridian's memory around the flood: its routing memo keeps at most 65,536
-# decisions per thread and starts over when full, so the resident set after
+# Meridian's memory around the flood: its routing memo keeps at most 16,384
+# networks and 65,536 wide networks per thread, so the resident set after
 # any number of flood passes must stay where the first left it. (The answer
 # checks below already ask every flood /24 once.)
 memory="$work/memory.tsv"

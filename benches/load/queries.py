@@ -26,8 +26,9 @@ by its 2-byte length; dnsperf overwrites the ID) into DIR:
               distinct /24s drawn at random (fixed seed) over the whole IPv4
               space the GeoIP file locates, none of them in geo.bin; each is
               asked once per pass. More /24s than the routing memo keeps per
-              thread (65,536, then it starts over), so a server that loops
-              over the file never finds one it still remembers;
+              thread (16,384 networks, replaced within their sets), so a
+              server that loops over the file never finds one it still
+              remembers;
 - flood-burst.bin  --flood-burst more /24s, distinct from all the above,
               for the queued-burst measurement (`burst` reads KIND-burst.bin
               when it exists): a burst starts at the file's beginning each

@@ -222,7 +222,7 @@ def table(args):
 
     if args.memory and os.path.exists(args.memory) and os.path.getsize(args.memory) > 0:
         rows = [line.rstrip("\n").split("\t") for line in open(args.memory)]
-        out.append("meridian memory around the flood (routing memo: at most 65,536 decisions per thread):")
+        out.append("meridian memory around the flood (routing memo: at most 16,384 networks and 65,536 wide networks per thread):")
         out.append("  " + "; ".join(f"{label}: VmRSS {int(r) / 1024:.1f} MiB, VmHWM {int(h) / 1024:.1f} MiB" for label, r, h in rows))
         out.append("")
 
