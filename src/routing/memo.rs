@@ -550,6 +550,21 @@ mod tests {
     use crate::routing::route;
     use crate::routing::tests::{client, config, health, router, service, zones};
 
+    /// Asks `memo` (snapshot 1, service 0) for `who` and checks that it
+    /// decides as `route` does.
+    fn decides_as_route(
+        memo: &mut DecisionMemo,
+        (c, h, r): (&Config, &HealthView, &Router),
+        who: Client,
+        what: &str,
+    ) {
+        let fresh = route(c, h, r, 0, who);
+        let got = memo.decide(1, c, h, r, 0, who);
+        assert_eq!(&*got.endpoints, fresh.endpoints.as_slice(), "{what}");
+        assert_eq!(got.scope, fresh.scope, "{what}");
+        assert_eq!(got.is_all_down, fresh.is_all_down, "{what}");
+    }
+
     #[test]
     fn remembered_decisions_equal_fresh_ones() {
         // Weighted and rule-split decisions, from hosts and from subnets.
@@ -568,16 +583,8 @@ mod tests {
                             n.trunc().addr()
                         }),
                     ] {
-                        let who = client(&text);
-                        let fresh = route(&c, &h, &r, 0, who);
-                        let got = memo.decide(1, &c, &h, &r, 0, who);
-                        assert_eq!(
-                            &*got.endpoints,
-                            fresh.endpoints.as_slice(),
-                            "{policy} {text} round {round}"
-                        );
-                        assert_eq!(got.scope, fresh.scope, "{policy} {text}");
-                        assert_eq!(got.is_all_down, fresh.is_all_down);
+                        let what = format!("{policy} {text} round {round}");
+                        decides_as_route(&mut memo, (&c, &h, &r), client(&text), &what);
                     }
                 }
             }
@@ -743,25 +750,6 @@ mod tests {
     }
 
     #[test]
-    fn an_epoch_wrap_empties_the_slots() {
-        let c = config(&service("weighted", "", [1, 1, 1]));
-        let (r, h) = (router(&c), health(&c, &[]));
-        let mut memo = DecisionMemo::new();
-        let who = client("10.2.3.0/24");
-        memo.decide(1, &c, &h, &r, 0, who);
-        let kept_in = memo.epoch;
-        // 2^16 - 1 snapshots later the epoch is the one the decision above
-        // was kept in again (0 is skipped): it must not be found.
-        let last = u64::from(u16::MAX) + 1;
-        for snapshot in 2..=last {
-            memo.forget(snapshot);
-        }
-        assert_eq!(memo.epoch, kept_in);
-        memo.decide(last, &c, &h, &r, 0, who);
-        assert_eq!(memo.counts(), (0, 2), "decided again, not found");
-    }
-
-    #[test]
     fn a_memo_out_of_room_for_decisions_starts_over_and_still_decides_right() {
         // Room for three distinct decisions: the GeoIP-placed clients
         // below make more (zone orders and scopes), so the memo starts
@@ -780,17 +768,11 @@ mod tests {
             for i in 0..3000u32 {
                 let n = i.wrapping_mul(0x9E37_79B1) >> 8;
                 let who = client(&format!("{}/24", std::net::Ipv4Addr::from(n << 8)));
-                let fresh = route(&c, &h, &r, 0, who);
                 // Asked twice: the second is a hit unless the first had
                 // to start over.
                 for _ in 0..2 {
-                    let got = memo.decide(1, &c, &h, &r, 0, who);
-                    assert_eq!(
-                        &*got.endpoints,
-                        fresh.endpoints.as_slice(),
-                        "{who:?} {round}"
-                    );
-                    assert_eq!(got.scope, fresh.scope, "{who:?} {round}");
+                    let what = format!("{who:?} round {round}");
+                    decides_as_route(&mut memo, (&c, &h, &r), who, &what);
                     assert!(memo.decisions.kept.len() <= 3);
                     epochs.insert(memo.epoch);
                 }
@@ -801,7 +783,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_snapshot_forgets() {
+    fn a_new_snapshot_forgets_even_after_the_epoch_wraps() {
         let c = config(&service("weighted", "", [1, 1, 1]));
         let (r, h) = (router(&c), health(&c, &[]));
         let mut memo = DecisionMemo::new();
@@ -810,5 +792,16 @@ mod tests {
         memo.decide(1, &c, &h, &r, 0, who);
         memo.decide(2, &c, &h, &r, 0, who);
         assert_eq!(memo.counts(), (1, 2));
+        // 2^16 - 1 snapshots later the epoch is the one the decision above
+        // was kept in again (0 is skipped): it must not be found, the
+        // slots having been emptied when the epoch wrapped.
+        let kept_in = memo.epoch;
+        let last = 2 + u64::from(u16::MAX);
+        for snapshot in 3..=last {
+            memo.forget(snapshot);
+        }
+        assert_eq!(memo.epoch, kept_in);
+        memo.decide(last, &c, &h, &r, 0, who);
+        assert_eq!(memo.counts(), (1, 3), "decided again, not found");
     }
 }
