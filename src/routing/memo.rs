@@ -15,16 +15,16 @@
 //! Each answering thread owns one memo (no sharing, no locks). It forgets
 //! everything when the snapshot changes (in one step: slots carry the
 //! snapshot's epoch), and its two tables hold at most [`NETWORK_SLOTS`]
-//! and [`WIDE_SLOTS`] keys: slots come in sets of [`WAYS`], and a new key whose set is full
-//! replaces one of the set's, so the bound holds without ever starting
-//! over. A slot names its decision in [`Decisions`], where each distinct
+//! and [`WIDE_SLOTS`] keys: slots come in sets of [`WAYS`], and a new key
+//! whose set is full replaces one of the set's, so the bound holds
+//! without ever starting over. A slot names its decision in [`Decisions`], where each distinct
 //! decision is kept once (a snapshot makes few: zone orders times
 //! scopes); should [`DECISIONS`] of them ever be kept, the memo starts
 //! over as if the snapshot had changed.
 //!
 //! The tables are sized for the cache, not only for the count: a slot is
 //! sixteen bytes and a set one cache line, so both tables of a thread
-//! take 2 MiB. A flood of new networks touches a set in each per query;
+//! take 1.25 MiB. A flood of new networks touches a set in each per query;
 //! when sets were twice as wide and each slot had its own 48-byte
 //! decision beside it (11 MiB a thread), those lines came from beyond
 //! the core's cache and the flood's CPU per answer rose by a fifth
