@@ -317,8 +317,8 @@ impl<const SLOTS: usize> Table<SLOTS> {
 /// The distinct decisions the tables' slots name, each kept once: a
 /// country's networks, thousands of keys, mostly share a handful of
 /// decisions, so the tables are slots alone (a flood's query touches two
-/// sets and a decision that is hot anyway) and a wide network's decision
-/// is kept for a network by naming it, not copying it.
+/// sets and a decision that is hot anyway), and a decision kept for a
+/// network and for its wide network is kept once.
 #[derive(Debug)]
 struct Decisions {
     /// Never changed once kept, until the memo starts over.
