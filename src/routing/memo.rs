@@ -548,22 +548,7 @@ impl DecisionMemo {
 mod tests {
     use super::*;
     use crate::routing::route;
-    use crate::routing::tests::{client, config, health, router, service, zones};
-
-    /// Asks `memo` (snapshot 1, service 0) for `who` and checks that it
-    /// decides as `route` does.
-    fn decides_as_route(
-        memo: &mut DecisionMemo,
-        (c, h, r): (&Config, &HealthView, &Router),
-        who: Client,
-        what: &str,
-    ) {
-        let fresh = route(c, h, r, 0, who);
-        let got = memo.decide(1, c, h, r, 0, who);
-        assert_eq!(&*got.endpoints, fresh.endpoints.as_slice(), "{what}");
-        assert_eq!(got.scope, fresh.scope, "{what}");
-        assert_eq!(got.is_all_down, fresh.is_all_down, "{what}");
-    }
+    use crate::routing::tests::{client, config, decides_as_route, health, router, service, zones};
 
     #[test]
     fn remembered_decisions_equal_fresh_ones() {
@@ -584,7 +569,7 @@ mod tests {
                         }),
                     ] {
                         let what = format!("{policy} {text} round {round}");
-                        decides_as_route(&mut memo, (&c, &h, &r), client(&text), &what);
+                        decides_as_route(&mut memo, 1, (&c, &h, &r), client(&text), &what);
                     }
                 }
             }
@@ -772,7 +757,7 @@ mod tests {
                 // to start over.
                 for _ in 0..2 {
                     let what = format!("{who:?} round {round}");
-                    decides_as_route(&mut memo, (&c, &h, &r), who, &what);
+                    decides_as_route(&mut memo, 1, (&c, &h, &r), who, &what);
                     assert!(memo.decisions.kept.len() <= 3);
                     epochs.insert(memo.epoch);
                 }

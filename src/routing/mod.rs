@@ -648,6 +648,24 @@ longitude = 103.8
         }
     }
 
+    /// Asks `memo` for `who` (service 0, in `snapshot`), checks that it
+    /// decides as [`route`] does (`what` names the case in a failure), and
+    /// gives `route`'s decision.
+    pub(super) fn decides_as_route(
+        memo: &mut super::memo::DecisionMemo,
+        snapshot: u64,
+        (c, h, r): (&Config, &HealthView, &Router),
+        who: Client,
+        what: &str,
+    ) -> Decision {
+        let fresh = route(c, h, r, 0, who);
+        let got = memo.decide(snapshot, c, h, r, 0, who);
+        assert_eq!(&*got.endpoints, fresh.endpoints.as_slice(), "{what}");
+        assert_eq!(got.scope, fresh.scope, "{what}");
+        assert_eq!(got.is_all_down, fresh.is_all_down, "{what}");
+        fresh
+    }
+
     pub(super) fn zones(config: &Config, d: &Decision) -> Vec<String> {
         d.endpoints
             .iter()

@@ -119,7 +119,7 @@ mod tests {
     use mmdb_writer::Writer;
 
     use super::super::memo::DecisionMemo;
-    use super::super::tests::{config, health, router, service};
+    use super::super::tests::{config, decides_as_route, health, router, service, zones};
     use super::super::{Client, Router, route};
     use crate::config::Config;
     use crate::routing::geo::GeoDb;
@@ -166,17 +166,11 @@ mod tests {
         (c, h, r): (&Config, &crate::health::HealthView, &Router),
         client: Client,
     ) -> Vec<String> {
-        let fresh = route(c, h, r, 0, client);
-        let got = memo.decide(snapshot, c, h, r, 0, client);
-        assert_eq!(&*got.endpoints, fresh.endpoints.as_slice(), "{client:?}");
-        assert_eq!(got.scope, fresh.scope, "{client:?}");
-        assert_eq!(got.is_all_down, fresh.is_all_down, "{client:?}");
-        let svc = &c.services[0];
-        fresh
-            .endpoints
-            .iter()
-            .map(|e| c.zones[svc.endpoints[*e].zone].name.clone())
-            .collect()
+        let what = format!("{client:?}");
+        zones(
+            c,
+            &decides_as_route(memo, snapshot, (c, h, r), client, &what),
+        )
     }
 
     #[test]
