@@ -358,20 +358,20 @@ impl Decisions {
         (h.wrapping_mul(K) >> (64 - RECENT.trailing_zeros())) as usize
     }
 
-    /// Where `remembered` is kept, kept now if it was not found; `None`
-    /// when there is no room (the memo starts over).
-    fn keep(&mut self, remembered: &Remembered) -> Option<u16> {
-        let entry = &mut self.recent[Self::hash(remembered)];
-        if self.kept.get(usize::from(*entry)) == Some(remembered) {
-            return Some(*entry);
+    /// Where `remembered` is kept, kept now if it was not found; given
+    /// back when there is no room (the memo starts over).
+    fn keep(&mut self, remembered: Remembered) -> Result<u16, Remembered> {
+        let entry = &mut self.recent[Self::hash(&remembered)];
+        if self.kept.get(usize::from(*entry)) == Some(&remembered) {
+            return Ok(*entry);
         }
         if self.kept.len() == self.limit {
-            return None;
+            return Err(remembered);
         }
         let at = self.kept.len() as u16;
-        self.kept.push(remembered.clone());
+        self.kept.push(remembered);
         *entry = at;
-        Some(at)
+        Ok(at)
     }
 
     /// Forgets every decision; `recent`'s entries are then stale, and
@@ -509,19 +509,20 @@ impl DecisionMemo {
             self.scratch = remembered;
             return &self.scratch;
         }
-        let at = match self.decisions.keep(&remembered) {
-            Some(at) => at,
-            None => {
+        let scope = remembered.scope;
+        let at = match self.decisions.keep(remembered) {
+            Ok(at) => at,
+            Err(remembered) => {
                 // As many distinct decisions as a slot can name: begin
                 // again, as a new snapshot would.
                 self.start_over();
                 self.decisions
-                    .keep(&remembered)
+                    .keep(remembered)
                     .expect("room after starting over")
             }
         };
         let epoch = self.epoch;
-        if remembered.scope <= wide_len {
+        if scope <= wide_len {
             // Kept for the wide network too: its other networks' first
             // queries are answered without deciding.
             self.wide.keep(wide, wide_set, epoch, at);
