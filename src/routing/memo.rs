@@ -407,6 +407,14 @@ pub struct DecisionMemo {
 
 impl Default for DecisionMemo {
     fn default() -> DecisionMemo {
+        DecisionMemo::new()
+    }
+}
+
+impl DecisionMemo {
+    /// An empty memo whose workspace remembers distances per GeoIP
+    /// record: a miss computes them once per record, not per client.
+    pub fn new() -> DecisionMemo {
         DecisionMemo {
             snapshot: 0,
             epoch: 1,
@@ -414,18 +422,9 @@ impl Default for DecisionMemo {
             wide: Table::new(),
             decisions: Decisions::new(),
             scratch: Remembered::default(),
-            workspace: Workspace::default(),
+            workspace: Workspace::remembering_places(),
             hits: 0,
             misses: 0,
-        }
-    }
-}
-
-impl DecisionMemo {
-    pub fn new() -> DecisionMemo {
-        DecisionMemo {
-            workspace: Workspace::remembering_places(),
-            ..DecisionMemo::default()
         }
     }
 
@@ -550,6 +549,14 @@ mod tests {
     use super::*;
     use crate::routing::route;
     use crate::routing::tests::{client, config, decides_as_route, health, router, service, zones};
+
+    #[test]
+    fn a_default_memo_remembers_distances_per_record_as_a_new_one_does() {
+        // A memo that forgets them computes great circles on every miss:
+        // the flood's cost doubles.
+        assert!(DecisionMemo::default().workspace.remembers_places());
+        assert!(DecisionMemo::new().workspace.remembers_places());
+    }
 
     #[test]
     fn remembered_decisions_equal_fresh_ones() {
