@@ -1,6 +1,8 @@
 //! What one fast-path answer costs in instructions and heap allocations,
-//! on a memo hit and on a memo miss. Not a timing bench: it answers a
-//! fixed number of queries so that callgrind can count them.
+//! on a memo hit and on a memo miss, through `fast::answer_or_send_kept`
+//! as the sockets' loops call it (a static or negative reply is the kept
+//! one after the first). Not a timing bench: it answers a fixed number of
+//! queries so that callgrind can count them.
 //!
 //! `cargo bench --bench answer_cost -- MODE N` answers `N` queries for
 //! `www` (geo routed, with ECS) against the shipped example and its
@@ -40,11 +42,11 @@ use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
+use meridian::dns::fast::ThreadCaches;
 use meridian::dns::{Transport, fast};
 use meridian::health::drains::Drains;
 use meridian::metrics::Metrics;
 use meridian::routing::geo::GeoDb;
-use meridian::routing::memo::DecisionMemo;
 use meridian::snapshot::Snapshot;
 
 /// The system allocator, counting allocations (this bench is one thread).
@@ -214,10 +216,10 @@ fn main() {
         vec![[193, 0, 0]]
     };
 
-    let mut memo = DecisionMemo::new();
+    let mut caches = ThreadCaches::new();
     let mut out = Vec::with_capacity(1232);
     let mut next = 0u32;
-    let mut run = |n: u32, memo: &mut DecisionMemo, out: &mut Vec<u8>| {
+    let mut run = |n: u32, caches: &mut ThreadCaches, out: &mut Vec<u8>| {
         let mut answered = 0u32;
         for _ in 0..n {
             let bytes: &[u8] = match (&fixed, mode.as_str()) {
@@ -230,12 +232,12 @@ fn main() {
                 }
             };
             next = next.wrapping_add(1);
-            let reply = fast::answer(
+            let reply = fast::answer_or_send_kept(
                 black_box(bytes),
                 Transport::Udp,
                 source,
                 &snapshot,
-                memo,
+                caches,
                 out,
             );
             answered += u32::from(reply.is_some());
@@ -245,16 +247,20 @@ fn main() {
     // Warm-up: the memo's and the GeoIP cache's tables reach their size,
     // the reply buffer its capacity.
     let warm = count.min(20_000);
-    assert_eq!(run(warm, &mut memo, &mut out), warm, "every query answered");
+    assert_eq!(
+        run(warm, &mut caches, &mut out),
+        warm,
+        "every query answered"
+    );
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    let answered = run(count, &mut memo, &mut out);
+    let answered = run(count, &mut caches, &mut out);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(answered, count, "every query answered on the fast path");
-    let (hits, misses) = memo.counts();
+    let (hits, misses) = caches.memo.counts();
     println!(
         "{mode}: {count} answers, {:.4} allocations per answer, memo hits {hits} misses {misses} \
          (settled by record {})",
         allocations as f64 / f64::from(count),
-        memo.settled()
+        caches.memo.settled()
     );
 }

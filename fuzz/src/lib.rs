@@ -21,11 +21,11 @@ use std::sync::{Arc, LazyLock};
 use hickory_proto::op::{Message, MessageType, Query};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
+use meridian::dns::fast::ThreadCaches;
 use meridian::dns::{Transport, answer, fast};
 use meridian::health::drains::Drains;
 use meridian::metrics::Metrics;
 use meridian::routing::geo::GeoDb;
-use meridian::routing::memo::DecisionMemo;
 use meridian::snapshot::Snapshot;
 
 /// The main crate's root: `fuzz/` lives inside it.
@@ -387,7 +387,7 @@ pub fn check_request(data: &[u8]) {
 }
 
 thread_local! {
-    static MEMO: RefCell<DecisionMemo> = RefCell::new(DecisionMemo::new());
+    static CACHES: RefCell<ThreadCaches> = RefCell::new(ThreadCaches::new());
 }
 
 /// The fast path, where it answers, says what the general path says.
@@ -400,8 +400,8 @@ fn check_fast_path(
     snapshot: &Snapshot,
 ) {
     let mut out = Vec::new();
-    let answered = MEMO.with_borrow_mut(|memo| {
-        fast::answer(data, transport, source, snapshot, memo, &mut out).is_some()
+    let answered = CACHES.with_borrow_mut(|caches| {
+        fast::answer_or_send_kept(data, transport, source, snapshot, caches, &mut out).is_some()
     });
     if !answered {
         return;
@@ -418,8 +418,8 @@ fn check_fast_path(
         let again = answer(data, transport, source, snapshot).expect("answered before");
         general = Message::from_vec(&again.wire).expect("checked above");
         out.clear();
-        let repeated = MEMO.with_borrow_mut(|memo| {
-            fast::answer(data, transport, source, snapshot, memo, &mut out).is_some()
+        let repeated = CACHES.with_borrow_mut(|caches| {
+            fast::answer_or_send_kept(data, transport, source, snapshot, caches, &mut out).is_some()
         });
         assert!(repeated, "the fast path answered before");
         fast = Message::from_vec(&out).expect("checked above");

@@ -8,10 +8,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::answer::{Transport, answer};
-use super::fast;
+use super::fast::{self, ThreadCaches};
 use super::rrl::{self, RateLimiter, Verdict};
 use crate::metrics::{Metrics, ReplyFacts, ReplyTally, add_answer};
-use crate::routing::memo::DecisionMemo;
 use crate::snapshot::Snapshot;
 
 /// What rate limiting lets through of a computed reply.
@@ -78,15 +77,15 @@ fn count(
     }
 }
 
-/// What answering needs besides the query: the thread's memo, and what
+/// What answering needs besides the query: the thread's caches, and what
 /// a reply goes through once made.
 pub(super) struct Answerer<'a, 's> {
-    pub(super) memo: &'a mut DecisionMemo,
+    pub(super) caches: &'a mut ThreadCaches,
     pub(super) gatekeeper: Gatekeeper<'a, 's>,
 }
 
 /// Rate limiting (UDP only) and counting, for a reply either path made;
-/// apart from the memo, which the fast path's reply borrows.
+/// apart from the caches, which the fast path's reply borrows.
 pub(super) struct Gatekeeper<'a, 's> {
     pub(super) snapshot: &'s Snapshot,
     pub(super) metrics: &'a Metrics,
@@ -123,7 +122,8 @@ impl Answerer<'_, '_> {
         // Each path finishes on its own, so the fast path's reply goes to
         // the limiter and the counters without a merge with the other's.
         if snapshot.config.server.fast_path
-            && let Some(reply) = fast::answer(request, transport, *source, snapshot, self.memo, out)
+            && let Some(reply) =
+                fast::answer_or_send_kept(request, transport, *source, snapshot, self.caches, out)
         {
             let made = Made {
                 facts: reply.facts,

@@ -19,14 +19,13 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::answer::answer as general_answer;
 use super::cookie;
-use super::fast::answer;
+use super::fast::{ThreadCaches, answer_or_send_kept};
 use super::fixture::{config, snapshot, snapshot_endpoints_drained, snapshot_observed};
 use super::wire::Transport;
 use crate::health::AddressKey;
 use crate::health::state::Observed;
 use crate::routing::Client;
 use crate::routing::explain::explain;
-use crate::routing::memo::DecisionMemo;
 use crate::snapshot::Snapshot;
 
 /// The cases are many and varied, and the same every run.
@@ -165,16 +164,22 @@ fn compare(
     transport: Transport,
     request: &[u8],
     source: IpAddr,
-    memo: &mut DecisionMemo,
+    caches: &mut ThreadCaches,
 ) -> Option<Answered> {
     let mut out = Vec::new();
+    // Asked first under another ID: a reply the fast path keeps (see
+    // `fast::replies`) is then compared as it is sent again, to this ID.
+    let mut other = request.to_vec();
+    other[0] ^= 0x5A;
+    answer_or_send_kept(&other, transport, source, snapshot, caches, &mut out)?;
+    let was_kept = caches.has_kept(snapshot.id, request);
     // Server cookies carry the time in seconds: a second may end between
     // the two answers, so on a difference both are asked again (the
     // general path alone again would still be a second later).
     let mut attempts = 0;
     let (fast, fast_msg, slow, slow_msg) = loop {
         attempts += 1;
-        let fast = answer(request, transport, source, snapshot, memo, &mut out)?;
+        let fast = answer_or_send_kept(request, transport, source, snapshot, caches, &mut out)?;
         let fast = (
             fast.facts,
             fast.has_valid_cookie,
@@ -196,6 +201,7 @@ fn compare(
     let slow_hit = slow.service.map(|h| (h.service, h.endpoints));
     assert_eq!(fast_service, slow_hit);
     Some(Answered {
+        was_kept,
         refused: fast_facts.rcode == ResponseCode::Refused,
         with_additionals: !fast_msg.additionals.is_empty(),
         with_valid_cookie: fast_valid_cookie,
@@ -214,6 +220,8 @@ fn compare(
 
 /// What kind of reply the fast path gave, so tests know it took them all.
 struct Answered {
+    /// The fast path's reply was one it kept (for another ID).
+    was_kept: bool,
     refused: bool,
     with_additionals: bool,
     with_valid_cookie: bool,
@@ -237,11 +245,12 @@ struct Tally {
     with_ecs_scope: usize,
     signed: usize,
     signed_negative: usize,
+    was_kept: usize,
 }
 
 fn differential(snapshot: &Snapshot, seed: u64, rounds: usize) -> Tally {
     let mut cases = Cases(seed);
-    let mut memo = DecisionMemo::new();
+    let mut caches = ThreadCaches::new();
     let mut tally = Tally::default();
     for _ in 0..rounds {
         let (request, source) = query(&mut cases, snapshot);
@@ -250,7 +259,7 @@ fn differential(snapshot: &Snapshot, seed: u64, rounds: usize) -> Tally {
         } else {
             Transport::Udp
         };
-        if let Some(answered) = compare(snapshot, transport, &request, source, &mut memo) {
+        if let Some(answered) = compare(snapshot, transport, &request, source, &mut caches) {
             tally.answered += 1;
             tally.refused += usize::from(answered.refused);
             tally.with_additionals += usize::from(answered.with_additionals);
@@ -258,6 +267,7 @@ fn differential(snapshot: &Snapshot, seed: u64, rounds: usize) -> Tally {
             tally.with_ecs_scope += usize::from(answered.with_ecs_scope);
             tally.signed += usize::from(answered.signed);
             tally.signed_negative += usize::from(answered.signed_negative);
+            tally.was_kept += usize::from(answered.was_kept);
         }
     }
     tally
@@ -273,6 +283,7 @@ fn fast_replies_match_the_general_path() {
     assert!(tally.with_additionals > 100, "{tally:?}");
     assert!(tally.refused > 100, "{tally:?}");
     assert!(tally.with_ecs_scope > 150, "{tally:?}");
+    assert!(tally.was_kept > 1_000, "{tally:?}");
 }
 
 #[test]
@@ -285,6 +296,7 @@ fn fast_replies_match_the_general_path_when_signed() {
         let tally = differential(&snapshot, 0xd0_5eed, 20_000);
         assert!(tally.answered > 5_000, "{drained:?}: {tally:?} of 20000");
         assert!(tally.signed > 60, "{drained:?}: {tally:?}");
+        assert!(tally.was_kept > 500, "{drained:?}: {tally:?}");
     }
 }
 
@@ -301,6 +313,7 @@ fn fast_negative_answers_match_the_general_path_when_signed() {
     let tally = differential(&snapshot, 0xd0_0001, 20_000);
     assert!(tally.signed > 300, "{tally:?}");
     assert!(tally.signed_negative > 300, "{tally:?}");
+    assert!(tally.was_kept > 500, "{tally:?}");
 }
 
 #[test]
@@ -312,7 +325,7 @@ fn dnssec_ok_answers_are_the_same_bytes_unsigned_as_before() {
     let signed = snapshot(signed_config, &[]);
     let plain = snapshot(config(""), &[]);
     let mut cases = Cases(0xd0_0000);
-    let mut memo = DecisionMemo::new();
+    let mut caches = ThreadCaches::new();
     let mut compared = 0;
     for _ in 0..5_000 {
         let (request, source) = query(&mut cases, &plain);
@@ -343,21 +356,21 @@ fn dnssec_ok_answers_are_the_same_bytes_unsigned_as_before() {
         let mut out_a = Vec::new();
         let mut out_b = Vec::new();
         let mut fast = || {
-            let a = answer(
+            let a = answer_or_send_kept(
                 &request,
                 Transport::Udp,
                 source,
                 &plain,
-                &mut memo,
+                &mut caches,
                 &mut out_a,
             );
             let a = a.is_some();
-            let b = answer(
+            let b = answer_or_send_kept(
                 &request,
                 Transport::Udp,
                 source,
                 &signed,
-                &mut memo,
+                &mut caches,
                 &mut out_b,
             );
             (a, b.is_some(), out_a.clone(), out_b.clone())
@@ -410,7 +423,7 @@ fn fast_replies_match_when_endpoints_inside_a_zone_are_drained() {
 #[test]
 fn a_zones_endpoints_split_its_answers_on_both_paths() {
     let snapshot = snapshot(config(""), &[]);
-    let mut memo = DecisionMemo::new();
+    let mut caches = ThreadCaches::new();
     let mut out = Vec::new();
     let source: IpAddr = "127.0.0.1".parse().unwrap();
     let (mut blue, mut green) = (0, 0);
@@ -427,12 +440,12 @@ fn a_zones_endpoints_split_its_answers_on_both_paths() {
             .insert(EdnsOption::Subnet(ClientSubnet::from(net)));
         request.set_edns(edns);
         let wire = request.to_vec().unwrap();
-        let fast = answer(
+        let fast = answer_or_send_kept(
             &wire,
             Transport::Udp,
             source,
             &snapshot,
-            &mut memo,
+            &mut caches,
             &mut out,
         )
         .expect("the fast path answers");
@@ -471,7 +484,7 @@ fn wildcard_names_are_answered_on_the_fast_path_as_on_the_general_path() {
         .iter()
         .position(|s| s.name.is_wildcard())
         .expect("the fixture has a wildcard service");
-    let mut memo = DecisionMemo::new();
+    let mut caches = ThreadCaches::new();
     let source: IpAddr = "193.0.0.9".parse().unwrap();
     let ask = |name: &str, qtype: RecordType| {
         let mut m = Message::query();
@@ -541,7 +554,7 @@ fn wildcard_names_are_answered_on_the_fast_path_as_on_the_general_path() {
         ),
     ] {
         let request = ask(name, qtype);
-        let answered = compare(&snapshot, Transport::Udp, &request, source, &mut memo);
+        let answered = compare(&snapshot, Transport::Udp, &request, source, &mut caches);
         assert!(
             answered.is_some(),
             "{name} {qtype}: the fast path answers it"
@@ -565,12 +578,12 @@ fn wildcard_names_are_answered_on_the_fast_path_as_on_the_general_path() {
     let request = ask("X.wild-alias.gslb.example.", RecordType::A);
     let mut out = Vec::new();
     assert!(
-        answer(
+        answer_or_send_kept(
             &request,
             Transport::Udp,
             source,
             &snapshot,
-            &mut memo,
+            &mut caches,
             &mut out
         )
         .is_none()
@@ -591,7 +604,7 @@ fn delegations_and_tiny_payloads_are_left_to_the_general_path() {
                  [[records]]\nname = \"ns.sub\"\ntype = \"A\"\ndata = \"192.0.2.53\"\n";
     let snapshot = snapshot(config(extra), &[]);
     differential(&snapshot, 0xde1e, 5_000);
-    let mut memo = DecisionMemo::new();
+    let mut caches = ThreadCaches::new();
     let mut out = Vec::new();
     let below_cut = {
         let mut m = Message::query();
@@ -603,12 +616,12 @@ fn delegations_and_tiny_payloads_are_left_to_the_general_path() {
     };
     let source: IpAddr = "127.0.0.1".parse().unwrap();
     assert!(
-        answer(
+        answer_or_send_kept(
             &below_cut,
             Transport::Udp,
             source,
             &snapshot,
-            &mut memo,
+            &mut caches,
             &mut out
         )
         .is_none()
@@ -622,12 +635,12 @@ fn delegations_and_tiny_payloads_are_left_to_the_general_path() {
         m.to_vec().unwrap()
     };
     assert!(
-        answer(
+        answer_or_send_kept(
             &missing,
             Transport::Udp,
             source,
             &snapshot,
-            &mut memo,
+            &mut caches,
             &mut out
         )
         .is_none()

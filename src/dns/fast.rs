@@ -10,6 +10,11 @@
 //! record bytes encoded once, when the snapshot was built
 //! ([`super::encoded`]).
 //!
+//! A reply that depends on the query's bytes alone (static data, NODATA,
+//! NXDOMAIN, REFUSED) is kept per thread and sent again to the same bytes
+//! without reading them ([`replies`], through [`answer_or_send_kept`],
+//! which the sockets' loops call).
+//!
 //! Answering is three steps: `parse` reads the query in place, `plan`
 //! decides what the reply says (its rcode, which records, the cookie and
 //! the routing decision), and `write` lays that out as bytes. None of them
@@ -47,8 +52,10 @@ use crate::routing::{AnswerAddresses, answer_addresses};
 use crate::snapshot::Snapshot;
 
 mod denial;
+mod replies;
 
 use denial::{Denial, denial};
+pub use replies::{ReplyCache, ThreadCaches, answer_or_send_kept};
 
 /// The EDNS Client Subnet of a query, as sent.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +147,10 @@ fn is_data_type(qtype: u16) -> bool {
     matches!(qtype, 1..=127 | 256..=260) && qtype != TYPE_OPT
 }
 
+/// The head of an IPv4 ECS option for a /24, as one word: code 8, length
+/// 7, family 1, source prefix 24, scope 0.
+const ECS_V4_24_HEAD: u64 = u64::from_be_bytes([0, 8, 0, 7, 0, 1, 24, 0]);
+
 /// An OPT record at `at` that ends the packet: version 0, no extended
 /// rcode, and no option but one well-formed ECS and one COOKIE.
 #[inline(always)]
@@ -160,9 +171,12 @@ fn parse_opt(request: &[u8], at: usize) -> Option<QueryEdns> {
     let (mut ecs, mut cookie) = (None, None);
     let mut cursor = at + 11;
     // The option resolvers send most, alone: an IPv4 ECS of a /24 (code
-    // 8, length 7, family 1, source 24, scope 0, three address bytes), read
-    // with one compare. Its address has no bits past the prefix to check.
-    if let Some(&[0, 8, 0, 7, 0, 1, 24, 0, a, b, c]) = request.get(cursor..) {
+    // 8, length 7, family 1, source 24, scope 0, three address bytes), its
+    // head read as one word. Its address has no bits past the prefix to
+    // check.
+    if let Some(&[h0, h1, h2, h3, h4, h5, h6, h7, a, b, c]) = request.get(cursor..)
+        && u64::from_be_bytes([h0, h1, h2, h3, h4, h5, h6, h7]) == ECS_V4_24_HEAD
+    {
         ecs = Some(QueryEcs {
             family: 1,
             source_prefix: 24,
@@ -252,7 +266,10 @@ pub struct FastReply<'m> {
 
 /// Answers `request` into `out` if it has a shape the fast path handles;
 /// `None` leaves `out` unspecified and the query to the general path.
-/// A UDP reply that would not fit is declined, not truncated.
+/// A UDP reply that would not fit is declined, not truncated. Out of
+/// line: its layout is tuned for the routed answer (`benches/load.sh`),
+/// and the caller's work around it must not move it.
+#[inline(never)]
 pub fn answer<'m>(
     request: &[u8],
     transport: Transport,
@@ -1044,5 +1061,116 @@ mod tests {
                 "{net}/{scope}"
             );
         }
+    }
+    /// Asks `snapshot` for `name` A under `id`, with `edns` options, and
+    /// reads the fast path's reply.
+    fn ask(
+        name: &str,
+        id: u16,
+        options: &[EdnsOption],
+        source: IpAddr,
+        snapshot: &Snapshot,
+        caches: &mut ThreadCaches,
+    ) -> (Vec<u8>, Message) {
+        let mut message = query(name, RecordType::A, true);
+        message.metadata.id = id;
+        for option in options {
+            message
+                .edns
+                .as_mut()
+                .unwrap()
+                .options_mut()
+                .insert(option.clone());
+        }
+        let bytes = message.to_vec().unwrap();
+        let mut out = Vec::new();
+        answer_or_send_kept(&bytes, Transport::Udp, source, snapshot, caches, &mut out)
+            .expect("the fast path answers");
+        (bytes, Message::from_vec(&out).unwrap())
+    }
+
+    #[test]
+    fn a_kept_reply_answers_the_same_bytes_until_the_snapshot_changes() {
+        let before = snapshot(config(""), &[]);
+        let added = "[[records]]\nname = \"added\"\ntype = \"A\"\ndata = \"192.0.2.51\"\n";
+        let mut after = snapshot(config(added), &[]);
+        let source: IpAddr = "192.0.2.77".parse().unwrap();
+        let mut caches = ThreadCaches::new();
+        let name = "added.gslb.example.";
+        let (bytes, first) = ask(name, 1, &[], source, &before, &mut caches);
+        assert_eq!(first.metadata.response_code, ResponseCode::NXDomain);
+        assert!(caches.has_kept(before.id, &bytes), "an NXDOMAIN is kept");
+        // Sent again to another ID: the kept reply, with that ID.
+        let (_, again) = ask(name, 2, &[], source, &before, &mut caches);
+        assert_eq!(again.metadata.id, 2);
+        let mut expected = first.clone();
+        expected.metadata.id = 2;
+        assert_eq!(again, expected);
+        // A snapshot that says otherwise under the same id would get the
+        // kept reply (it is what names it); under its own, its own answer.
+        let id = after.id;
+        after.id = before.id;
+        let (_, stale) = ask(name, 3, &[], source, &after, &mut caches);
+        assert_eq!(stale.metadata.response_code, ResponseCode::NXDomain);
+        after.id = id;
+        let (bytes, fresh) = ask(name, 4, &[], source, &after, &mut caches);
+        assert_eq!(fresh.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(fresh.answers.len(), 1);
+        assert!(caches.has_kept(after.id, &bytes));
+        // The name's case is part of the bytes: a reply keeps the query's.
+        let (bytes, upper) = ask("ADDED.gslb.example.", 5, &[], source, &after, &mut caches);
+        assert_eq!(upper.queries[0].name().to_ascii(), "ADDED.gslb.example.");
+        assert_eq!(upper.answers[0].name.to_ascii(), "ADDED.gslb.example.");
+        assert!(caches.has_kept(after.id, &bytes));
+    }
+
+    #[test]
+    fn routed_answers_and_answers_to_cookies_are_not_kept() {
+        let snapshot = snapshot(config(""), &[]);
+        let mut caches = ThreadCaches::new();
+        // Without ECS the packet's source routes: two clients, two answers.
+        let (bytes, us) = ask(
+            "www.gslb.example.",
+            1,
+            &[],
+            "8.8.8.8".parse().unwrap(),
+            &snapshot,
+            &mut caches,
+        );
+        let (_, asia) = ask(
+            "www.gslb.example.",
+            1,
+            &[],
+            "202.12.27.33".parse().unwrap(),
+            &snapshot,
+            &mut caches,
+        );
+        assert_ne!(us.answers, asia.answers);
+        assert!(!caches.has_kept(snapshot.id, &bytes));
+        assert_eq!(caches.replies.kept(snapshot.id), 0);
+        // A server cookie is bound to the source and the time. (This one
+        // ends in two zero bytes, as an OPT without options does.)
+        let cookie = [EdnsOption::Unknown(10, vec![7, 7, 7, 7, 7, 7, 0, 0])];
+        let source = "192.0.2.77".parse().unwrap();
+        let (_, reply) = ask(
+            "static.gslb.example.",
+            1,
+            &cookie,
+            source,
+            &snapshot,
+            &mut caches,
+        );
+        assert_eq!(reply.answers.len(), 1);
+        assert_eq!(caches.replies.kept(snapshot.id), 0, "nothing kept");
+        // The same static query without a cookie is.
+        let (bytes, _) = ask(
+            "static.gslb.example.",
+            1,
+            &[],
+            source,
+            &snapshot,
+            &mut caches,
+        );
+        assert!(caches.has_kept(snapshot.id, &bytes));
     }
 }

@@ -67,7 +67,7 @@ fn words(name: &[u8]) -> (&[[u8; 8]], u64) {
 }
 
 #[inline(always)]
-fn mix(h: u64, word: u64) -> u64 {
+pub(super) fn mix(h: u64, word: u64) -> u64 {
     let m = u128::from(h ^ word) * 0x9E37_79B9_7F4A_7C15u128;
     (m as u64) ^ ((m >> 64) as u64)
 }

@@ -42,9 +42,9 @@ use tokio_util::task::TaskTracker;
 use super::answer::Transport;
 use super::answerer::{Answerer, Gatekeeper};
 use super::batch;
+use super::fast::ThreadCaches;
 use super::rrl::RateLimiter;
 use crate::metrics::{Metrics, ReplyTally};
-use crate::routing::memo::DecisionMemo;
 use crate::snapshot::SnapshotStore;
 
 /// Read buffer per TCP connection, and the replies gathered before a write.
@@ -289,7 +289,7 @@ impl Drop for DnsServer {
 
 fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop: &AtomicBool) {
     let mut limiter = RateLimiter::new();
-    let mut memo = DecisionMemo::new();
+    let mut caches = ThreadCaches::new();
     let mut batch = batch::Batch::new();
     let mut tally = metrics.dns.thread_tally();
     let mut snapshots = store.cache();
@@ -321,7 +321,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
         // One snapshot for the whole batch: a swap lands between batches.
         let snapshot = snapshots.load();
         let mut answerer = Answerer {
-            memo: &mut memo,
+            caches: &mut caches,
             gatekeeper: Gatekeeper {
                 snapshot,
                 metrics,
@@ -449,8 +449,9 @@ fn source_key(peer: IpAddr) -> IpAddr {
 }
 
 thread_local! {
-    /// Routing decisions for the TCP connections a runtime thread serves.
-    static TCP_MEMO: RefCell<DecisionMemo> = RefCell::new(DecisionMemo::new());
+    /// Routing decisions and kept replies for the TCP connections a
+    /// runtime thread serves.
+    static TCP_CACHES: RefCell<ThreadCaches> = RefCell::new(ThreadCaches::new());
     /// Their reply counts, added to the answering server's counters after
     /// each query (so one thread's tally serves any server it polls).
     static TCP_TALLY: RefCell<ReplyTally> = RefCell::new(ReplyTally::default());
@@ -460,9 +461,9 @@ thread_local! {
 fn answer_tcp(query: &[u8], peer: IpAddr, ctx: &TcpContext, reply: &mut Vec<u8>) -> bool {
     let snapshot = ctx.store.load();
     TCP_TALLY.with_borrow_mut(|tally| {
-        let answered = TCP_MEMO.with_borrow_mut(|memo| {
+        let answered = TCP_CACHES.with_borrow_mut(|caches| {
             Answerer {
-                memo,
+                caches,
                 gatekeeper: Gatekeeper {
                     snapshot: &snapshot,
                     metrics: &ctx.metrics,
