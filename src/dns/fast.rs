@@ -1129,22 +1129,10 @@ mod tests {
         let snapshot = snapshot(config(""), &[]);
         let mut caches = ThreadCaches::new();
         // Without ECS the packet's source routes: two clients, two answers.
-        let (bytes, us) = ask(
-            "www.gslb.example.",
-            1,
-            &[],
-            "8.8.8.8".parse().unwrap(),
-            &snapshot,
-            &mut caches,
-        );
-        let (_, asia) = ask(
-            "www.gslb.example.",
-            1,
-            &[],
-            "202.12.27.33".parse().unwrap(),
-            &snapshot,
-            &mut caches,
-        );
+        let [(bytes, us), (_, asia)] = ["8.8.8.8", "202.12.27.33"].map(|client| {
+            let source = client.parse().unwrap();
+            ask("www.gslb.example.", 1, &[], source, &snapshot, &mut caches)
+        });
         assert_ne!(us.answers, asia.answers);
         assert!(!caches.has_kept(snapshot.id, &bytes));
         assert_eq!(caches.replies.kept(snapshot.id), 0);
