@@ -11,7 +11,9 @@
 //! `hit` (one /24 every time), `subnets` (1,024 /24s in turn: misses
 //! once each, then hits), `random` (a new /24 every query: the memo
 //! always misses, the worst case of a random-subnet flood), `static`
-//! (a static A record) and `nxdomain`; `split-hit` and `split-random` are
+//! (a static A record), `nxdomain` and `junk` (a new name every query,
+//! NXDOMAIN: a random-subdomain flood, where no reply is ever kept again);
+//! `split-hit` and `split-random` are
 //! `hit` and `random` for `bg`, a service like `www` whose every zone
 //! holds two endpoints (blue 90, green 10), split per client prefix; and
 //! on the example signed with a fresh key (`[dnssec]`), `signed_do0` and
@@ -183,6 +185,7 @@ fn main() {
         "hit" => None,
         "static" => Some(request("mail.gslb.example.", None)),
         "nxdomain" => Some(request("nope.gslb.example.", None)),
+        "junk" => None,
         "signed_do0" => Some(request("www.gslb.example.", Some([193, 0, 0]))),
         "signed_do1" | "signed_nxdomain_do1" => {
             let bytes = if mode == "signed_do1" {
@@ -197,7 +200,7 @@ fn main() {
         "signed_nxdomain_do0" => Some(request("nope.gslb.example.", None)),
         "subnets" | "random" => None,
         other => panic!(
-            "unknown mode {other}: hit, subnets, random, static, nxdomain, split-hit, split-random, \
+            "unknown mode {other}: hit, subnets, random, static, nxdomain, junk, split-hit, split-random, \
              signed_do0, signed_do1, signed_nxdomain_do0 or signed_nxdomain_do1"
         ),
     };
@@ -216,6 +219,10 @@ fn main() {
         vec![[193, 0, 0]]
     };
 
+    // `junk`: a name never asked before every query (a random-subdomain
+    // flood), its first label rewritten in place from the count.
+    let mut junk = request("00000000.gslb.example.", None);
+
     let mut caches = ThreadCaches::new();
     let mut out = Vec::with_capacity(1232);
     let mut next = 0u32;
@@ -225,6 +232,12 @@ fn main() {
             let bytes: &[u8] = match (&fixed, mode.as_str()) {
                 (Some(bytes), _) => bytes,
                 (None, "subnets") => &subnets[next as usize % subnets.len()],
+                (None, "junk") => {
+                    for (i, byte) in junk[13..21].iter_mut().enumerate() {
+                        *byte = b"0123456789abcdef"[(next >> (28 - 4 * i)) as usize & 15];
+                    }
+                    &junk
+                }
                 _ => {
                     let ecs: &mut [u8; 3] = (&mut rewritten[tail..]).try_into().unwrap();
                     *ecs = ecs_sequence[next as usize % ecs_sequence.len()];

@@ -2,10 +2,10 @@
 # User-space instructions and heap allocations per fast-path answer, per
 # query shape (see benches/answer_cost.rs): callgrind at two query counts,
 # the difference divided by the difference in counts, so start-up and
-# warm-up cancel. MODES="hit subnets random static nxdomain" N=50000.
+# warm-up cancel. MODES="hit subnets random static nxdomain junk" N=50000.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-MODES=${MODES:-"hit subnets random static nxdomain"}
+MODES=${MODES:-"hit subnets random static nxdomain junk"}
 N=${N:-50000}
 bin=$(cargo bench --bench answer_cost --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys

@@ -167,11 +167,14 @@ fn compare(
     caches: &mut ThreadCaches,
 ) -> Option<Answered> {
     let mut out = Vec::new();
-    // Asked first under another ID: a reply the fast path keeps (see
-    // `fast::replies`) is then compared as it is sent again, to this ID.
-    let mut other = request.to_vec();
-    other[0] ^= 0x5A;
-    answer_or_send_kept(&other, transport, source, snapshot, caches, &mut out)?;
+    // Asked first twice under other IDs: a reply the fast path keeps (see
+    // `fast::replies`: kept the second time it is written) is then
+    // compared as it is sent again, to this ID.
+    for flip in [0x5A, 0xA5] {
+        let mut other = request.to_vec();
+        other[0] ^= flip;
+        answer_or_send_kept(&other, transport, source, snapshot, caches, &mut out)?;
+    }
     let was_kept = caches.has_kept(snapshot.id, request);
     // Server cookies carry the time in seconds: a second may end between
     // the two answers, so on a difference both are asked again (the

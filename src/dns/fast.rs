@@ -1097,31 +1097,81 @@ mod tests {
         let source: IpAddr = "192.0.2.77".parse().unwrap();
         let mut caches = ThreadCaches::new();
         let name = "added.gslb.example.";
+        // Asked once, a query only marks its slot; asked again, its reply
+        // is kept.
         let (bytes, first) = ask(name, 1, &[], source, &before, &mut caches);
         assert_eq!(first.metadata.response_code, ResponseCode::NXDomain);
+        assert!(!caches.has_kept(before.id, &bytes), "kept when asked once");
+        ask(name, 2, &[], source, &before, &mut caches);
         assert!(caches.has_kept(before.id, &bytes), "an NXDOMAIN is kept");
         // Sent again to another ID: the kept reply, with that ID.
-        let (_, again) = ask(name, 2, &[], source, &before, &mut caches);
-        assert_eq!(again.metadata.id, 2);
+        let (_, again) = ask(name, 3, &[], source, &before, &mut caches);
+        assert_eq!(again.metadata.id, 3);
         let mut expected = first.clone();
-        expected.metadata.id = 2;
+        expected.metadata.id = 3;
         assert_eq!(again, expected);
         // A snapshot that says otherwise under the same id would get the
         // kept reply (it is what names it); under its own, its own answer.
         let id = after.id;
         after.id = before.id;
-        let (_, stale) = ask(name, 3, &[], source, &after, &mut caches);
+        let (_, stale) = ask(name, 4, &[], source, &after, &mut caches);
         assert_eq!(stale.metadata.response_code, ResponseCode::NXDomain);
         after.id = id;
-        let (bytes, fresh) = ask(name, 4, &[], source, &after, &mut caches);
+        // Written afresh, and kept at once: these bytes were asked before.
+        let (bytes, fresh) = ask(name, 5, &[], source, &after, &mut caches);
         assert_eq!(fresh.metadata.response_code, ResponseCode::NoError);
         assert_eq!(fresh.answers.len(), 1);
         assert!(caches.has_kept(after.id, &bytes));
+        let (_, again) = ask(name, 6, &[], source, &after, &mut caches);
+        assert_eq!(again.answers, fresh.answers);
         // The name's case is part of the bytes: a reply keeps the query's.
-        let (bytes, upper) = ask("ADDED.gslb.example.", 5, &[], source, &after, &mut caches);
-        assert_eq!(upper.queries[0].name().to_ascii(), "ADDED.gslb.example.");
-        assert_eq!(upper.answers[0].name.to_ascii(), "ADDED.gslb.example.");
-        assert!(caches.has_kept(after.id, &bytes));
+        for id in [7, 8] {
+            let (bytes, upper) = ask("ADDED.gslb.example.", id, &[], source, &after, &mut caches);
+            assert_eq!(upper.queries[0].name().to_ascii(), "ADDED.gslb.example.");
+            assert_eq!(upper.answers[0].name.to_ascii(), "ADDED.gslb.example.");
+            assert_eq!(caches.has_kept(after.id, &bytes), id == 8);
+        }
+    }
+
+    #[test]
+    fn names_asked_once_displace_no_kept_reply() {
+        // A random-subdomain flood: every name new, each marks a slot, and
+        // a reply kept before is still sent.
+        let snapshot = snapshot(config(""), &[]);
+        let source: IpAddr = "192.0.2.77".parse().unwrap();
+        let mut caches = ThreadCaches::new();
+        let mut kept = 0;
+        for id in 0..2 {
+            let (bytes, _) = ask(
+                "static.gslb.example.",
+                id,
+                &[],
+                source,
+                &snapshot,
+                &mut caches,
+            );
+            kept = caches.replies.kept(snapshot.id);
+            assert_eq!(caches.has_kept(snapshot.id, &bytes), id == 1);
+        }
+        for n in 0..2_000 {
+            let junk = format!("j{n:05}.gslb.example.");
+            let (_, reply) = ask(&junk, 1, &[], source, &snapshot, &mut caches);
+            assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+        }
+        assert_eq!(
+            caches.replies.kept(snapshot.id),
+            kept,
+            "none kept, none lost"
+        );
+        let (_, reply) = ask(
+            "static.gslb.example.",
+            9,
+            &[],
+            source,
+            &snapshot,
+            &mut caches,
+        );
+        assert_eq!(reply.answers.len(), 1);
     }
 
     #[test]
@@ -1150,15 +1200,17 @@ mod tests {
         );
         assert_eq!(reply.answers.len(), 1);
         assert_eq!(caches.replies.kept(snapshot.id), 0, "nothing kept");
-        // The same static query without a cookie is.
-        let (bytes, _) = ask(
-            "static.gslb.example.",
-            1,
-            &[],
-            source,
-            &snapshot,
-            &mut caches,
-        );
-        assert!(caches.has_kept(snapshot.id, &bytes));
+        // The same static query without a cookie is, asked twice.
+        for id in [1, 2] {
+            let (bytes, _) = ask(
+                "static.gslb.example.",
+                id,
+                &[],
+                source,
+                &snapshot,
+                &mut caches,
+            );
+            assert_eq!(caches.has_kept(snapshot.id, &bytes), id == 2);
+        }
     }
 }

@@ -45,10 +45,8 @@ impl ThreadCaches {
     #[cfg(test)]
     pub fn has_kept(&self, snapshot: u64, request: &[u8]) -> bool {
         ReplyCache::may_have_kept(request)
-            && self
-                .replies
-                .send_kept(snapshot, request, &mut Vec::new())
-                .is_some()
+            && ReplyCache::key_of(request)
+                .is_some_and(|key| self.replies.find(snapshot, key, request).is_some())
     }
 }
 
@@ -67,20 +65,25 @@ pub fn answer_or_send_kept<'m>(
 ) -> Option<FastReply<'m>> {
     let ThreadCaches { memo, replies } = caches;
     // A routed query (with an ECS) pays this look at its last two bytes.
-    let may_have_kept = ReplyCache::may_have_kept(request);
-    if may_have_kept && let Some(facts) = replies.send_kept(snapshot.id, request, out) {
-        return Some(FastReply {
-            facts,
-            has_valid_cookie: false,
-            service: None,
-        });
+    let mut key = None;
+    if ReplyCache::may_have_kept(request) {
+        match replies.send_kept(snapshot.id, request, out) {
+            Ok(facts) => {
+                return Some(FastReply {
+                    facts,
+                    has_valid_cookie: false,
+                    service: None,
+                });
+            }
+            Err(missed) => key = missed,
+        }
     }
     let reply = answer(request, transport, source, snapshot, memo, out);
-    if may_have_kept
+    if let Some(key) = key
         && let Some(made) = &reply
         && made.service.is_none()
     {
-        replies.keep(snapshot.id, request, out, made.facts);
+        replies.keep(snapshot.id, key, request, out, made.facts);
     }
     reply
 }
@@ -96,6 +99,8 @@ const REPLY_MAX: usize = wire::PLAIN_UDP_MAX;
 /// Slots in a thread's table: enough for the static names and negative
 /// answers a domain is asked in the common case.
 const SLOTS: usize = 256;
+/// Keys missed lately, remembered by hash alone (8 KiB).
+const SEEN: usize = 1024;
 /// An OPT record without options: root name, type, payload, TTL,
 /// rdlength.
 const OPT_LEN: usize = 11;
@@ -103,6 +108,9 @@ const OPT_LEN: usize = 11;
 /// A thread's kept replies (about 160 KiB).
 pub struct ReplyCache {
     slots: Box<[Slot]>,
+    /// Hashes of keys missed lately, one per place: a reply is kept only
+    /// when its key is found here, asked before.
+    seen: Box<[u64]>,
 }
 
 #[derive(Clone)]
@@ -134,40 +142,41 @@ impl Slot {
     };
 }
 
-/// Where a query's reply would be kept.
+/// Where a query's reply would be kept, and where its question was taken
+/// to end.
 #[derive(Debug, Clone, Copy)]
 struct ReplyKey {
     hash: u64,
-}
-
-fn word(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
+    question_end: usize,
 }
 
 impl ReplyKey {
-    /// The key of a parsed `request` whose question ends at
-    /// `question_end` and whose OPT, if any, has no options; `None` when
-    /// it is too long or too short to keep.
+    /// The key of `request`, taken to have its question end at
+    /// `question_end`; `None` when it is too long or too short to keep.
     #[inline(always)]
     fn of(request: &[u8], question_end: usize) -> Option<ReplyKey> {
         let len = request.len();
-        // The name's first eight bytes are read at HEADER_LEN.
         if !(HEADER_LEN + 8..=KEY_MAX + 2).contains(&len) {
             return None;
         }
-        // The flags (RD, CD) and the length, then the name's start, the
-        // question's end (the name's end, type and class) and the OPT's
-        // payload size and DO bit: what tells apart the queries one domain
-        // is asked. Whatever else differs, the whole key is compared.
-        let flags = u64::from(u16::from_le_bytes([request[2], request[3]]));
-        let mut h = mix((len as u64) << 16 | flags, word(request, HEADER_LEN));
-        h = mix(h, word(request, question_end.max(HEADER_LEN + 8) - 8));
-        if question_end != len {
-            h = mix(h, word(request, len - 8));
+        // Every byte after the ID, a word at a time (the last word
+        // overlapping the one before; the length is mixed in first):
+        // names of a flood that differ in one letter land apart. A
+        // multiply and a rotation a word; the whole key is compared
+        // anyway.
+        let bytes = &request[2..];
+        let (words, _) = bytes.as_chunks::<8>();
+        let mut h = len as u64;
+        for word in &words[..(bytes.len() - 1) / 8] {
+            h = (h ^ u64::from_le_bytes(*word))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(29);
         }
-        Some(ReplyKey { hash: h })
+        let last = bytes.last_chunk::<8>()?;
+        Some(ReplyKey {
+            hash: mix(h, u64::from_le_bytes(*last)),
+            question_end,
+        })
     }
 }
 
@@ -194,6 +203,7 @@ impl ReplyCache {
     pub fn new() -> ReplyCache {
         ReplyCache {
             slots: vec![Slot::EMPTY; SLOTS].into_boxed_slice(),
+            seen: vec![0; SEEN].into_boxed_slice(),
         }
     }
 
@@ -208,7 +218,7 @@ impl ReplyCache {
     /// is ten bytes back. An IPv4 ECS of a /24 has its option code there
     /// (8); rarely, another ECS passes, and then finds nothing.
     #[inline(always)]
-    pub(super) fn may_have_kept(request: &[u8]) -> bool {
+    fn may_have_kept(request: &[u8]) -> bool {
         match request {
             [.., a, b] => match u16::from_be_bytes([*a, *b]) {
                 1 => true,
@@ -219,65 +229,77 @@ impl ReplyCache {
         }
     }
 
+    /// The key `request` is looked up by. The query is not parsed: its
+    /// question is taken to end where an OPT without options starts, or at
+    /// its end. Only parsed queries' replies are kept, and the whole query
+    /// is compared, so a query that is not what it seems finds nothing.
+    fn key_of(request: &[u8]) -> Option<ReplyKey> {
+        let question_end = match request.get(11) {
+            Some(0) => request.len(),
+            Some(1) if request.len() >= OPT_LEN => request.len() - OPT_LEN,
+            _ => return None,
+        };
+        ReplyKey::of(request, question_end)
+    }
+
+    /// The slot keeping a reply from `snapshot` for `request`.
+    fn find(&self, snapshot: u64, key: ReplyKey, request: &[u8]) -> Option<&Slot> {
+        let slot = &self.slots[Self::slot(key)];
+        (slot.snapshot == snapshot
+            && slot.hash == key.hash
+            && slot.key[..usize::from(slot.key_len)] == request[2..])
+            .then_some(slot)
+    }
+
     /// Writes into `out` the reply kept from this snapshot for `request`,
-    /// with this query's ID, and returns its facts. The query is not
-    /// parsed: its question is taken to end where an OPT without options
-    /// starts, or at its end. Only parsed queries' replies are kept, and
-    /// the whole query is compared, so a query that is not what it seems
-    /// finds nothing.
+    /// with this query's ID, and returns its facts. Else the key to keep
+    /// the reply under once written, if the key was missed lately too: a
+    /// query asked once only leaves its hash among the recently seen, so a
+    /// flood of names never asked again (NXDOMAIN for random labels) costs
+    /// no copies and displaces no kept reply.
     #[inline(never)]
-    pub(super) fn send_kept(
-        &self,
+    fn send_kept(
+        &mut self,
         snapshot: u64,
         request: &[u8],
         out: &mut Vec<u8>,
-    ) -> Option<ReplyFacts> {
-        let question_end = match *request.get(11)? {
-            0 => request.len(),
-            1 => request.len().checked_sub(OPT_LEN)?,
-            _ => return None,
-        };
-        let key = ReplyKey::of(request, question_end)?;
-        let slot = &self.slots[Self::slot(key)];
-        if slot.snapshot != snapshot
-            || slot.hash != key.hash
-            || slot.key[..usize::from(slot.key_len)] != request[2..]
-        {
-            return None;
+    ) -> Result<ReplyFacts, Option<ReplyKey>> {
+        let key = Self::key_of(request).ok_or(None)?;
+        if let Some(slot) = self.find(snapshot, key, request) {
+            out.clear();
+            out.extend_from_slice(&slot.reply[..usize::from(slot.reply_len)]);
+            out[..2].copy_from_slice(&request[..2]);
+            return Ok(slot.facts);
         }
-        out.clear();
-        out.extend_from_slice(&slot.reply[..usize::from(slot.reply_len)]);
-        out[..2].copy_from_slice(&request[..2]);
-        Some(slot.facts)
+        // A mark from an older snapshot only keeps a reply a query early.
+        let seen = &mut self.seen[(key.hash >> 40) as usize % SEEN];
+        if *seen == key.hash {
+            return Err(Some(key));
+        }
+        *seen = key.hash;
+        Err(None)
     }
 
     /// Keeps `reply`, written by the fast path from `snapshot` for
-    /// `request` and not routed, when the query has no EDNS options (its
-    /// question ends the query, or an OPT of fixed size alone follows it).
-    /// A reply too long is not kept.
+    /// `request` and not routed, under the key [`ReplyCache::send_kept`]
+    /// gave, when the query has no EDNS options (its question ends where
+    /// the key took it to). A reply too long is not kept.
     #[inline(never)]
-    pub(super) fn keep(&mut self, snapshot: u64, request: &[u8], reply: &[u8], facts: ReplyFacts) {
-        let Some(question_end) = question_end(request) else {
-            return;
-        };
-        let options_follow = match request.get(11) {
-            Some(0) => question_end != request.len(),
-            Some(1) => question_end + OPT_LEN != request.len(),
-            _ => true,
-        };
-        if options_follow {
-            return;
-        }
-        let Some(key) = ReplyKey::of(request, question_end) else {
-            return;
-        };
-        if reply.len() > REPLY_MAX {
+    fn keep(
+        &mut self,
+        snapshot: u64,
+        key: ReplyKey,
+        request: &[u8],
+        reply: &[u8],
+        facts: ReplyFacts,
+    ) {
+        if question_end(request) != Some(key.question_end) || reply.len() > REPLY_MAX {
             return;
         }
         let slot = &mut self.slots[Self::slot(key)];
-        let bytes = &request[2..];
         slot.snapshot = snapshot;
         slot.hash = key.hash;
+        let bytes = &request[2..];
         slot.facts = facts;
         slot.key_len = bytes.len() as u16;
         slot.key[..bytes.len()].copy_from_slice(bytes);
