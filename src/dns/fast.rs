@@ -12,7 +12,7 @@
 //!
 //! A reply that depends on the query's bytes alone (static data, NODATA,
 //! NXDOMAIN, REFUSED) is kept per thread and sent again to the same bytes
-//! without reading them ([`replies`], through [`answer_or_send_kept`],
+//! without reading them (`replies`, through [`answer_or_send_kept`],
 //! which the sockets' loops call).
 //!
 //! Answering is three steps: `parse` reads the query in place, `plan`

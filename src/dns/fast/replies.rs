@@ -5,19 +5,21 @@
 //! reply to the same query bytes (after the ID) for as long as a snapshot
 //! lives: nothing in it comes from the client's address or the clock.
 //! Reading the query, finding the name and writing such a reply costs as
-//! much as the UDP loop around it; finding a kept one costs a hash of three
-//! words, a compare and a copy. So the fast path keeps the replies it
-//! wrote that are of that kind, and sends a kept one before it reads the
-//! query ([`super::answer_or_send_kept`]).
+//! much as the UDP loop around it; finding a kept one costs a hash of the
+//! query's bytes, a compare and a copy. So the fast path keeps the replies
+//! it wrote that are of that kind, and sends a kept one before it reads
+//! the query ([`answer_or_send_kept`]).
 //!
 //! Kept are replies to queries without EDNS options ([`ReplyCache::keep`]
 //! checks) that were not routed: a query with an ECS is routed or rare,
 //! and one with a cookie gets a reply bound to its source and the time. A
 //! routed query pays a look at its last two bytes
 //! ([`ReplyCache::may_have_kept`]), which rules out nearly every ECS. A
-//! kept reply names its snapshot by id, so a swap makes every one stale at
-//! once. The table is direct-mapped and fixed in size: a flood of distinct
-//! names overwrites slots, it never grows.
+//! reply is kept the second time its query is asked; the first leaves only
+//! a hash, so a flood of names never asked again copies nothing and
+//! displaces no kept reply. A kept reply names its snapshot by id, so a
+//! swap makes every one stale at once. The table is direct-mapped and
+//! fixed in size: it never grows.
 
 use std::net::IpAddr;
 
@@ -105,7 +107,7 @@ const SEEN: usize = 1024;
 /// rdlength.
 const OPT_LEN: usize = 11;
 
-/// A thread's kept replies (about 160 KiB).
+/// A thread's kept replies (about 175 KiB).
 pub struct ReplyCache {
     slots: Box<[Slot]>,
     /// Hashes of keys missed lately, one per place: a reply is kept only
