@@ -91,6 +91,10 @@ fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Reads the request if it has the common shape; `None` otherwise.
+/// Inlined wherever called: keeping a reply reads the query too, and
+/// with that second caller it was left out of line, which cost a routed
+/// answer 60 instructions.
+#[inline(always)]
 fn parse(request: &[u8]) -> Option<Question> {
     let header = request.get(..HEADER_LEN)?;
     // A query (QR=0) with opcode QUERY; one question, nothing else but an

@@ -23,7 +23,7 @@
 
 use std::net::IpAddr;
 
-use super::{FastReply, answer};
+use super::{FastReply, answer, parse};
 use crate::dns::names::mix;
 use crate::dns::wire::{self, HEADER_LEN, Transport};
 use crate::metrics::ReplyFacts;
@@ -182,19 +182,6 @@ impl ReplyKey {
     }
 }
 
-/// Where the question of a query the fast path answered ends: its name
-/// is labels without compression.
-fn question_end(request: &[u8]) -> Option<usize> {
-    let mut at = HEADER_LEN;
-    loop {
-        let len = usize::from(*request.get(at)?);
-        at += 1 + len;
-        if len == 0 {
-            return Some(at + 4);
-        }
-    }
-}
-
 impl Default for ReplyCache {
     fn default() -> Self {
         ReplyCache::new()
@@ -295,7 +282,11 @@ impl ReplyCache {
         reply: &[u8],
         facts: ReplyFacts,
     ) {
-        if question_end(request) != Some(key.question_end) || reply.len() > REPLY_MAX {
+        // The fast path's own reading of the query: its question ends
+        // where the key took it to only if no option follows.
+        if parse(request).is_none_or(|question| question.end != key.question_end)
+            || reply.len() > REPLY_MAX
+        {
             return;
         }
         let slot = &mut self.slots[Self::slot(key)];
