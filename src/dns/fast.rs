@@ -1066,8 +1066,9 @@ mod tests {
             );
         }
     }
-    /// Asks `snapshot` for `name` A under `id`, with `edns` options, and
-    /// reads the fast path's reply.
+
+    /// Asks `snapshot` for `name` A under `id`, with `options` in its OPT,
+    /// through the loops' entry, and reads the reply.
     fn ask(
         name: &str,
         id: u16,
@@ -1110,8 +1111,8 @@ mod tests {
         let source: IpAddr = "192.0.2.77".parse().unwrap();
         let mut caches = ThreadCaches::new();
         let name = "added.gslb.example.";
-        // Asked once, a query only marks its slot; asked again, its reply
-        // is kept.
+        // Asked once, a query leaves only its hash among the recently
+        // seen; asked again, its reply is kept.
         let (bytes, first) = ask(name, 1, &[], source, &before, &mut caches);
         assert_eq!(first.metadata.response_code, ResponseCode::NXDomain);
         assert!(!caches.has_kept(before.id, &bytes), "kept when asked once");
