@@ -11,7 +11,6 @@
 //! loopback. No traffic leaves the namespace.
 
 use std::net::IpAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use meridian::Listeners;
@@ -23,11 +22,6 @@ use crate::backend::Backend;
 use crate::harness::*;
 use crate::health::admin;
 
-/// Set in the environment of the copy of this test binary that runs
-/// inside the namespace.
-const IN_NETNS: &str = "MERIDIAN_E2E_IN_NETNS";
-/// Printed by that copy once the namespace is set up.
-const NETNS_READY: &str = "meridian-e2e: netns ready";
 const NON_LOOPBACK: &str = "10.255.0.1";
 
 /// A POST with an optional token from a chosen source address.
@@ -71,15 +65,6 @@ fn node_on_non_loopback_admin(server: &str) -> Node {
 
 /// The body of the test inside the namespace.
 fn forbidden_in_this_namespace() {
-    for args in [
-        &["link", "set", "lo", "up"][..],
-        &["addr", "add", &format!("{NON_LOOPBACK}/32"), "dev", "lo"],
-    ] {
-        let status = Command::new("ip").args(args).status().expect("run ip");
-        assert!(status.success(), "ip {args:?}");
-    }
-    println!("{NETNS_READY}");
-
     let node = node_on_non_loopback_admin("");
     let url = format!("http://{}/v1/zones/us-east/drain", node.admin);
     // Without a token, a write from a non-loopback peer is refused...
@@ -109,41 +94,15 @@ fn forbidden_in_this_namespace() {
 
 #[test]
 fn a_write_from_a_non_loopback_peer_without_a_token_is_forbidden() {
-    if std::env::var_os(IN_NETNS).is_some() {
-        forbidden_in_this_namespace();
-        return;
-    }
     let name = "admin_api::a_write_from_a_non_loopback_peer_without_a_token_is_forbidden";
-    let exe = std::env::current_exe().unwrap();
-    let run = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--net"])
-        .arg(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(IN_NETNS, "1")
-        .output();
-    let out = match run {
-        Ok(out) => out,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED: cannot run unshare ({e}); the 403 path is untested here");
-            return;
-        }
-        Err(e) => panic!("cannot run unshare ({e}); CI needs util-linux"),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stdout.contains(NETNS_READY) {
-        // The namespace itself could not be made: an environment limit.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no private network namespace under CI:\n{stdout}\n{stderr}"
-        );
-        eprintln!("SKIPPED: no private network namespace here; the 403 path is untested\n{stderr}");
-        return;
+    let address = format!("{NON_LOOPBACK}/32");
+    let setup: [&[&str]; 2] = [
+        &["link", "set", "lo", "up"],
+        &["addr", "add", &address, "dev", "lo"],
+    ];
+    if in_private_netns(name, &setup) {
+        forbidden_in_this_namespace();
     }
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "inside the namespace:\n{stdout}\n{stderr}"
-    );
 }
 
 #[test]

@@ -260,6 +260,67 @@ pub fn tcp_exchange(stream: &mut TcpStream, query: &Message) -> Message {
     reply
 }
 
+/// Set in the environment of the copy of the test binary that runs one
+/// test inside a private network namespace.
+const IN_NETNS: &str = "MERIDIAN_E2E_IN_NETNS";
+/// Printed by that copy once the namespace is set up.
+const NETNS_READY: &str = "meridian-e2e: netns ready";
+
+/// For a test that needs a network of its own (a non-loopback address,
+/// another MTU): runs test `name` (its path in this binary) again inside a
+/// private network namespace (`unshare --user --map-root-user --net`, no
+/// privileges needed where user namespaces are allowed; no traffic leaves
+/// it). In that copy, runs `ip` with each of `setup` and gives true: the
+/// caller then runs the test's body. Outside, gives false once the copy
+/// passed, and panics with its output if it did not. Where no namespace
+/// can be made, that is said on stderr and the test checks nothing, except
+/// under CI, where it fails.
+pub fn in_private_netns(name: &str, setup: &[&[&str]]) -> bool {
+    if std::env::var_os(IN_NETNS).is_some() {
+        for args in setup {
+            let status = std::process::Command::new("ip")
+                .args(*args)
+                .status()
+                .expect("run ip");
+            assert!(status.success(), "ip {args:?}");
+        }
+        println!("{NETNS_READY}");
+        return true;
+    }
+    let ci = std::env::var_os("CI").is_some();
+    let exe = std::env::current_exe().unwrap();
+    let run = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net"])
+        .arg(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(IN_NETNS, "1")
+        .output();
+    let out = match run {
+        Ok(out) => out,
+        Err(e) if !ci => {
+            eprintln!("SKIPPED: {name}: cannot run unshare ({e})");
+            return false;
+        }
+        Err(e) => panic!("cannot run unshare ({e}); CI needs util-linux"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stdout.contains(NETNS_READY) {
+        // The namespace itself could not be made: an environment limit.
+        assert!(
+            !ci,
+            "no private network namespace under CI:\n{stdout}\n{stderr}"
+        );
+        eprintln!("SKIPPED: {name}: no private network namespace here\n{stderr}");
+        return false;
+    }
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "inside the namespace:\n{stdout}\n{stderr}"
+    );
+    false
+}
+
 /// Finds `tool` on PATH for a test that drives it (dig, kdig, promtool).
 ///
 /// Missing under `CI=true`: the test fails (`.ci/run` installs `package`).
