@@ -84,11 +84,18 @@ pub struct DnsCounters {
     rrl_slipped: AtomicU64,
     /// TCP connections closed on accept: their client held its share.
     tcp_refused: AtomicU64,
+    /// UDP replies larger than the link allows, sent truncated instead
+    /// of fragmented (`dns::batch::never_fragment`).
+    truncated_for_link: AtomicU64,
 }
 
 impl DnsCounters {
     pub fn tcp_refused(&self) {
         self.tcp_refused.fetch_add(1, Relaxed);
+    }
+
+    pub fn truncated_for_link(&self, replies: usize) {
+        self.truncated_for_link.fetch_add(replies as u64, Relaxed);
     }
 
     #[inline]
@@ -618,6 +625,7 @@ mod tests {
                 "meridian_dns_queries_total counter",
                 "meridian_dns_responses_total counter",
                 "meridian_dns_truncated_total counter",
+                "meridian_dns_truncated_for_link_total counter",
                 "meridian_dns_fast_path_total counter",
                 "meridian_dns_tcp_refused_total counter",
                 "meridian_dns_dropped_total counter",

@@ -231,7 +231,9 @@ pub struct ServerSettings {
     /// The admin HTTP endpoint, if any.
     pub admin: Option<SocketAddr>,
     /// The largest UDP reply we send to EDNS clients (RFC 6891; 1232 avoids
-    /// IP fragmentation on practically every path).
+    /// IP fragmentation on practically every path). Replies are never
+    /// fragmented: one larger than the interface allows goes out with TC=1
+    /// (`dns::batch::never_fragment`).
     pub udp_payload_max: u16,
     /// UDP sockets per DNS address (SO_REUSEPORT); 0 means one per core.
     pub udp_sockets: usize,

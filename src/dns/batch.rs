@@ -28,6 +28,8 @@ use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::os::fd::AsRawFd;
 
+use super::wire;
+
 /// Datagrams per system call.
 pub const BATCH: usize = 32;
 /// Largest UDP datagram we read; anything longer is not a sane query.
@@ -62,6 +64,45 @@ pub fn report_destinations(socket: &UdpSocket) -> io::Result<()> {
             level,
             name,
             (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Asks the kernel never to fragment a reply and to ignore path MTU
+/// information (IP_PMTUDISC_PROBE, IPV6_PMTUDISC_PROBE): every reply
+/// leaves with DF set and at most the interface's MTU. A reply the link
+/// cannot carry fails with EMSGSIZE and goes out truncated instead
+/// ([`Batch::reply_each`]), so the client retries over TCP (RFC 9715:
+/// fragmented DNS replies can be spoofed, and reach resolvers badly). On
+/// the default setting a forged ICMP "fragmentation needed" lowers the
+/// path MTU and the kernel then fragments replies to that client. An IPv4
+/// datagram with DF set also takes IP ID 0, where the default costs a
+/// keyed hash per reply.
+pub fn never_fragment(socket: &UdpSocket) -> io::Result<()> {
+    let (level, name, value) = match socket.local_addr()?.ip() {
+        IpAddr::V4(_) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        ),
+        IpAddr::V6(_) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        ),
+    };
+    // SAFETY: a valid socket and an int option of its true size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -172,15 +213,17 @@ impl Batch {
     /// and the buffer its reply goes in (it returns false to send nothing;
     /// a datagram from an address family we do not serve is not offered),
     /// then sends the replies, each to the address its query came from, in
-    /// one call. A reply the kernel refuses is logged and skipped; the
-    /// rest still go. One pass over the slots: each is made ready for the
-    /// next receive as its reply is queued.
+    /// one call. A reply larger than the link allows goes out truncated
+    /// (see [`never_fragment`]); gives how many did. Any other reply the
+    /// kernel refuses is logged and skipped; the rest still go. One pass
+    /// over the slots: each is made ready for the next receive as its
+    /// reply is queued.
     pub fn reply_each(
         &mut self,
         socket: &UdpSocket,
         received: usize,
         mut answer: impl FnMut(&[u8], &IpAddr, &mut Vec<u8>) -> bool,
-    ) {
+    ) -> usize {
         let received = received.min(BATCH);
         let mut queued = 0;
         for i in 0..received {
@@ -222,6 +265,7 @@ impl Batch {
             queued += 1;
         }
         let mut sent = 0;
+        let mut truncated = 0;
         while sent < queued {
             // SAFETY: headers `sent..queued` point at live buffers of `self`.
             // Straight to the kernel, as in `receive`.
@@ -241,6 +285,10 @@ impl Batch {
                 }
                 Ok(_) => io::Error::other("the kernel took no datagram"),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) if err.raw_os_error() == Some(libc::EMSGSIZE) && self.truncate(sent) => {
+                    truncated += 1;
+                    continue;
+                }
                 Err(err) => err,
             };
             // The first remaining reply failed (an unreachable source, a
@@ -250,6 +298,25 @@ impl Batch {
         }
         if queued < received {
             self.point_send_headers_at_own_slots(queued);
+        }
+        truncated
+    }
+
+    /// Cuts queued reply `queued` down to what a client retries over TCP
+    /// for; false if it does not read or is already that short.
+    #[cold]
+    fn truncate(&mut self, queued: usize) -> bool {
+        let iov = &mut self.send_iov[queued];
+        // SAFETY: a queued iovec names `iov_len` bytes of one of our reply
+        // buffers, which nothing else borrows during the send.
+        let reply =
+            unsafe { std::slice::from_raw_parts_mut(iov.iov_base.cast::<u8>(), iov.iov_len) };
+        match wire::truncate_for_tcp(reply) {
+            Some(len) if len < iov.iov_len => {
+                iov.iov_len = len;
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -533,6 +600,104 @@ mod tests {
         assert_eq!(recv(&clients[0]), reply_to(&[0]));
         assert_silent(&clients[1]);
         assert_eq!(recv(&clients[2]), reply_to(&[2]));
+    }
+
+    /// A reply to `www.gslb.example` A: `answers` TXT records of `rdata`
+    /// bytes each, then an OPT (payload 1232).
+    fn dns_reply(answers: u16, rdata: usize) -> (Vec<u8>, Vec<u8>) {
+        let head = [0x12, 0x34, 0x84, 0x00, 0, 1, 0, answers as u8, 0, 0, 0, 1];
+        let question = b"\x03www\x04gslb\x07example\x00\x00\x01\x00\x01";
+        let opt = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
+        let mut reply = [&head[..], question].concat();
+        let strings: Vec<u8> = (0..rdata / 256)
+            .flat_map(|_| std::iter::once(255).chain(std::iter::repeat_n(b'x', 255)))
+            .collect();
+        for _ in 0..answers {
+            reply.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 30]);
+            reply.extend_from_slice(&(strings.len() as u16).to_be_bytes());
+            reply.extend_from_slice(&strings);
+        }
+        reply.extend_from_slice(&opt);
+        let mut truncated = [&head[..], question, &opt].concat();
+        truncated[2] |= 0x02;
+        truncated[7] = 0;
+        (reply, truncated)
+    }
+
+    #[test]
+    fn a_reply_larger_than_the_link_goes_out_truncated_with_its_opt() {
+        // Two records of 35,000 bytes: more than any IPv4 datagram holds,
+        // so even the loopback refuses it (EMSGSIZE).
+        let (huge, truncated) = dns_reply(2, 35_000);
+        assert!(huge.len() > 65_535);
+        let server = server();
+        never_fragment(&server).unwrap();
+        let clients: Vec<UdpSocket> = (0..2).map(|_| client(&server)).collect();
+        for (i, client) in clients.iter().enumerate() {
+            client.send(&[i as u8]).unwrap();
+        }
+        let mut batch = Batch::new();
+        let mut taken = 0;
+        let mut sent_truncated = 0;
+        while taken < 2 {
+            let n = batch.receive(&server).unwrap();
+            sent_truncated += batch.reply_each(&server, n, |request, _, out| {
+                out.clear();
+                out.extend_from_slice(&if request == [1] {
+                    huge.clone()
+                } else {
+                    reply_to(request)
+                });
+                true
+            });
+            taken += n;
+        }
+        assert_eq!(recv(&clients[0]), reply_to(&[0]));
+        assert_eq!(
+            recv(&clients[1]),
+            truncated,
+            "header, question and OPT, TC=1"
+        );
+        assert_eq!(sent_truncated, 1);
+    }
+
+    #[test]
+    fn replies_are_never_fragmented_and_path_mtu_is_ignored() {
+        for (addr, level, name, probe) in [
+            (
+                "127.0.0.1:0",
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_PROBE,
+            ),
+            (
+                "[::1]:0",
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_PROBE,
+            ),
+        ] {
+            let socket = bound(addr, Duration::from_secs(1));
+            let read = |socket: &UdpSocket| {
+                let mut value: libc::c_int = -1;
+                let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+                // SAFETY: a valid socket and an int of its true size.
+                let rc = unsafe {
+                    libc::getsockopt(
+                        socket.as_raw_fd(),
+                        level,
+                        name,
+                        (&mut value as *mut libc::c_int).cast(),
+                        &mut len,
+                    )
+                };
+                assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+                value
+            };
+            assert_ne!(read(&socket), probe, "{addr}: not the default");
+            never_fragment(&socket).unwrap();
+            assert_eq!(read(&socket), probe, "{addr}");
+        }
     }
 
     #[test]

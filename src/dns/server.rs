@@ -127,6 +127,7 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
     batch::report_destinations(&socket)?;
+    batch::never_fragment(&socket)?;
     // Its thread wakes this often when idle, to let go of a replaced
     // snapshot (it holds the last one it answered from).
     socket.set_read_timeout(Some(UDP_IDLE_WAKE))?;
@@ -336,11 +337,14 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
                 gather: received > 1,
             },
         };
-        batch.reply_each(socket, received, |request, source, out| {
+        let truncated = batch.reply_each(socket, received, |request, source, out| {
             #[cfg(test)]
             tests::poison(request);
             answerer.answer(request, Transport::Udp, source, out)
         });
+        if truncated > 0 {
+            metrics.dns.truncated_for_link(truncated);
+        }
         // A batch of one added its answer counts at once (`gather`).
         if received > 1 {
             tally.flush(&metrics.dns, &snapshot.answer_counters);

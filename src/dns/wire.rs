@@ -161,6 +161,40 @@ pub fn opt_options(request: &[u8]) -> Option<std::ops::Range<usize>> {
     None
 }
 
+/// Bytes of an OPT record before its options: the root owner (one byte),
+/// type, class (the payload size), TTL (the flags) and rdata length.
+const OPT_HEAD_LEN: usize = 11;
+
+/// Rewrites, in place, a UDP reply larger than the link can carry into
+/// the one a client retries over TCP for: its header with TC=1, its
+/// question, and its OPT (the client still learns our EDNS parameters),
+/// every record dropped. Gives the new length, or `None` for a reply
+/// without exactly one question or that does not read. In place because
+/// the send path calls it: no allocation.
+pub fn truncate_for_tcp(reply: &mut [u8]) -> Option<usize> {
+    if reply.len() < HEADER_LEN || reply[4..6] != [0, 1] {
+        return None;
+    }
+    let question_end = skip_name(reply, HEADER_LEN)? + 4;
+    if question_end > reply.len() {
+        return None;
+    }
+    let mut end = question_end;
+    let opt = opt_options(reply).map(|options| options.start - OPT_HEAD_LEN..options.end);
+    if let Some(opt) = &opt {
+        if reply[opt.start] != 0 {
+            // An OPT's owner is the root (RFC 6891 section 6.1.2).
+            return None;
+        }
+        reply.copy_within(opt.clone(), question_end);
+        end += opt.len();
+    }
+    reply[2] |= 0x02;
+    reply[6..10].fill(0);
+    reply[10..12].copy_from_slice(&u16::from(opt.is_some()).to_be_bytes());
+    Some(end)
+}
+
 /// The end of the name starting at `at`: labels up to the root, or up to
 /// a compression pointer (which ends a name in place).
 fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
@@ -233,6 +267,78 @@ mod tests {
             let _ = opt_options(&bytes[..len]);
         }
         assert_eq!(opt_options(&bytes[..range.start - 1]), None);
+    }
+
+    /// A reply to `www` A with three answers, an authority, glue and,
+    /// when `edns`, an OPT carrying ECS; hickory-proto writes the OPT last.
+    fn reply_with_every_section(edns: bool) -> Vec<u8> {
+        use hickory_proto::op::{Edns, Message, OpCode, Query};
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+        use hickory_proto::rr::rdata::{A, NS};
+        use hickory_proto::rr::{Name, RData, Record, RecordType};
+        let www = Name::from_ascii("www.gslb.example.").unwrap();
+        let ns = Name::from_ascii("ns1.gslb.example.").unwrap();
+        let mut reply = Message::response(0x4d2e, OpCode::Query);
+        reply.add_query(Query::query(www.clone(), RecordType::A));
+        for last in 1..=3 {
+            let a = RData::A(A::new(192, 0, 2, last));
+            reply.add_answer(Record::from_rdata(www.clone(), 30, a));
+        }
+        let apex = Name::from_ascii("gslb.example.").unwrap();
+        reply.add_authority(Record::from_rdata(apex, 300, RData::NS(NS(ns.clone()))));
+        reply.add_additional(Record::from_rdata(ns, 300, RData::A(A::new(192, 0, 2, 53))));
+        if edns {
+            let mut opt = Edns::new();
+            opt.set_max_payload(1232);
+            opt.options_mut()
+                .insert(EdnsOption::Subnet(ClientSubnet::new(
+                    ip("198.51.100.0"),
+                    24,
+                    16,
+                )));
+            reply.set_edns(opt);
+        }
+        reply.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_reply_truncated_for_tcp_keeps_its_id_question_and_opt_only() {
+        use hickory_proto::op::Message;
+        for edns in [true, false] {
+            let full = reply_with_every_section(edns);
+            let mut bytes = full.clone();
+            let len = truncate_for_tcp(&mut bytes).expect("a reply that reads");
+            assert!(len < full.len());
+            let cut = Message::from_vec(&bytes[..len]).expect("the truncated reply reads");
+            let whole = Message::from_vec(&full).unwrap();
+            assert_eq!(cut.metadata.id, whole.metadata.id);
+            assert!(cut.metadata.truncation, "TC=1");
+            assert_eq!(cut.queries, whole.queries);
+            assert!(cut.answers.is_empty() && cut.authorities.is_empty());
+            assert!(cut.additionals.is_empty(), "glue dropped");
+            assert_eq!(cut.edns, whole.edns, "the OPT as it was");
+            assert_eq!(cut.edns.is_some(), edns);
+            assert!(!whole.answers.is_empty() && !whole.additionals.is_empty());
+        }
+    }
+
+    #[test]
+    fn only_a_reply_with_one_question_is_truncated_for_tcp() {
+        let full = reply_with_every_section(true);
+        let mut two = full.clone();
+        two[5] = 2;
+        assert_eq!(truncate_for_tcp(&mut two), None);
+        let mut none = full.clone();
+        none[5] = 0;
+        assert_eq!(truncate_for_tcp(&mut none), None);
+        assert_eq!(truncate_for_tcp(&mut vec![0; 70_000]), None, "no question");
+        // Cut short anywhere: a length or `None`, never a panic.
+        for len in 0..full.len() {
+            let mut short = full[..len].to_vec();
+            if let Some(n) = truncate_for_tcp(&mut short) {
+                assert!(n <= len);
+            }
+        }
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -66,6 +66,12 @@ impl DnsCounters {
             "UDP responses sent with TC=1.",
             cells[SLOT_TRUNCATED],
         );
+        counter(
+            out,
+            "meridian_dns_truncated_for_link_total",
+            "UDP responses larger than the network interface allows, sent with TC=1 instead of fragmented (not in meridian_dns_truncated_total).",
+            &self.truncated_for_link,
+        );
         counter_value(
             out,
             "meridian_dns_fast_path_total",

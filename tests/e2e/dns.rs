@@ -812,6 +812,33 @@ fn udp_truncation_keeps_the_opt() {
 }
 
 #[test]
+fn a_reply_larger_than_the_interface_is_truncated_not_fragmented() {
+    let name = "dns::a_reply_larger_than_the_interface_is_truncated_not_fragmented";
+    if !in_private_netns(name, &[&["link", "set", "lo", "up", "mtu", "1280"]]) {
+        return;
+    }
+    // `big` (~2.3 kB) is within what the client offers and what we allow,
+    // but not within the 1280-byte interface: the kernel would have
+    // fragmented it; it must go out truncated instead, with the OPT.
+    let text = large_txt_config().replace("udp_payload_max = 1232", "udp_payload_max = 4096");
+    let node = Node::start(&text);
+    let request = query_edns("big.gslb.example.", RecordType::TXT, 4096);
+    let raw = node
+        .udp_raw(&request.to_vec().unwrap(), Duration::from_secs(5))
+        .expect("a reply, neither dropped nor lost in fragments");
+    let reply = Message::from_vec(&raw).unwrap();
+    assert_truncated(&reply, &request);
+    let edns = reply.edns.as_ref().expect("the OPT kept");
+    assert_eq!(edns.max_payload(), 4096, "our limit, as configured");
+    assert_eq!(node.metric("meridian_dns_truncated_for_link_total"), 1.0);
+    assert_eq!(node.tcp(&request).answers.len(), 20, "all of it over TCP");
+    // What the interface carries goes out whole.
+    let medium = query_edns("medium.gslb.example.", RecordType::TXT, 4096);
+    assert_eq!(node.udp(&medium).answers.len(), 6);
+    assert_eq!(node.metric("meridian_dns_truncated_for_link_total"), 1.0);
+}
+
+#[test]
 fn udp_reply_within_the_edns_limit_is_not_truncated() {
     let node = Node::start(&large_txt_config());
     let request = query_edns("medium.gslb.example.", RecordType::TXT, 1232);
