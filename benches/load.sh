@@ -34,6 +34,8 @@
 #     - UDP only, "busy": the server is stopped (SIGSTOP) while a burst of
 #       queries is queued in its socket, then continued; CPU time per query
 #       draining the bursts, with no sleep between queries;
+#     then, after the rounds, BUSY_PAIRS more busy runs per scenario with
+#     the servers taking turns, for a ratio the machine's drift cancels in;
 #     Meridian's resident set (VmRSS, VmHWM) is read before its first flood
 #     run and after each round's: the memo is bounded, so it must not grow;
 #  4b. compares the ECS scopes gdnsd and Meridian return for the same
@@ -67,6 +69,8 @@
 # over each file but the flood's under callgrind) CG_RATE=1000 (qps offered
 # under callgrind) FLOOD=100000 (distinct /24s in the flood)
 # BURST_BATCH=200 BURST_CYCLES=250 (queued queries per burst, bursts per run)
+# BUSY_PAIRS=10 (burst runs per server and scenario after the rounds, the
+# servers taking turns; 0 skips them)
 # THREADS=1 (UDP threads of gdnsd and Knot)
 # PORT_BASE=15350 (uses PORT_BASE..PORT_BASE+4) KEEP=1 (keep the work directory)
 # SCOPES_ONLY=1 (stop after the ECS scope comparison, benches/load/scopes.py:
@@ -96,6 +100,7 @@ PORT_BASE=${PORT_BASE:-15350}
 THREADS=${THREADS:-1}
 BURST_BATCH=${BURST_BATCH:-200}
 BURST_CYCLES=${BURST_CYCLES:-250}
+BUSY_PAIRS=${BUSY_PAIRS:-10}
 CONFIG="$root/zones/example.toml"
 
 die() {
@@ -399,6 +404,27 @@ for round in $(seq "$ROUNDS"); do
         done
     done
 done
+
+# The busy figure once more, in pairs: per scenario BUSY_PAIRS burst runs
+# of each server, the servers taking turns (in reverse order every other
+# pair), so the machine's drift over the minutes between one server's runs
+# and another's (other guests on the host, what the last run left in the
+# caches) falls on both alike. A pair's ratio is then steadier than the
+# ratio of two medians taken minutes apart; the report gives the median
+# and range of the pairs' ratios.
+if [ "$BUSY_PAIRS" -gt 0 ]; then
+    echo "busy pairs: $BUSY_PAIRS per scenario ..." >&2
+    for scen in $SCENARIOS; do
+        [ "$scen" = tcp ] && continue
+        for pair in $(seq "$BUSY_PAIRS"); do
+            order=$SERVERS
+            [ $((pair % 2)) = 0 ] && order=$(echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' ')
+            for s in $order; do
+                sits_out "$scen" "$s" || run_busy "pair$pair" "$scen" "$s"
+            done
+        done
+    done
+fi
 
 # --- callgrind: user-space instructions per answer ----------------------------------
 

@@ -15,7 +15,10 @@
 - busy µs/q: on-CPU time per query while draining queued bursts (no sleep
   between queries), from /proc/PID/task/*/schedstat;
 - over null: busy µs/q minus the null responder's in the same scenario, i.e.
-  the server's own work with the kernel's loopback cost taken out.
+  the server's own work with the kernel's loopback cost taken out;
+- busy in pairs: the busy runs made after the rounds with the servers taking
+  turns (round "pairN"): per pair Meridian's busy µs/q over gdnsd's, and the
+  median and range of those ratios. They are not in the busy column.
 
 CALLGRIND.tsv has one line per (server, scenario): queries sent, answered,
 and the user-space instructions counted while answering them. MEMORY.tsv
@@ -90,7 +93,13 @@ def collect(path):
         for line in f:
             rows.append(dict(zip(header, line.rstrip("\n").split("\t"))))
     stats = {}
+    pairs = {}
     for r in rows:
+        if r["round"].startswith("pair") and r["mode"] == "busy":
+            if num(r["completed"]):
+                pair = pairs.setdefault((r["scenario"], r["round"]), {})
+                pair[r["server"]] = num(r["cpu_ns"]) / 1000 / num(r["completed"])
+            continue
         s = stats.setdefault((r["scenario"], r["server"]), {})
         add = lambda k, v: s.setdefault(k, []).append(v)  # noqa: E731
         completed, sent = num(r["completed"]), num(r["sent"])
@@ -113,11 +122,16 @@ def collect(path):
         elif r["mode"] == "busy":
             add("busy", num(r["cpu_ns"]) / 1000 / completed)
     others = sorted(x for x in (num(r.get("others_share")) for r in rows) if x is not None)
-    return {k: {m: median(v) for m, v in s.items()} for k, s in stats.items()}, others
+    paired = {}
+    for (sc, _), pair in sorted(pairs.items()):
+        if pair.get("meridian") is not None and pair.get("gdnsd"):
+            paired.setdefault(sc, []).append(pair["meridian"] / pair["gdnsd"])
+    meds = {k: {m: median(v) for m, v in s.items()} for k, s in stats.items()}
+    return meds, others, paired
 
 
 def table(args):
-    med, others = collect(args.results)
+    med, others, paired = collect(args.results)
     scenarios = [sc for sc in SCENARIOS if any(k[0] == sc for k in med)]
     servers = [sv for sv in SERVERS if any(k[1] == sv for k in med)]
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -182,18 +196,26 @@ def table(args):
             parts.append(("p99", ratio(mer.get("p99"), g.get("p99"))))
             text = ", ".join(f"{k} {v}" for k, v in parts if v is not None)
             out.append(f"meridian/gdnsd: {text}")
+        if paired.get(sc):
+            rs = sorted(paired[sc])
+            out.append(
+                f"busy in pairs, meridian/gdnsd: median {statistics.median(rs):.3f} over {len(rs)} pairs "
+                f"(range {rs[0]:.3f}-{rs[-1]:.3f}): " + " ".join(f"{r:.3f}" for r in paired[sc])
+            )
         out.append("")
 
     busy_ratios = []
     for sc in scenarios:
         g, mer = med.get((sc, "gdnsd"), {}), med.get((sc, "meridian"), {})
-        if g.get("busy") and mer.get("busy") is not None:
-            busy_ratios.append((sc, mer["busy"] / g["busy"]))
+        if paired.get(sc):
+            busy_ratios.append((sc, statistics.median(paired[sc]), "pairs"))
+        elif g.get("busy") and mer.get("busy") is not None:
+            busy_ratios.append((sc, mer["busy"] / g["busy"], "rounds"))
     if busy_ratios:
-        over = [sc for sc, r in busy_ratios if r > 1.0]
+        over = [sc for sc, r, _ in busy_ratios if r > 1.0]
         out.append(
-            "busy CPU per answer, meridian/gdnsd (target <= 1.0): "
-            + ", ".join(f"{sc} {r:.2f}" for sc, r in busy_ratios)
+            "busy CPU per answer, meridian/gdnsd (target <= 1.0; the median of the pairs where there are pairs): "
+            + ", ".join(f"{sc} {r:.3f}" + (" (rounds)" if how == "rounds" else "") for sc, r, how in busy_ratios)
             + (f"; above 1.0: {', '.join(over)}" if over else "; all within")
         )
         out.append("")
