@@ -28,6 +28,11 @@
 //!
 //! [`run()`] wires them together over sockets the caller has already bound,
 //! so the binary and the tests start the same server.
+//!
+//! These docs are for those working on Meridian, and their links name
+//! private items freely: build them with `cargo doc --document-private-items`.
+
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod admin;
 pub mod allocator;

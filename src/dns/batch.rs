@@ -44,9 +44,9 @@ const CONTROL_LEN: usize = 64;
 struct Control([u8; CONTROL_LEN]);
 
 /// Asks the kernel to report each datagram's destination address on a
-/// socket bound to a wildcard address, so [`Batch::send`] can answer from
-/// it. Sockets bound to one address need nothing: their replies leave
-/// from it.
+/// socket bound to a wildcard address, so [`Batch::reply_each`] can
+/// answer from it. Sockets bound to one address need nothing: their
+/// replies leave from it.
 pub fn report_destinations(socket: &UdpSocket) -> io::Result<()> {
     let local = socket.local_addr()?;
     if !local.ip().is_unspecified() {

@@ -90,7 +90,7 @@ impl TallyCells {
 #[derive(Debug, Default)]
 pub(super) struct Cells {
     /// Counts added by more than one writer: TCP tallies, direct
-    /// [`DnsCounters::reply`], and the threads that ended.
+    /// `DnsCounters::reply` (in tests), and the threads that ended.
     shared: TallyCells,
     threads: Mutex<Vec<Arc<TallyCells>>>,
 }
