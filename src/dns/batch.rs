@@ -56,14 +56,23 @@ pub fn report_destinations(socket: &UdpSocket) -> io::Result<()> {
         IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_PKTINFO),
         IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
     };
-    let on: libc::c_int = 1;
+    set_int_option(socket, level, name, 1)
+}
+
+/// Sets an int-valued socket option.
+fn set_int_option(
+    socket: &UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid socket and an int option of its true size.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             level,
             name,
-            (&on as *const libc::c_int).cast(),
+            (&value as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -96,20 +105,7 @@ pub fn never_fragment(socket: &UdpSocket) -> io::Result<()> {
             libc::IPV6_PMTUDISC_PROBE,
         ),
     };
-    // SAFETY: a valid socket and an int option of its true size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    set_int_option(socket, level, name, value)
 }
 
 /// One thread's receive and send buffers.
