@@ -45,11 +45,12 @@
 #     CG_SCENARIOS: CG_RUNS passes over the file after one warm-up pass, and
 #     for the flood one pass over its 100,000 /24s after a warm-up on geo's
 #     (so none of the measured ones was asked before);
-#  7. prints the table: medians of the rounds, ratios Meridian/gdnsd.
+#  7. prints the table: medians of the rounds, ratios Meridian/gdnsd, and
+#     the median and range of the busy pairs' ratios.
 #
-# With the defaults it takes about 12 minutes on the 2-core VM (12 min 10 s
-# on 2026-12-05: about 8 for the answer checks and the 150 dnsperf runs, 4
-# for callgrind, most of that the two flood passes at CG_RATE).
+# With the defaults it takes about 12 minutes on the 2-core VM (12 min 1 s
+# on 2026-12-05 18:32 UTC, the 240 busy pairs' runs taking under a minute;
+# callgrind about 4, most of that the two flood passes at CG_RATE).
 #
 # Why CPU per query, and why two kinds: on a 2-core machine dnsperf itself
 # tops out around 100-165k qps and every fast server reaches that ceiling,
