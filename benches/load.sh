@@ -49,7 +49,7 @@
 #     the median and range of the busy pairs' ratios.
 #
 # With the defaults it takes about 12 minutes on the 2-core VM (12 min 1 s
-# on 2026-12-05 18:32 UTC, the 240 busy pairs' runs taking under a minute;
+# on 2026-12-05 18:32 UTC, the 210 busy runs in pairs about a minute of it;
 # callgrind about 4, most of that the two flood passes at CG_RATE).
 #
 # Why CPU per query, and why two kinds: on a 2-core machine dnsperf itself
