@@ -627,6 +627,7 @@ mod tests {
                 "meridian_dns_truncated_total counter",
                 "meridian_dns_truncated_for_link_total counter",
                 "meridian_dns_fast_path_total counter",
+                "meridian_dns_kept_replies_total counter",
                 "meridian_dns_tcp_refused_total counter",
                 "meridian_dns_dropped_total counter",
                 "meridian_dns_rate_limited_total counter",

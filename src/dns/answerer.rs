@@ -61,11 +61,14 @@ fn count(
     snapshot: &Snapshot,
     transport: Transport,
     facts: &ReplyFacts,
-    is_fast: bool,
+    (is_fast, is_kept): (bool, bool),
     service: Option<(usize, &[usize])>,
     gather: bool,
 ) {
     tally.reply(transport, facts, is_fast);
+    if is_kept {
+        tally.kept();
+    }
     if let Some((service, endpoints)) = service {
         for &e in endpoints {
             if gather {
@@ -105,6 +108,7 @@ struct Made<'m> {
     service: Option<(usize, &'m [usize])>,
     has_valid_cookie: bool,
     is_fast: bool,
+    is_kept: bool,
 }
 
 impl Answerer<'_, '_> {
@@ -130,6 +134,7 @@ impl Answerer<'_, '_> {
                 service: reply.service,
                 has_valid_cookie: reply.has_valid_cookie,
                 is_fast: true,
+                is_kept: reply.is_kept,
             };
             return self.gatekeeper.pass(request, transport, source, out, made);
         }
@@ -146,6 +151,7 @@ impl Answerer<'_, '_> {
                 .map(|hit| (hit.service, hit.endpoints.as_slice())),
             has_valid_cookie: reply.has_valid_cookie,
             is_fast: false,
+            is_kept: false,
         };
         self.gatekeeper.pass(request, transport, source, out, made)
     }
@@ -185,7 +191,7 @@ impl Gatekeeper<'_, '_> {
             snapshot,
             transport,
             &made.facts,
-            made.is_fast,
+            (made.is_fast, made.is_kept),
             made.service,
             self.gather,
         );

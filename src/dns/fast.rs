@@ -266,6 +266,8 @@ pub struct FastReply<'m> {
     pub has_valid_cookie: bool,
     /// The service answered and the endpoints named, for the counters.
     pub service: Option<(usize, &'m [usize])>,
+    /// Sent again as kept for the same query bytes (`fast::replies`).
+    pub is_kept: bool,
 }
 
 /// Answers `request` into `out` if it has a shape the fast path handles;
@@ -330,6 +332,7 @@ pub fn answer<'m>(
             Records::Service { service, decision } => Some((service, &*decision.endpoints)),
             _ => None,
         },
+        is_kept: false,
     })
 }
 

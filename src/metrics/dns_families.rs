@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::tally::{QTYPE_SLOTS, RCODE_SLOTS, SLOT_TRUNCATED, reply_cell};
+use super::tally::{QTYPE_SLOTS, RCODE_SLOTS, SLOT_KEPT, SLOT_TRUNCATED, reply_cell};
 use super::{DnsCounters, QTYPES, RCODES, counter, counter_value, header, labelled_counters};
 use crate::dns::wire::Transport;
 
@@ -77,6 +77,12 @@ impl DnsCounters {
             "meridian_dns_fast_path_total",
             "Replies made by the fast path; the others took the general path.",
             sum(&[0, 1], &[true], &all_qtypes, &all_rcodes),
+        );
+        counter_value(
+            out,
+            "meridian_dns_kept_replies_total",
+            "Fast-path replies sent again from those kept for the same query bytes (also in meridian_dns_fast_path_total).",
+            cells[SLOT_KEPT],
         );
         counter(
             out,

@@ -44,7 +44,9 @@ pub(super) const TALLY_ANSWERS: usize = 16;
 /// series covers. Truncated replies, rare, have the last cell.
 const REPLY_CELLS: usize = 2 * 2 * QTYPE_SLOTS * RCODE_SLOTS;
 pub(super) const SLOT_TRUNCATED: usize = REPLY_CELLS;
-const TALLY_SLOTS: usize = SLOT_TRUNCATED + 1;
+/// Fast-path replies sent again from those kept (`dns::fast::replies`).
+pub(super) const SLOT_KEPT: usize = SLOT_TRUNCATED + 1;
+const TALLY_SLOTS: usize = SLOT_KEPT + 1;
 
 /// The cell of a reply with these traits.
 #[inline]
@@ -246,6 +248,13 @@ impl ReplyTally {
         if facts.truncated {
             self.cells.bump(SLOT_TRUNCATED);
         }
+    }
+
+    /// One more of the replies counted as fast that was sent again from
+    /// those kept for the same query bytes.
+    #[inline]
+    pub fn kept(&mut self) {
+        self.cells.bump(SLOT_KEPT);
     }
 
     /// One more answer naming `endpoint` of `service`, whose counter is

@@ -1333,6 +1333,38 @@ fn common_queries_take_the_fast_path_unless_it_is_off() {
 }
 
 #[test]
+fn replies_sent_again_from_those_kept_are_counted() {
+    let node = Node::start(&all_policy_example());
+    // One client socket, so every ask reaches the same answering thread
+    // (SO_REUSEPORT picks one by source), whose kept replies they are.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    socket.connect(node.dns).unwrap();
+    let bytes = query("mail.gslb.example.", RecordType::A).to_vec().unwrap();
+    let mut replies = Vec::new();
+    for _ in 0..4 {
+        socket.send(&bytes).unwrap();
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).expect("a reply");
+        replies.push(buf[..n].to_vec());
+    }
+    assert!(
+        replies.windows(2).all(|w| w[0] == w[1]),
+        "the same reply each time"
+    );
+    // Written the first two times, kept the second, sent again after.
+    let expected = if fast_path_on() { 2.0 } else { 0.0 };
+    assert_eq!(node.metric("meridian_dns_kept_replies_total"), expected);
+    assert_eq!(
+        node.metric("meridian_dns_fast_path_total"),
+        2.0 * expected,
+        "kept replies are fast-path replies too"
+    );
+}
+
+#[test]
 fn pipelined_tcp_queries_are_answered_in_order() {
     use std::io::{Read, Write};
     let node = Node::start(&example_with(CNAME_EXTRAS));

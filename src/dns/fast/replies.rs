@@ -75,6 +75,7 @@ pub fn answer_or_send_kept<'m>(
                     facts,
                     has_valid_cookie: false,
                     service: None,
+                    is_kept: true,
                 });
             }
             Err(missed) => key = missed,
