@@ -17,8 +17,9 @@
 # printed again once they are in, and the reloads then run with it held.
 # UNDER_LOAD=1 then measures dnsperf's ceiling against the node (10 s,
 # queries over every service), loads it at 80% of that with dnsperf while
-# 10 more reloads run one after another, and reports dnsperf's lost
-# queries and response codes: every query must be answered NOERROR.
+# 10 more reloads run one after another, and reports how long those
+# reloads took and dnsperf's lost queries and response codes: every query
+# must be answered NOERROR.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SERVICES=${SERVICES:-10000}
@@ -123,12 +124,17 @@ if [ -n "${UNDER_LOAD:-}" ]; then
     perf -l 30 -Q "$rate" >"$work/dnsperf" 2>&1 &
     loader=$!
     sleep 2
+    loaded=()
     for v in $(seq 101 110); do
         generate "$v" >"$work/meridian.toml"
-        curl -s -o /dev/null -X POST "http://127.0.0.1:$ADMIN_PORT/v1/reload"
+        t=$(curl -s -o /dev/null -w '%{time_total}' -X POST "http://127.0.0.1:$ADMIN_PORT/v1/reload")
+        loaded+=("$(echo "$t * 1000" | bc -l)")
         [ "$(served)" = "v$v" ] || { echo "reload $v under load not live" >&2; exit 1; }
     done
     wait "$loader"
+    sorted=$(printf '%s\n' "${loaded[@]}" | sort -g)
+    printf 'reloads under load (POST /v1/reload to new snapshot live, the node at 80%% of its ceiling): median %.0f ms, min %.0f, max %.0f\n' \
+        "$(echo "$sorted" | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')" "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)"
     sent=$(awk '/Queries sent/ {print $3}' "$work/dnsperf")
     lost=$(awk '/Queries lost/ {print $3}' "$work/dnsperf")
     codes=$(awk '/Response codes/ {sub(/.*Response codes: */, ""); print}' "$work/dnsperf")
