@@ -235,6 +235,14 @@ impl ReplyTally {
         }
     }
 
+    /// Whether this is a thread's tally registered with `counters`, whose
+    /// cells `/metrics` reads where they are.
+    pub fn is_registered_with(&self, counters: &DnsCounters) -> bool {
+        self.owner
+            .as_ref()
+            .is_some_and(|owner| Arc::ptr_eq(owner, &counters.cells))
+    }
+
     /// One more reply: its query (by transport and type), its response
     /// (by rcode), and whether the fast path made it.
     #[inline]
@@ -514,5 +522,39 @@ mod tests {
         third.reply(Transport::Udp, &facts, false);
         direct.dns.reply(Transport::Udp, &facts);
         assert_eq!(direct.render(), threaded.render());
+    }
+
+    #[test]
+    fn a_tally_knows_the_server_it_is_registered_with_and_leaves_its_counts_there() {
+        // A runtime thread's TCP tally, as `dns::server` keeps it: replaced
+        // by one registered with the server it answers for when that
+        // changes, the replaced one folding its counts into its own.
+        let (first, second) = (Metrics::default(), Metrics::default());
+        let mut tally = ReplyTally::default();
+        assert!(!tally.is_registered_with(&first.dns));
+        let facts = ReplyFacts {
+            qtype: Some(1),
+            rcode: ResponseCode::NoError,
+            truncated: false,
+        };
+        let tcp_a = "meridian_dns_queries_total{transport=\"tcp\",qtype=\"A\"}";
+        for (metrics, replies) in [(&first, 3), (&second, 2), (&first, 4)] {
+            if !tally.is_registered_with(&metrics.dns) {
+                tally = metrics.dns.thread_tally();
+            }
+            assert!(tally.is_registered_with(&metrics.dns));
+            for _ in 0..replies {
+                tally.reply(Transport::Tcp, &facts, true);
+            }
+        }
+        assert!(!tally.is_registered_with(&second.dns));
+        assert_eq!(series(&first.render(), tcp_a), 7);
+        assert_eq!(series(&second.render(), tcp_a), 2);
+        drop(tally);
+        assert_eq!(
+            series(&first.render(), tcp_a),
+            7,
+            "kept when the thread ends"
+        );
     }
 }
