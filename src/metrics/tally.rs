@@ -9,9 +9,10 @@
 //! counters the moment it is counted. A thread that ends folds its cells
 //! into the shared ones, so the registry holds live threads only.
 //!
-//! TCP answers, on whichever runtime thread polls the connection, count
-//! into an unregistered tally of their own that `flush` adds to the shared
-//! cells. Answer counters per (service, endpoint) live in the snapshot and
+//! TCP answers count in a tally of the runtime thread that polls the
+//! connection, registered the same way with the server it answers for
+//! (`dns::server`); an unregistered tally, which `flush` adds to the
+//! shared cells cell by cell, is for tests. Answer counters per (service, endpoint) live in the snapshot and
 //! are few per batch: a tally keeps up to [`TALLY_ANSWERS`] of them and
 //! adds them once per batch. A query answered alone (a batch of one, the
 //! usual case below some thousands of queries a second, or a TCP query)
@@ -88,11 +89,11 @@ impl TallyCells {
     }
 }
 
-/// The shared cells and the UDP threads' own.
+/// The shared cells and the answering threads' own.
 #[derive(Debug, Default)]
 pub(super) struct Cells {
-    /// Counts added by more than one writer: TCP tallies, direct
-    /// `DnsCounters::reply` (in tests), and the threads that ended.
+    /// Counts added by more than one writer: unregistered tallies and
+    /// direct `DnsCounters::reply` (in tests), and the threads that ended.
     shared: TallyCells,
     threads: Mutex<Vec<Arc<TallyCells>>>,
 }
@@ -174,8 +175,9 @@ impl DnsCounters {
         }
     }
 
-    /// A tally for one UDP thread, whose counts `/metrics` reads where
-    /// they are; keep it for the thread's whole run.
+    /// A tally for one answering thread (a UDP thread, or a runtime
+    /// thread for its TCP connections), whose counts `/metrics` reads
+    /// where they are; keep it for the thread's whole run.
     pub fn thread_tally(&self) -> ReplyTally {
         let cells = Arc::new(TallyCells::default());
         self.cells

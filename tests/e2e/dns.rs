@@ -1457,7 +1457,7 @@ crate::also_on_general_path! {
 // ---------------------------------------------------------------------------
 
 /// Each UDP thread counts replies in cells of its own that `/metrics` adds
-/// up, and TCP replies go through a tally flushed after each query: every
+/// up, and TCP replies are counted in their runtime thread's cells: every
 /// reply must show once, by transport, type and rcode, as soon as it is
 /// answered (no flush to wait for, nothing counted twice).
 #[test]
