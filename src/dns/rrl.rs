@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
+use super::wire;
 use crate::config::RrlSettings;
 
 /// Buckets kept before idle ones are swept.
@@ -95,7 +96,10 @@ pub fn truncated(request: &[u8], reply: &[u8]) -> Option<Vec<u8>> {
     if request.len() < 12 || reply.len() < 12 {
         return None;
     }
-    let question_end = question_end(request)?;
+    if u16::from_be_bytes([request[4], request[5]]) == 0 {
+        return None;
+    }
+    let question_end = wire::question_end(request)?;
     let mut out = Vec::with_capacity(question_end);
     out.extend_from_slice(&reply[..4]);
     out[2] |= 0x02; // TC
@@ -103,31 +107,6 @@ pub fn truncated(request: &[u8], reply: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(&request[12..question_end]);
     Some(out)
-}
-
-/// Where the first question of a message ends.
-fn question_end(message: &[u8]) -> Option<usize> {
-    if u16::from_be_bytes([message[4], message[5]]) == 0 {
-        return None;
-    }
-    let mut i = 12;
-    loop {
-        let len = *message.get(i)? as usize;
-        if len == 0 {
-            i += 1;
-            break;
-        }
-        if len & 0xc0 == 0xc0 {
-            i += 2;
-            break;
-        }
-        if len & 0xc0 != 0 {
-            return None;
-        }
-        i += 1 + len;
-    }
-    let end = i + 4;
-    (end <= message.len()).then_some(end)
 }
 
 #[cfg(test)]

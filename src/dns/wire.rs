@@ -175,10 +175,7 @@ pub fn truncate_for_tcp(reply: &mut [u8]) -> Option<usize> {
     if reply.len() < HEADER_LEN || reply[4..6] != [0, 1] {
         return None;
     }
-    let question_end = skip_name(reply, HEADER_LEN)? + 4;
-    if question_end > reply.len() {
-        return None;
-    }
+    let question_end = question_end(reply)?;
     let mut end = question_end;
     let opt = opt_options(reply).map(|options| options.start - OPT_HEAD_LEN..options.end);
     if let Some(opt) = &opt {
@@ -193,6 +190,14 @@ pub fn truncate_for_tcp(reply: &mut [u8]) -> Option<usize> {
     reply[6..10].fill(0);
     reply[10..12].copy_from_slice(&u16::from(opt.is_some()).to_be_bytes());
     Some(end)
+}
+
+/// Where the question right after the header ends (its name, type and
+/// class), if all of it is there. The header's count is the caller's to
+/// check.
+pub fn question_end(message: &[u8]) -> Option<usize> {
+    let end = skip_name(message, HEADER_LEN)? + 4;
+    (end <= message.len()).then_some(end)
 }
 
 /// The end of the name starting at `at`: labels up to the root, or up to
