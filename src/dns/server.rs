@@ -459,8 +459,8 @@ thread_local! {
     /// Their reply counts, in cells registered with the server whose
     /// connections the thread polls, as a UDP thread's are: `/metrics`
     /// reads them where they are. (An unregistered tally moved every cell,
-    /// hundreds, into the shared ones after each query: a third of a TCP
-    /// answer's CPU.)
+    /// hundreds, into the shared ones after each query: about a quarter of
+    /// a TCP answer's CPU.)
     static TCP_TALLY: RefCell<ReplyTally> = RefCell::new(ReplyTally::default());
 }
 

@@ -12,12 +12,13 @@
 //! TCP answers count in a tally of the runtime thread that polls the
 //! connection, registered the same way with the server it answers for
 //! (`dns::server`); an unregistered tally, which `flush` adds to the
-//! shared cells cell by cell, is for tests. Answer counters per (service, endpoint) live in the snapshot and
-//! are few per batch: a tally keeps up to [`TALLY_ANSWERS`] of them and
-//! adds them once per batch. A query answered alone (a batch of one, the
-//! usual case below some thousands of queries a second, or a TCP query)
-//! has nothing to gather with, and adds to its counter at once
-//! ([`add_answer`]): the same one shared add, without the tally's slots.
+//! shared cells cell by cell, is for tests. Answer counters per (service,
+//! endpoint) live in the snapshot and are few per batch: a tally keeps up
+//! to [`TALLY_ANSWERS`] of them and adds them once per batch. A query
+//! answered alone (a batch of one, the usual case below some thousands of
+//! queries a second, or a TCP query) has nothing to gather with, and adds
+//! to its counter at once ([`add_answer`]): the same one shared add,
+//! without the tally's slots.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
