@@ -123,6 +123,46 @@ pub fn routed_client(ecs: Option<(IpAddr, u8)>, source: IpAddr) -> Client {
     }
 }
 
+/// The client an ECS option names when it ends `datagram`, judged by
+/// its shape alone (code, length, family, source prefix) for the
+/// address lengths resolvers send (/24, /56, /48): a guess at whom a
+/// query not yet read is for, to warm caches with. Nothing else is
+/// checked, so it must never decide an answer; a query with a cookie
+/// after its ECS, or none, gives `None`.
+#[inline(always)]
+pub fn trailing_ecs_client(datagram: &[u8]) -> Option<Client> {
+    // Option code and length, family, source and scope prefixes.
+    const HEAD: usize = 8;
+    for addr_len in [3, 7, 6] {
+        let Some(at) = datagram.len().checked_sub(HEAD + addr_len) else {
+            continue;
+        };
+        let option = &datagram[at..];
+        let source_prefix = option[6];
+        let is_ecs = option[..5] == [0, OPTION_ECS as u8, 0, (4 + addr_len) as u8, 0]
+            && ecs_address_len(source_prefix) == addr_len;
+        let addr = &option[HEAD..];
+        let addr = match option[5] {
+            1 if is_ecs && addr_len <= 4 => {
+                let mut v4 = [0; 4];
+                v4[..addr_len].copy_from_slice(addr);
+                IpAddr::from(v4)
+            }
+            2 if is_ecs => {
+                let mut v6 = [0; 16];
+                v6[..addr_len].copy_from_slice(addr);
+                IpAddr::from(v6)
+            }
+            _ => continue,
+        };
+        return Some(Client {
+            addr,
+            source_prefix,
+        });
+    }
+    None
+}
+
 /// The scope echoed in a reply's ECS (RFC 7871 section 7.2.1): how widely
 /// the answer applies, never longer than the query's source prefix.
 #[inline]
@@ -272,6 +312,74 @@ mod tests {
             let _ = opt_options(&bytes[..len]);
         }
         assert_eq!(opt_options(&bytes[..range.start - 1]), None);
+    }
+
+    /// `www` A with the given EDNS options, as hickory-proto writes it.
+    fn query_with_options(options: &[hickory_proto::rr::rdata::opt::EdnsOption]) -> Vec<u8> {
+        use hickory_proto::op::{Edns, Message, Query};
+        use hickory_proto::rr::{Name, RecordType};
+        let mut message = Message::query();
+        message.add_query(Query::query(
+            Name::from_ascii("www.gslb.example.").unwrap(),
+            RecordType::A,
+        ));
+        let mut edns = Edns::new();
+        for option in options {
+            edns.options_mut().insert(option.clone());
+        }
+        message.set_edns(edns);
+        message.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_trailing_ecs_names_its_client_for_the_usual_prefix_lengths() {
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+        for (addr, prefix) in [
+            ("193.0.7.0", 24),
+            ("2001:db8:aa:bb00::", 56),
+            ("2001:db8:aa::", 48),
+        ] {
+            let ecs = EdnsOption::Subnet(ClientSubnet::new(ip(addr), prefix, 0));
+            let guess = trailing_ecs_client(&query_with_options(&[ecs]));
+            let guess = guess.unwrap_or_else(|| panic!("{addr}/{prefix}"));
+            assert_eq!((guess.addr, guess.source_prefix), (ip(addr), prefix));
+        }
+        // Lengths it does not look for, no ECS, or no EDNS at all.
+        for (addr, prefix) in [("8.8.8.8", 32), ("2001:db8::", 32), ("8.0.0.0", 8)] {
+            let ecs = EdnsOption::Subnet(ClientSubnet::new(ip(addr), prefix, 0));
+            assert!(trailing_ecs_client(&query_with_options(&[ecs])).is_none());
+        }
+        assert!(trailing_ecs_client(&query_with_options(&[])).is_none());
+        let plain = query_with_options(&[]);
+        assert!(trailing_ecs_client(&plain[..plain.len() - 11]).is_none());
+    }
+
+    #[test]
+    fn a_trailing_ecs_guess_never_panics_and_fails_on_shapes_that_are_not_ecs() {
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+        let ecs = EdnsOption::Subnet(ClientSubnet::new(ip("193.0.7.0"), 24, 0));
+        let bytes = query_with_options(&[ecs]);
+        // Every prefix of the datagram, and its tail alone.
+        for len in 0..bytes.len() {
+            let _ = trailing_ecs_client(&bytes[..len]);
+            let _ = trailing_ecs_client(&bytes[len..]);
+        }
+        // A wrong code, length, family, or a prefix the bytes do not fit.
+        let tail = bytes.len() - 11;
+        for (at, value) in [(1, 9), (3, 8), (5, 3), (6, 32), (6, 16)] {
+            let mut changed = bytes.clone();
+            changed[tail + at] = value;
+            assert!(
+                trailing_ecs_client(&changed).is_none(),
+                "byte {at} = {value}"
+            );
+        }
+        // An IPv4 family with an IPv6-sized address is not read as IPv4.
+        let v6 = EdnsOption::Subnet(ClientSubnet::new(ip("2001:db8:aa:bb00::"), 56, 0));
+        let mut bytes = query_with_options(&[v6]);
+        let family = bytes.len() - 7 - 3;
+        bytes[family] = 1;
+        assert!(trailing_ecs_client(&bytes).is_none());
     }
 
     /// A reply to `www` A with three answers, an authority, glue and,
