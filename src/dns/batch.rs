@@ -205,6 +205,18 @@ impl Batch {
         Ok(n)
     }
 
+    /// The first `received` datagrams as [`Self::receive`] took them, not
+    /// yet answered: for warming caches before they are (the source and
+    /// the checks come with [`Self::reply_each`]).
+    pub fn requests(&self, received: usize) -> impl Iterator<Item = &[u8]> {
+        let received = received.min(BATCH);
+        let lens = self.received[..received].iter().map(|m| m.msg_len as usize);
+        self.requests[..received]
+            .iter()
+            .zip(lens)
+            .map(|(request, len)| &request[..len.min(RECV_MAX)])
+    }
+
     /// Hands each of the `received` datagrams to `answer` with its source
     /// and the buffer its reply goes in (it returns false to send nothing;
     /// a datagram from an address family we do not serve is not offered),
@@ -473,6 +485,7 @@ mod tests {
             assert!(batches.len() < want, "at least one datagram per receive");
             let n = batch.receive(server).expect("the datagrams sent");
             assert!((1..=BATCH).contains(&n), "{n}");
+            let ahead: Vec<Vec<u8>> = batch.requests(n).map(<[u8]>::to_vec).collect();
             let mut slots = Vec::new();
             batch.reply_each(server, n, |request, source, out| {
                 slots.push((request.to_vec(), *source));
@@ -485,6 +498,9 @@ mod tests {
                     None => false,
                 }
             });
+            // What `requests` gave before the answers is what they answered.
+            let answered: Vec<&Vec<u8>> = slots.iter().map(|(request, _)| request).collect();
+            assert_eq!(ahead.iter().collect::<Vec<_>>(), answered);
             taken += n;
             batches.push(slots);
         }

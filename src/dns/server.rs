@@ -321,6 +321,14 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
         };
         // One snapshot for the whole batch: a swap lands between batches.
         let snapshot = snapshots.load();
+        if received > 1 {
+            // Queries queued behind each other: under a flood of new
+            // networks, what each will read from the memo is far out of
+            // cache, and fetched all at once it arrives together.
+            for request in batch.requests(received) {
+                caches.prefetch_for(request);
+            }
+        }
         let mut answerer = Answerer {
             caches: &mut caches,
             gatekeeper: Gatekeeper {

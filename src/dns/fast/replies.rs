@@ -43,6 +43,18 @@ impl ThreadCaches {
         ThreadCaches::default()
     }
 
+    /// Starts fetching what answering `upcoming` (a query of the batch,
+    /// not yet read) will read from the memo: see
+    /// [`DecisionMemo::prefetch`]. Only a query that ends in its ECS is
+    /// looked at (most do): a flood of new networks is a flood of ECS
+    /// subnets, and the guess must cost next to nothing for the rest.
+    #[inline(always)]
+    pub fn prefetch_for(&self, upcoming: &[u8]) {
+        if let Some(client) = wire::trailing_ecs_client(upcoming) {
+            self.memo.prefetch(client);
+        }
+    }
+
     /// A reply is kept from `snapshot` for `request`'s bytes.
     #[cfg(test)]
     pub fn has_kept(&self, snapshot: u64, request: &[u8]) -> bool {
