@@ -321,10 +321,12 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
         };
         // One snapshot for the whole batch: a swap lands between batches.
         let snapshot = snapshots.load();
-        if received > 1 {
-            // Queries queued behind each other: under a flood of new
-            // networks, what each will read from the memo is far out of
-            // cache, and fetched all at once it arrives together.
+        // Queries queued behind each other while the memo is meeting new
+        // networks (a quarter of a batch's worth since the last batch): a
+        // flood's queries find their memo sets far out of cache, and
+        // fetched all at once they arrive together. Otherwise the sets in
+        // use are in cache and the guesses would cost for nothing.
+        if received > 1 && caches.memo.take_network_misses() * 4 >= received {
             for request in batch.requests(received) {
                 caches.prefetch_for(request);
             }
