@@ -87,6 +87,9 @@ pub struct DnsCounters {
     /// UDP replies larger than the link allows, sent truncated instead
     /// of fragmented (`dns::batch::never_fragment`).
     truncated_for_link: AtomicU64,
+    /// UDP batches whose memo sets were fetched before they were
+    /// answered: the memo was meeting new networks.
+    prefetched_batches: AtomicU64,
 }
 
 impl DnsCounters {
@@ -96,6 +99,10 @@ impl DnsCounters {
 
     pub fn truncated_for_link(&self, replies: usize) {
         self.truncated_for_link.fetch_add(replies as u64, Relaxed);
+    }
+
+    pub fn prefetched_batch(&self) {
+        self.prefetched_batches.fetch_add(1, Relaxed);
     }
 
     #[inline]
@@ -626,6 +633,7 @@ mod tests {
                 "meridian_dns_responses_total counter",
                 "meridian_dns_truncated_total counter",
                 "meridian_dns_truncated_for_link_total counter",
+                "meridian_dns_prefetched_batches_total counter",
                 "meridian_dns_fast_path_total counter",
                 "meridian_dns_kept_replies_total counter",
                 "meridian_dns_tcp_refused_total counter",

@@ -330,6 +330,7 @@ fn serve_udp(socket: &UdpSocket, store: &SnapshotStore, metrics: &Metrics, stop:
             for request in batch.requests(received) {
                 caches.prefetch_for(request);
             }
+            metrics.dns.prefetched_batch();
         }
         let mut answerer = Answerer {
             caches: &mut caches,

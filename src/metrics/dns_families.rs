@@ -72,6 +72,12 @@ impl DnsCounters {
             "UDP responses larger than the network interface allows, sent with TC=1 instead of fragmented (not in meridian_dns_truncated_total).",
             &self.truncated_for_link,
         );
+        counter(
+            out,
+            "meridian_dns_prefetched_batches_total",
+            "UDP batches whose routing memo lookups were fetched into cache before answering, because the memo was meeting many client networks new to it (a flood of random subnets, or a fresh snapshot).",
+            &self.prefetched_batches,
+        );
         counter_value(
             out,
             "meridian_dns_fast_path_total",

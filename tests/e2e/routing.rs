@@ -579,6 +579,68 @@ fn the_shipped_example_routes_three_regions_to_three_zones() {
 }
 
 #[test]
+fn queued_queries_from_new_networks_are_answered_as_lone_ones_are() {
+    // Queries from 128 networks new to the node, sent back to back from
+    // one socket, queue up and are answered in batches, whose memo
+    // lookups are fetched ahead (`meridian_dns_prefetched_batches_total`).
+    // Every reply must be the one the same query gets asked alone.
+    let node = Node::start_example();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    socket.connect(node.dns).unwrap();
+    // /24s spread over the public IPv4 space, none repeated.
+    let subnets: Vec<String> = (0..128u32)
+        .map(|i| {
+            let n = i.wrapping_mul(0x9E37_79B1) >> 8;
+            format!(
+                "{}.{}.{}.0/24",
+                (n >> 16) % 223 + 1,
+                (n >> 8) & 255,
+                n & 255
+            )
+        })
+        .collect();
+    let request = |i: usize| {
+        let mut q = ecs_query(&subnets[i]);
+        q.queries[0].set_name("www.gslb.example.".parse().unwrap());
+        q.metadata.id = i as u16;
+        q.to_vec().unwrap()
+    };
+    let summary = |reply: &Message| {
+        (
+            reply.response_code,
+            a_addrs(&reply.answers),
+            reply_ecs(reply),
+        )
+    };
+    for i in 0..subnets.len() {
+        socket.send(&request(i)).unwrap();
+    }
+    let mut queued = BTreeMap::new();
+    let mut buf = [0u8; 4096];
+    while queued.len() < subnets.len() {
+        let n = socket
+            .recv(&mut buf)
+            .expect("a reply to every queued query");
+        let reply = Message::from_vec(&buf[..n]).unwrap();
+        queued.insert(usize::from(reply.id), summary(&reply));
+    }
+    if fast_path_on() {
+        assert!(node.metric("meridian_dns_prefetched_batches_total") >= 1.0);
+    }
+    for (i, subnet) in subnets.iter().enumerate() {
+        socket.send(&request(i)).unwrap();
+        let n = socket.recv(&mut buf).expect("a reply");
+        let alone = summary(&Message::from_vec(&buf[..n]).unwrap());
+        assert_eq!(queued[&i], alone, "{subnet}");
+        assert_eq!(alone.0, ResponseCode::NoError, "{subnet}");
+        assert!(!alone.1.is_empty(), "{subnet}: no address");
+    }
+}
+
+#[test]
 fn latency_policy_uses_this_nodes_probe_rtts_for_clients_in_its_country() {
     let us = Backend::start("127.0.0.1");
     let eu = Backend::start("127.0.0.2");
