@@ -123,6 +123,12 @@ pub struct Batch {
     send_iov: [libc::iovec; BATCH],
 }
 
+/// The bytes of a received datagram its slot holds: a longer one was cut
+/// to the slot's [`RECV_MAX`].
+fn datagram_len(message: &libc::mmsghdr) -> usize {
+    (message.msg_len as usize).min(RECV_MAX)
+}
+
 impl Batch {
     pub fn new() -> Box<Batch> {
         // SAFETY: these are plain C structs for which all-zero is valid.
@@ -210,11 +216,11 @@ impl Batch {
     /// the checks come with [`Self::reply_each`]).
     pub fn requests(&self, received: usize) -> impl Iterator<Item = &[u8]> {
         let received = received.min(BATCH);
-        let lens = self.received[..received].iter().map(|m| m.msg_len as usize);
+        let lens = self.received[..received].iter().map(datagram_len);
         self.requests[..received]
             .iter()
             .zip(lens)
-            .map(|(request, len)| &request[..len.min(RECV_MAX)])
+            .map(|(request, len)| &request[..len])
     }
 
     /// Hands each of the `received` datagrams to `answer` with its source
@@ -235,7 +241,7 @@ impl Batch {
         let received = received.min(BATCH);
         let mut queued = 0;
         for i in 0..received {
-            let len = (self.received[i].msg_len as usize).min(RECV_MAX);
+            let len = datagram_len(&self.received[i]);
             let namelen = self.received[i].msg_hdr.msg_namelen;
             // Only a socket that asked for destinations has a control
             // message; it goes back as the reply's source.
