@@ -80,8 +80,8 @@ pub fn ecs_family_bits(family: u16) -> Option<u8> {
 /// Bytes of address an ECS option carries for a source prefix: the prefix
 /// rounded up to whole bytes (RFC 7871 section 6).
 #[inline]
-pub fn ecs_address_len(source_prefix: u8) -> usize {
-    usize::from(source_prefix).div_ceil(8)
+pub const fn ecs_address_len(source_prefix: u8) -> usize {
+    (source_prefix as usize).div_ceil(8)
 }
 
 /// Whether a query's ECS option is well formed per RFC 7871 section
@@ -132,14 +132,16 @@ pub fn routed_client(ecs: Option<(IpAddr, u8)>, source: IpAddr) -> Client {
 /// of the option's first eight bytes.
 #[inline(always)]
 pub fn trailing_ecs_client(datagram: &[u8]) -> Option<Client> {
-    /// (address bytes, the option's code, length, family, source and
-    /// scope prefixes as one big-endian number)
-    const SHAPES: [(usize, u64); 3] = [
-        (3, 0x0008_0007_0001_1800),
-        (7, 0x0008_000b_0002_3800),
-        (6, 0x0008_000a_0002_3000),
-    ];
-    for (addr_len, head) in SHAPES {
+    /// (family, source prefix) of the shapes looked for.
+    const SHAPES: [(u16, u8); 3] = [(1, 24), (2, 56), (2, 48)];
+    for (family, source_prefix) in SHAPES {
+        let addr_len = ecs_address_len(source_prefix);
+        // Code, length, family, source and scope (0) prefixes, as the
+        // option's first eight bytes read big-endian.
+        let head = u64::from(OPTION_ECS) << 48
+            | ((4 + addr_len) as u64) << 32
+            | u64::from(family) << 16
+            | u64::from(source_prefix) << 8;
         let Some(at) = datagram.len().checked_sub(8 + addr_len) else {
             continue;
         };
@@ -147,8 +149,10 @@ pub fn trailing_ecs_client(datagram: &[u8]) -> Option<Client> {
         if u64::from_be_bytes(option.try_into().ok()?) != head {
             continue;
         }
-        let addr = if addr_len == 3 {
-            IpAddr::from([addr[0], addr[1], addr[2], 0])
+        let addr = if family == 1 {
+            let mut v4 = [0; 4];
+            v4[..addr_len].copy_from_slice(addr);
+            IpAddr::from(v4)
         } else {
             let mut v6 = [0; 16];
             v6[..addr_len].copy_from_slice(addr);
@@ -156,7 +160,7 @@ pub fn trailing_ecs_client(datagram: &[u8]) -> Option<Client> {
         };
         return Some(Client {
             addr,
-            source_prefix: (head >> 8) as u8,
+            source_prefix,
         });
     }
     None

@@ -584,7 +584,8 @@ impl DecisionMemo {
 
     /// How many decisions were not in the networks' table since the last
     /// call: the answer loop's measure of whether [`Self::prefetch`] is
-    /// worth its instructions (about 35 a query) for the next batch. When
+    /// worth its instructions (about 70 a query with the guess at its
+    /// client, counted while draining full batches) for the next batch. When
     /// the networks' table answers, its sets are the few in use and
     /// already in cache.
     pub fn take_network_misses(&mut self) -> usize {
