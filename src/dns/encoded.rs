@@ -40,47 +40,69 @@ pub(super) struct EncodedSet {
 impl EncodedSet {
     /// Records answering the question: their owner is the question's name.
     fn encode(records: &[Record]) -> EncodedSet {
-        EncodedSet::encode_each(records.iter(), |_| OWNER_IS_QNAME.to_vec())
+        EncodedSet::encode_each(records.iter(), |_, wire| {
+            wire.extend_from_slice(&OWNER_IS_QNAME)
+        })
     }
 
     /// Records under their own names (additional data), written in full.
     fn encode_owned(records: &[&Record]) -> EncodedSet {
-        EncodedSet::encode_each(records.iter().copied(), |r| wire_name(&r.name))
+        EncodedSet::encode_each(records.iter().copied(), |r, wire| {
+            wire.extend_from_slice(&wire_name(&r.name))
+        })
     }
 
+    /// Writes each record into a buffer kept per thread and copies the
+    /// result out once: a snapshot of 10,000 services encodes some 60,000
+    /// sets, and with a buffer for each record's owner, its data and the
+    /// growing set, those allocations were most of the fast table's build
+    /// (about 7,300 instructions a service, callgrind over reloads).
     fn encode_each<'r>(
         records: impl Iterator<Item = &'r Record>,
-        owner: impl Fn(&Record) -> Vec<u8>,
+        owner: impl Fn(&Record, &mut Vec<u8>),
     ) -> EncodedSet {
-        let mut wire = Vec::new();
-        let mut count = 0u16;
-        for record in records {
-            let Some(rdata) = rdata_bytes(&record.data) else {
-                continue;
-            };
-            wire.extend_from_slice(&owner(record));
-            wire.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
-            wire.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
-            wire.extend_from_slice(&record.ttl.to_be_bytes());
-            wire.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-            wire.extend_from_slice(&rdata);
-            count += 1;
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+                const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
         }
-        EncodedSet {
-            count,
-            wire: wire.into_boxed_slice(),
-        }
+        SCRATCH.with_borrow_mut(|(wire, rdata)| {
+            wire.clear();
+            let mut count = 0u16;
+            for record in records {
+                if !rdata_into(&record.data, rdata) {
+                    continue;
+                }
+                owner(record, wire);
+                wire.extend_from_slice(&u16::from(record.record_type()).to_be_bytes());
+                wire.extend_from_slice(&u16::from(record.dns_class).to_be_bytes());
+                wire.extend_from_slice(&record.ttl.to_be_bytes());
+                wire.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                wire.extend_from_slice(rdata);
+                count += 1;
+            }
+            EncodedSet {
+                count,
+                wire: Box::from(&wire[..]),
+            }
+        })
     }
 }
 
-/// Record data with any names in it written in full, so the bytes can
-/// follow any question.
-fn rdata_bytes(data: &RData) -> Option<Vec<u8>> {
-    let mut rdata = Vec::new();
-    let mut encoder = BinEncoder::new(&mut rdata);
-    encoder.set_name_encoding(NameEncoding::Uncompressed);
-    data.emit(&mut encoder).ok()?;
-    Some(rdata)
+/// Writes record data into `out` (emptied first) with any names in it in
+/// full, so the bytes can follow any question; false if it cannot be
+/// written. Addresses, nearly every record here, are copied as they are.
+fn rdata_into(data: &RData, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    match data {
+        RData::A(a) => out.extend_from_slice(&a.0.octets()),
+        RData::AAAA(aaaa) => out.extend_from_slice(&aaaa.0.octets()),
+        _ => {
+            let mut encoder = BinEncoder::new(out);
+            encoder.set_name_encoding(NameEncoding::Uncompressed);
+            return data.emit(&mut encoder).is_ok();
+        }
+    }
+    true
 }
 
 /// One record set's answer and the additional data that goes with it.
