@@ -48,7 +48,7 @@ impl EncodedSet {
     /// Records under their own names (additional data), written in full.
     fn encode_owned(records: &[&Record]) -> EncodedSet {
         EncodedSet::encode_each(records.iter().copied(), |r, wire| {
-            wire.extend_from_slice(&wire_name(&r.name))
+            write_wire_name(&r.name, wire)
         })
     }
 
@@ -342,15 +342,14 @@ fn negative_soa(table: &DomainTable) -> Box<[u8]> {
     EncodedSet::encode_owned(&[&soa]).wire
 }
 
-/// A name as length-prefixed labels, as spelled, root included.
-fn wire_name(name: &Name) -> Vec<u8> {
-    let mut wire = Vec::with_capacity(name.len() + 1);
+/// Appends a name to `wire` as length-prefixed labels, as spelled, root
+/// included.
+fn write_wire_name(name: &Name, wire: &mut Vec<u8>) {
     for label in name.iter() {
         wire.push(label.len() as u8);
         wire.extend_from_slice(label);
     }
     wire.push(0);
-    wire
 }
 
 /// A name as length-prefixed labels, ASCII lower-cased, root included.
