@@ -17,6 +17,7 @@ mod validate;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::{Name, RData};
@@ -33,7 +34,7 @@ pub struct Config {
     /// Static records, every owner inside the domain.
     pub records: Vec<StaticRecord>,
     pub zones: Vec<Zone>,
-    pub services: Vec<Service>,
+    pub services: Vec<Arc<Service>>,
     /// Where client locations come from; `None`: no GeoIP, and policies
     /// that need a location fall back to the zones' configured order.
     pub geoip: Option<GeoipSettings>,

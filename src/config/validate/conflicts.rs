@@ -15,7 +15,7 @@ impl Checker<'_, '_> {
     pub(super) fn conflicts(
         &mut self,
         records: &[(StaticRecord, Range<usize>)],
-        services: &[(Service, Range<usize>)],
+        services: &[(std::sync::Arc<Service>, Range<usize>)],
         domain: Option<&Domain>,
     ) {
         let mut by_name: HashMap<LowerName, Vec<(RecordType, Range<usize>)>> = HashMap::new();

@@ -244,7 +244,7 @@ fn try_parse(text: &str, path: &Path, previous: Option<&Config>) -> Option<Confi
 /// A service entry as read: the service, its name's span within the
 /// entry, and the names it noted as suspicious.
 struct Found {
-    service: Service,
+    service: Arc<Service>,
     span: Range<usize>,
     suspicious: Vec<String>,
 }
@@ -348,7 +348,7 @@ fn read_entry(entry: &str, around: &Around<'_>) -> Option<Found> {
     }
     let (service, span) = services.pop()?;
     Some(Found {
-        service,
+        service: Arc::new(service),
         span,
         suspicious: names.suspicious.into_inner(),
     })

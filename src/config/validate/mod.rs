@@ -29,6 +29,7 @@ mod zones;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -76,7 +77,11 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
         config_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     }
     .check(raw, path, |checker, raw, names, zones, domain| {
-        checker.services(raw, names, zones, domain)
+        let services = checker.services(raw, names, zones, domain);
+        services
+            .into_iter()
+            .map(|(s, r)| (Arc::new(s), r))
+            .collect()
     });
     if problems.is_empty() {
         let mut config = config.expect("a config without problems is complete");
@@ -109,7 +114,7 @@ impl<'p, 'a> Checker<'p, 'a> {
             &Names,
             &[(Zone, Range<usize>)],
             Option<&Domain>,
-        ) -> Vec<(Service, Range<usize>)>,
+        ) -> Vec<(Arc<Service>, Range<usize>)>,
     ) -> Option<Config> {
         let server = self.server(raw.server);
         let Some(raw_domain) = raw.domain else {
