@@ -10,6 +10,7 @@
 //! built the same way by the server, the CLI's offline `explain`, the
 //! benches and the fuzz targets.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -17,9 +18,9 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use crate::cluster::ClusterView;
-use crate::config::Config;
+use crate::config::{Config, Service};
 use crate::dns::encoded::FastTable;
-use crate::dns::table::DomainTable;
+use crate::dns::table::{DomainTable, Unchanged};
 use crate::dnssec::{SignatureCache, SignedDomain};
 use crate::health::drains::Drains;
 use crate::health::{HealthView, initial_observed};
@@ -113,6 +114,15 @@ impl Drop for LiveMark {
 /// Builds the lookup tables (and their fast-path encoding) for `inputs`.
 /// Pure apart from the build stamp and the process-unique id.
 pub fn build(inputs: Inputs) -> Snapshot {
+    build_after(inputs, None)
+}
+
+/// [`build`], sharing with `previous` (the snapshot being replaced) the
+/// records of every service whose config entry is the one `previous` was
+/// built from and whose health is the same: a reload that changes one
+/// service, or a health change, then builds one service's records, not
+/// every service's. The result is what [`build`] would make.
+pub fn build_after(inputs: Inputs, previous: Option<&Snapshot>) -> Snapshot {
     let Inputs {
         config,
         health,
@@ -123,10 +133,22 @@ pub fn build(inputs: Inputs) -> Snapshot {
         generation,
         signature_cache,
     } = inputs;
-    let table = DomainTable::build(&config, &health);
+    let unchanged = previous.map(|p| unchanged_services(p, &config, &health));
+    let unchanged = previous
+        .zip(unchanged.as_deref())
+        .map(|(p, services)| Unchanged {
+            table: &p.table,
+            services,
+        });
+    let table = DomainTable::build_after(&config, &health, unchanged);
     let built_at = SystemTime::now();
     let signed = SignedDomain::build(&config, &table, &health, &signature_cache, built_at);
-    let fast = FastTable::build(&config, &table, signed.as_ref());
+    let fast = FastTable::build_after(
+        &config,
+        &table,
+        signed.as_ref(),
+        previous.zip(unchanged).map(|(p, u)| (&p.fast, u)),
+    );
     Snapshot {
         config,
         health,
@@ -143,6 +165,40 @@ pub fn build(inputs: Inputs) -> Snapshot {
         built_at,
         _live: LiveMark::new(),
     }
+}
+
+/// Per service of `config`, the index in `previous` of the same service
+/// when its records would come out the same: the same config entry (the
+/// config read shares an unchanged entry's `Arc` with the read before)
+/// and an equal health view. Looked for at the same index first, where a
+/// reload that adds or removes no service finds every one.
+fn unchanged_services(
+    previous: &Snapshot,
+    config: &Config,
+    health: &HealthView,
+) -> Vec<Option<usize>> {
+    let before = &previous.config.services;
+    let mut by_entry: Option<HashMap<*const Service, usize, foldhash::fast::RandomState>> = None;
+    config
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, service)| {
+            let j = if before.get(i).is_some_and(|b| Arc::ptr_eq(b, service)) {
+                i
+            } else {
+                let by_entry = by_entry.get_or_insert_with(|| {
+                    before
+                        .iter()
+                        .enumerate()
+                        .map(|(j, b)| (Arc::as_ptr(b), j))
+                        .collect()
+                });
+                *by_entry.get(&Arc::as_ptr(service))?
+            };
+            (health.endpoints.get(i) == previous.health.endpoints.get(j)).then_some(j)
+        })
+        .collect()
 }
 
 /// Counters that belong to no metrics registry, for snapshots built

@@ -17,11 +17,13 @@
 //! This module reads the domain table and the config and nothing above
 //! them: the snapshot imports it, so it must not import the snapshot.
 
+use std::sync::Arc;
+
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::names::{Key, NameIndex};
-use super::table::{DomainTable, ServiceRecords};
+use super::table::{DomainTable, ServiceRecords, Unchanged};
 use super::wire::{HEADER_LEN, NAME_MAX};
 use crate::config::Config;
 use crate::dnssec::SignedDomain;
@@ -31,10 +33,12 @@ use crate::dnssec::SignedDomain;
 const OWNER_IS_QNAME: [u8; 2] = [0xC0, HEADER_LEN as u8];
 
 /// Resource records of one set, encoded with the question's name as owner.
+/// Shared (an `Arc`, read through as directly as a `Box`) so an unchanged
+/// service's sets pass to the next snapshot without a copy.
 #[derive(Debug, Clone, Default)]
 pub(super) struct EncodedSet {
     pub(super) count: u16,
-    pub(super) wire: Box<[u8]>,
+    pub(super) wire: Arc<[u8]>,
 }
 
 impl EncodedSet {
@@ -82,7 +86,7 @@ impl EncodedSet {
             }
             EncodedSet {
                 count,
-                wire: Box::from(&wire[..]),
+                wire: Arc::from(&wire[..]),
             }
         })
     }
@@ -129,11 +133,13 @@ pub(super) enum FastNode {
     Declined,
 }
 
-/// One service's address records per endpoint, encoded.
-#[derive(Debug, Default)]
+/// One service's address records per endpoint, encoded. Cloning it is
+/// three reference counts: the next snapshot takes an unchanged
+/// service's as it is.
+#[derive(Debug, Default, Clone)]
 pub(super) struct FastService {
     /// Per endpoint: A usable, A all, AAAA usable, AAAA all.
-    endpoints: Vec<[EncodedSet; 4]>,
+    endpoints: Arc<[[EncodedSet; 4]]>,
     fallback_a: EncodedSet,
     fallback_aaaa: EncodedSet,
 }
@@ -204,6 +210,18 @@ impl FastTable {
     /// Encodes `table` (the snapshot's domain table, built from `config`),
     /// with each set's RRSIG from `signed` when the domain is signed.
     pub fn build(config: &Config, table: &DomainTable, signed: Option<&SignedDomain>) -> FastTable {
+        FastTable::build_after(config, table, signed, None)
+    }
+
+    /// [`FastTable::build`], taking the encoded records of the services
+    /// `unchanged` names from `previous`, the fast table built beside
+    /// `unchanged.table`.
+    pub fn build_after(
+        config: &Config,
+        table: &DomainTable,
+        signed: Option<&SignedDomain>,
+        previous: Option<(&FastTable, Unchanged<'_>)>,
+    ) -> FastTable {
         let mut nodes = Vec::new();
         let cuts: Vec<Vec<u8>> = table
             .nodes()
@@ -247,7 +265,17 @@ impl FastTable {
             nodes: NameIndex::build(nodes),
             has_delegations: !cuts.is_empty(),
             has_wildcards: table.has_wildcards(),
-            services: table.services.iter().map(FastService::build).collect(),
+            services: table
+                .services
+                .iter()
+                .enumerate()
+                .map(|(i, records)| {
+                    previous
+                        .and_then(|(fast, unchanged)| fast.services.get(unchanged.previous(i)?))
+                        .cloned()
+                        .unwrap_or_else(|| FastService::build(records))
+                })
+                .collect(),
             negative_soa: negative_soa(table),
             udp_payload_max: config.server.udp_payload_max,
         }
@@ -339,7 +367,7 @@ fn is_label_start(name: &[u8], at: usize) -> bool {
 fn negative_soa(table: &DomainTable) -> Box<[u8]> {
     let mut soa = table.soa().clone();
     soa.ttl = table.negative_ttl();
-    EncodedSet::encode_owned(&[&soa]).wire
+    Box::from(&*EncodedSet::encode_owned(&[&soa]).wire)
 }
 
 /// Appends a name to `wire` as length-prefixed labels, as spelled, root

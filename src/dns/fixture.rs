@@ -184,6 +184,29 @@ fn with_drains(
     observed: &HashMap<AddressKey, Observed>,
     drains: Drains,
 ) -> Snapshot {
+    crate::snapshot::build(inputs(config, observed, drains))
+}
+
+/// For `config` with these observations and no drains, a snapshot built
+/// after `previous` (sharing what it can) and one built afresh.
+pub fn built_after_and_afresh(
+    previous: &Snapshot,
+    config: Arc<Config>,
+    observed: &HashMap<AddressKey, Observed>,
+) -> (Snapshot, Snapshot) {
+    let after = inputs(config.clone(), observed, Drains::default());
+    let afresh = inputs(config, observed, Drains::default());
+    (
+        crate::snapshot::build_after(after, Some(previous)),
+        crate::snapshot::build(afresh),
+    )
+}
+
+fn inputs(
+    config: Arc<Config>,
+    observed: &HashMap<AddressKey, Observed>,
+    drains: Drains,
+) -> crate::snapshot::Inputs {
     let geo = config
         .geoip
         .as_ref()
@@ -191,7 +214,7 @@ fn with_drains(
     let counters = crate::snapshot::detached_counters(&config);
     let initial = Snapshot::initial(config.clone(), drains.clone(), geo, counters);
     // Rebuild with these observations and the drains in the health view.
-    crate::snapshot::build(crate::snapshot::Inputs {
+    crate::snapshot::Inputs {
         health: HealthView::build(&config, observed, &drains),
         config,
         drains,
@@ -200,7 +223,7 @@ fn with_drains(
         answer_counters: initial.answer_counters,
         generation: 1,
         signature_cache: initial.signature_cache,
-    })
+    }
 }
 
 /// A query for `name` and `qtype` with RD set, and with an OPT record of

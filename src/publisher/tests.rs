@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::publish::COUNT_BESIDE_FROM;
 use super::*;
 use crate::config::Config;
 use crate::health::state::{Observed, Transition};
