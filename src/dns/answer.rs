@@ -487,16 +487,22 @@ fn service_answer(
     let records = &snapshot.table.services[service];
     match answer_addresses(&decision.endpoints, decision.is_all_down) {
         AnswerAddresses::Fallback => {
-            push_owned(&mut reply.answers, records.fallback(qtype), name);
+            push_addresses(
+                &mut reply.answers,
+                records.fallback(qtype),
+                records.ttl,
+                name,
+            );
         }
         AnswerAddresses::Endpoints {
             endpoints,
             usable_only,
         } => {
             for &e in endpoints {
-                push_owned(
+                push_addresses(
                     &mut reply.answers,
-                    records.records(qtype, e, usable_only),
+                    records.addresses(qtype, e, usable_only),
+                    records.ttl,
                     name,
                 );
             }
@@ -515,6 +521,16 @@ fn cut_name_is(name: &LowerName, cut: &Node) -> bool {
     cut.rrset(RecordType::NS)
         .and_then(|s| s.records.first())
         .is_some_and(|r| LowerName::new(&r.name) == *name)
+}
+
+/// A service's addresses as records in a section, under the owner name as
+/// the client spelled it.
+fn push_addresses(section: &mut Vec<Record>, addresses: &[IpAddr], ttl: u32, owner: &Name) {
+    section.extend(
+        addresses
+            .iter()
+            .map(|a| crate::dns::table::address_record(owner.clone(), ttl, *a)),
+    );
 }
 
 /// Copies records into a section under the owner name as the client spelled it.

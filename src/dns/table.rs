@@ -13,8 +13,8 @@ use std::sync::Arc;
 use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use crate::config::{AllDown, Config};
-use crate::health::HealthView;
+use crate::config::{AllDown, Config, Service};
+use crate::health::{EndpointView, HealthView};
 
 /// All records at one name.
 #[derive(Debug, Default, Clone)]
@@ -101,41 +101,127 @@ pub enum Lookup<'t> {
     NxDomain,
 }
 
-/// A service's address records, ready for any routing decision.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A service's addresses, ready for any routing decision: per endpoint
+/// its usable addresses and all of them, by family, as slices of one
+/// buffer. The records are written when answered (the general path
+/// writes the owner as the client spelled it anyway): kept as records
+/// (272 bytes each, in a vector of their own per set), the records of
+/// 10,000 services were most of a snapshot build's memory and time.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceRecords {
-    /// Per endpoint, the A records of its usable addresses.
-    pub a: Vec<Vec<Record>>,
-    /// Per endpoint, the AAAA records of its usable addresses.
-    pub aaaa: Vec<Vec<Record>>,
-    /// Per endpoint, every address regardless of health (for fail-open).
-    pub all_a: Vec<Vec<Record>>,
-    pub all_aaaa: Vec<Vec<Record>>,
-    /// The all-down fallback addresses, when configured.
-    pub fallback_a: Vec<Record>,
-    pub fallback_aaaa: Vec<Record>,
+    /// The owner of the records: the service's name.
+    pub name: Name,
+    pub ttl: u32,
+    /// Every set's addresses, one set after another.
+    addresses: Box<[IpAddr]>,
+    /// Per endpoint, where its sets lie in `addresses`: A usable, A all,
+    /// AAAA usable, AAAA all.
+    endpoints: Box<[[(u32, u32); 4]]>,
+    /// The all-down fallback's A and AAAA addresses, when configured.
+    fallback: [(u32, u32); 2],
     /// No endpoint is serving at all in this snapshot.
     pub is_all_down: bool,
 }
 
 impl ServiceRecords {
-    /// The records for `endpoints` of one address type; `healthy` selects
-    /// the usable addresses, else every address (fail-open).
-    pub fn records(&self, record_type: RecordType, endpoint: usize, healthy: bool) -> &[Record] {
-        let sets = match (record_type, healthy) {
-            (RecordType::A, true) => &self.a,
-            (RecordType::A, false) => &self.all_a,
-            (RecordType::AAAA, true) => &self.aaaa,
-            (_, _) => &self.all_aaaa,
+    fn build(service: &Service, views: &[EndpointView]) -> ServiceRecords {
+        let fallback = match &service.all_down {
+            AllDown::Fallback(addrs) => addrs.as_slice(),
+            AllDown::FailOpen => &[],
         };
-        sets.get(endpoint).map(Vec::as_slice).unwrap_or(&[])
+        let per_endpoint: usize = service
+            .endpoints
+            .iter()
+            .map(|e| 2 * e.addresses.len())
+            .sum();
+        let mut addresses = Vec::with_capacity(per_endpoint + fallback.len());
+        fn set(addresses: &mut Vec<IpAddr>, chosen: impl Iterator<Item = IpAddr>) -> (u32, u32) {
+            let start = addresses.len() as u32;
+            addresses.extend(chosen);
+            (start, addresses.len() as u32)
+        }
+        let endpoints = service
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(e, endpoint)| {
+                let usable = |i: usize| {
+                    views
+                        .get(e)
+                        .and_then(|v| v.addresses.get(i))
+                        .is_none_or(|o| o.is_usable())
+                };
+                let family = |v6: bool, healthy: bool| {
+                    endpoint
+                        .addresses
+                        .iter()
+                        .enumerate()
+                        .filter(move |(i, a)| a.is_ipv6() == v6 && (!healthy || usable(*i)))
+                        .map(|(_, a)| *a)
+                };
+                [
+                    set(&mut addresses, family(false, true)),
+                    set(&mut addresses, family(false, false)),
+                    set(&mut addresses, family(true, true)),
+                    set(&mut addresses, family(true, false)),
+                ]
+            })
+            .collect();
+        let fallback = [
+            set(
+                &mut addresses,
+                fallback.iter().copied().filter(IpAddr::is_ipv4),
+            ),
+            set(
+                &mut addresses,
+                fallback.iter().copied().filter(IpAddr::is_ipv6),
+            ),
+        ];
+        ServiceRecords {
+            name: service.name.clone(),
+            ttl: service.ttl,
+            addresses: addresses.into_boxed_slice(),
+            endpoints,
+            fallback,
+            is_all_down: (0..service.endpoints.len())
+                .all(|e| views.get(e).is_some_and(|v| !v.is_serving())),
+        }
     }
 
-    pub fn fallback(&self, record_type: RecordType) -> &[Record] {
+    /// How many endpoints the service has.
+    pub fn endpoints(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// One endpoint's addresses of one type; `healthy` selects the usable
+    /// ones, else every one (fail-open). None for another type.
+    pub fn addresses(&self, record_type: RecordType, endpoint: usize, healthy: bool) -> &[IpAddr] {
+        let set = match record_type {
+            RecordType::A => 0,
+            RecordType::AAAA => 2,
+            _ => return &[],
+        } + usize::from(!healthy);
+        self.endpoints
+            .get(endpoint)
+            .map_or(&[], |sets| self.slice(sets[set]))
+    }
+
+    /// The all-down fallback's addresses of one type.
+    pub fn fallback(&self, record_type: RecordType) -> &[IpAddr] {
         match record_type {
-            RecordType::A => &self.fallback_a,
-            _ => &self.fallback_aaaa,
+            RecordType::A => self.slice(self.fallback[0]),
+            RecordType::AAAA => self.slice(self.fallback[1]),
+            _ => &[],
         }
+    }
+
+    /// The record answering with `addr`, owned by the service's name.
+    pub fn record(&self, addr: IpAddr) -> Record {
+        address_record(self.name.clone(), self.ttl, addr)
+    }
+
+    fn slice(&self, (start, end): (u32, u32)) -> &[IpAddr] {
+        &self.addresses[start as usize..end as usize]
     }
 }
 
@@ -268,55 +354,7 @@ impl DomainTable {
                 .get(index)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            let endpoints = service.endpoints.len();
-            let mut records = ServiceRecords {
-                a: Vec::with_capacity(endpoints),
-                aaaa: Vec::with_capacity(endpoints),
-                all_a: Vec::with_capacity(endpoints),
-                all_aaaa: Vec::with_capacity(endpoints),
-                ..ServiceRecords::default()
-            };
-            for (e, endpoint) in service.endpoints.iter().enumerate() {
-                // Exact capacities: at 10,000 services the spare room a
-                // growing Vec keeps (four records for one) was half the
-                // snapshot's memory.
-                let v4 = endpoint.addresses.iter().filter(|a| a.is_ipv4()).count();
-                let v6 = endpoint.addresses.len() - v4;
-                let (mut a, mut aaaa) = (Vec::with_capacity(v4), Vec::with_capacity(v6));
-                let (mut all_a, mut all_aaaa) = (Vec::with_capacity(v4), Vec::with_capacity(v6));
-                for (i, addr) in endpoint.addresses.iter().enumerate() {
-                    let record = address_record(service.name.clone(), service.ttl, *addr);
-                    let usable = views
-                        .get(e)
-                        .and_then(|v| v.addresses.get(i))
-                        .is_none_or(|o| o.is_usable());
-                    let (healthy, all) = if addr.is_ipv4() {
-                        (&mut a, &mut all_a)
-                    } else {
-                        (&mut aaaa, &mut all_aaaa)
-                    };
-                    if usable {
-                        healthy.push(record.clone());
-                    }
-                    all.push(record);
-                }
-                records.a.push(a);
-                records.aaaa.push(aaaa);
-                records.all_a.push(all_a);
-                records.all_aaaa.push(all_aaaa);
-            }
-            if let AllDown::Fallback(addrs) = &service.all_down {
-                for addr in addrs {
-                    let record = address_record(service.name.clone(), service.ttl, *addr);
-                    if addr.is_ipv4() {
-                        records.fallback_a.push(record);
-                    } else {
-                        records.fallback_aaaa.push(record);
-                    }
-                }
-            }
-            records.is_all_down =
-                (0..service.endpoints.len()).all(|e| views.get(e).is_some_and(|v| !v.is_serving()));
+            let records = ServiceRecords::build(service, views);
             table.services.push(Arc::new(records));
         }
         table
@@ -442,7 +480,8 @@ impl DomainTable {
     }
 }
 
-fn address_record(name: Name, ttl: u32, addr: IpAddr) -> Record {
+/// An A or AAAA record for `addr`.
+pub(crate) fn address_record(name: Name, ttl: u32, addr: IpAddr) -> Record {
     let data = match addr {
         IpAddr::V4(v4) => RData::A(A(v4)),
         IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
@@ -544,6 +583,10 @@ data = "192.0.2.153"
 
     fn lower(name: &str) -> LowerName {
         LowerName::new(&Name::from_ascii(name).unwrap())
+    }
+
+    fn ips(addresses: &[IpAddr]) -> Vec<String> {
+        addresses.iter().map(ToString::to_string).collect()
     }
 
     fn addrs(records: &[Record]) -> Vec<String> {
@@ -691,22 +734,26 @@ data = "192.0.2.153"
         };
         let table = table(&config, &health);
         let www = &table.services[0];
-        assert_eq!(addrs(www.records(RecordType::A, 0, true)), ["192.0.2.1"]);
+        assert_eq!(ips(www.addresses(RecordType::A, 0, true)), ["192.0.2.1"]);
         assert_eq!(
-            addrs(www.records(RecordType::A, 0, false)),
+            ips(www.addresses(RecordType::A, 0, false)),
             ["192.0.2.1", "192.0.2.2"]
         );
         assert_eq!(
-            addrs(www.records(RecordType::AAAA, 0, true)),
+            ips(www.addresses(RecordType::AAAA, 0, true)),
             ["2001:db8::1"]
         );
-        assert_eq!(addrs(www.records(RecordType::A, 1, true)), ["198.51.100.1"]);
-        assert!(www.records(RecordType::AAAA, 1, false).is_empty());
+        assert_eq!(ips(www.addresses(RecordType::A, 1, true)), ["198.51.100.1"]);
+        assert!(www.addresses(RecordType::AAAA, 1, false).is_empty());
         assert!(
-            www.records(RecordType::A, 7, false).is_empty(),
+            www.addresses(RecordType::A, 7, false).is_empty(),
             "no such endpoint"
         );
-        let record = &www.records(RecordType::A, 0, true)[0];
+        assert!(
+            www.addresses(RecordType::MX, 0, false).is_empty(),
+            "no other type"
+        );
+        let record = www.record(www.addresses(RecordType::A, 0, true)[0]);
         assert_eq!(record.ttl, 20, "the service's TTL");
         assert_eq!(record.name, Name::from_ascii("www.t.example.").unwrap());
         assert!(!www.is_all_down);
@@ -725,8 +772,8 @@ data = "192.0.2.153"
         assert!(table.services[0].is_all_down, "every endpoint drained");
         let api = &table.services[1];
         assert!(api.is_all_down, "its one endpoint down");
-        assert_eq!(addrs(api.fallback(RecordType::A)), ["192.0.2.99"]);
-        assert_eq!(addrs(api.fallback(RecordType::AAAA)), ["2001:db8::99"]);
+        assert_eq!(ips(api.fallback(RecordType::A)), ["192.0.2.99"]);
+        assert_eq!(ips(api.fallback(RecordType::AAAA)), ["2001:db8::99"]);
         // One serving endpoint is enough.
         health.endpoints[0][1].is_drained = false;
         assert!(!DomainTable::build(&config, &health).services[0].is_all_down);

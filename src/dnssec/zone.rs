@@ -453,9 +453,9 @@ fn service_sets(
             .iter()
             .flat_map(|e| {
                 records
-                    .records(record_type, *e, usable_only)
+                    .addresses(record_type, *e, usable_only)
                     .iter()
-                    .cloned()
+                    .map(|a| records.record(*a))
             })
             .collect();
         (choice, set)
@@ -464,7 +464,8 @@ fn service_sets(
     if serving.is_empty() {
         match &svc.all_down {
             AllDown::Fallback(_) => {
-                decisions.push((u64::MAX, records.fallback(record_type).to_vec()));
+                let fallback = records.fallback(record_type).iter();
+                decisions.push((u64::MAX, fallback.map(|a| records.record(*a)).collect()));
             }
             AllDown::FailOpen => {
                 let every: Vec<usize> = (0..svc.endpoints.len()).collect();
