@@ -139,6 +139,7 @@ pub fn build_after(inputs: Inputs, previous: Option<&Snapshot>) -> Snapshot {
         .map(|(p, services)| Unchanged {
             table: &p.table,
             services,
+            names: same_names(&p.config, &config),
         });
     let table = DomainTable::build_after(&config, &health, unchanged);
     let built_at = SystemTime::now();
@@ -199,6 +200,22 @@ fn unchanged_services(
             (health.endpoints.get(i) == previous.health.endpoints.get(j)).then_some(j)
         })
         .collect()
+}
+
+/// Whether `config` gives the domain the same names as `previous` did,
+/// with the same data, and each service at the same index (see
+/// [`Unchanged::names`]): names compared as spelled, since records are
+/// written as the config spells them.
+fn same_names(previous: &Config, config: &Config) -> bool {
+    previous.dnssec.is_none()
+        && config.dnssec.is_none()
+        && config.same_outside_services(previous)
+        && previous.services.len() == config.services.len()
+        && previous
+            .services
+            .iter()
+            .zip(&config.services)
+            .all(|(a, b)| Arc::ptr_eq(a, b) || a.name.eq_case(&b.name))
 }
 
 /// Counters that belong to no metrics registry, for snapshots built

@@ -631,6 +631,18 @@ impl Config {
         Ok(self)
     }
 
+    /// Whether `other` was read from a file with the same text as this
+    /// one's outside their `[[services]]` entries, and as many entries:
+    /// the domain, its records and every other section then read the same
+    /// (secrets from the environment and the node's name are the
+    /// process's own). False when either was not read entry by entry.
+    pub fn same_outside_services(&self, other: &Config) -> bool {
+        match (&self.service_index, &other.service_index) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.same_outside_services(b),
+            _ => false,
+        }
+    }
+
     pub fn zone_index(&self, name: &str) -> Option<usize> {
         self.zones.iter().position(|z| z.name == name)
     }

@@ -22,7 +22,8 @@ use super::answer::answer as general_answer;
 use super::cookie;
 use super::fast::{ThreadCaches, answer_or_send_kept};
 use super::fixture::{
-    built_after_and_afresh, config, snapshot, snapshot_endpoints_drained, snapshot_observed,
+    EXTRA_SERVICES, built_after_and_afresh, config, config_read_after, snapshot,
+    snapshot_endpoints_drained, snapshot_observed,
 };
 use super::wire::Transport;
 use crate::health::AddressKey;
@@ -450,6 +451,54 @@ fn a_snapshot_built_after_a_service_was_removed_shares_the_rest() {
         );
     }
     assert_answers_alike(&after, &afresh);
+}
+
+/// Read as a reload reads the file: a change inside a service entry
+/// keeps every name, and the next snapshot shares the names' tables; a
+/// change outside the entries (a record added) or a service renamed
+/// does not. Either way it answers as a snapshot built afresh.
+#[test]
+fn a_reload_that_keeps_the_names_shares_them() {
+    let first = config_read_after("", None);
+    let previous = snapshot(first.clone(), &[]);
+    let api_ttl =
+        EXTRA_SERVICES.replace("name = \"api\"\npolicy", "name = \"api\"\nttl = 45\npolicy");
+    assert_ne!(api_ttl, EXTRA_SERVICES, "the entry changed");
+    let renamed = EXTRA_SERVICES.replace("name = \"api\"", "name = \"api2\"");
+    let cases = [
+        ("api's TTL", api_ttl.clone(), "", true),
+        (
+            "a record added",
+            EXTRA_SERVICES.to_string(),
+            "[[records]]\nname = \"new\"\ntype = \"A\"\ndata = \"192.0.2.200\"\n",
+            false,
+        ),
+        ("api renamed", renamed, "", false),
+    ];
+    for (case, services, extra, shared) in cases {
+        let text = std::fs::read_to_string("zones/example.toml").expect("example config");
+        let next = std::sync::Arc::new(
+            crate::config::Config::parse_after(
+                &format!("{text}\n{services}\n{extra}"),
+                std::path::Path::new("zones/example.toml"),
+                Some(&first),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let (after, afresh) = built_after_and_afresh(&previous, next, &HashMap::new());
+        assert_eq!(
+            after.table.shares_names_with(&previous.table),
+            shared,
+            "{case}"
+        );
+        assert_eq!(
+            after.fast.shares_names_with(&previous.fast),
+            shared,
+            "{case}"
+        );
+        assert!(!afresh.table.shares_names_with(&previous.table), "{case}");
+        assert_answers_alike(&after, &afresh);
+    }
 }
 
 /// Generated queries get the same replies from both snapshots, on the

@@ -186,13 +186,24 @@ impl FastService {
         let set = |t, addresses: &[IpAddr]| EncodedSet::encode_addresses(t, records.ttl, addresses);
         let endpoints = (0..records.endpoints())
             .map(|e| {
-                [
-                    (RecordType::A, true),
-                    (RecordType::A, false),
-                    (RecordType::AAAA, true),
-                    (RecordType::AAAA, false),
-                ]
-                .map(|(t, healthy)| set(t, records.addresses(t, e, healthy)))
+                // Usually every address is usable: then the two sets are
+                // one.
+                let usable_and_all = |t| {
+                    let (usable, all) = (
+                        records.addresses(t, e, true),
+                        records.addresses(t, e, false),
+                    );
+                    let usable_set = set(t, usable);
+                    let all_set = if usable == all {
+                        usable_set.clone()
+                    } else {
+                        set(t, all)
+                    };
+                    (usable_set, all_set)
+                };
+                let (a, all_a) = usable_and_all(RecordType::A);
+                let (aaaa, all_aaaa) = usable_and_all(RecordType::AAAA);
+                [a, all_a, aaaa, all_aaaa]
             })
             .collect();
         FastService {
@@ -239,6 +250,8 @@ pub struct FastTable {
     /// With wildcards, a missing name may be covered by one (an answer,
     /// not NXDOMAIN): [`FastTable::wildcard_for`] finds it.
     has_wildcards: bool,
+    /// Built with RRSIGs: the next snapshot signs anew.
+    is_signed: bool,
     services: Vec<FastService>,
     /// The SOA of negative answers, names written in full as configured.
     negative_soa: Box<[u8]>,
@@ -261,48 +274,21 @@ impl FastTable {
         signed: Option<&SignedDomain>,
         previous: Option<(&FastTable, Unchanged<'_>)>,
     ) -> FastTable {
-        let mut nodes = Vec::new();
-        let cuts: Vec<Vec<u8>> = table
-            .nodes()
-            .filter(|(_, node)| node.is_delegation())
-            .map(|(name, _)| lower_wire(&Name::from(name)))
-            .collect();
         let apex = lower_wire(&Name::from(table.apex()));
-        for (name, node) in table.nodes() {
-            let wire = lower_wire(&Name::from(name));
-            if !is_at_or_below(&wire, &apex) {
-                // The table holds only names in the domain; were one
-                // outside, finding it must still not make it ours.
-                continue;
-            }
-            let below_cut = cuts.iter().any(|cut| is_at_or_below(&wire, cut));
-            let entry = if below_cut || node.cname().is_some() {
-                FastNode::Declined
-            } else {
-                let sets = node
-                    .rrsets()
-                    .iter()
-                    .map(|set| EncodedAnswer {
-                        record_type: u16::from(set.record_type),
-                        answers: EncodedSet::encode(&set.records),
-                        additionals: EncodedSet::encode_owned(&table.additional_for(&set.records)),
-                        rrsig: signed
-                            .and_then(|s| s.rrsig_for_fast_path(&set.records))
-                            .unwrap_or_default()
-                            .into_boxed_slice(),
-                    })
-                    .collect();
-                FastNode::Answerable {
-                    service: node.service(),
-                    sets,
-                }
-            };
-            nodes.push((wire.into_boxed_slice(), entry));
-        }
+        // Unsigned, over the same names as the table `previous` was built
+        // beside: its names encode to the same bytes.
+        let shared = previous.filter(|(fast, unchanged)| {
+            signed.is_none() && !fast.is_signed && table.shares_names_with(unchanged.table)
+        });
+        let (nodes, has_delegations) = match shared {
+            Some((fast, _)) => (fast.nodes.clone(), fast.has_delegations),
+            None => encode_nodes(table, &apex, signed),
+        };
         FastTable {
             apex: Key::new(&apex),
-            nodes: NameIndex::build(nodes),
-            has_delegations: !cuts.is_empty(),
+            nodes,
+            has_delegations,
+            is_signed: signed.is_some(),
             has_wildcards: table.has_wildcards(),
             services: table
                 .services
@@ -322,6 +308,12 @@ impl FastTable {
 }
 
 impl FastTable {
+    /// Whether the two share their names' encoding.
+    #[cfg(test)]
+    pub(crate) fn shares_names_with(&self, other: &FastTable) -> bool {
+        self.nodes.is_shared_with(&other.nodes)
+    }
+
     /// The node at a wire name (in any letter case), if the domain has
     /// one there. Every node is the apex or below it: finding a name
     /// proves it is in the domain.
@@ -392,6 +384,53 @@ impl FastTable {
     pub(super) fn udp_payload_max(&self) -> u16 {
         self.udp_payload_max
     }
+}
+
+/// Every name of `table` (whose apex is `apex`) as the fast path reads
+/// it, and whether any is a delegation.
+fn encode_nodes(
+    table: &DomainTable,
+    apex: &[u8],
+    signed: Option<&SignedDomain>,
+) -> (NameIndex<FastNode>, bool) {
+    let mut nodes = Vec::new();
+    let cuts: Vec<Vec<u8>> = table
+        .nodes()
+        .filter(|(_, node)| node.is_delegation())
+        .map(|(name, _)| lower_wire(&Name::from(name)))
+        .collect();
+    for (name, node) in table.nodes() {
+        let wire = lower_wire(&Name::from(name));
+        if !is_at_or_below(&wire, apex) {
+            // The table holds only names in the domain; were one
+            // outside, finding it must still not make it ours.
+            continue;
+        }
+        let below_cut = cuts.iter().any(|cut| is_at_or_below(&wire, cut));
+        let entry = if below_cut || node.cname().is_some() {
+            FastNode::Declined
+        } else {
+            let sets = node
+                .rrsets()
+                .iter()
+                .map(|set| EncodedAnswer {
+                    record_type: u16::from(set.record_type),
+                    answers: EncodedSet::encode(&set.records),
+                    additionals: EncodedSet::encode_owned(&table.additional_for(&set.records)),
+                    rrsig: signed
+                        .and_then(|s| s.rrsig_for_fast_path(&set.records))
+                        .unwrap_or_default()
+                        .into_boxed_slice(),
+                })
+                .collect();
+            FastNode::Answerable {
+                service: node.service(),
+                sets,
+            }
+        };
+        nodes.push((wire.into_boxed_slice(), entry));
+    }
+    (NameIndex::build(nodes), !cuts.is_empty())
 }
 
 /// Whether `at` is where a label starts in wire name `name`.

@@ -151,6 +151,19 @@ pub fn config(extra: &str) -> Arc<Config> {
     Arc::new(config)
 }
 
+/// The config with `extra`, read as a reload reads it after `previous`
+/// (unchanged services taken from it).
+pub fn config_read_after(extra: &str, previous: Option<&Config>) -> Arc<Config> {
+    let text = std::fs::read_to_string("zones/example.toml").expect("example config");
+    let config = Config::parse_after(
+        &format!("{text}\n{EXTRA_SERVICES}\n{extra}"),
+        Path::new("zones/example.toml"),
+        previous,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(config)
+}
+
 pub fn snapshot(config: Arc<Config>, drained: &[&str]) -> Snapshot {
     snapshot_observed(config, &HashMap::new(), drained)
 }

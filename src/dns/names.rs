@@ -12,13 +12,26 @@
 //! Queries cannot add keys, so a fixed hash is no flooding risk: a crafted
 //! name can at worst probe a table that is at most half full.
 
-/// Keys in lower-case wire form, each with its value.
+use std::sync::Arc;
+
+/// Keys in lower-case wire form, each with its value. Shared when cloned
+/// (`Arc`s, read through as directly as boxes): a snapshot whose names
+/// did not change takes the previous one's index as it is.
 #[derive(Debug)]
 pub struct NameIndex<V> {
-    entries: Vec<Entry<V>>,
+    entries: Arc<[Entry<V>]>,
     /// Open addressing, linear probing: an index into `entries`, or
     /// `EMPTY`. A power of two at least twice the number of keys.
-    slots: Box<[u32]>,
+    slots: Arc<[u32]>,
+}
+
+impl<V> Clone for NameIndex<V> {
+    fn clone(&self) -> Self {
+        NameIndex {
+            entries: self.entries.clone(),
+            slots: self.slots.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -159,7 +172,16 @@ impl<V> NameIndex<V> {
             }
             slots[at] = u32::try_from(i).expect("fewer than 2^32 names");
         }
-        NameIndex { entries, slots }
+        NameIndex {
+            entries: entries.into(),
+            slots: slots.into(),
+        }
+    }
+
+    /// Whether the two are one index, shared.
+    #[cfg(test)]
+    pub fn is_shared_with(&self, other: &NameIndex<V>) -> bool {
+        Arc::ptr_eq(&self.entries, &other.entries)
     }
 
     /// The value at `name`, a wire name in any letter case. Inlined: it

@@ -159,12 +159,20 @@ impl ServiceRecords {
                         .filter(move |(i, a)| a.is_ipv6() == v6 && (!healthy || usable(*i)))
                         .map(|(_, a)| *a)
                 };
-                [
-                    set(&mut addresses, family(false, true)),
-                    set(&mut addresses, family(false, false)),
-                    set(&mut addresses, family(true, true)),
-                    set(&mut addresses, family(true, false)),
-                ]
+                // Usually every address is usable: then the two sets are
+                // one.
+                let mut usable_and_all = |v6| {
+                    let usable = set(&mut addresses, family(v6, true));
+                    let all = if family(v6, false).count() == family(v6, true).count() {
+                        usable
+                    } else {
+                        set(&mut addresses, family(v6, false))
+                    };
+                    [usable, all]
+                };
+                let [a, all_a] = usable_and_all(false);
+                let [aaaa, all_aaaa] = usable_and_all(true);
+                [a, all_a, aaaa, all_aaaa]
             })
             .collect();
         let fallback = [
@@ -240,7 +248,9 @@ pub struct DomainTable {
     /// was about a quarter of `node_mut`'s cost at 10,000 services (10 M
     /// instructions a reload). Only the config adds keys, so a fast hash
     /// is no flooding risk.
-    nodes: HashMap<LowerName, Node, foldhash::fast::RandomState>,
+    /// Shared with the previous snapshot's table when the names are the
+    /// same (see [`Unchanged::names`]).
+    nodes: Arc<HashMap<LowerName, Node, foldhash::fast::RandomState>>,
     /// Some name is `*.something`: a missing name may be covered by it.
     has_wildcards: bool,
 }
@@ -255,6 +265,12 @@ pub struct DomainTable {
 pub struct Unchanged<'p> {
     pub table: &'p DomainTable,
     pub services: &'p [Option<usize>],
+    /// Every name is the same as in `table`, with the same data and the
+    /// same service at the same index: the config outside the services
+    /// was read from the same text, the services have the same names in
+    /// the same order, and the domain is unsigned (its keys are read from
+    /// files). The names' nodes are then shared too.
+    pub names: bool,
 }
 
 impl<'p> Unchanged<'p> {
@@ -303,9 +319,22 @@ impl DomainTable {
             apex,
             soa: soa_record.clone(),
             negative_ttl: soa.negative_ttl(),
-            nodes: HashMap::default(),
+            nodes: Arc::default(),
             has_wildcards: false,
         };
+        if let Some(unchanged) = unchanged.filter(|u| u.names) {
+            table.nodes = unchanged.table.nodes.clone();
+            table.has_wildcards = unchanged.table.has_wildcards;
+            table.services = config
+                .services
+                .iter()
+                .enumerate()
+                .map(|(index, service)| {
+                    DomainTable::service_records(index, service, health, Some(unchanged))
+                })
+                .collect();
+            return table;
+        }
         table.insert(soa_record);
         if let Some(dnssec) = &config.dnssec {
             // The signing key first, then the published ones.
@@ -345,30 +374,46 @@ impl DomainTable {
         }
         for (index, service) in config.services.iter().enumerate() {
             table.node_mut(&service.name).service = Some(index);
-            if let Some(records) = unchanged.and_then(|u| u.records(index)) {
-                table.services.push(records.clone());
-                continue;
-            }
-            let views = health
-                .endpoints
-                .get(index)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            let records = ServiceRecords::build(service, views);
-            table.services.push(Arc::new(records));
+            let records = DomainTable::service_records(index, service, health, unchanged);
+            table.services.push(records);
         }
         table
     }
 
+    /// A service's records: `unchanged`'s if it names the service, else
+    /// built.
+    fn service_records(
+        index: usize,
+        service: &Service,
+        health: &HealthView,
+        unchanged: Option<Unchanged<'_>>,
+    ) -> Arc<ServiceRecords> {
+        if let Some(records) = unchanged.and_then(|u| u.records(index)) {
+            return records.clone();
+        }
+        let views = health
+            .endpoints
+            .get(index)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        Arc::new(ServiceRecords::build(service, views))
+    }
+
+    /// Whether the two tables share their names (see [`Unchanged::names`]).
+    pub fn shares_names_with(&self, other: &DomainTable) -> bool {
+        Arc::ptr_eq(&self.nodes, &other.nodes)
+    }
+
     fn node_mut(&mut self, name: &Name) -> &mut Node {
         self.has_wildcards |= name.is_wildcard();
+        let nodes = Arc::get_mut(&mut self.nodes).expect("names are added only while building");
         // Ancestors up to the apex exist as (possibly empty) nodes.
         let mut ancestor = name.base_name();
         while ancestor.num_labels() > self.apex_labels {
-            self.nodes.entry(LowerName::new(&ancestor)).or_default();
+            nodes.entry(LowerName::new(&ancestor)).or_default();
             ancestor = ancestor.base_name();
         }
-        self.nodes.entry(LowerName::new(name)).or_default()
+        nodes.entry(LowerName::new(name)).or_default()
     }
 
     fn insert(&mut self, record: Record) {

@@ -57,6 +57,20 @@ fn hash(text: &str) -> u64 {
 }
 
 impl ServiceIndex {
+    /// The file's text outside the service entries, piece by piece.
+    fn outside(&self) -> impl Iterator<Item = &str> {
+        let ends = std::iter::once(0).chain(self.ranges.iter().map(|r| r.end));
+        let starts = self.ranges.iter().map(|r| r.start).chain([self.text.len()]);
+        ends.zip(starts).map(|(from, to)| &self.text[from..to])
+    }
+
+    /// Whether the two reads' files are the same outside their service
+    /// entries, and have as many: then everything but the services was
+    /// read from the same text.
+    pub(crate) fn same_outside_services(&self, other: &ServiceIndex) -> bool {
+        self.ranges.len() == other.ranges.len() && self.outside().eq(other.outside())
+    }
+
     /// The index of the previous read's service whose entry is exactly
     /// `text`, whose [`hash`] is `hashed`.
     fn find(&self, text: &str, hashed: u64) -> Option<usize> {
