@@ -6,10 +6,12 @@
 # (default 20) `POST /v1/reload` round trips (the reply comes once the new
 # snapshot is live), the resident set after them, and the peak (VmHWM).
 # Every reload rewrites one TXT record, and the script checks that the
-# new value is served, so each one really swapped a snapshot in.
-# CHANGE=all makes every reload change every service too (each gets a
+# new value is served, so each one really swapped a snapshot in. With
+# CHANGE=one (the default) that record is all that changes: no service
+# entry does. CHANGE=service changes one service too (svc0's first
+# address moves), CHANGE=all every service (each gets a
 # `ttl` that alternates between reloads), so none can be reused from the
-# previous read. The node's CPU time (user + system) per reload is printed
+# previous read or the previous snapshot. The node's CPU time (user + system) per reload is printed
 # beside the wall times: on a shared machine it shows the work done.
 # LATENCY=N (default 0) first pushes a latency table of N prefixes through
 # `POST /v1/latency`, as an operator's beacon feed would: half IPv4 /24s,
@@ -57,8 +59,11 @@ for zone, lat, lon in [("us-east", 38.9, -77.4), ("eu-west", 53.3, -6.3), ("ap-s
     out.append(f'[[zones]]\nname = "{zone}"\nlatitude = {lat}\nlongitude = {lon}\n')
 for s in range(services):
     a, b = s // 250, s % 250 + 1
+    # CHANGE=service: svc0's first address moves with every version.
+    first = f'10.9.{int(version) // 250 % 250}.{int(version) % 250 + 1}' \
+        if change == "service" and s == 0 else f'10.1.{a}.{b}'
     out.append(f'[[services]]\nname = "svc{s}"\n{ttl}[services.check]\nkind = "none"\n'
-               f'[[services.endpoints]]\nzone = "us-east"\naddresses = ["10.1.{a}.{b}"]\n'
+               f'[[services.endpoints]]\nzone = "us-east"\naddresses = ["{first}"]\n'
                f'[[services.endpoints]]\nzone = "eu-west"\naddresses = ["10.2.{a}.{b}"]\n'
                f'[[services.endpoints]]\nzone = "ap-south"\naddresses = ["10.3.{a}.{b}"]\n')
 sys.stdout.write("".join(out))
