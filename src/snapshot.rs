@@ -140,6 +140,7 @@ pub fn build_after(inputs: Inputs, previous: Option<&Snapshot>) -> Snapshot {
             table: &p.table,
             services,
             names: same_names(&p.config, &config),
+            service_names: same_service_names(&p.config, &config),
         });
     let table = DomainTable::build_after(&config, &health, unchanged);
     let built_at = SystemTime::now();
@@ -210,7 +211,13 @@ fn same_names(previous: &Config, config: &Config) -> bool {
     previous.dnssec.is_none()
         && config.dnssec.is_none()
         && config.same_outside_services(previous)
-        && previous.services.len() == config.services.len()
+        && same_service_names(previous, config)
+}
+
+/// Whether the services of `config` have the names those of `previous`
+/// had, as spelled, in the same order.
+fn same_service_names(previous: &Config, config: &Config) -> bool {
+    previous.services.len() == config.services.len()
         && previous
             .services
             .iter()

@@ -52,8 +52,8 @@ impl EncodedSet {
 
     /// Addresses of `record_type` (A or AAAA) answering the question
     /// with `ttl`, class IN. An empty set is the one shared empty buffer:
-    /// most services have no IPv6 address or no fallback, and those sets
-    /// were a third of a fast table build's allocations.
+    /// a service of three endpoints with IPv4 addresses only and no
+    /// fallback has 8 empty sets of its 14.
     fn encode_addresses(record_type: RecordType, ttl: u32, addresses: &[IpAddr]) -> EncodedSet {
         static EMPTY: std::sync::LazyLock<Arc<[u8]>> = std::sync::LazyLock::new(|| Arc::from([]));
         if addresses.is_empty() {

@@ -129,11 +129,10 @@ impl ServiceRecords {
             AllDown::Fallback(addrs) => addrs.as_slice(),
             AllDown::FailOpen => &[],
         };
-        let per_endpoint: usize = service
-            .endpoints
-            .iter()
-            .map(|e| 2 * e.addresses.len())
-            .sum();
+        // Sized for the usual case, every address usable (each set of
+        // usable addresses then is the set of all), so that the boxed
+        // slice below is not copied again to shrink it.
+        let per_endpoint: usize = service.endpoints.iter().map(|e| e.addresses.len()).sum();
         let mut addresses = Vec::with_capacity(per_endpoint + fallback.len());
         fn set(addresses: &mut Vec<IpAddr>, chosen: impl Iterator<Item = IpAddr>) -> (u32, u32) {
             let start = addresses.len() as u32;
@@ -250,9 +249,48 @@ pub struct DomainTable {
     /// is no flooding risk.
     /// Shared with the previous snapshot's table when the names are the
     /// same (see [`Unchanged::names`]).
-    nodes: Arc<HashMap<LowerName, Node, foldhash::fast::RandomState>>,
+    nodes: Arc<NodeMap>,
     /// Some name is `*.something`: a missing name may be covered by it.
     has_wildcards: bool,
+    /// The services' names alone, which `nodes` was made from by adding
+    /// the domain's records: shared with the next build while the
+    /// services keep their names (see [`Unchanged::service_names`]), so
+    /// a reload that changes records starts from a copy of it rather than
+    /// from 10,000 insertions.
+    service_names: Arc<ServiceNames>,
+}
+
+type NodeMap = HashMap<LowerName, Node, foldhash::fast::RandomState>;
+
+/// Each service's name as a node naming it, with its ancestors.
+#[derive(Debug, Default)]
+struct ServiceNames {
+    nodes: NodeMap,
+    has_wildcards: bool,
+}
+
+impl ServiceNames {
+    fn build(config: &Config, apex_labels: u8) -> ServiceNames {
+        let mut names = ServiceNames::default();
+        names.nodes.reserve(config.services.len());
+        for (index, service) in config.services.iter().enumerate() {
+            names.has_wildcards |= service.name.is_wildcard();
+            node_mut(&mut names.nodes, apex_labels, &service.name).service = Some(index);
+        }
+        names
+    }
+}
+
+/// The node at `name` in `nodes`, made (with every ancestor below the
+/// apex, which has `apex_labels` labels) if missing.
+fn node_mut<'m>(nodes: &'m mut NodeMap, apex_labels: u8, name: &Name) -> &'m mut Node {
+    // Ancestors up to the apex exist as (possibly empty) nodes.
+    let mut ancestor = name.base_name();
+    while ancestor.num_labels() > apex_labels {
+        nodes.entry(LowerName::new(&ancestor)).or_default();
+        ancestor = ancestor.base_name();
+    }
+    nodes.entry(LowerName::new(name)).or_default()
 }
 
 /// The previous table, and per service of the config being built the
@@ -271,6 +309,9 @@ pub struct Unchanged<'p> {
     /// the same order, and the domain is unsigned (its keys are read from
     /// files). The names' nodes are then shared too.
     pub names: bool,
+    /// The services have the same names, as spelled, in the same order
+    /// as in `table`: the build starts from `table`'s map of them.
+    pub service_names: bool,
 }
 
 impl<'p> Unchanged<'p> {
@@ -313,28 +354,39 @@ impl DomainTable {
                 soa.minimum,
             )),
         );
+        let services = config
+            .services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| DomainTable::service_records(index, service, health, unchanged))
+            .collect();
+        if let Some(unchanged) = unchanged.filter(|u| u.names) {
+            return DomainTable {
+                services,
+                apex_labels: apex_name.num_labels(),
+                apex,
+                soa: soa_record,
+                negative_ttl: soa.negative_ttl(),
+                nodes: unchanged.table.nodes.clone(),
+                has_wildcards: unchanged.table.has_wildcards,
+                service_names: unchanged.table.service_names.clone(),
+            };
+        }
+        // The apex too: which ancestors a service's name has depends on it.
+        let service_names = match unchanged.filter(|u| u.service_names && u.table.apex == apex) {
+            Some(unchanged) => unchanged.table.service_names.clone(),
+            None => Arc::new(ServiceNames::build(config, apex_name.num_labels())),
+        };
         let mut table = DomainTable {
-            services: Vec::with_capacity(config.services.len()),
+            services,
             apex_labels: apex_name.num_labels(),
             apex,
             soa: soa_record.clone(),
             negative_ttl: soa.negative_ttl(),
-            nodes: Arc::default(),
-            has_wildcards: false,
+            nodes: Arc::new(service_names.nodes.clone()),
+            has_wildcards: service_names.has_wildcards,
+            service_names,
         };
-        if let Some(unchanged) = unchanged.filter(|u| u.names) {
-            table.nodes = unchanged.table.nodes.clone();
-            table.has_wildcards = unchanged.table.has_wildcards;
-            table.services = config
-                .services
-                .iter()
-                .enumerate()
-                .map(|(index, service)| {
-                    DomainTable::service_records(index, service, health, Some(unchanged))
-                })
-                .collect();
-            return table;
-        }
         table.insert(soa_record);
         if let Some(dnssec) = &config.dnssec {
             // The signing key first, then the published ones.
@@ -372,11 +424,6 @@ impl DomainTable {
                 record.data.clone(),
             ));
         }
-        for (index, service) in config.services.iter().enumerate() {
-            table.node_mut(&service.name).service = Some(index);
-            let records = DomainTable::service_records(index, service, health, unchanged);
-            table.services.push(records);
-        }
         table
     }
 
@@ -407,13 +454,7 @@ impl DomainTable {
     fn node_mut(&mut self, name: &Name) -> &mut Node {
         self.has_wildcards |= name.is_wildcard();
         let nodes = Arc::get_mut(&mut self.nodes).expect("names are added only while building");
-        // Ancestors up to the apex exist as (possibly empty) nodes.
-        let mut ancestor = name.base_name();
-        while ancestor.num_labels() > self.apex_labels {
-            nodes.entry(LowerName::new(&ancestor)).or_default();
-            ancestor = ancestor.base_name();
-        }
-        nodes.entry(LowerName::new(name)).or_default()
+        node_mut(nodes, self.apex_labels, name)
     }
 
     fn insert(&mut self, record: Record) {
@@ -639,6 +680,53 @@ data = "192.0.2.153"
             .iter()
             .map(|r| r.data.ip_addr().expect("an address").to_string())
             .collect()
+    }
+
+    /// A build after another starts from its service names only when the
+    /// services and the apex kept them: here the records change (a new
+    /// TXT at the apex's child `t2`), then the apex moves up a label with
+    /// the services' full names kept, so `t.example.` becomes an empty
+    /// non-terminal the previous map of service names does not hold.
+    #[test]
+    fn a_build_after_another_starts_from_its_service_names_only_under_the_same_apex() {
+        let before = config();
+        let previous = table(&before, &all_unknown(&before));
+        let unchanged = |previous| Unchanged {
+            table: previous,
+            services: &[],
+            names: false,
+            service_names: true,
+        };
+        let records = Config::parse(
+            &format!("{DOMAIN}\n[[records]]\nname = \"t2\"\ntype = \"TXT\"\ndata = \"x\"\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let after =
+            DomainTable::build_after(&records, &all_unknown(&records), Some(unchanged(&previous)));
+        assert!(Arc::ptr_eq(&after.service_names, &previous.service_names));
+        assert!(!after.shares_names_with(&previous));
+        assert!(matches!(after.lookup(&lower("t2.t.example.")), Lookup::Found(n) if !n.is_empty()));
+        assert_eq!(after.nodes().count(), previous.nodes().count() + 1);
+        let Lookup::Found(www) = after.lookup(&lower("www.t.example.")) else {
+            panic!("www");
+        };
+        assert_eq!(www.service(), Some(0));
+        // The apex `example.`, every service named in full as before.
+        let moved = DOMAIN
+            .replace("name = \"t.example.\"", "name = \"example.\"")
+            .replace("ns.elsewhere.example.", "ns.elsewhere.test.")
+            .replace("name = \"www\"", "name = \"www.t\"")
+            .replace("name = \"api\"", "name = \"api.t\"");
+        let moved = Config::parse(&moved, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(moved.services[0].name, before.services[0].name);
+        let after =
+            DomainTable::build_after(&moved, &all_unknown(&moved), Some(unchanged(&previous)));
+        assert!(!Arc::ptr_eq(&after.service_names, &previous.service_names));
+        assert!(
+            matches!(after.lookup(&lower("t.example.")), Lookup::Found(n) if n.is_empty()),
+            "an empty non-terminal under the new apex"
+        );
     }
 
     #[test]
