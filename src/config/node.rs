@@ -21,9 +21,9 @@ pub struct ClusterSettings {
     /// Down votes that take an address down; `None`: a majority of the
     /// nodes with fresh observations.
     pub quorum: Option<usize>,
-    /// Which of `nodes` this process is: set by [`Config::for_node`] from
-    /// `--node` or `MERIDIAN_NODE`, never from the file, so one file serves
-    /// every node.
+    /// Which of `nodes` this process is: set by
+    /// [`Config::for_node`](super::Config::for_node) from `--node` or
+    /// `MERIDIAN_NODE`, never from the file, so one file serves every node.
     pub this_node: Option<usize>,
 }
 
