@@ -142,26 +142,22 @@ zones = ["ap-south"]
 "#;
 
 pub fn config(extra: &str) -> Arc<Config> {
-    let text = std::fs::read_to_string("zones/example.toml").expect("example config");
-    let config = Config::parse(
-        &format!("{text}\n{EXTRA_SERVICES}\n{extra}"),
-        Path::new("zones/example.toml"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    Arc::new(config)
+    let config = Config::parse(&example_text(EXTRA_SERVICES, extra), Path::new(EXAMPLE));
+    Arc::new(config.unwrap_or_else(|e| panic!("{e}")))
 }
 
-/// The config with `extra`, read as a reload reads it after `previous`
-/// (unchanged services taken from it).
-pub fn config_read_after(extra: &str, previous: Option<&Config>) -> Arc<Config> {
-    let text = std::fs::read_to_string("zones/example.toml").expect("example config");
-    let config = Config::parse_after(
-        &format!("{text}\n{EXTRA_SERVICES}\n{extra}"),
-        Path::new("zones/example.toml"),
-        previous,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    Arc::new(config)
+/// The example with `services` and `extra` after it, read as a reload
+/// reads it after `previous` (unchanged services taken from it).
+pub fn config_read_after(services: &str, extra: &str, previous: Option<&Config>) -> Arc<Config> {
+    let config = Config::parse_after(&example_text(services, extra), Path::new(EXAMPLE), previous);
+    Arc::new(config.unwrap_or_else(|e| panic!("{e}")))
+}
+
+const EXAMPLE: &str = "zones/example.toml";
+
+fn example_text(services: &str, extra: &str) -> String {
+    let text = std::fs::read_to_string(EXAMPLE).expect("example config");
+    format!("{text}\n{services}\n{extra}")
 }
 
 pub fn snapshot(config: Arc<Config>, drained: &[&str]) -> Snapshot {

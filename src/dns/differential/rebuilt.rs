@@ -79,7 +79,7 @@ fn a_snapshot_built_after_a_service_was_removed_shares_the_rest() {
 /// does not. Either way it answers as a snapshot built afresh.
 #[test]
 fn a_reload_that_keeps_the_names_shares_them() {
-    let first = config_read_after("", None);
+    let first = config_read_after(EXTRA_SERVICES, "", None);
     let previous = snapshot(first.clone(), &[]);
     let api_ttl =
         EXTRA_SERVICES.replace("name = \"api\"\npolicy", "name = \"api\"\nttl = 45\npolicy");
@@ -96,15 +96,7 @@ fn a_reload_that_keeps_the_names_shares_them() {
         ("api renamed", renamed, "", false),
     ];
     for (case, services, extra, shared) in cases {
-        let text = std::fs::read_to_string("zones/example.toml").expect("example config");
-        let next = std::sync::Arc::new(
-            crate::config::Config::parse_after(
-                &format!("{text}\n{services}\n{extra}"),
-                std::path::Path::new("zones/example.toml"),
-                Some(&first),
-            )
-            .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let next = config_read_after(&services, extra, Some(&first));
         let (after, afresh) = built_after_and_afresh(&previous, next, &HashMap::new());
         assert_eq!(
             after.table.shares_names_with(&previous.table),
