@@ -134,14 +134,15 @@ pub fn build_after(inputs: Inputs, previous: Option<&Snapshot>) -> Snapshot {
         signature_cache,
     } = inputs;
     let unchanged = previous.map(|p| unchanged_services(p, &config, &health));
-    let unchanged = previous
-        .zip(unchanged.as_deref())
-        .map(|(p, services)| Unchanged {
+    let unchanged = previous.zip(unchanged.as_deref()).map(|(p, services)| {
+        let service_names = same_service_names(&p.config, &config);
+        Unchanged {
             table: &p.table,
             services,
-            names: same_names(&p.config, &config),
-            service_names: same_service_names(&p.config, &config),
-        });
+            names: service_names && same_names_outside_services(&p.config, &config),
+            service_names,
+        }
+    });
     let table = DomainTable::build_after(&config, &health, unchanged);
     let built_at = SystemTime::now();
     let signed = SignedDomain::build(&config, &table, &health, &signature_cache, built_at);
@@ -203,19 +204,17 @@ fn unchanged_services(
         .collect()
 }
 
-/// Whether `config` gives the domain the same names as `previous` did,
-/// with the same data, and each service at the same index (see
-/// [`Unchanged::names`]): names compared as spelled, since records are
-/// written as the config spells them.
-fn same_names(previous: &Config, config: &Config) -> bool {
-    previous.dnssec.is_none()
-        && config.dnssec.is_none()
-        && config.same_outside_services(previous)
-        && same_service_names(previous, config)
+/// Whether `config` gives the domain the same names outside its services
+/// as `previous` did, with the same data: read from the same text, and
+/// unsigned (keys are read from files). With [`same_service_names`], the
+/// domain's names are all the same (see [`Unchanged::names`]).
+fn same_names_outside_services(previous: &Config, config: &Config) -> bool {
+    previous.dnssec.is_none() && config.dnssec.is_none() && config.same_outside_services(previous)
 }
 
 /// Whether the services of `config` have the names those of `previous`
-/// had, as spelled, in the same order.
+/// had, as spelled (records are written as the config spells them), in
+/// the same order.
 fn same_service_names(previous: &Config, config: &Config) -> bool {
     previous.services.len() == config.services.len()
         && previous
